@@ -1,0 +1,200 @@
+//! Every cryptographic primitive Tessera uses, from ring.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{aead, digest, hkdf, hmac};
+
+/// `n` bytes from the system CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    // SystemRandom only fails if the OS has no entropy source at all; nothing safe can go on.
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the system random number generator failed");
+    buf
+}
+
+/// A random identifier: 128 bits, base64url.
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(16))
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = digest::digest(&digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equality whose time depends only on the lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The master secret, from which every server key is derived (HKDF-SHA256).
+pub struct MasterKey {
+    refresh: hmac::Key,
+    sealing: aead::LessSafeKey,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+struct Len(usize);
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl MasterKey {
+    /// Derives the subkeys from ≥ 32 bytes of secret.
+    pub fn from_bytes(secret: &[u8]) -> anyhow::Result<Self> {
+        if secret.len() < 32 {
+            anyhow::bail!("the master key must be at least 32 bytes");
+        }
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera master key v1").extract(secret);
+        let derive = |info: &'static [u8]| -> anyhow::Result<Vec<u8>> {
+            let mut out = vec![0u8; 32];
+            prk.expand(&[info], Len(32))
+                .and_then(|okm| okm.fill(&mut out))
+                .map_err(|_| anyhow::anyhow!("key derivation failed"))?;
+            Ok(out)
+        };
+        let refresh = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"refresh-token-mac")?);
+        let sealing = aead::UnboundKey::new(&aead::AES_256_GCM, &derive(b"signing-key-sealing")?)
+            .map_err(|_| anyhow::anyhow!("key derivation failed"))?;
+        Ok(Self {
+            refresh,
+            sealing: aead::LessSafeKey::new(sealing),
+        })
+    }
+
+    /// Parses base64 (standard or URL-safe) text.
+    pub fn from_text(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .or_else(|_| STANDARD.decode(text))
+            .map_err(|_| anyhow::anyhow!("the master key is not valid base64"))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Reads the key file, creating it (mode 0600) with a fresh key when it does not exist.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_text(&text)
+                .with_context(|| format!("master key file {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let text = URL_SAFE_NO_PAD.encode(random_bytes(32));
+                write_private(path, &text)
+                    .with_context(|| format!("cannot create master key file {}", path.display()))?;
+                tracing::info!(path = %path.display(), "generated a new master key");
+                Self::from_text(&text)
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read master key file {}", path.display()))
+            }
+        }
+    }
+
+    pub fn refresh_key(&self) -> &hmac::Key {
+        &self.refresh
+    }
+
+    /// Encrypts and authenticates `plaintext`; `context` binds it to its use (e.g. a key id).
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> String {
+        let nonce_bytes = random_bytes(aead::NONCE_LEN);
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        nonce.copy_from_slice(&nonce_bytes);
+        let mut buf = plaintext.to_vec();
+        // Sealing cannot fail for inputs under AES-GCM's 64 GiB limit.
+        self.sealing
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(context),
+                &mut buf,
+            )
+            .expect("AEAD sealing failed");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    pub fn open(&self, context: &[u8], sealed: &str) -> anyhow::Result<Vec<u8>> {
+        let bad = || {
+            anyhow::anyhow!(
+                "cannot decrypt: the master key does not match the one the data was sealed with"
+            )
+        };
+        let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| bad())?;
+        if raw.len() < aead::NONCE_LEN {
+            return Err(bad());
+        }
+        let (nonce, ciphertext) = raw.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+        let mut buf = ciphertext.to_vec();
+        let plain = self
+            .sealing
+            .open_in_place(nonce, aead::Aad::from(context), &mut buf)
+            .map_err(|_| bad())?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_data_opens_only_with_the_same_key_and_context() {
+        let a = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let b = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        let sealed = a.seal(b"kid-1", b"private key");
+        assert_eq!(a.open(b"kid-1", &sealed).unwrap(), b"private key");
+        assert!(a.open(b"kid-2", &sealed).is_err());
+        assert!(b.open(b"kid-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn short_master_keys_are_refused() {
+        assert!(MasterKey::from_bytes(&[1u8; 31]).is_err());
+    }
+
+    #[test]
+    fn ct_eq_compares() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}

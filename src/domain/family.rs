@@ -1,0 +1,336 @@
+//! Refresh-token families: issue, rotation with reuse detection, revocation.
+//!
+//! Invariant: a family has at most one active (unrotated) refresh token. Rotation consumes the
+//! presented token with one conditional `UPDATE … WHERE rotated_at IS NULL` inside a write
+//! transaction, so of any number of concurrent requests exactly one wins; the database's partial
+//! unique index `refresh_tokens_one_active` enforces the invariant again underneath.
+//!
+//! A refresh token is `tsr_` + id + HMAC(refresh key, id). Only its SHA-256 is stored; the MAC
+//! lets the server recompute a token from its id (to answer an idempotent retry with the same
+//! successor) while a database dump alone yields no usable token.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::hmac;
+
+use crate::domain::crypto::{random_id, sha256_hex, MasterKey};
+use crate::domain::scope::Scope;
+use crate::store::models::{
+    NewFamily, NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User,
+};
+use crate::store::{write_tx, AnyConnection};
+
+/// Prefix of every refresh token, so secret scanners can recognise leaked ones.
+pub const PREFIX: &str = "tsr_";
+const ID_LEN: usize = 22; // 16 random bytes, base64url
+const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
+
+/// `revoked_reason` of a family killed by reuse detection.
+pub const REUSE_DETECTED: &str = "reuse_detected";
+
+/// A refresh token in plaintext: handed to the client, never stored or logged.
+pub struct RefreshSecret(String);
+
+impl RefreshSecret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshSecret([redacted])")
+    }
+}
+
+/// The plaintext token for `id`.
+fn token_for(key: &hmac::Key, id: &str) -> RefreshSecret {
+    let mac = hmac::sign(key, id.as_bytes());
+    RefreshSecret(format!(
+        "{PREFIX}{id}{}",
+        URL_SAFE_NO_PAD.encode(mac.as_ref())
+    ))
+}
+
+/// The id inside a token, if the token is well-formed and was made by this server.
+fn parse_token(key: &hmac::Key, token: &str) -> Option<String> {
+    let body = token.strip_prefix(PREFIX)?;
+    if body.len() != ID_LEN + MAC_LEN || !body.is_ascii() {
+        return None;
+    }
+    let (id, mac) = body.split_at(ID_LEN);
+    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+    hmac::verify(key, id.as_bytes(), &mac).ok()?;
+    Some(id.to_owned())
+}
+
+pub fn hash_token(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// Lifetimes in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: i64,
+    pub absolute: i64,
+    pub reuse_grace: i64,
+}
+
+/// Who asked: recorded with each token for the family's lineage and for incidents.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn new(client_ip: Option<String>, user_agent: Option<&str>) -> Self {
+        // Bounded: the value is stored per token.
+        let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
+        Self {
+            client_ip,
+            user_agent,
+        }
+    }
+}
+
+/// A refresh token just issued or handed out again.
+#[derive(Debug)]
+pub struct Issued {
+    pub family: TokenFamily,
+    pub token_id: String,
+    pub refresh_token: RefreshSecret,
+    /// The scope granted for this request's access token.
+    pub scope: Scope,
+    /// True when this answers an idempotent retry with the already-issued successor.
+    pub retried: bool,
+}
+
+/// Starts a family with its first refresh token.
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    client_id: &str,
+    user_id: &str,
+    scope: &Scope,
+    auth_method: &str,
+    meta: &RequestMeta,
+    life: Lifetimes,
+    now: i64,
+) -> diesel::QueryResult<Issued> {
+    let family_id = random_id();
+    let token_id = random_id();
+    let refresh_token = token_for(master.refresh_key(), &token_id);
+    let scope_text = scope.to_string();
+    let expires_at = now.saturating_add(life.absolute);
+    write_tx(conn, |c| {
+        NewFamily {
+            id: &family_id,
+            client_id,
+            user_id,
+            scope: &scope_text,
+            auth_method,
+            created_at: now,
+            expires_at,
+        }
+        .insert(c)?;
+        NewRefreshToken {
+            id: &token_id,
+            family_id: &family_id,
+            parent_id: None,
+            token_hash: &hash_token(refresh_token.expose()),
+            issued_at: now,
+            expires_at: now.saturating_add(life.idle).min(expires_at),
+            client_ip: meta.client_ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+        }
+        .insert(c)?;
+        TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)
+    })
+    .map(|family| Issued {
+        family,
+        token_id,
+        refresh_token,
+        scope: scope.clone(),
+        retried: false,
+    })
+}
+
+/// Why a refresh was refused. Every variant but `Scope` and `Database` is `invalid_grant`.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("refresh token reuse detected; the token family has been revoked")]
+    Reused { family_id: String },
+    #[error("the requested scope exceeds the scope originally granted")]
+    Scope,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+enum Outcome {
+    Issued(Issued),
+    Reused(String),
+}
+
+/// Rotates `presented`: consumes it and issues its successor in the same family.
+///
+/// A token already rotated is either an idempotent retry (within `reuse_grace` of its rotation,
+/// its successor still unused: answered with that same successor) or a replay, which revokes
+/// the whole family and records a reuse incident, committed even though the request fails.
+#[allow(clippy::too_many_arguments)]
+pub fn rotate(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    presented: &str,
+    client_id: &str,
+    requested: Option<&Scope>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+    now: i64,
+) -> Result<Issued, RefreshError> {
+    let key = master.refresh_key();
+    let id = parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    let hash = hash_token(presented);
+    let outcome = write_tx(conn, |c| -> Result<Outcome, RefreshError> {
+        let mut token = RefreshToken::find(c, &id)?
+            .filter(|t| t.token_hash == hash)
+            .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+        let family =
+            TokenFamily::find(c, &token.family_id)?.ok_or(diesel::result::Error::NotFound)?;
+        if family.client_id != client_id {
+            return Err(RefreshError::Invalid(
+                "refresh token was issued to another client",
+            ));
+        }
+        if family.revoked_at.is_some() {
+            return Err(RefreshError::Invalid("refresh token has been revoked"));
+        }
+        if token.rotated_at.is_none() {
+            if token.expires_at <= now || family.expires_at <= now {
+                return Err(RefreshError::Invalid("refresh token has expired"));
+            }
+            let scope = granted_scope(c, &family, requested)?;
+            let successor = random_id();
+            if RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
+                let refresh_token = token_for(key, &successor);
+                NewRefreshToken {
+                    id: &successor,
+                    family_id: &family.id,
+                    parent_id: Some(&token.id),
+                    token_hash: &hash_token(refresh_token.expose()),
+                    issued_at: now,
+                    expires_at: now.saturating_add(life.idle).min(family.expires_at),
+                    client_ip: meta.client_ip.as_deref(),
+                    user_agent: meta.user_agent.as_deref(),
+                }
+                .insert(c)?;
+                return Ok(Outcome::Issued(Issued {
+                    family,
+                    token_id: successor,
+                    refresh_token,
+                    scope,
+                    retried: false,
+                }));
+            }
+            // A concurrent request consumed it between our read and our update.
+            token = RefreshToken::find(c, &id)?.ok_or(diesel::result::Error::NotFound)?;
+        }
+        let rotated_at = token.rotated_at.unwrap_or(now);
+        let successor = match &token.replaced_by {
+            Some(s) => RefreshToken::find(c, s)?,
+            None => None,
+        };
+        if let Some(succ) = successor.filter(|s| {
+            life.reuse_grace > 0
+                && now - rotated_at <= life.reuse_grace
+                && s.rotated_at.is_none()
+                && s.expires_at > now
+        }) {
+            let scope = granted_scope(c, &family, requested)?;
+            return Ok(Outcome::Issued(Issued {
+                refresh_token: token_for(key, &succ.id),
+                token_id: succ.id,
+                family,
+                scope,
+                retried: true,
+            }));
+        }
+        let active = RefreshToken::active_in(c, &family.id)?;
+        if TokenFamily::revoke(c, &family.id, REUSE_DETECTED, now)? {
+            NewIncident {
+                id: &random_id(),
+                family_id: &family.id,
+                replayed_token_id: &token.id,
+                active_token_id: active.as_ref().map(|t| t.id.as_str()),
+                client_id,
+                client_ip: meta.client_ip.as_deref(),
+                user_agent: meta.user_agent.as_deref(),
+                occurred_at: now,
+            }
+            .insert(c)?;
+        }
+        Ok(Outcome::Reused(family.id))
+    })?;
+    match outcome {
+        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Reused(family_id) => {
+            tracing::warn!(family_id = %family_id, replayed_token_id = %id, "refresh token reuse detected; family revoked");
+            Err(RefreshError::Reused { family_id })
+        }
+    }
+}
+
+/// The scope for this refresh: the request's if it narrows the family's (RFC 6749 §6), else
+/// the family's. Also refuses a user who has been disabled since.
+fn granted_scope(
+    c: &mut AnyConnection,
+    family: &TokenFamily,
+    requested: Option<&Scope>,
+) -> Result<Scope, RefreshError> {
+    let user = User::find(c, &family.user_id)?;
+    if user.is_none_or(|u| u.disabled_at.is_some()) {
+        return Err(RefreshError::Invalid("the user is disabled"));
+    }
+    let family_scope = Scope::parse(&family.scope).unwrap_or_default();
+    match requested {
+        Some(r) if !r.is_subset_of(&family_scope) => Err(RefreshError::Scope),
+        Some(r) if !r.is_empty() => Ok(r.clone()),
+        _ => Ok(family_scope),
+    }
+}
+
+/// Revokes one family; returns whether it was active.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    family_id: &str,
+    reason: &str,
+    now: i64,
+) -> diesel::QueryResult<bool> {
+    TokenFamily::revoke(conn, family_id, reason, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_prefix_and_verify_only_with_their_key() {
+        let a = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        let b = MasterKey::from_bytes(&[2u8; 32]).unwrap();
+        let id = random_id();
+        let token = token_for(a.refresh_key(), &id);
+        assert!(token.expose().starts_with("tsr_"));
+        assert_eq!(parse_token(a.refresh_key(), token.expose()), Some(id));
+        assert_eq!(parse_token(b.refresh_key(), token.expose()), None);
+        let truncated = &token.expose()[..token.expose().len() - 1];
+        assert_eq!(parse_token(a.refresh_key(), truncated), None);
+        assert_eq!(parse_token(a.refresh_key(), "tsr_é"), None);
+        assert!(!format!("{token:?}").contains(token.expose()));
+    }
+}

@@ -1,0 +1,138 @@
+//! Password hashing: Argon2id with PHC strings, at bounded concurrency.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::settings::PasswordSettings;
+
+/// Hashes and verifies passwords. Cloning shares the concurrency limit.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    gate: Arc<Gate>,
+    /// A hash of a random password, verified against when the user does not exist, so that an
+    /// unknown username costs the same time as a wrong password.
+    dummy: Arc<String>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(settings: &PasswordSettings, concurrency: usize) -> anyhow::Result<Self> {
+        let params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: passwords.argon2_*: {e}"))?;
+        let mut hasher = Self {
+            params,
+            gate: Arc::new(Gate::new(concurrency.max(1))),
+            dummy: Arc::new(String::new()),
+        };
+        let random = crate::domain::crypto::random_id();
+        hasher.dummy = Arc::new(hasher.hash(&random)?);
+        Ok(hasher)
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// A PHC string for `password`. Blocks: call from a blocking thread.
+    pub fn hash(&self, password: &str) -> anyhow::Result<String> {
+        let salt = SaltString::encode_b64(&crate::domain::crypto::random_bytes(16))
+            .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        let _permit = self.gate.acquire();
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+    }
+
+    /// Checks `password` against `phc`, or against a dummy hash when `phc` is `None`, so both
+    /// cases take the same time. Blocks: call from a blocking thread.
+    pub fn verify(&self, password: &str, phc: Option<&str>) -> bool {
+        let (target, real) = match phc {
+            Some(p) => (p, true),
+            None => (self.dummy.as_str(), false),
+        };
+        let Ok(parsed) = PasswordHash::new(target) else {
+            return false;
+        };
+        let _permit = self.gate.acquire();
+        // Verify with the hash's own parameters (they may predate a configuration change).
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        ok && real
+    }
+}
+
+/// A counting semaphore for blocking threads.
+struct Gate {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct Permit<'a>(&'a Gate);
+
+impl Gate {
+    fn new(n: usize) -> Self {
+        Self {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> PasswordHasher {
+        let s = PasswordSettings {
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 1,
+        };
+        PasswordHasher::new(&s, 1).unwrap()
+    }
+
+    #[test]
+    fn hashes_are_argon2id_phc_and_verify() {
+        let h = fast();
+        let phc = h.hash("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{phc}");
+        assert!(h.verify("correct horse", Some(&phc)));
+        assert!(!h.verify("wrong", Some(&phc)));
+        assert!(!h.verify("correct horse", None));
+    }
+}

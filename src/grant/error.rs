@@ -1,0 +1,66 @@
+use std::fmt;
+
+/// An error of the token endpoint (RFC 6749 §5.2). `Display` is the RFC's `error` code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    InvalidScope(String),
+    /// 503: the database or the password hasher is out of capacity.
+    TemporarilyUnavailable(String),
+    /// 500; the description is generic, the cause goes to the log.
+    ServerError,
+}
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            OAuthError::ServerError => "server_error",
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            OAuthError::InvalidRequest(d)
+            | OAuthError::InvalidClient(d)
+            | OAuthError::InvalidGrant(d)
+            | OAuthError::UnauthorizedClient(d)
+            | OAuthError::UnsupportedGrantType(d)
+            | OAuthError::InvalidScope(d)
+            | OAuthError::TemporarilyUnavailable(d) => d,
+            OAuthError::ServerError => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<diesel::result::Error> for OAuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        OAuthError::ServerError
+    }
+}
+
+impl From<r2d2::Error> for OAuthError {
+    fn from(e: r2d2::Error) -> Self {
+        tracing::error!(error = %e, "no database connection");
+        OAuthError::TemporarilyUnavailable("the database is unavailable; retry later".into())
+    }
+}

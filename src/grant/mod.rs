@@ -1,0 +1,291 @@
+//! The token endpoint's grants and the bearer check, free of any web framework: the HTTP
+//! layer parses, calls [`TokenService`] on a blocking thread, and renders the result.
+
+mod client_auth;
+mod error;
+mod params;
+
+pub use client_auth::{authenticate, credentials, parse_basic, Credentials};
+pub use error::OAuthError;
+pub use params::Params;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::domain::access_token::{self, Grant};
+use crate::domain::client::GrantType;
+use crate::domain::crypto::MasterKey;
+use crate::domain::family::{self, Issued, Lifetimes, RefreshError, RequestMeta};
+use crate::domain::keys::KeySet;
+use crate::domain::password::PasswordHasher;
+use crate::domain::scope::Scope;
+use crate::domain::user::Username;
+use crate::domain::{ms, now_ms};
+use crate::settings::Settings;
+use crate::store::models::{Client, TokenFamily, User};
+use crate::store::Pool;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `/userinfo` (OpenID Connect Core §5.3 members).
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    pub preferred_username: String,
+}
+
+/// Everything the grants need. Cheap to clone; every method blocks (database, Argon2).
+#[derive(Clone)]
+pub struct TokenService {
+    pub pool: Pool,
+    pub master: Arc<MasterKey>,
+    pub keys: Arc<KeySet>,
+    pub hasher: PasswordHasher,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: i64,
+    pub life: Lifetimes,
+}
+
+impl TokenService {
+    pub fn new(
+        settings: &Settings,
+        pool: Pool,
+        master: Arc<MasterKey>,
+        keys: Arc<KeySet>,
+        hasher: PasswordHasher,
+    ) -> Self {
+        let t = &settings.tokens;
+        Self {
+            pool,
+            master,
+            keys,
+            hasher,
+            issuer: settings.issuer(),
+            audience: settings.audience(),
+            access_ttl_secs: i64::try_from(t.access_ttl.as_secs())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            life: Lifetimes {
+                idle: ms(t.refresh_idle_ttl),
+                absolute: ms(t.refresh_absolute_ttl),
+                reuse_grace: ms(t.reuse_grace),
+            },
+        }
+    }
+
+    /// `POST /token`.
+    pub fn token(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_type = params.required("grant_type")?;
+        let creds = credentials(authorization, params)?;
+        let client = authenticate(&mut *self.pool.get()?, &creds)?;
+        match grant_type.parse::<GrantType>() {
+            Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant} grant"
+            ))),
+            Ok(GrantType::Password) => self.password(&client, params, meta),
+            Ok(GrantType::RefreshToken) => self.refresh(&client, params, meta),
+            _ => Err(OAuthError::UnsupportedGrantType(format!(
+                "grant_type `{}` is not supported",
+                grant_type.chars().take(64).collect::<String>()
+            ))),
+        }
+    }
+
+    fn password(
+        &self,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let username = params.required("username")?;
+        let password = params.required("password")?;
+        let scope = requested_scope(client, params.get("scope"))?;
+        let user = match Username::parse(username) {
+            Ok(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
+            Err(_) => None,
+        };
+        // Verified against a dummy hash when the user does not exist: same cost either way.
+        let valid = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()));
+        let user = match user {
+            Some(u) if valid && u.disabled_at.is_none() => u,
+            _ => {
+                tracing::info!(client_id = %client.id, "password grant refused");
+                return Err(OAuthError::InvalidGrant(
+                    "invalid username or password".into(),
+                ));
+            }
+        };
+        let now = now_ms();
+        if !client.allows(GrantType::RefreshToken) {
+            return self.respond(client, &user.id, &scope, None, now);
+        }
+        let issued = family::start(
+            &mut *self.pool.get()?,
+            &self.master,
+            &client.id,
+            &user.id,
+            &scope,
+            GrantType::Password.as_str(),
+            meta,
+            self.life,
+            now,
+        )?;
+        tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
+        self.respond(client, &user.id, &scope, Some(issued), now)
+    }
+
+    fn refresh(
+        &self,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = params.required("refresh_token")?;
+        let requested = params
+            .get("scope")
+            .map(Scope::parse)
+            .transpose()
+            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+        let now = now_ms();
+        let issued = family::rotate(
+            &mut *self.pool.get()?,
+            &self.master,
+            presented,
+            &client.id,
+            requested.as_ref(),
+            meta,
+            self.life,
+            now,
+        )
+        .map_err(|e| match e {
+            RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
+            RefreshError::Database(db) => db.into(),
+            other => OAuthError::InvalidGrant(other.to_string()),
+        })?;
+        let user_id = issued.family.user_id.clone();
+        let scope = issued.scope.clone();
+        self.respond(client, &user_id, &scope, Some(issued), now)
+    }
+
+    fn respond(
+        &self,
+        client: &Client,
+        subject: &str,
+        scope: &Scope,
+        issued: Option<Issued>,
+        now_ms: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let scope_text = scope.to_string();
+        let grant = Grant {
+            subject,
+            client_id: &client.id,
+            scope: &scope_text,
+            family_id: issued.as_ref().map(|i| i.family.id.as_str()),
+        };
+        let access_token = access_token::issue(
+            &self.keys,
+            &self.issuer,
+            &self.audience,
+            &grant,
+            now_ms / 1000,
+            self.access_ttl_secs,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            OAuthError::ServerError
+        })?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.access_ttl_secs,
+            refresh_token: issued.map(|i| i.refresh_token.into_string()),
+            scope: scope_text,
+        })
+    }
+
+    /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
+    pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
+        let claims = access_token::verify(&self.keys, &self.issuer, &self.audience, bearer)
+            .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+        let mut conn = self.pool.get()?;
+        if let Some(sid) = &claims.sid {
+            let family = TokenFamily::find(&mut conn, sid)?;
+            if family.is_none_or(|f| f.revoked_at.is_some()) {
+                return Err(BearerError::InvalidToken(
+                    "the access token has been revoked".into(),
+                ));
+            }
+        }
+        match User::find(&mut conn, &claims.sub)? {
+            Some(u) if u.disabled_at.is_none() => Ok(UserInfo {
+                sub: u.id,
+                preferred_username: u.username,
+            }),
+            _ => Err(BearerError::InvalidToken(
+                "the access token's user is not active".into(),
+            )),
+        }
+    }
+}
+
+/// Why a bearer token was refused (RFC 6750 §3.1).
+#[derive(Debug)]
+pub enum BearerError {
+    InvalidToken(String),
+    /// The check could not be made; the caller answers 503, not 401.
+    Unavailable(OAuthError),
+}
+
+impl From<r2d2::Error> for BearerError {
+    fn from(e: r2d2::Error) -> Self {
+        BearerError::Unavailable(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for BearerError {
+    fn from(e: diesel::result::Error) -> Self {
+        BearerError::Unavailable(e.into())
+    }
+}
+
+/// The scope for a new grant: the request's if within the client's, else the client's own.
+fn requested_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
+    let allowed = client.scope();
+    let Some(text) = requested else {
+        return Ok(allowed);
+    };
+    let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+    if !scope.is_subset_of(&allowed) {
+        return Err(OAuthError::InvalidScope(
+            "the requested scope is not allowed for this client".into(),
+        ));
+    }
+    Ok(scope)
+}

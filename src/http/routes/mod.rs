@@ -1,0 +1,33 @@
+mod health;
+mod jwks;
+mod metadata;
+mod token;
+mod userinfo;
+
+use actix_web::{web, HttpResponse};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/token")
+            .route(web::post().to(token::token))
+            .default_service(web::to(|| method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/userinfo")
+            .route(web::get().to(userinfo::userinfo))
+            .route(web::post().to(userinfo::userinfo))
+            .default_service(web::to(|| method_not_allowed("GET, POST"))),
+    )
+    .service(web::resource("/jwks.json").route(web::get().to(jwks::jwks)))
+    .service(
+        web::resource("/.well-known/oauth-authorization-server")
+            .route(web::get().to(metadata::metadata)),
+    )
+    .service(web::resource("/healthz").route(web::get().to(health::healthz)));
+}
+
+async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header(("Allow", allow))
+        .json(serde_json::json!({"error": "invalid_request", "error_description": "method not allowed"}))
+}

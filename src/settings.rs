@@ -1,0 +1,237 @@
+//! Configuration: built-in defaults → optional TOML file → `TESSERA_<SECTION>__<KEY>` environment.
+//!
+//! Every field is documented in `tessera.example.toml`. Unknown keys and bad values fail
+//! start-up with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::keys::KeyAlgorithm;
+
+/// Top-level configuration keys; environment variables outside these are ignored, so that
+/// `TESSERA_CONFIG` or test variables never trip `deny_unknown_fields`.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "server",
+    "database",
+    "tokens",
+    "keys",
+    "passwords",
+    "master_key",
+    "master_key_file",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub keys: KeySettings,
+    pub passwords: PasswordSettings,
+    /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
+    #[serde(default)]
+    pub master_key: Option<Secret>,
+    /// File holding the master secret; generated (mode 0600) when missing.
+    pub master_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub issuer: url::Url,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    /// Connections in the pool; 0 picks a default for the backend.
+    pub pool_size: u32,
+    /// How long a request waits for a free connection before answering 503.
+    #[serde(deserialize_with = "human_duration")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    #[serde(deserialize_with = "human_duration")]
+    pub access_ttl: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub refresh_idle_ttl: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub refresh_absolute_ttl: Duration,
+    /// A just-rotated refresh token presented again within this window, while its successor is
+    /// unused, gets that same successor back instead of revoking the family. `0s` is strict.
+    #[serde(deserialize_with = "human_duration")]
+    pub reuse_grace: Duration,
+    /// `aud` of access tokens; empty means the issuer.
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub algorithm: KeyAlgorithm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; 0 means one per CPU core.
+    pub max_concurrent_hashes: usize,
+}
+
+/// A configuration value that must not be printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration ({e}); use e.g. 15m, 14d, 10s"
+        ))
+    })
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `TESSERA_CONFIG`, or `tessera.toml` if present), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, env)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests, the CLI).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let explicit = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "TESSERA_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut builder = config::Config::builder()
+            .set_default("server.listen", "127.0.0.1:8080")?
+            .set_default("server.issuer", "http://127.0.0.1:8080")?
+            .set_default("server.max_body_bytes", 16 * 1024)?
+            .set_default("database.url", "sqlite://data/tessera.db")?
+            .set_default("database.pool_size", 0)?
+            .set_default("database.connect_timeout", "5s")?
+            .set_default("tokens.access_ttl", "15m")?
+            .set_default("tokens.refresh_idle_ttl", "14d")?
+            .set_default("tokens.refresh_absolute_ttl", "30d")?
+            .set_default("tokens.reuse_grace", "10s")?
+            .set_default("tokens.audience", "")?
+            .set_default("keys.algorithm", "ES256")?
+            .set_default("passwords.argon2_memory_kib", 19 * 1024)?
+            .set_default("passwords.argon2_iterations", 2)?
+            .set_default("passwords.argon2_parallelism", 1)?
+            .set_default("passwords.max_concurrent_hashes", 0)?
+            .set_default("master_key_file", "data/master.key")?;
+        match explicit {
+            Some(path) => {
+                if !path.is_file() {
+                    anyhow::bail!("configuration file {} not found", path.display());
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => {
+                builder =
+                    builder.add_source(config::File::with_name("tessera.toml").required(false))
+            }
+        }
+        let env_map: config::Map<String, String> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix("TESSERA_")?;
+                let top = rest
+                    .split("__")
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                TOP_LEVEL_KEYS.contains(&top.as_str()).then_some((k, v))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("TESSERA")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env_map)),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("invalid configuration")?
+            .try_deserialize()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let t = &self.tokens;
+        if t.access_ttl.is_zero() {
+            anyhow::bail!("invalid configuration: tokens.access_ttl must be more than 0s");
+        }
+        if t.refresh_idle_ttl.is_zero() || t.refresh_absolute_ttl < t.refresh_idle_ttl {
+            anyhow::bail!(
+                "invalid configuration: tokens.refresh_absolute_ttl must be at least tokens.refresh_idle_ttl, and both more than 0s"
+            );
+        }
+        if !matches!(self.server.issuer.scheme(), "http" | "https") {
+            anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
+        }
+        Ok(())
+    }
+
+    /// `aud` of access tokens.
+    pub fn audience(&self) -> String {
+        if self.tokens.audience.is_empty() {
+            self.issuer()
+        } else {
+            self.tokens.audience.clone()
+        }
+    }
+
+    /// The issuer identifier, without a trailing slash (RFC 8414 §2).
+    pub fn issuer(&self) -> String {
+        self.server.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        match self.passwords.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}

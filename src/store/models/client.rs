@@ -1,0 +1,55 @@
+use diesel::prelude::*;
+
+use crate::store::schema::clients;
+use crate::store::AnyConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = clients)]
+pub struct NewClient<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub secret_hash: Option<&'a str>,
+    pub redirect_uris: &'a str,
+    pub grant_types: &'a str,
+    pub scopes: &'a str,
+    pub created_at: i64,
+}
+
+impl Client {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Client>> {
+        clients::table
+            .find(id)
+            .select(Client::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<Client>> {
+        clients::table
+            .order(clients::created_at.asc())
+            .select(Client::as_select())
+            .load(conn)
+    }
+}
+
+impl NewClient<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(clients::table)
+            .values(self)
+            .execute(conn)
+    }
+}

@@ -1,0 +1,233 @@
+use diesel::prelude::*;
+
+use crate::store::schema::{refresh_tokens, reuse_incidents, token_families};
+use crate::store::AnyConnection;
+
+/// All refresh tokens descended from one grant. Revoking it revokes every token in it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = token_families)]
+pub struct TokenFamily {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub auth_method: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = token_families)]
+pub struct NewFamily<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub auth_method: &'a str,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// One refresh token of a family. Invariant: at most one per family has `rotated_at` unset.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub parent_id: Option<String>,
+    pub token_hash: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub id: &'a str,
+    pub family_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub token_hash: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reuse_incidents)]
+pub struct ReuseIncident {
+    pub id: String,
+    pub family_id: String,
+    pub replayed_token_id: String,
+    pub active_token_id: Option<String>,
+    pub client_id: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub occurred_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = reuse_incidents)]
+pub struct NewIncident<'a> {
+    pub id: &'a str,
+    pub family_id: &'a str,
+    pub replayed_token_id: &'a str,
+    pub active_token_id: Option<&'a str>,
+    pub client_id: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub occurred_at: i64,
+}
+
+impl TokenFamily {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<TokenFamily>> {
+        token_families::table
+            .find(id)
+            .select(TokenFamily::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Marks the family revoked unless it already is; returns whether it changed.
+    pub fn revoke(conn: &mut AnyConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
+        diesel::update(
+            token_families::table
+                .filter(token_families::id.eq(id))
+                .filter(token_families::revoked_at.is_null()),
+        )
+        .set((
+            token_families::revoked_at.eq(now),
+            token_families::revoked_reason.eq(reason),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// Revokes every active family matching `filter`; returns how many changed.
+    pub fn revoke_where(
+        conn: &mut AnyConnection,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) -> QueryResult<usize> {
+        let mut query = diesel::update(token_families::table)
+            .filter(token_families::revoked_at.is_null())
+            .into_boxed();
+        if let Some(user) = user_id {
+            query = query.filter(token_families::user_id.eq(user));
+        }
+        if let Some(client) = client_id {
+            query = query.filter(token_families::client_id.eq(client));
+        }
+        query
+            .set((
+                token_families::revoked_at.eq(now),
+                token_families::revoked_reason.eq(reason),
+            ))
+            .execute(conn)
+    }
+}
+
+impl NewFamily<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(token_families::table)
+            .values(self)
+            .execute(conn)
+    }
+}
+
+impl RefreshToken {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .find(id)
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(hash))
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The family's unrotated token, if any.
+    pub fn active_in(
+        conn: &mut AnyConnection,
+        family_id: &str,
+    ) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn in_family(conn: &mut AnyConnection, family_id: &str) -> QueryResult<Vec<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .order((refresh_tokens::issued_at.asc(), refresh_tokens::id.asc()))
+            .select(RefreshToken::as_select())
+            .load(conn)
+    }
+
+    /// Consumes the token if nobody has yet: the one conditional statement that makes
+    /// rotation safe under concurrency. Returns whether this caller won.
+    pub fn mark_rotated(
+        conn: &mut AnyConnection,
+        id: &str,
+        successor: &str,
+        now: i64,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::id.eq(id))
+                .filter(refresh_tokens::rotated_at.is_null()),
+        )
+        .set((
+            refresh_tokens::rotated_at.eq(now),
+            refresh_tokens::replaced_by.eq(successor),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+}
+
+impl NewRefreshToken<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(refresh_tokens::table)
+            .values(self)
+            .execute(conn)
+    }
+}
+
+impl ReuseIncident {
+    pub fn for_family(
+        conn: &mut AnyConnection,
+        family_id: &str,
+    ) -> QueryResult<Vec<ReuseIncident>> {
+        reuse_incidents::table
+            .filter(reuse_incidents::family_id.eq(family_id))
+            .order(reuse_incidents::occurred_at.asc())
+            .select(ReuseIncident::as_select())
+            .load(conn)
+    }
+}
+
+impl NewIncident<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(reuse_incidents::table)
+            .values(self)
+            .execute(conn)
+    }
+}

@@ -1,0 +1,57 @@
+use diesel::prelude::*;
+
+use crate::store::schema::users;
+use crate::store::AnyConnection;
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::username.eq(username))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+}
+
+impl NewUser<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(users::table).values(self).execute(conn)
+    }
+}

@@ -1,0 +1,149 @@
+//! The r2d2 pool over either backend, and the embedded migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::{SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// One connection type for both backends: queries written once run on either.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// Picks the backend from the URL scheme and returns the address diesel expects.
+    pub fn parse(url: &str) -> anyhow::Result<(Self, String)> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok((Self::Postgres, url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                anyhow::bail!(
+                    "database.url: sqlite:// needs a file path, e.g. sqlite://data/tessera.db"
+                );
+            }
+            Ok((Self::Sqlite, path.to_owned()))
+        } else {
+            anyhow::bail!("database.url must start with postgres:// or sqlite://")
+        }
+    }
+}
+
+/// Opens connections of the configured backend only: the derived `establish` would try every
+/// backend in turn, and SQLite accepts almost any string as a file name.
+#[derive(Debug)]
+pub struct Manager {
+    backend: Backend,
+    address: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.address)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.address)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking()
+            || <<AnyConnection as Connection>::TransactionManager as TransactionManager<
+                AnyConnection,
+            >>::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Opens the pool and applies pending migrations. Fails with one line naming the problem.
+pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(Pool, Backend)> {
+    let (backend, address) = Backend::parse(url)?;
+    if backend == Backend::Sqlite {
+        if let Some(dir) = Path::new(&address)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+    }
+    let size = match (pool_size, backend) {
+        (0, Backend::Postgres) => 10,
+        (0, Backend::Sqlite) => 4,
+        (n, _) => n,
+    };
+    let manager = Manager { backend, address };
+    // Fail fast with the real reason rather than r2d2's generic time-out.
+    let mut first = manager
+        .connect()
+        .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
+    migrate(&mut first)?;
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
+    Ok((pool, backend))
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock keeps two instances starting at
+/// once from running them twice.
+pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<()> {
+    let result = match conn {
+        AnyConnection::Postgresql(c) => {
+            c.batch_execute("SELECT pg_advisory_lock(7365726101)")
+                .context("cannot lock the database for migrations")?;
+            let r = c.run_pending_migrations(PG_MIGRATIONS).map(|_| ());
+            c.batch_execute("SELECT pg_advisory_unlock(7365726101)")
+                .context("cannot unlock the database after migrations")?;
+            r
+        }
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

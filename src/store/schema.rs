@@ -1,0 +1,93 @@
+//! Table definitions, shared by both backends (migrations/postgres and migrations/sqlite define
+//! the same columns). Times are Unix milliseconds (BIGINT) so that comparisons behave the same
+//! on PostgreSQL and SQLite.
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    token_families (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        auth_method -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        parent_id -> Nullable<Text>,
+        token_hash -> Text,
+        issued_at -> BigInt,
+        expires_at -> BigInt,
+        rotated_at -> Nullable<BigInt>,
+        replaced_by -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reuse_incidents (id) {
+        id -> Text,
+        family_id -> Text,
+        replayed_token_id -> Text,
+        active_token_id -> Nullable<Text>,
+        client_id -> Text,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        occurred_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key -> Text,
+        public_jwk -> Text,
+        created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(token_families -> clients (client_id));
+diesel::joinable!(token_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> token_families (family_id));
+diesel::joinable!(reuse_incidents -> token_families (family_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    clients,
+    users,
+    token_families,
+    refresh_tokens,
+    reuse_incidents,
+    signing_keys,
+);
