@@ -174,7 +174,7 @@ pub enum RefreshError {
 }
 
 enum Outcome {
-    Issued(Issued),
+    Issued(Box<Issued>),
     Reused(String),
 }
 
@@ -230,13 +230,13 @@ pub fn rotate(
                     user_agent: meta.user_agent.as_deref(),
                 }
                 .insert(c)?;
-                return Ok(Outcome::Issued(Issued {
+                return Ok(Outcome::Issued(Box::new(Issued {
                     family,
                     token_id: successor,
                     refresh_token,
                     scope,
                     retried: false,
-                }));
+                })));
             }
             // A concurrent request consumed it between our read and our update.
             token = RefreshToken::find(c, &id)?.ok_or(diesel::result::Error::NotFound)?;
@@ -253,13 +253,13 @@ pub fn rotate(
                 && s.expires_at > now
         }) {
             let scope = granted_scope(c, &family, requested)?;
-            return Ok(Outcome::Issued(Issued {
+            return Ok(Outcome::Issued(Box::new(Issued {
                 refresh_token: token_for(key, &succ.id),
                 token_id: succ.id,
                 family,
                 scope,
                 retried: true,
-            }));
+            })));
         }
         let active = RefreshToken::active_in(c, &family.id)?;
         if TokenFamily::revoke(c, &family.id, REUSE_DETECTED, now)? {
@@ -278,7 +278,7 @@ pub fn rotate(
         Ok(Outcome::Reused(family.id))
     })?;
     match outcome {
-        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Issued(issued) => Ok(*issued),
         Outcome::Reused(family_id) => {
             tracing::warn!(family_id = %family_id, replayed_token_id = %id, "refresh token reuse detected; family revoked");
             Err(RefreshError::Reused { family_id })

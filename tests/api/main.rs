@@ -1,1 +1,13 @@
+//! The API test suite: one binary, the real server on a random port, a fresh database per test.
+//! Every scenario runs on SQLite and, when TESSERA_TEST_POSTGRES_URL is set, on PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
+mod helpers;
+
+mod cli;
+mod concurrency;
+mod config;
+mod errors;
+mod keys;
+mod rotation;
+mod story;

@@ -1,0 +1,92 @@
+mod client;
+mod family;
+mod user;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tessera::settings::Settings;
+use tessera::store::{self, PooledConn};
+
+use crate::output::Format;
+
+/// Administer a Tessera OAuth2 server: clients, users and token families.
+///
+/// Reads the same configuration as the server (defaults, then the config file, then
+/// TESSERA_<SECTION>__<KEY> variables) and works directly on its database: changes apply to a
+/// running server at once.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-admin", version)]
+pub struct Cli {
+    /// Configuration file [default: ./tessera.toml if present]
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL (postgres://… or sqlite://…); overrides database.url
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DATABASE__URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Output format
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register and inspect OAuth2 clients
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Create and manage users
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Revoke refresh-token families
+    #[command(subcommand)]
+    Family(family::FamilyCommand),
+}
+
+/// What every command gets: settings, a connection, the output format.
+pub struct Context {
+    pub settings: Settings,
+    pub output: Format,
+    conn: Option<PooledConn>,
+}
+
+impl Context {
+    pub fn conn(&mut self) -> anyhow::Result<&mut tessera::store::AnyConnection> {
+        if self.conn.is_none() {
+            let db = &self.settings.database;
+            let (pool, _) = store::connect(db.url.expose(), 1, db.connect_timeout)?;
+            self.conn = Some(pool.get().context("database unreachable")?);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok(&mut **conn),
+            None => anyhow::bail!("database unreachable"),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    if let Some(url) = &cli.database_url {
+        env.retain(|(k, _)| k != "TESSERA_DATABASE__URL");
+        env.push(("TESSERA_DATABASE__URL".into(), url.clone()));
+    }
+    let settings = Settings::load_from(cli.config.as_deref(), env)?;
+    let mut ctx = Context {
+        settings,
+        output: cli.output,
+        conn: None,
+    };
+    match cli.command {
+        Command::Client(cmd) => client::run(&mut ctx, cmd),
+        Command::User(cmd) => user::run(&mut ctx, cmd),
+        Command::Family(cmd) => family::run(&mut ctx, cmd),
+    }
+}

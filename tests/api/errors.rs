@@ -1,0 +1,394 @@
+//! Every error of the token endpoint: status, `error` code and headers (RFC 6749 §5.2).
+
+use serde_json::Value;
+use tessera::domain::client::GrantType;
+
+use crate::helpers::{assert_oauth_error, both_backends, Db, TestApp, PASSWORD};
+
+both_backends!(
+    malformed_requests_are_invalid_request,
+    bad_client_credentials_are_invalid_client,
+    bad_user_credentials_are_invalid_grant,
+    grants_and_scopes_are_checked_against_the_client,
+    bad_refresh_tokens_are_invalid_grant,
+    method_content_type_and_size_are_checked,
+);
+
+async fn malformed_requests_are_invalid_request(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    let c = Some((id.as_str(), secret.as_str()));
+
+    let res = app.token(c, &[("username", "x")]).await;
+    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("grant_type"));
+
+    let res = app
+        .token(c, &[("grant_type", "password"), ("password", PASSWORD)])
+        .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    let res = app.token(c, &[("grant_type", "refresh_token")]).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    // A parameter sent twice (§3.2).
+    let res = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("username", "a"),
+                ("username", "b"),
+                ("password", "x"),
+            ],
+        )
+        .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    // Two authentication methods at once (§2.3).
+    let res = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("client_secret", &secret),
+                ("username", "a"),
+                ("password", "x"),
+            ],
+        )
+        .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    // A body client_id contradicting the Authorization header.
+    let res = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("client_id", "other"),
+                ("username", "a"),
+                ("password", "x"),
+            ],
+        )
+        .await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    // Too many parameters.
+    let many: Vec<(String, String)> = (0..40).map(|i| (format!("p{i}"), "v".to_owned())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_oauth_error(app.token(c, &many).await, 400, "invalid_request").await;
+}
+
+async fn bad_client_credentials_are_invalid_client(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+
+    for basic in [
+        (id.as_str(), "wrong-secret"),
+        ("no-such-client", secret.as_str()),
+        (id.as_str(), ""),
+    ] {
+        let res = app.token(Some(basic), &form).await;
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_oauth_error(res, 401, "invalid_client").await;
+        assert!(
+            www.unwrap().starts_with("Basic"),
+            "401 via Basic carries a Basic challenge"
+        );
+    }
+
+    // client_secret_post with a wrong secret, and a confidential client sending no secret.
+    let mut wrong = form.to_vec();
+    wrong.extend([("client_id", id.as_str()), ("client_secret", "nope")]);
+    assert_oauth_error(app.token(None, &wrong).await, 401, "invalid_client").await;
+    let mut none = form.to_vec();
+    none.push(("client_id", id.as_str()));
+    assert_oauth_error(app.token(None, &none).await, 401, "invalid_client").await;
+
+    // No credentials at all.
+    assert_oauth_error(app.token(None, &form).await, 401, "invalid_client").await;
+
+    // A malformed Basic header.
+    let res = app
+        .http
+        .post(format!("{}/token", app.address))
+        .header("Authorization", "Basic %%%")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 401, "invalid_client").await;
+
+    // A public client must not present a secret.
+    let (public_id, _) = app.client(&[GrantType::Password], true, "").await;
+    assert_oauth_error(
+        app.token(Some((&public_id, "anything")), &form).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+
+    // A disabled client.
+    let disabled = id.clone();
+    app.with_conn(move |c| {
+        use diesel::prelude::*;
+        use tessera::store::schema::clients;
+        diesel::update(clients::table.find(disabled))
+            .set(clients::disabled_at.eq(1_i64))
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+    assert_oauth_error(
+        app.token(Some((&id, &secret)), &form).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+}
+
+async fn bad_user_credentials_are_invalid_grant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = Some((id.as_str(), secret.as_str()));
+    let wrong = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "nope"),
+            ],
+        )
+        .await;
+    let body_wrong = assert_oauth_error(wrong, 400, "invalid_grant").await;
+    let unknown = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("username", "mallory"),
+                ("password", "nope"),
+            ],
+        )
+        .await;
+    let body_unknown = assert_oauth_error(unknown, 400, "invalid_grant").await;
+    assert_eq!(
+        body_wrong, body_unknown,
+        "the answer must not reveal whether the user exists"
+    );
+    let odd = app
+        .token(
+            c,
+            &[
+                ("grant_type", "password"),
+                ("username", " bad\u{7}"),
+                ("password", "nope"),
+            ],
+        )
+        .await;
+    assert_oauth_error(odd, 400, "invalid_grant").await;
+}
+
+async fn grants_and_scopes_are_checked_against_the_client(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.user("alice").await;
+    let login = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+
+    // The password grant is off unless enabled for the client.
+    let (id, secret) = app.client(&[GrantType::RefreshToken], false, "read").await;
+    let secret = secret.unwrap();
+    assert_oauth_error(
+        app.token(Some((&id, &secret)), &login).await,
+        400,
+        "unauthorized_client",
+    )
+    .await;
+
+    // An unknown grant type.
+    let res = app
+        .token(Some((&id, &secret)), &[("grant_type", "urn:example:magic")])
+        .await;
+    assert_oauth_error(res, 400, "unsupported_grant_type").await;
+
+    // A client with the password grant but not refresh_token gets no refresh token.
+    let (id2, secret2) = app.client(&[GrantType::Password], false, "read").await;
+    let secret2 = secret2.unwrap();
+    let res = app.token(Some((&id2, &secret2)), &login).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let res = app
+        .token(
+            Some((&id2, &secret2)),
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        )
+        .await;
+    assert_oauth_error(res, 400, "unauthorized_client").await;
+
+    // Scope outside the client's, and malformed scope.
+    let (id3, secret3) = app.password_client().await;
+    let mut wide = login.to_vec();
+    wide.push(("scope", "read admin"));
+    assert_oauth_error(
+        app.token(Some((&id3, &secret3)), &wide).await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+    let mut bad = login.to_vec();
+    bad.push(("scope", "re\"ad"));
+    assert_oauth_error(
+        app.token(Some((&id3, &secret3)), &bad).await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+
+    // No scope: the client's. Refresh may narrow, never widen.
+    let res = app.token(Some((&id3, &secret3)), &login).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scope"], "read write");
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let narrow = app
+        .token(
+            Some((&id3, &secret3)),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("scope", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(narrow.status(), 200);
+    let narrow: Value = narrow.json().await.unwrap();
+    assert_eq!(narrow["scope"], "read");
+    // Narrowing does not shrink the family: the next refresh gets the full scope back.
+    let full = app
+        .refresh((&id3, &secret3), narrow["refresh_token"].as_str().unwrap())
+        .await;
+    let full: Value = full.json().await.unwrap();
+    assert_eq!(full["scope"], "read write");
+    let widen = app
+        .token(
+            Some((&id3, &secret3)),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", full["refresh_token"].as_str().unwrap()),
+                ("scope", "read admin"),
+            ],
+        )
+        .await;
+    assert_oauth_error(widen, 400, "invalid_scope").await;
+    // A refused scope leaves the token usable.
+    assert_eq!(
+        app.refresh((&id3, &secret3), full["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn bad_refresh_tokens_are_invalid_grant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    let (other_id, other_secret) = app.password_client().await;
+    app.user("alice").await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    let last = if refresh.ends_with('A') { "B" } else { "A" };
+    let flipped = format!("{}{last}", &refresh[..refresh.len() - 1]);
+    let prefix = refresh.replacen("tsr_", "tsx_", 1);
+    for bad in [
+        "tsr_",
+        "not-a-token",
+        &refresh[..refresh.len() - 1],
+        flipped.as_str(),
+        prefix.as_str(),
+        tokens["access_token"].as_str().unwrap(),
+    ] {
+        assert_oauth_error(app.refresh((&id, &secret), bad).await, 400, "invalid_grant").await;
+    }
+    // Another client's token, and the original still works afterwards (it was not consumed).
+    let res = app.refresh((&other_id, &other_secret), refresh).await;
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_eq!(app.refresh((&id, &secret), refresh).await.status(), 200);
+}
+
+async fn method_content_type_and_size_are_checked(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let url = format!("{}/token", app.address);
+
+    let res = app.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
+
+    let res = app
+        .http
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(r#"{"grant_type":"password"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+
+    let res = app
+        .http
+        .post(&url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=password&username={}",
+            "a".repeat(64 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+
+    // Bytes that are not UTF-8 and not valid percent-encoding: a clean 4xx, never a 500.
+    for body in [
+        &b"grant_type=%FF%FE&x=%"[..],
+        b"\xff\xfe=\x00",
+        b"&&&==&",
+        b"grant_type=password&scope=%00",
+    ] {
+        let res = app
+            .http
+            .post(&url)
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_client_error(),
+            "{:?} -> {}",
+            body,
+            res.status()
+        );
+        let json: Value = res.json().await.unwrap();
+        assert!(json["error"].is_string());
+    }
+}

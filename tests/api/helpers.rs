@@ -1,0 +1,355 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::Connection;
+use serde_json::Value;
+use tessera::domain::client::{self, ClientSpec, GrantType};
+use tessera::domain::password::PasswordHasher;
+use tessera::domain::scope::Scope;
+use tessera::domain::user::{self, Username};
+use tessera::settings::Settings;
+use tessera::startup::Application;
+use tessera::store::{self, AnyConnection, Pool};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from an `async fn(Db)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name(crate::helpers::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    if crate::helpers::postgres_url().is_some() {
+                        super::$name(crate::helpers::Db::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_backends;
+
+/// The PostgreSQL server for the suite, or `None` (said once, loudly, on stderr).
+pub fn postgres_url() -> Option<String> {
+    static NOTICE: Once = Once::new();
+    let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        NOTICE.call_once(|| {
+            // Written past the test harness's capture so that it shows in every run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** TESSERA_TEST_POSTGRES_URL is not set: the PostgreSQL suite was SKIPPED (SQLite only) ***\n"
+            );
+        });
+    }
+    url
+}
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Pg { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub fn new(db: Db) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match db {
+            Db::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("tessera-test-{id}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let url = format!("sqlite://{}", dir.join("tessera.db").display());
+                TestDb {
+                    url,
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Db::Postgres => {
+                let admin_url = postgres_url().expect("TESSERA_TEST_POSTGRES_URL");
+                let name = format!("tessera_test_{id}");
+                let mut conn = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+                    panic!("TESSERA_TEST_POSTGRES_URL is set but unreachable: {e}")
+                });
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    cleanup: Cleanup::Pg { admin_url, name },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Pg { admin_url, name } => {
+                if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                    let _ =
+                        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+/// Environment for a server or CLI on `db_url`: fast Argon2 and a fixed master key.
+pub fn test_env(db_url: &str, master_key: &str) -> Vec<(String, String)> {
+    [
+        ("TESSERA_SERVER__LISTEN", "127.0.0.1:0"),
+        ("TESSERA_SERVER__ISSUER", "http://tessera.test"),
+        ("TESSERA_DATABASE__URL", db_url),
+        ("TESSERA_MASTER_KEY", master_key),
+        ("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "4096"),
+        ("TESSERA_PASSWORDS__ARGON2_ITERATIONS", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub db_url: String,
+    pub master_key: String,
+    pub pool: Pool,
+    pub settings: Settings,
+    _db: Option<TestDb>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db) -> TestApp {
+        Self::spawn_with(db, &[]).await
+    }
+
+    /// Spawns a server on a fresh database, with extra `TESSERA_…` variables.
+    pub async fn spawn_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
+        let test_db = TestDb::new(db);
+        let master_key = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+        let mut app = Self::spawn_on(db, &test_db.url, &master_key, extra).await;
+        app._db = Some(test_db);
+        app
+    }
+
+    /// Spawns another server on an existing database (a second instance).
+    pub async fn spawn_on(
+        _db: Db,
+        db_url: &str,
+        master_key: &str,
+        extra: &[(&str, &str)],
+    ) -> TestApp {
+        let mut env = test_env(db_url, master_key);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = Settings::load_from(None, env).unwrap();
+        let app = Application::build(settings.clone()).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let url = db_url.to_owned();
+        let pool = tokio::task::spawn_blocking(move || {
+            store::connect(&url, 2, Duration::from_secs(10)).unwrap().0
+        })
+        .await
+        .unwrap();
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            db_url: db_url.to_owned(),
+            master_key: master_key.to_owned(),
+            pool,
+            settings,
+            _db: None,
+        }
+    }
+
+    /// Runs `f` on a connection to the test database.
+    pub async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&mut pool.get().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    /// Registers a client through the domain layer; returns (id, secret).
+    pub async fn client(
+        &self,
+        grants: &[GrantType],
+        public: bool,
+        scope: &str,
+    ) -> (String, Option<String>) {
+        let spec = ClientSpec {
+            name: "test client".into(),
+            public,
+            grants: grants.to_vec(),
+            scope: Scope::parse(scope).unwrap(),
+            redirect_uris: vec![],
+        };
+        self.with_conn(move |c| {
+            let (client, secret) = client::register(c, &spec).unwrap();
+            (client.id, secret.map(|s| s.expose().to_owned()))
+        })
+        .await
+    }
+
+    /// A confidential client allowed password and refresh_token, scope "read write".
+    pub async fn password_client(&self) -> (String, String) {
+        let (id, secret) = self
+            .client(
+                &[GrantType::Password, GrantType::RefreshToken],
+                false,
+                "read write",
+            )
+            .await;
+        (id, secret.unwrap())
+    }
+
+    pub async fn user(&self, name: &str) -> String {
+        let hasher = PasswordHasher::new(&self.settings.passwords, 1).unwrap();
+        let name = Username::parse(name).unwrap();
+        self.with_conn(move |c| user::create(c, &hasher, &name, PASSWORD).unwrap().id)
+            .await
+    }
+
+    /// `POST /token` with a form body and optional Basic credentials.
+    pub async fn token(
+        &self,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}/token", self.address)).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn password_grant(&self, client: (&str, &str), username: &str) -> Value {
+        let res = self
+            .token(
+                Some(client),
+                &[
+                    ("grant_type", "password"),
+                    ("username", username),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, client: (&str, &str), refresh_token: &str) -> reqwest::Response {
+        self.token(
+            Some(client),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/userinfo", self.address))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs the real `tessera-admin` binary against this test's database.
+    pub async fn admin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let env = test_env(&self.db_url, &self.master_key);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(str::to_owned);
+        tokio::task::spawn_blocking(move || run_admin(&env, &args, stdin.as_deref()))
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs `tessera-admin` with exactly `env` (plus PATH) and `stdin`.
+pub fn run_admin(env: &[(String, String)], args: &[String], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(admin_bin());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+/// `tessera-admin`, built beside this test binary by `cargo test --workspace`.
+pub fn admin_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("TESSERA_ADMIN_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join(format!("tessera-admin{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Asserts an RFC 6749 §5.2 error: status, `error`, JSON body and no-store headers.
+pub async fn assert_oauth_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status(), status, "expected {status} {code}");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["pragma"], "no-cache");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], code, "body: {body}");
+    body
+}
+
+/// Decodes a JWT's claims without verifying (the verifying tests are in keys.rs).
+pub fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
