@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::crypto::MasterKey;
 use crate::domain::now_ms;
 use crate::store::models::StoredKey;
-use crate::store::AnyConnection;
+use crate::store::{write_tx, AnyConnection};
+use diesel::RunQueryDsl;
 
 /// The algorithms Tessera signs access tokens with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,25 +250,32 @@ impl KeySet {
         master: &MasterKey,
         alg: KeyAlgorithm,
     ) -> anyhow::Result<Self> {
-        if StoredKey::active(conn)?.is_empty() {
-            let (key, pkcs8) = SigningKey::generate(alg)?;
-            StoredKey {
-                kid: key.kid.clone(),
-                alg: alg.as_str().to_owned(),
-                private_key: master.seal(key.kid.as_bytes(), &pkcs8),
-                public_jwk: key.jwk.to_string(),
-                created_at: now_ms(),
-                retired_at: None,
+        // Serialised, so that instances starting together on a fresh database create one key.
+        write_tx(conn, |c| -> anyhow::Result<()> {
+            if let AnyConnection::Postgresql(_) = c {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(7365726102)").execute(c)?;
             }
-            .insert(conn)?;
-            tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated a signing key");
-        }
+            if StoredKey::active(c)?.is_empty() {
+                let (key, pkcs8) = SigningKey::generate(alg)?;
+                StoredKey {
+                    kid: key.kid.clone(),
+                    alg: alg.as_str().to_owned(),
+                    private_key: master.seal(key.kid.as_bytes(), &pkcs8),
+                    public_jwk: key.jwk.to_string(),
+                    created_at: now_ms(),
+                    retired_at: None,
+                }
+                .insert(c)?;
+                tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated a signing key");
+            }
+            Ok(())
+        })?;
         Self::load(conn, master)
     }
 
     pub fn load(conn: &mut AnyConnection, master: &MasterKey) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
-        // Newest first: when two instances create a key at once, both then sign with the same one.
+        // Newest first: the newest key signs.
         for stored in StoredKey::active(conn)? {
             let alg = KeyAlgorithm::parse(&stored.alg).ok_or_else(|| {
                 anyhow::anyhow!(

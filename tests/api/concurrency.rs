@@ -205,3 +205,33 @@ async fn postgres_two_instances_thirty_two_refreshes_strict() {
     };
     strict_storm(&[&a, &b]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_instances_started_together_migrate_once_and_share_one_key() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = crate::helpers::TestDb::new(Db::Postgres);
+    let key = "c2l4dHktZm91ci1ieXRlcy1vZi1tYXN0ZXIta2V5LW1hdGVyaWFsLWZvci10ZXN0cw";
+    let (a, b) = tokio::join!(
+        TestApp::spawn_on(Db::Postgres, &db.url, key, &[]),
+        TestApp::spawn_on(Db::Postgres, &db.url, key, &[])
+    );
+    let jwks = |app: &TestApp| {
+        let req = app.http.get(format!("{}/jwks.json", app.address));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (ka, kb) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(ka["keys"].as_array().unwrap().len(), 1, "{ka}");
+    assert_eq!(ka, kb);
+    // A token from one verifies on the other.
+    let (id, secret) = a.password_client().await;
+    a.user("alice").await;
+    let tokens = a.password_grant((&id, &secret), "alice").await;
+    assert_eq!(
+        b.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
