@@ -12,17 +12,16 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::keys::KeyAlgorithm;
 
-/// Top-level configuration keys; environment variables outside these are ignored, so that
-/// `TESSERA_CONFIG` or test variables never trip `deny_unknown_fields`.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "server",
-    "database",
-    "tokens",
-    "keys",
-    "passwords",
-    "master_key",
-    "master_key_file",
-];
+/// `TESSERA_…` variables that are not configuration keys. Every other `TESSERA_…` variable is
+/// one, so a misspelt section fails start-up instead of being ignored.
+fn is_config_var(name: &str) -> bool {
+    name.starts_with("TESSERA_")
+        && !matches!(
+            name,
+            "TESSERA_CONFIG" | "TESSERA_LOG_FORMAT" | "TESSERA_ADMIN_BIN"
+        )
+        && !name.starts_with("TESSERA_TEST_")
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +134,19 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
+        Self::build(file, env, true)
+    }
+
+    /// Defaults and `env` only: never reads `./tessera.toml` (tests, embedding).
+    pub fn from_env(env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        Self::build(None, env, false)
+    }
+
+    fn build(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        default_file: bool,
+    ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let explicit = file.map(Path::to_path_buf).or_else(|| {
             env.iter()
@@ -166,23 +178,14 @@ impl Settings {
                 }
                 builder = builder.add_source(config::File::from(path).required(true));
             }
-            None => {
+            None if default_file => {
                 builder =
                     builder.add_source(config::File::with_name("tessera.toml").required(false))
             }
+            None => {}
         }
-        let env_map: config::Map<String, String> = env
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let rest = k.strip_prefix("TESSERA_")?;
-                let top = rest
-                    .split("__")
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                TOP_LEVEL_KEYS.contains(&top.as_str()).then_some((k, v))
-            })
-            .collect();
+        let env_map: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| is_config_var(k)).collect();
         builder = builder.add_source(
             config::Environment::with_prefix("TESSERA")
                 .prefix_separator("_")

@@ -13,7 +13,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn defaults_match_the_documented_ones() {
-    let s = Settings::load_from(None, env(&[])).unwrap();
+    let s = Settings::from_env(env(&[])).unwrap();
     assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(s.issuer(), "http://127.0.0.1:8080");
     assert_eq!(s.database.url.expose(), "sqlite://data/tessera.db");
@@ -27,21 +27,23 @@ fn defaults_match_the_documented_ones() {
 
 #[test]
 fn environment_overrides_and_errors_name_the_key() {
-    let s = Settings::load_from(
-        None,
-        env(&[
-            ("TESSERA_TOKENS__ACCESS_TTL", "5m"),
-            ("TESSERA_CONFIG_UNRELATED", "x"),
-        ]),
-    )
+    let s = Settings::from_env(env(&[
+        ("TESSERA_TOKENS__ACCESS_TTL", "5m"),
+        ("TESSERA_LOG_FORMAT", "json"),
+        ("TESSERA_TEST_POSTGRES_URL", "x"),
+    ]))
     .unwrap();
     assert_eq!(s.tokens.access_ttl.as_secs(), 300);
 
-    let e = Settings::load_from(None, env(&[("TESSERA_TOKENS__ACCESS_TTL", "soon")])).unwrap_err();
+    // A misspelt section is an error, not silently ignored.
+    let e = Settings::from_env(env(&[("TESSERA_TOKEN__ACCESS_TTL", "5m")])).unwrap_err();
+    assert!(format!("{e:#}").contains("token"), "{e:#}");
+
+    let e = Settings::from_env(env(&[("TESSERA_TOKENS__ACCESS_TTL", "soon")])).unwrap_err();
     assert!(format!("{e:#}").contains("tokens.access_ttl"), "{e:#}");
-    let e = Settings::load_from(None, env(&[("TESSERA_TOKENS__ACESS_TTL", "5m")])).unwrap_err();
+    let e = Settings::from_env(env(&[("TESSERA_TOKENS__ACESS_TTL", "5m")])).unwrap_err();
     assert!(format!("{e:#}").contains("acess_ttl"), "{e:#}");
-    let e = Settings::load_from(None, env(&[("TESSERA_KEYS__ALGORITHM", "HS256")])).unwrap_err();
+    let e = Settings::from_env(env(&[("TESSERA_KEYS__ALGORITHM", "HS256")])).unwrap_err();
     assert!(format!("{e:#}").contains("keys.algorithm"), "{e:#}");
 }
 

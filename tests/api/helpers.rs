@@ -172,7 +172,7 @@ impl TestApp {
     ) -> TestApp {
         let mut env = test_env(db_url, master_key);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings = Settings::load_from(None, env).unwrap();
+        let settings = Settings::from_env(env).unwrap();
         let app = Application::build(settings.clone()).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -306,6 +306,8 @@ impl TestApp {
 /// Runs `tessera-admin` with exactly `env` (plus PATH) and `stdin`.
 pub fn run_admin(env: &[(String, String)], args: &[String], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(admin_bin());
+    // Away from the repository, so a developer's ./tessera.toml is not read.
+    cmd.current_dir(std::env::temp_dir());
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());

@@ -67,6 +67,18 @@ async fn access_token_verifies_against_the_jwks_independently(db: Db) {
 
 async fn metadata_lists_what_is_supported(db: Db) {
     let app = TestApp::spawn(db).await;
+    app.client(
+        &[tessera::domain::client::GrantType::Password],
+        false,
+        "profile read",
+    )
+    .await;
+    app.client(
+        &[tessera::domain::client::GrantType::Password],
+        true,
+        "read write",
+    )
+    .await;
     let res = app
         .http
         .get(format!(
@@ -89,7 +101,10 @@ async fn metadata_lists_what_is_supported(db: Db) {
         m["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
-    assert!(m["scopes_supported"].is_array());
+    assert_eq!(
+        m["scopes_supported"],
+        serde_json::json!(["profile", "read", "write"])
+    );
 }
 
 async fn eddsa_keys_sign_when_configured(db: Db) {

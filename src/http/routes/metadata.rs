@@ -1,9 +1,21 @@
 use actix_web::{web, HttpResponse};
 
-use crate::http::AppState;
+use crate::grant::OAuthError;
+use crate::http::{oauth_error, AppState};
+use crate::store::models::Client;
 
 /// Authorization server metadata (RFC 8414): only what is actually supported.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let s = state.service.clone();
+    let scopes = web::block(move || -> Result<Vec<String>, OAuthError> {
+        Ok(Client::all_scopes(&mut *s.pool.get()?)?)
+    })
+    .await;
+    let scopes = match scopes {
+        Ok(Ok(scopes)) => scopes,
+        Ok(Err(e)) => return oauth_error(&e),
+        Err(_) => return oauth_error(&OAuthError::ServerError),
+    };
     let s = &state.service;
     let issuer = &s.issuer;
     HttpResponse::Ok()
@@ -16,7 +28,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "grant_types_supported": ["password", "refresh_token"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "scopes_supported": [],
+            "scopes_supported": scopes,
             "access_token_signing_alg_values_supported": s.keys.algorithms(),
         }))
 }

@@ -38,6 +38,21 @@ impl Client {
             .optional()
     }
 
+    /// Every scope some enabled client may request, sorted, for the metadata document.
+    pub fn all_scopes(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+        let rows: Vec<String> = clients::table
+            .filter(clients::disabled_at.is_null())
+            .select(clients::scopes)
+            .load(conn)?;
+        let set: std::collections::BTreeSet<String> = rows
+            .iter()
+            .flat_map(|s| s.split(' '))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(set.into_iter().collect())
+    }
+
     pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<Client>> {
         clients::table
             .order(clients::created_at.asc())
