@@ -31,6 +31,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub keys: KeySettings,
     pub passwords: PasswordSettings,
+    pub throttle: ThrottleSettings,
     /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
     #[serde(default)]
     pub master_key: Option<Secret>,
@@ -79,6 +80,13 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
     pub algorithm: KeyAlgorithm,
+    /// A key made by `tessera-admin key rotate` is published at once and signs after this
+    /// delay, once relying parties have had time to fetch the new JWKS.
+    #[serde(deserialize_with = "human_duration")]
+    pub activation_delay: Duration,
+    /// How often a running server reloads keys from the database.
+    #[serde(deserialize_with = "human_duration")]
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +98,21 @@ pub struct PasswordSettings {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once; 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
+    /// How long a sign-in waits for a hashing slot before answering 503.
+    #[serde(deserialize_with = "human_duration")]
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Failed password attempts for one username within `window` before further attempts are
+    /// refused without checking the password.
+    pub max_failures_per_user: u32,
+    /// The same, per client IP address.
+    pub max_failures_per_ip: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub window: Duration,
 }
 
 /// A configuration value that must not be printed.
@@ -166,10 +189,16 @@ impl Settings {
             .set_default("tokens.reuse_grace", "10s")?
             .set_default("tokens.audience", "")?
             .set_default("keys.algorithm", "ES256")?
+            .set_default("keys.activation_delay", "10m")?
+            .set_default("keys.reload_interval", "5s")?
             .set_default("passwords.argon2_memory_kib", 19 * 1024)?
             .set_default("passwords.argon2_iterations", 2)?
             .set_default("passwords.argon2_parallelism", 1)?
             .set_default("passwords.max_concurrent_hashes", 0)?
+            .set_default("passwords.max_wait", "5s")?
+            .set_default("throttle.max_failures_per_user", 5)?
+            .set_default("throttle.max_failures_per_ip", 50)?
+            .set_default("throttle.window", "15m")?
             .set_default("master_key_file", "data/master.key")?;
         match explicit {
             Some(path) => {
@@ -229,6 +258,15 @@ impl Settings {
     /// The issuer identifier, without a trailing slash (RFC 8414 §2).
     pub fn issuer(&self) -> String {
         self.server.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
+    pub fn throttle_policy(&self) -> crate::domain::throttle::Policy {
+        let t = &self.throttle;
+        crate::domain::throttle::Policy {
+            per_user: i64::from(t.max_failures_per_user.max(1)),
+            per_ip: i64::from(t.max_failures_per_ip.max(1)),
+            window_ms: crate::domain::ms(t.window),
+        }
     }
 
     pub fn hash_concurrency(&self) -> usize {

@@ -8,7 +8,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::domain::crypto::MasterKey;
-use crate::domain::keys::{install_crypto_provider, KeySet};
+use crate::domain::keys::{install_crypto_provider, KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
 use crate::grant::TokenService;
 use crate::http::{self, AppState};
@@ -20,14 +20,6 @@ pub struct Application {
     server: Server,
 }
 
-/// Loads the master key: `master_key` if set, else the key file (created when missing).
-pub fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
-    match &settings.master_key {
-        Some(secret) => MasterKey::from_text(secret.expose()).context("master_key"),
-        None => MasterKey::load_or_create(&settings.master_key_file),
-    }
-}
-
 impl Application {
     /// Connects, migrates, loads or creates the signing key, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -36,25 +28,30 @@ impl Application {
         let prepared = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<TokenService> {
-                let master = Arc::new(load_master_key(&settings)?);
+                let master = Arc::new(MasterKey::from_settings(&settings, true)?);
                 let db = &settings.database;
                 let (pool, _) = store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
                 let keys = {
                     let mut conn = pool.get().context("database unreachable")?;
-                    KeySet::load_or_create(&mut conn, &master, settings.keys.algorithm)?
+                    let ttl = crate::domain::ms(settings.tokens.access_ttl);
+                    KeySet::load_or_create(&mut conn, &master, settings.keys.algorithm, ttl)?
                 };
                 let hasher = PasswordHasher::new(&settings.passwords, settings.hash_concurrency())?;
                 Ok(TokenService::new(
                     &settings,
                     pool,
                     master,
-                    Arc::new(keys),
+                    Arc::new(KeyRing::new(keys)),
                     hasher,
                 ))
             })
             .await
             .context("start-up was interrupted")??
         };
+        tokio::spawn(reload_keys_periodically(
+            prepared.clone(),
+            settings.keys.reload_interval,
+        ));
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
@@ -82,5 +79,21 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Picks up keys rotated or retired by the CLI or another instance. Runs until the runtime that
+/// started the server ends.
+async fn reload_keys_periodically(service: TokenService, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let s = service.clone();
+        match tokio::task::spawn_blocking(move || s.reload_keys()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "reloading signing keys failed"),
+            Err(_) => return,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Text or JSON output. With `--output json`, stdout carries the JSON document and nothing else.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::ValueEnum;
@@ -24,8 +25,136 @@ pub fn emit<T: Serialize>(
     Ok(())
 }
 
-/// Unix milliseconds as RFC 3339 UTC.
+/// Unix milliseconds as RFC 3339 UTC, to the second.
 pub fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn rfc3339_opt(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), rfc3339)
+}
+
+/// The first characters of an id, for tables.
+pub fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// The terminal's width when stdout is one (or `$COLUMNS`); `None` for pipes and files.
+fn terminal_width() -> Option<usize> {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+        return Some(usize::from(w));
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())
+}
+
+/// An aligned table; the last column is cut to fit the terminal.
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&'static str]) -> Self {
+        Self {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        self.render_width(terminal_width())
+    }
+
+    pub fn render_width(&self, width: Option<usize>) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let fixed: usize = widths[..n - 1].iter().map(|w| w + 2).sum();
+        let last = match width {
+            Some(w) if w > fixed + 8 => widths[n - 1].min(w - fixed),
+            Some(_) => widths[n - 1].min(8),
+            None => widths[n - 1],
+        };
+        let line = |cells: Vec<&str>| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i + 1 == n {
+                    out.push_str(&cut(cell, last));
+                } else {
+                    out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                }
+            }
+            out.trim_end().to_owned()
+        };
+        let mut lines = vec![line(self.headers.clone())];
+        for row in &self.rows {
+            lines.push(line(row.iter().map(String::as_str).collect()));
+        }
+        lines.join("\n")
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Asks before a destructive change. `--yes` skips the question; without a terminal to ask on,
+/// the change is refused.
+pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("refusing to {question} without confirmation: pass --yes");
+    }
+    eprint!("{} [y/N] ", capitalise(question));
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        anyhow::bail!("cancelled")
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_cut_the_last_column() {
+        let mut t = Table::new(&["ID", "NAME"]);
+        t.row(vec!["a".into(), "a long name indeed".into()]);
+        t.row(vec!["bbbb".into(), "x".into()]);
+        assert_eq!(
+            t.render_width(None),
+            "ID    NAME\na     a long name indeed\nbbbb  x"
+        );
+        assert_eq!(
+            t.render_width(Some(16)),
+            "ID    NAME\na     a long na…\nbbbb  x"
+        );
+    }
 }

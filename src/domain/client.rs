@@ -9,7 +9,7 @@ use base64::Engine;
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
 use crate::domain::now_ms;
 use crate::domain::scope::Scope;
-use crate::store::models::{Client, NewClient};
+use crate::store::models::{Client, ClientChanges, NewClient, TokenFamily};
 use crate::store::AnyConnection;
 
 /// A grant type a client may be allowed to use.
@@ -90,10 +90,74 @@ pub struct ClientSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid client: {0}")]
+    #[error("{0}")]
     Invalid(String),
+    #[error("no client with id {0}")]
+    NotFound(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
+}
+
+fn invalid(msg: impl Into<String>) -> ClientError {
+    ClientError::Invalid(msg.into())
+}
+
+fn check_name(name: &str) -> Result<&str, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "the name must be 1 to 200 characters, without control characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn grants_text(grants: &[GrantType], public: bool) -> Result<String, ClientError> {
+    if grants.is_empty() {
+        return Err(invalid("give at least one --grant"));
+    }
+    if public && grants.contains(&GrantType::ClientCredentials) {
+        return Err(invalid("a public client cannot use client_credentials"));
+    }
+    let mut grants = grants.to_vec();
+    grants.sort();
+    grants.dedup();
+    Ok(grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
+    for uri in uris {
+        if uri.fragment().is_some() {
+            return Err(invalid(format!(
+                "redirect URI {uri} must not have a fragment"
+            )));
+        }
+        let loopback = matches!(uri.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        let ok = match uri.scheme() {
+            "https" => true,
+            "http" => loopback,
+            // RFC 8252 §7.1: private-use schemes in reverse domain-name form.
+            scheme => scheme.contains('.'),
+        };
+        if !ok {
+            return Err(invalid(format!(
+                "redirect URI {uri} must be https, http on localhost, or a private-use scheme such as com.example.app:/callback"
+            )));
+        }
+    }
+    Ok(uris
+        .iter()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+fn find(conn: &mut AnyConnection, id: &str) -> Result<Client, ClientError> {
+    Client::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
@@ -101,41 +165,9 @@ pub fn register(
     conn: &mut AnyConnection,
     spec: &ClientSpec,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    let name = spec.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ClientError::Invalid(
-            "the name must be 1 to 200 characters".into(),
-        ));
-    }
-    if spec.grants.is_empty() {
-        return Err(ClientError::Invalid("give at least one --grant".into()));
-    }
-    if spec.public && spec.grants.contains(&GrantType::ClientCredentials) {
-        return Err(ClientError::Invalid(
-            "a public client cannot use client_credentials".into(),
-        ));
-    }
-    for uri in &spec.redirect_uris {
-        if uri.fragment().is_some() {
-            return Err(ClientError::Invalid(format!(
-                "redirect URI {uri} must not have a fragment"
-            )));
-        }
-    }
-    let mut grants = spec.grants.clone();
-    grants.sort();
-    grants.dedup();
-    let grants = grants
-        .iter()
-        .map(|g| g.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let uris = spec
-        .redirect_uris
-        .iter()
-        .map(|u| u.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name = check_name(&spec.name)?;
+    let grants = grants_text(&spec.grants, spec.public)?;
+    let uris = uris_text(&spec.redirect_uris)?;
     let secret = (!spec.public).then(ClientSecret::generate);
     let secret_hash = secret.as_ref().map(|s| sha256_hex(s.expose().as_bytes()));
     let id = random_id();
@@ -150,8 +182,102 @@ pub fn register(
         created_at: now_ms(),
     }
     .insert(conn)?;
-    let client = Client::find(conn, &id)?.ok_or(diesel::result::Error::NotFound)?;
-    Ok((client, secret))
+    Ok((find(conn, &id)?, secret))
+}
+
+/// What `client update` may change; `None` keeps the current value.
+#[derive(Debug, Default, Clone)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub grants: Option<Vec<GrantType>>,
+    pub scope: Option<Scope>,
+    pub redirect_uris: Option<Vec<url::Url>>,
+}
+
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    upd: &ClientUpdate,
+) -> Result<Client, ClientError> {
+    let client = find(conn, id)?;
+    let changes = ClientChanges {
+        name: upd
+            .name
+            .as_deref()
+            .map(check_name)
+            .transpose()?
+            .map(str::to_owned),
+        grant_types: upd
+            .grants
+            .as_deref()
+            .map(|g| grants_text(g, client.is_public()))
+            .transpose()?,
+        scopes: upd.scope.as_ref().map(Scope::to_string),
+        redirect_uris: upd.redirect_uris.as_deref().map(uris_text).transpose()?,
+        ..ClientChanges::default()
+    };
+    if changes.name.is_none()
+        && changes.grant_types.is_none()
+        && changes.scopes.is_none()
+        && changes.redirect_uris.is_none()
+    {
+        return Err(invalid(
+            "nothing to change: give --name, --grant, --scope or --redirect-uri",
+        ));
+    }
+    changes.apply(conn, id)?;
+    find(conn, id)
+}
+
+/// Replaces a confidential client's secret; the old one stops working at once.
+pub fn rotate_secret(conn: &mut AnyConnection, id: &str) -> Result<ClientSecret, ClientError> {
+    let client = find(conn, id)?;
+    if client.is_public() {
+        return Err(invalid(format!("client {id} is public: it has no secret")));
+    }
+    let secret = ClientSecret::generate();
+    ClientChanges {
+        secret_hash: Some(Some(sha256_hex(secret.expose().as_bytes()))),
+        ..ClientChanges::default()
+    }
+    .apply(conn, id)?;
+    Ok(secret)
+}
+
+/// Disables or enables a client. A disabled client fails authentication at once; its families
+/// are left as they are, so enabling it again restores its users' sessions.
+pub fn set_disabled(
+    conn: &mut AnyConnection,
+    id: &str,
+    disabled: bool,
+) -> Result<Client, ClientError> {
+    find(conn, id)?;
+    ClientChanges {
+        disabled_at: Some(disabled.then(now_ms)),
+        ..ClientChanges::default()
+    }
+    .apply(conn, id)?;
+    find(conn, id)
+}
+
+/// Deletes a client with its families, tokens and incidents. Refused while it has active
+/// families, unless `revoke_families`.
+pub fn delete(
+    conn: &mut AnyConnection,
+    id: &str,
+    revoke_families: bool,
+) -> Result<i64, ClientError> {
+    crate::store::write_tx(conn, |c| {
+        find(c, id)?;
+        let active = TokenFamily::count_active(c, None, Some(id))?;
+        if active > 0 && !revoke_families {
+            return Err(invalid(format!(
+                "client {id} has {active} active token families: revoke them first, or pass --revoke-families"
+            )));
+        }
+        Client::delete(c, id)?;
+        Ok(active)
+    })
 }
 
 impl Client {

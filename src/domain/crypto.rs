@@ -103,6 +103,30 @@ impl MasterKey {
         }
     }
 
+    /// Reads an existing key file; never creates one (for tools that must use the server's key).
+    pub fn load_existing(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read master key file {} (set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the server's key)",
+                path.display()
+            )
+        })?;
+        Self::from_text(&text).with_context(|| format!("master key file {}", path.display()))
+    }
+
+    /// The configured key: `master_key` if set, else `master_key_file`, created when missing if
+    /// `create` (the server's first start).
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        create: bool,
+    ) -> anyhow::Result<Self> {
+        match (&settings.master_key, create) {
+            (Some(secret), _) => Self::from_text(secret.expose()).context("master_key"),
+            (None, true) => Self::load_or_create(&settings.master_key_file),
+            (None, false) => Self::load_existing(&settings.master_key_file),
+        }
+    }
+
     pub fn refresh_key(&self) -> &hmac::Key {
         &self.refresh
     }

@@ -14,6 +14,7 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{random_id, sha256_hex, MasterKey};
+use crate::domain::now_ms;
 use crate::domain::scope::Scope;
 use crate::store::models::{
     NewFamily, NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User,
@@ -192,7 +193,6 @@ pub fn rotate(
     requested: Option<&Scope>,
     meta: &RequestMeta,
     life: Lifetimes,
-    now: i64,
 ) -> Result<Issued, RefreshError> {
     let key = master.refresh_key();
     let id = parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
@@ -201,8 +201,15 @@ pub fn rotate(
         let mut token = RefreshToken::find(c, &id)?
             .filter(|t| t.token_hash == hash)
             .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+        // Lock the family row before reading it: a revocation (reuse detected elsewhere, the
+        // CLI, another instance) takes the same lock, so it either commits before this read
+        // and is seen, or waits and then revokes the successor too.
+        TokenFamily::lock(c, &token.family_id)?;
         let family =
             TokenFamily::find(c, &token.family_id)?.ok_or(diesel::result::Error::NotFound)?;
+        // The time is read under the lock: waits for a connection or a lock do not count
+        // against lifetimes or the grace window.
+        let now = now_ms();
         if family.client_id != client_id {
             return Err(RefreshError::Invalid(
                 "refresh token was issued to another client",
@@ -247,8 +254,9 @@ pub fn rotate(
             None => None,
         };
         if let Some(succ) = successor.filter(|s| {
+            // abs: another instance's clock may be a little ahead of ours.
             life.reuse_grace > 0
-                && now - rotated_at <= life.reuse_grace
+                && (now - rotated_at).abs() <= life.reuse_grace
                 && s.rotated_at.is_none()
                 && s.expires_at > now
         }) {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::crypto::MasterKey;
 use crate::domain::now_ms;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
 use crate::store::models::StoredKey;
 use crate::store::{write_tx, AnyConnection};
 use diesel::RunQueryDsl;
@@ -237,75 +240,159 @@ fn thumbprint(canonical: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// The keys in force: the newest signs, all are published and accepted.
+/// Generates a key with `alg`, seals it and stores it; it signs from `activates_at`.
+pub fn create(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    alg: KeyAlgorithm,
+    now: i64,
+    activates_at: i64,
+) -> anyhow::Result<StoredKey> {
+    let (key, pkcs8) = SigningKey::generate(alg)?;
+    let stored = StoredKey {
+        kid: key.kid.clone(),
+        alg: alg.as_str().to_owned(),
+        private_key: master.seal(key.kid.as_bytes(), &pkcs8),
+        public_jwk: key.jwk.to_string(),
+        created_at: now,
+        retired_at: None,
+        activates_at,
+    };
+    stored.insert(conn)?;
+    tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated a signing key");
+    Ok(stored)
+}
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// The key new tokens are signed with.
+    Signing,
+    /// Published and accepted; a newer key signs.
+    Verifying,
+    /// Retired; still published until tokens it signed have expired.
+    Retired,
+    /// Retired and no longer published.
+    Expired,
+}
+
+/// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them).
+pub fn states(keys: &[StoredKey], now: i64, token_ttl_ms: i64) -> Vec<KeyState> {
+    let signer = keys
+        .iter()
+        .position(|k| k.retired_at.is_none() && k.activates_at <= now)
+        .or_else(|| keys.iter().position(|k| k.retired_at.is_none()));
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| match k.retired_at {
+            Some(at) if at > now - token_ttl_ms => KeyState::Retired,
+            Some(_) => KeyState::Expired,
+            None if Some(i) == signer => KeyState::Signing,
+            None if k.activates_at > now => KeyState::Pending,
+            None => KeyState::Verifying,
+        })
+        .collect()
+}
+
+/// Retires `kid`: it stops signing at once and leaves the JWKS once the tokens it signed have
+/// expired. Refused when no other key would be left, and, without `force`, when no other key is
+/// active yet (the pending one would sign before relying parties know it).
+pub fn retire(conn: &mut AnyConnection, kid: &str, force: bool, now: i64) -> anyhow::Result<()> {
+    write_tx(conn, |c| -> anyhow::Result<()> {
+        let keys = StoredKey::all(c)?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
+        if key.retired_at.is_some() {
+            anyhow::bail!("key {kid} is already retired");
+        }
+        let others: Vec<&StoredKey> = keys
+            .iter()
+            .filter(|k| k.kid != kid && k.retired_at.is_none())
+            .collect();
+        if others.is_empty() {
+            anyhow::bail!("key {kid} is the only signing key: run `key rotate` first");
+        }
+        if !force && !others.iter().any(|k| k.activates_at <= now) {
+            anyhow::bail!(
+                "the other keys are not active yet: retiring {kid} now would make a key sign before relying parties have fetched it; wait, or pass --force"
+            );
+        }
+        StoredKey::retire(c, kid, now)?;
+        Ok(())
+    })
+}
+
+/// The keys in force: every published key verifies; the newest active one signs.
 #[derive(Debug)]
 pub struct KeySet {
     keys: Vec<SigningKey>,
+    signer: usize,
 }
 
 impl KeySet {
-    /// Loads the unretired keys, creating one with `alg` when there is none.
+    /// Loads the published keys, first creating one with `alg` when none is in force.
     pub fn load_or_create(
         conn: &mut AnyConnection,
         master: &MasterKey,
         alg: KeyAlgorithm,
+        token_ttl_ms: i64,
     ) -> anyhow::Result<Self> {
         // Serialised, so that instances starting together on a fresh database create one key.
         write_tx(conn, |c| -> anyhow::Result<()> {
             if let AnyConnection::Postgresql(_) = c {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(7365726102)").execute(c)?;
             }
-            if StoredKey::active(c)?.is_empty() {
-                let (key, pkcs8) = SigningKey::generate(alg)?;
-                StoredKey {
-                    kid: key.kid.clone(),
-                    alg: alg.as_str().to_owned(),
-                    private_key: master.seal(key.kid.as_bytes(), &pkcs8),
-                    public_jwk: key.jwk.to_string(),
-                    created_at: now_ms(),
-                    retired_at: None,
-                }
-                .insert(c)?;
-                tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated a signing key");
+            let now = now_ms();
+            if !StoredKey::published(c, now)?
+                .iter()
+                .any(|k| k.retired_at.is_none())
+            {
+                create(c, master, alg, now, now)?;
             }
             Ok(())
         })?;
-        Self::load(conn, master)
+        Self::load(conn, master, token_ttl_ms)
     }
 
-    pub fn load(conn: &mut AnyConnection, master: &MasterKey) -> anyhow::Result<Self> {
-        let mut keys = Vec::new();
-        // Newest first: the newest key signs.
-        for stored in StoredKey::active(conn)? {
-            let alg = KeyAlgorithm::parse(&stored.alg).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "signing key {} has unknown algorithm {}",
-                    stored.kid,
-                    stored.alg
-                )
+    /// Loads every key still published: unretired, or retired less than `token_ttl_ms` ago.
+    pub fn load(
+        conn: &mut AnyConnection,
+        master: &MasterKey,
+        token_ttl_ms: i64,
+    ) -> anyhow::Result<Self> {
+        let now = now_ms();
+        let stored = StoredKey::published(conn, now.saturating_sub(token_ttl_ms))?;
+        let mut keys = Vec::with_capacity(stored.len());
+        for s in &stored {
+            let alg = KeyAlgorithm::parse(&s.alg).ok_or_else(|| {
+                anyhow::anyhow!("signing key {} has unknown algorithm {}", s.kid, s.alg)
             })?;
             let pkcs8 = master
-                .open(stored.kid.as_bytes(), &stored.private_key)
-                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", stored.kid))?;
+                .open(s.kid.as_bytes(), &s.private_key)
+                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", s.kid))?;
             keys.push(SigningKey::from_pkcs8(alg, &pkcs8)?);
         }
-        if keys.is_empty() {
-            anyhow::bail!("no signing key in the database");
-        }
-        Ok(Self { keys })
+        // Newest active key; failing that (every key pending), the newest unretired one.
+        let usable = |s: &&StoredKey| s.retired_at.is_none();
+        let signer = stored
+            .iter()
+            .position(|s| usable(&s) && s.activates_at <= now)
+            .or_else(|| stored.iter().position(|s| usable(&s)))
+            .ok_or_else(|| anyhow::anyhow!("no usable signing key in the database"))?;
+        Ok(Self { keys, signer })
     }
 
     pub fn signing(&self) -> &SigningKey {
-        &self.keys[0]
+        &self.keys[self.signer]
     }
 
     pub fn find(&self, kid: &str) -> Option<&SigningKey> {
         self.keys.iter().find(|k| k.kid == kid)
-    }
-
-    /// The JWKS document (RFC 7517 §5).
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
     pub fn algorithms(&self) -> Vec<&'static str> {
@@ -313,6 +400,46 @@ impl KeySet {
         algs.sort_unstable();
         algs.dedup();
         algs
+    }
+}
+
+/// The server's current [`KeySet`], replaced as keys are rotated and retired.
+#[derive(Debug)]
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+    last_reload: Mutex<Instant>,
+}
+
+impl KeyRing {
+    pub fn new(keys: KeySet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(keys)),
+            last_reload: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn get(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn replace(&self, keys: KeySet) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Whether a reload is allowed now: at most one per `min_interval`, so that tokens with
+    /// made-up key ids cannot make every request reload keys.
+    pub fn may_reload(&self, min_interval: Duration) -> bool {
+        let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= min_interval {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
     }
 }
 

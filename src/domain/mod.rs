@@ -7,6 +7,7 @@ pub mod family;
 pub mod keys;
 pub mod password;
 pub mod scope;
+pub mod throttle;
 pub mod user;
 
 /// Now, in Unix milliseconds: the unit of every time column.

@@ -1,6 +1,7 @@
 //! Password hashing: Argon2id with PHC strings, at bounded concurrency.
 
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,6 +12,8 @@ use crate::settings::PasswordSettings;
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    /// Longest wait for a hashing slot before [`Busy`].
+    max_wait: Duration,
     gate: Arc<Gate>,
     /// A hash of a random password, verified against when the user does not exist, so that an
     /// unknown username costs the same time as a wrong password.
@@ -36,6 +39,7 @@ impl PasswordHasher {
         .map_err(|e| anyhow::anyhow!("invalid configuration: passwords.argon2_*: {e}"))?;
         let mut hasher = Self {
             params,
+            max_wait: settings.max_wait,
             gate: Arc::new(Gate::new(concurrency.max(1))),
             dummy: Arc::new(String::new()),
         };
@@ -60,23 +64,29 @@ impl PasswordHasher {
     }
 
     /// Checks `password` against `phc`, or against a dummy hash when `phc` is `None`, so both
-    /// cases take the same time. Blocks: call from a blocking thread.
-    pub fn verify(&self, password: &str, phc: Option<&str>) -> bool {
+    /// cases take the same time. Blocks: call from a blocking thread. [`Busy`] when no hashing
+    /// slot frees up within `passwords.max_wait`.
+    pub fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, Busy> {
         let (target, real) = match phc {
             Some(p) => (p, true),
             None => (self.dummy.as_str(), false),
         };
         let Ok(parsed) = PasswordHash::new(target) else {
-            return false;
+            return Ok(false);
         };
-        let _permit = self.gate.acquire();
+        let _permit = self.gate.acquire_within(self.max_wait).ok_or(Busy)?;
         // Verify with the hash's own parameters (they may predate a configuration change).
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
-        ok && real
+        Ok(ok && real)
     }
 }
+
+/// Every hashing slot stayed taken for `passwords.max_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing is at capacity")]
+pub struct Busy;
 
 /// A counting semaphore for blocking threads.
 struct Gate {
@@ -92,6 +102,21 @@ impl Gate {
             free: Mutex::new(n),
             cv: Condvar::new(),
         }
+    }
+
+    fn acquire_within(&self, max_wait: Duration) -> Option<Permit<'_>> {
+        let deadline = Instant::now() + max_wait;
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            free = self
+                .cv
+                .wait_timeout(free, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Permit(self))
     }
 
     fn acquire(&self) -> Permit<'_> {
@@ -122,6 +147,7 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             max_concurrent_hashes: 1,
+            max_wait: Duration::from_millis(50),
         };
         PasswordHasher::new(&s, 1).unwrap()
     }
@@ -131,8 +157,18 @@ mod tests {
         let h = fast();
         let phc = h.hash("correct horse").unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{phc}");
-        assert!(h.verify("correct horse", Some(&phc)));
-        assert!(!h.verify("wrong", Some(&phc)));
-        assert!(!h.verify("correct horse", None));
+        assert_eq!(h.verify("correct horse", Some(&phc)), Ok(true));
+        assert_eq!(h.verify("wrong", Some(&phc)), Ok(false));
+        assert_eq!(h.verify("correct horse", None), Ok(false));
+    }
+
+    #[test]
+    fn a_full_gate_answers_busy_after_max_wait() {
+        let h = fast();
+        let held = h.gate.acquire();
+        let phc = h.dummy.as_str().to_owned();
+        assert_eq!(h.verify("x", Some(&phc)), Err(Busy));
+        drop(held);
+        assert_eq!(h.verify("x", Some(&phc)), Ok(false));
     }
 }

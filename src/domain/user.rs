@@ -3,7 +3,7 @@
 use crate::domain::crypto::random_id;
 use crate::domain::now_ms;
 use crate::domain::password::PasswordHasher;
-use crate::store::models::{NewUser, User};
+use crate::store::models::{LoginFailures, NewUser, TokenFamily, User};
 use crate::store::AnyConnection;
 
 /// A username: 1 to 64 characters, no control characters or surrounding spaces.
@@ -36,6 +36,8 @@ pub enum UserError {
     Invalid(String),
     #[error("user `{0}` already exists")]
     Exists(String),
+    #[error("no user named {0}")]
+    NotFound(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
@@ -46,6 +48,78 @@ pub enum UserError {
 pub const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
 
+fn check_password(password: &str) -> Result<(), UserError> {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(UserError::Invalid(format!(
+            "a password is {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn find(conn: &mut AnyConnection, username: &str) -> Result<User, UserError> {
+    User::find_by_username(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))
+}
+
+/// `revoked_reason` of families revoked because their user's password was changed.
+pub const PASSWORD_CHANGED: &str = "password_changed";
+/// `revoked_reason` of families revoked because their user was disabled.
+pub const USER_DISABLED: &str = "user_disabled";
+
+/// Sets a new password and revokes the user's active families (whoever held them no longer
+/// knows the password). Returns how many were revoked. Blocks (hashing).
+pub fn set_password(
+    conn: &mut AnyConnection,
+    hasher: &PasswordHasher,
+    username: &str,
+    password: &str,
+) -> Result<usize, UserError> {
+    check_password(password)?;
+    let user = find(conn, username)?;
+    let hash = hasher.hash(password)?;
+    crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
+        User::set_password_hash(c, &user.id, &hash)?;
+        Ok(TokenFamily::revoke_where(
+            c,
+            Some(&user.id),
+            None,
+            PASSWORD_CHANGED,
+            now_ms(),
+        )?)
+    })
+}
+
+/// Disables (revoking the user's active families) or enables a user. Returns the families revoked.
+pub fn set_disabled(
+    conn: &mut AnyConnection,
+    username: &str,
+    disabled: bool,
+) -> Result<usize, UserError> {
+    let user = find(conn, username)?;
+    crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
+        let now = now_ms();
+        if disabled {
+            User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
+            Ok(TokenFamily::revoke_where(
+                c,
+                Some(&user.id),
+                None,
+                USER_DISABLED,
+                now,
+            )?)
+        } else {
+            User::set_disabled_at(c, &user.id, None)?;
+            Ok(0)
+        }
+    })
+}
+
+/// Clears the failed-sign-in counter of a username. Returns whether there was one.
+pub fn unlock(conn: &mut AnyConnection, username: &str) -> Result<bool, UserError> {
+    find(conn, username)?;
+    Ok(LoginFailures::delete(conn, &crate::domain::throttle::user_key(username))? > 0)
+}
+
 /// Creates a user with an Argon2id password hash. Blocks (hashing): call off the executor.
 pub fn create(
     conn: &mut AnyConnection,
@@ -53,11 +127,7 @@ pub fn create(
     username: &Username,
     password: &str,
 ) -> Result<User, UserError> {
-    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
-        return Err(UserError::Invalid(format!(
-            "a password is {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"
-        )));
-    }
+    check_password(password)?;
     if User::find_by_username(conn, username.as_str())?.is_some() {
         return Err(UserError::Exists(username.as_str().to_owned()));
     }

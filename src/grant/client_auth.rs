@@ -39,13 +39,15 @@ pub fn parse_basic(header: &str) -> Result<Option<(String, String)>, OAuthError>
     let raw = STANDARD.decode(encoded).map_err(|_| bad_basic())?;
     let text = String::from_utf8(raw).map_err(|_| bad_basic())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad_basic)?;
-    let decode = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+    // application/x-www-form-urlencoded: `+` is a space, then percent-decoding (§2.3.1).
+    let decode = |s: &str| -> Result<String, OAuthError> {
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| bad_basic())
     };
-    let (id, secret) = (decode(id), decode(secret));
+    let (id, secret) = (decode(id)?, decode(secret)?);
     if id.is_empty() {
         return Err(bad_basic());
     }
@@ -95,7 +97,15 @@ pub fn credentials(
 /// answer does not reveal which client ids exist.
 pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Client, OAuthError> {
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
-    if creds.client_id.len() > 128 {
+    // Client ids are base64url; anything else cannot exist (and must not reach the database:
+    // PostgreSQL refuses NUL bytes in text).
+    let plausible = !creds.client_id.is_empty()
+        && creds.client_id.len() <= 128
+        && creds
+            .client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plausible {
         return Err(failed());
     }
     let client = Client::find(conn, &creds.client_id)?.ok_or_else(failed)?;

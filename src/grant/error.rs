@@ -53,8 +53,26 @@ impl std::error::Error for OAuthError {}
 
 impl From<diesel::result::Error> for OAuthError {
     fn from(e: diesel::result::Error) -> Self {
-        tracing::error!(error = %e, "database error");
-        OAuthError::ServerError
+        use diesel::result::{DatabaseErrorKind, Error};
+        // Contention and lost connections are worth a retry; anything else is a bug.
+        let transient = match &e {
+            Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+                _,
+            ) => true,
+            Error::DatabaseError(_, info) => {
+                let m = info.message();
+                m.contains("database is locked") || m.contains("deadlock detected")
+            }
+            _ => false,
+        };
+        if transient {
+            tracing::warn!(error = %e, "database busy");
+            OAuthError::TemporarilyUnavailable("the database is busy; retry shortly".into())
+        } else {
+            tracing::error!(error = %e, "database error");
+            OAuthError::ServerError
+        }
     }
 }
 

@@ -13,17 +13,18 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::access_token::{self, Grant};
+use crate::domain::access_token::{self, Grant, TokenError};
 use crate::domain::client::GrantType;
 use crate::domain::crypto::MasterKey;
 use crate::domain::family::{self, Issued, Lifetimes, RefreshError, RequestMeta};
-use crate::domain::keys::KeySet;
+use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
 use crate::domain::scope::Scope;
+use crate::domain::throttle::Policy;
 use crate::domain::user::Username;
 use crate::domain::{ms, now_ms};
 use crate::settings::Settings;
-use crate::store::models::{Client, TokenFamily, User};
+use crate::store::models::{Client, StoredKey, TokenFamily, User};
 use crate::store::Pool;
 
 /// A successful token response (RFC 6749 §5.1).
@@ -58,20 +59,24 @@ pub struct UserInfo {
 pub struct TokenService {
     pub pool: Pool,
     pub master: Arc<MasterKey>,
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
     pub issuer: String,
     pub audience: String,
     pub access_ttl_secs: i64,
     pub life: Lifetimes,
+    pub throttle: Policy,
 }
+
+/// Fewest seconds between two reloads forced by an unknown `kid`.
+const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TokenService {
     pub fn new(
         settings: &Settings,
         pool: Pool,
         master: Arc<MasterKey>,
-        keys: Arc<KeySet>,
+        keys: Arc<KeyRing>,
         hasher: PasswordHasher,
     ) -> Self {
         let t = &settings.tokens;
@@ -90,6 +95,7 @@ impl TokenService {
                 absolute: ms(t.refresh_absolute_ttl),
                 reuse_grace: ms(t.reuse_grace),
             },
+            throttle: settings.throttle_policy(),
         }
     }
 
@@ -104,9 +110,13 @@ impl TokenService {
         let creds = credentials(authorization, params)?;
         let client = authenticate(&mut *self.pool.get()?, &creds)?;
         match grant_type.parse::<GrantType>() {
-            Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
-                "this client may not use the {grant} grant"
-            ))),
+            Ok(grant @ (GrantType::Password | GrantType::RefreshToken))
+                if !client.allows(grant) =>
+            {
+                Err(OAuthError::UnauthorizedClient(format!(
+                    "this client may not use the {grant} grant"
+                )))
+            }
             Ok(GrantType::Password) => self.password(&client, params, meta),
             Ok(GrantType::RefreshToken) => self.refresh(&client, params, meta),
             _ => Err(OAuthError::UnsupportedGrantType(format!(
@@ -125,14 +135,34 @@ impl TokenService {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
-        let user = match Username::parse(username) {
-            Ok(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
-            Err(_) => None,
+        let name = Username::parse(username).ok();
+        let ip = meta.client_ip.as_deref();
+        let now = now_ms();
+        let allowed = self.throttle.attempt(
+            &mut *self.pool.get()?,
+            name.as_ref().map(Username::as_str),
+            ip,
+            now,
+        )?;
+        if !allowed {
+            tracing::warn!(client_id = %client.id, "password grant throttled");
+            return Err(OAuthError::InvalidGrant(
+                "too many failed sign-in attempts; try again later".into(),
+            ));
+        }
+        let user = match &name {
+            Some(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
+            None => None,
         };
         // Verified against a dummy hash when the user does not exist: same cost either way.
         let valid = self
             .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()));
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .map_err(|_| {
+                OAuthError::TemporarilyUnavailable(
+                    "too many sign-ins at once; retry shortly".into(),
+                )
+            })?;
         let user = match user {
             Some(u) if valid && u.disabled_at.is_none() => u,
             _ => {
@@ -142,6 +172,8 @@ impl TokenService {
                 ));
             }
         };
+        self.throttle
+            .succeeded(&mut *self.pool.get()?, &user.username, ip)?;
         let now = now_ms();
         if !client.allows(GrantType::RefreshToken) {
             return self.respond(client, &user.id, &scope, None, now);
@@ -173,7 +205,6 @@ impl TokenService {
             .map(Scope::parse)
             .transpose()
             .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-        let now = now_ms();
         let issued = family::rotate(
             &mut *self.pool.get()?,
             &self.master,
@@ -182,7 +213,6 @@ impl TokenService {
             requested.as_ref(),
             meta,
             self.life,
-            now,
         )
         .map_err(|e| match e {
             RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
@@ -191,7 +221,7 @@ impl TokenService {
         })?;
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
-        self.respond(client, &user_id, &scope, Some(issued), now)
+        self.respond(client, &user_id, &scope, Some(issued), now_ms())
     }
 
     fn respond(
@@ -210,7 +240,7 @@ impl TokenService {
             family_id: issued.as_ref().map(|i| i.family.id.as_str()),
         };
         let access_token = access_token::issue(
-            &self.keys,
+            &self.keys.get(),
             &self.issuer,
             &self.audience,
             &grant,
@@ -230,10 +260,46 @@ impl TokenService {
         })
     }
 
+    /// Every key still published and the current signer, from the database.
+    pub fn reload_keys(&self) -> anyhow::Result<()> {
+        let keys = KeySet::load(
+            &mut *self.pool.get()?,
+            &self.master,
+            self.access_ttl_secs * 1000,
+        )?;
+        self.keys.replace(keys);
+        Ok(())
+    }
+
+    /// The JWKS (RFC 7517 §5): read from the database on each call, so a key made by
+    /// `tessera-admin key rotate` is published at once, and a retired key stays until every
+    /// token it signed has expired.
+    pub fn jwks(&self) -> Result<serde_json::Value, OAuthError> {
+        let cutoff = now_ms().saturating_sub(self.access_ttl_secs * 1000);
+        let jwks = StoredKey::published_jwks(&mut *self.pool.get()?, cutoff)?;
+        let keys: Vec<serde_json::Value> = jwks
+            .iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect();
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+
     /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
     pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
-        let claims = access_token::verify(&self.keys, &self.issuer, &self.audience, bearer)
-            .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+        let verify =
+            |keys: &KeySet| access_token::verify(keys, &self.issuer, &self.audience, bearer);
+        let claims = match verify(&self.keys.get()) {
+            // Perhaps a key made since the last reload (by the CLI or another instance).
+            Err(TokenError::UnknownKey) if self.keys.may_reload(FORCED_RELOAD_INTERVAL) => {
+                self.reload_keys().map_err(|e| {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                    BearerError::Unavailable(OAuthError::ServerError)
+                })?;
+                verify(&self.keys.get())
+            }
+            other => other,
+        }
+        .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
         let mut conn = self.pool.get()?;
         if let Some(sid) = &claims.sid {
             let family = TokenFamily::find(&mut conn, sid)?;

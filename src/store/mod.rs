@@ -4,7 +4,7 @@ pub mod models;
 pub mod pool;
 pub mod schema;
 
-pub use pool::{connect, AnyConnection, Backend, Pool, PooledConn};
+pub use pool::{connect, migrate_url, AnyConnection, Backend, Pool, PooledConn};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;
@@ -21,9 +21,12 @@ where
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
-        AnyConnection::Postgresql(_) => {
-            <AnyConnection as Connection>::TransactionManager::begin_transaction(conn)?
-        }
+        // Explicit, so that a server default of SERIALIZABLE cannot turn concurrent refreshes
+        // into serialization failures: the conditional UPDATEs are correct under READ COMMITTED.
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            "BEGIN ISOLATION LEVEL READ COMMITTED",
+        )?,
     }
     match f(conn) {
         Ok(value) => {

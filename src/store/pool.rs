@@ -95,16 +95,7 @@ impl ManageConnection for Manager {
 /// Opens the pool and applies pending migrations. Fails with one line naming the problem.
 pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(Pool, Backend)> {
     let (backend, address) = Backend::parse(url)?;
-    if backend == Backend::Sqlite {
-        if let Some(dir) = Path::new(&address)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the database directory {}", dir.display())
-            })?;
-        }
-    }
+    create_sqlite_dir(backend, &address)?;
     let size = match (pool_size, backend) {
         (0, Backend::Postgres) => 10,
         (0, Backend::Sqlite) => 4,
@@ -115,7 +106,10 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(
     let mut first = manager
         .connect()
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
-    migrate(&mut first)?;
+    let applied = migrate(&mut first)?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied database migrations");
+    }
     drop(first);
     let pool = r2d2::Pool::builder()
         .max_size(size)
@@ -127,21 +121,48 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(
     Ok((pool, backend))
 }
 
-/// Applies pending migrations. On PostgreSQL an advisory lock keeps two instances starting at
-/// once from running them twice.
-pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<()> {
+/// Connects to `url` once and applies pending migrations; returns the versions applied.
+pub fn migrate_url(url: &str) -> anyhow::Result<Vec<String>> {
+    let (backend, address) = Backend::parse(url)?;
+    create_sqlite_dir(backend, &address)?;
+    let mut conn = Manager { backend, address }
+        .connect()
+        .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
+    migrate(&mut conn)
+}
+
+/// Applies pending migrations; returns the versions applied. On PostgreSQL an advisory lock
+/// keeps two instances starting at once from running them twice.
+pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
+    let versions = |v: Vec<diesel::migration::MigrationVersion<'_>>| {
+        v.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
     let result = match conn {
         AnyConnection::Postgresql(c) => {
             c.batch_execute("SELECT pg_advisory_lock(7365726101)")
                 .context("cannot lock the database for migrations")?;
-            let r = c.run_pending_migrations(PG_MIGRATIONS).map(|_| ());
+            let r = c.run_pending_migrations(PG_MIGRATIONS).map(versions);
             c.batch_execute("SELECT pg_advisory_unlock(7365726101)")
                 .context("cannot unlock the database after migrations")?;
             r
         }
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
     };
     result.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+}
+
+fn create_sqlite_dir(backend: Backend, address: &str) -> anyhow::Result<()> {
+    if backend == Backend::Sqlite {
+        if let Some(dir) = Path::new(address)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {

@@ -75,6 +75,15 @@ diesel::table! {
         public_jwk -> Text,
         created_at -> BigInt,
         retired_at -> Nullable<BigInt>,
+        activates_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_failures (key) {
+        key -> Text,
+        failures -> BigInt,
+        window_start -> BigInt,
     }
 }
 
@@ -90,4 +99,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     reuse_incidents,
     signing_keys,
+    login_failures,
 );

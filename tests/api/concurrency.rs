@@ -115,7 +115,7 @@ async fn strict_storm(apps: &[&TestApp]) {
     )
     .await;
     let ok = results.iter().filter(|(s, _)| *s == 200).count();
-    assert!(ok <= 1, "at most one winner in strict mode: {results:?}");
+    assert_eq!(ok, 1, "exactly one winner in strict mode: {results:?}");
     for (status, body) in &results {
         assert!(
             *status == 200 || (*status == 400 && body["error"] == "invalid_grant"),
@@ -127,11 +127,14 @@ async fn strict_storm(apps: &[&TestApp]) {
         .unwrap()
         .to_owned();
     let (family, tokens) = check_family(app, &sid).await;
-    assert!(tokens.len() <= 2);
-    if ok == 1 {
-        // The others were replays of a consumed token: the family is revoked.
-        assert_eq!(family.revoked_reason.as_deref(), Some("reuse_detected"));
-    }
+    assert_eq!(tokens.len(), 2, "one successor");
+    // The others were replays of a consumed token: the family is revoked, once.
+    assert_eq!(family.revoked_reason.as_deref(), Some("reuse_detected"));
+    let id = sid.clone();
+    let incidents = app
+        .with_conn(move |c| tessera::store::models::ReuseIncident::for_family(c, &id).unwrap())
+        .await;
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
 }
 
 async fn thirty_two_refreshes_with_grace_share_one_successor(db: Db) {
@@ -234,4 +237,59 @@ async fn postgres_two_instances_started_together_migrate_once_and_share_one_key(
             .status(),
         200
     );
+}
+
+/// A revocation committed while a refresh is in flight must not let the refresh through:
+/// the refresh waits for the family's lock, then sees the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_refresh_racing_a_revocation_is_refused() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = TestApp::spawn(Db::Postgres).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let first = app.password_grant((&id, &secret), "alice").await;
+    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another session revokes the family and holds its transaction open.
+    let url = app.db_url.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let revoker = std::thread::spawn(move || {
+        let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
+        c.batch_execute(&format!(
+            "BEGIN; UPDATE token_families SET revoked_at = 1, revoked_reason = 'test' WHERE id = '{sid}'"
+        ))
+        .unwrap();
+        locked_tx.send(()).unwrap();
+        commit_rx.recv().unwrap();
+        c.batch_execute("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let refresh = {
+        let req = app
+            .http
+            .post(format!("{}/token", app.address))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ]);
+        tokio::spawn(async move { req.send().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        !refresh.is_finished(),
+        "the refresh must wait for the family lock"
+    );
+    commit_tx.send(()).unwrap();
+    revoker.join().unwrap();
+    let res = refresh.await.unwrap();
+    crate::helpers::assert_oauth_error(res, 400, "invalid_grant").await;
 }

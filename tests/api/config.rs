@@ -95,3 +95,95 @@ fn the_server_refuses_to_start_on_bad_configuration_with_one_line() {
         );
     }
 }
+
+/// Starts the real binary in `dir` with only `env`; returns it once /healthz answers.
+async fn start_binary(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .env_clear()
+        .env("TESSERA_SERVER__LISTEN", &listen)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not start");
+}
+
+async fn kid(base: &str) -> Vec<serde_json::Value> {
+    let jwks: serde_json::Value = reqwest::get(format!("{base}/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn first_start_creates_the_database_the_master_key_and_a_signing_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tessera-first-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let (mut server, base) = start_binary(&dir, &[]).await;
+    let keys = kid(&base).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(dir.join("data/tessera.db").is_file());
+    let key_file = dir.join("data/master.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the master key is private");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["alg"], "ES256");
+
+    // A restart reuses the key file and the stored signing key.
+    let (mut server, base) = start_binary(&dir, &[]).await;
+    assert_eq!(kid(&base).await, keys);
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // TESSERA_MASTER_KEY_FILE names the file; a different master key cannot open the stored
+    // signing key, and start-up says so in one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("TESSERA_SERVER__LISTEN", "127.0.0.1:0")
+        .env("TESSERA_MASTER_KEY_FILE", dir.join("other.key"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(dir.join("other.key").is_file());
+    assert!(
+        stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("master key does not match"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -131,6 +131,19 @@ async fn bad_client_credentials_are_invalid_client(db: Db) {
         .unwrap();
     assert_oauth_error(res, 401, "invalid_client").await;
 
+    // A client_id that cannot exist, NUL byte included: 401, never a 500.
+    for bogus in ["a\u{0}b", "../etc", "é", "x y"] {
+        let mut f = form.to_vec();
+        f.push(("client_id", bogus));
+        assert_oauth_error(app.token(None, &f).await, 401, "invalid_client").await;
+        assert_oauth_error(
+            app.token(Some((bogus, "x")), &form).await,
+            401,
+            "invalid_client",
+        )
+        .await;
+    }
+
     // A public client must not present a secret.
     let (public_id, _) = app.client(&[GrantType::Password], true, "").await;
     assert_oauth_error(
@@ -221,6 +234,18 @@ async fn grants_and_scopes_are_checked_against_the_client(db: Db) {
         "unauthorized_client",
     )
     .await;
+
+    // Grants Tessera does not implement here are unsupported, whatever the client may use.
+    for grant in [
+        "client_credentials",
+        "authorization_code",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] {
+        let res = app
+            .token(Some((&id, &secret)), &[("grant_type", grant)])
+            .await;
+        assert_oauth_error(res, 400, "unsupported_grant_type").await;
+    }
 
     // An unknown grant type.
     let res = app

@@ -184,7 +184,10 @@ impl TestApp {
         .unwrap();
         TestApp {
             address,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent("tessera-tests/1.0")
+                .build()
+                .unwrap(),
             db_url: db_url.to_owned(),
             master_key: master_key.to_owned(),
             pool,

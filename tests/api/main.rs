@@ -11,3 +11,4 @@ mod errors;
 mod keys;
 mod rotation;
 mod story;
+mod throttle;

@@ -145,7 +145,15 @@ async fn replay_after_the_successor_is_used_revokes_the_family(db: Db) {
     assert_eq!(incident.client_id, id);
     assert_eq!(incident.user_agent.as_deref(), Some("attacker/1.0"));
     assert_eq!(incident.client_ip.as_deref(), Some("127.0.0.1"));
-    // Lineage: each token records its parent.
+    // Lineage: each token records its parent, when, and who asked.
+    for t in &tokens {
+        assert_eq!(t.client_ip.as_deref(), Some("127.0.0.1"));
+        assert!(t.user_agent.is_some());
+        assert!(t.issued_at >= family.created_at && t.expires_at > t.issued_at);
+    }
+    assert!(
+        tokens[0].issued_at <= tokens[1].issued_at && tokens[1].issued_at <= tokens[2].issued_at
+    );
     assert_eq!(tokens[1].parent_id.as_deref(), Some(tokens[0].id.as_str()));
     assert_eq!(tokens[2].parent_id.as_deref(), Some(tokens[1].id.as_str()));
     assert_eq!(

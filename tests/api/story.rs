@@ -227,7 +227,7 @@ async fn access_token_of_a_revoked_family_is_rejected(db: Db) {
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(app.userinfo(access).await.status(), 200);
     let sid = claims(access)["sid"].as_str().unwrap().to_owned();
-    let out = app.admin(&["family", "revoke", &sid], None).await;
+    let out = app.admin(&["family", "revoke", &sid, "--yes"], None).await;
     assert!(
         out.status.success(),
         "{}",

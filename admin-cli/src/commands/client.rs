@@ -1,17 +1,17 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::client::{self, ClientSpec, GrantType};
+use tessera::domain::client::{self, ClientSpec, ClientUpdate, GrantType};
 use tessera::domain::scope::Scope;
 use tessera::store::models::Client;
 
-use super::Context;
-use crate::output::{emit, rfc3339};
+use super::{Confirm, Context};
+use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and, for a confidential client, its secret (shown once)
     Register {
-        /// A name for people
+        /// A name for people (shown on consent pages)
         #[arg(long)]
         name: String,
         /// A public client (mobile or single-page app): no secret
@@ -30,16 +30,68 @@ pub enum ClientCommand {
     },
     /// List clients
     List,
+    /// Show one client
+    Show { client_id: String },
+    /// Change a client's name, grants, scopes or redirect URIs (each replaces the current list)
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the allowed grants (repeat for several)
+        #[arg(long = "grant", value_name = "GRANT", value_parser = parse_grant)]
+        grants: Vec<GrantType>,
+        /// Replaces the allowed scopes
+        #[arg(long)]
+        scope: Option<String>,
+        /// Replaces the redirect URIs (repeat for several)
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+    },
+    /// Issue a new secret; the old one stops working at once
+    RotateSecret {
+        client_id: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Disable a client: it can no longer authenticate (its families are kept)
+    Disable {
+        client_id: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Enable a disabled client
+    Enable { client_id: String },
+    /// Delete a client with its token families and incidents
+    Delete {
+        client_id: String,
+        /// Also when it has active token families (they are revoked with it)
+        #[arg(long)]
+        revoke_families: bool,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
 }
 
 fn parse_grant(s: &str) -> Result<GrantType, String> {
     s.parse()
 }
 
+fn parse_scope(s: &str) -> anyhow::Result<Scope> {
+    Scope::parse(s).map_err(|e| anyhow::anyhow!("--scope: {e}"))
+}
+
+fn parse_uris(uris: &[String]) -> anyhow::Result<Vec<url::Url>> {
+    uris.iter()
+        .map(|u| url::Url::parse(u).map_err(|e| anyhow::anyhow!("--redirect-uri {u}: {e}")))
+        .collect()
+}
+
+/// The JSON shape of a client.
 #[derive(Serialize)]
 struct ClientView<'a> {
     client_id: &'a str,
-    client_secret: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<Option<&'a str>>,
     name: &'a str,
     public: bool,
     grant_types: Vec<&'a str>,
@@ -50,11 +102,11 @@ struct ClientView<'a> {
 }
 
 impl<'a> ClientView<'a> {
-    fn new(c: &'a Client, secret: Option<&'a str>) -> Self {
+    fn new(c: &'a Client) -> Self {
         let words = |s: &'a str| s.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>();
         Self {
             client_id: &c.id,
-            client_secret: secret,
+            client_secret: None,
             name: &c.name,
             public: c.is_public(),
             grant_types: words(&c.grant_types),
@@ -64,6 +116,32 @@ impl<'a> ClientView<'a> {
             disabled_at: c.disabled_at.map(rfc3339),
         }
     }
+
+    fn text(&self) -> String {
+        let mut t = format!(
+            "client_id      {}\nname           {}\ntype           {}\ngrant_types    {}\nscope          {}\nredirect_uris  {}\ncreated_at     {}\nstate          {}",
+            self.client_id,
+            self.name,
+            if self.public { "public" } else { "confidential" },
+            self.grant_types.join(" "),
+            self.scope,
+            self.redirect_uris.join(" "),
+            self.created_at,
+            self.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
+        );
+        if let Some(Some(secret)) = self.client_secret {
+            t.push_str(&format!(
+                "\nclient_secret  {secret}\n\nStore the secret now: it is not shown again."
+            ));
+        }
+        t
+    }
+}
+
+fn show(ctx: &Context, client: &Client, secret: Option<Option<&str>>) -> anyhow::Result<()> {
+    let mut view = ClientView::new(client);
+    view.client_secret = secret;
+    emit(ctx.output, &view, || view.text())
 }
 
 pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
@@ -75,51 +153,114 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             scope,
             redirect_uris,
         } => {
-            let scope = Scope::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-            let redirect_uris = redirect_uris
-                .iter()
-                .map(|u| url::Url::parse(u).map_err(|e| anyhow::anyhow!("--redirect-uri {u}: {e}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let spec = ClientSpec {
                 name,
                 public,
                 grants,
-                scope,
-                redirect_uris,
+                scope: parse_scope(&scope)?,
+                redirect_uris: parse_uris(&redirect_uris)?,
             };
             let (client, secret) = client::register(ctx.conn()?, &spec)?;
-            let secret = secret.as_ref().map(|s| s.expose());
-            let view = ClientView::new(&client, secret);
-            emit(ctx.output, &view, || {
-                let mut text = format!("client_id:     {}\n", client.id);
-                match secret {
-                    Some(s) => text.push_str(&format!(
-                        "client_secret: {s}\n\nStore the secret now: it is not shown again."
-                    )),
-                    None => text.push_str("public client: no secret"),
-                }
-                text
-            })
+            show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
         }
         ClientCommand::List => {
             let clients = Client::list(ctx.conn()?)?;
-            let views: Vec<_> = clients.iter().map(|c| ClientView::new(c, None)).collect();
+            let views: Vec<_> = clients.iter().map(ClientView::new).collect();
             emit(ctx.output, &views, || {
-                let mut text = format!(
-                    "{:<24} {:<24} {:<8} {}",
-                    "CLIENT_ID", "NAME", "TYPE", "GRANTS"
-                );
+                let mut t = Table::new(&["CLIENT_ID", "NAME", "TYPE", "STATE", "GRANTS", "SCOPE"]);
                 for v in &views {
-                    text.push_str(&format!(
-                        "\n{:<24} {:<24} {:<8} {}",
-                        v.client_id,
-                        v.name,
-                        if v.public { "public" } else { "secret" },
-                        v.grant_types.join(",")
-                    ));
+                    t.row(vec![
+                        v.client_id.to_owned(),
+                        v.name.to_owned(),
+                        (if v.public { "public" } else { "confidential" }).to_owned(),
+                        (if v.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "enabled"
+                        })
+                        .to_owned(),
+                        v.grant_types.join(","),
+                        v.scope.to_owned(),
+                    ]);
                 }
-                text
+                t.render()
             })
+        }
+        ClientCommand::Show { client_id } => {
+            let client = Client::find(ctx.conn()?, &client_id)?
+                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+            show(ctx, &client, None)
+        }
+        ClientCommand::Update {
+            client_id,
+            name,
+            grants,
+            scope,
+            redirect_uris,
+        } => {
+            let update = ClientUpdate {
+                name,
+                grants: (!grants.is_empty()).then_some(grants),
+                scope: scope.as_deref().map(parse_scope).transpose()?,
+                redirect_uris: (!redirect_uris.is_empty())
+                    .then(|| parse_uris(&redirect_uris))
+                    .transpose()?,
+            };
+            let client = client::update(ctx.conn()?, &client_id, &update)?;
+            show(ctx, &client, None)
+        }
+        ClientCommand::RotateSecret {
+            client_id,
+            confirm: c,
+        } => {
+            confirm(
+                c.yes,
+                &format!(
+                    "replace the secret of client {client_id} (the old one stops working at once)"
+                ),
+            )?;
+            let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
+            let client = Client::find(ctx.conn()?, &client_id)?
+                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+            show(ctx, &client, Some(Some(secret.expose())))
+        }
+        ClientCommand::Disable {
+            client_id,
+            confirm: c,
+        } => {
+            confirm(c.yes, &format!("disable client {client_id}"))?;
+            let client = client::set_disabled(ctx.conn()?, &client_id, true)?;
+            show(ctx, &client, None)
+        }
+        ClientCommand::Enable { client_id } => {
+            let client = client::set_disabled(ctx.conn()?, &client_id, false)?;
+            show(ctx, &client, None)
+        }
+        ClientCommand::Delete {
+            client_id,
+            revoke_families,
+            confirm: c,
+        } => {
+            Client::find(ctx.conn()?, &client_id)?
+                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+            confirm(
+                c.yes,
+                &format!("delete client {client_id} with its token families"),
+            )?;
+            let revoked = client::delete(ctx.conn()?, &client_id, revoke_families)?;
+            #[derive(Serialize)]
+            struct Deleted<'a> {
+                deleted: &'a str,
+                revoked_families: i64,
+            }
+            emit(
+                ctx.output,
+                &Deleted {
+                    deleted: &client_id,
+                    revoked_families: revoked,
+                },
+                || format!("deleted client {client_id} ({revoked} active token families revoked)"),
+            )
         }
     }
 }

@@ -1,64 +1,411 @@
+use std::collections::HashMap;
+
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
 use tessera::domain::now_ms;
-use tessera::store::models::{Client, TokenFamily, User};
+use tessera::domain::user;
+use tessera::store::models::{
+    Client, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
+};
+use tessera::store::AnyConnection;
 
-use super::Context;
-use crate::output::emit;
+use super::{Confirm, Context};
+use crate::commands::incident::IncidentView;
+use crate::output::{confirm, emit, rfc3339, rfc3339_opt, short, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum FamilyCommand {
-    /// Revoke one family, or every active family of a user or of a client. Their refresh
-    /// tokens stop working at once; access tokens already issued stop working at /userinfo.
-    #[command(group(ArgGroup::new("target").required(true).args(["family_id", "user", "client"])))]
-    Revoke {
-        /// The family id (the access token's `sid` claim)
-        family_id: Option<String>,
-        /// Revoke every active family of this username
+    /// List token families, newest first
+    #[command(group(ArgGroup::new("state").args(["active", "revoked"])))]
+    List {
+        /// Only this user's (username)
         #[arg(long, value_name = "USERNAME")]
         user: Option<String>,
-        /// Revoke every active family of this client id
+        /// Only this client's
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        /// Only families that still work
+        #[arg(long)]
+        active: bool,
+        /// Only revoked families
+        #[arg(long)]
+        revoked: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show a family's lineage: every refresh token, who used it, and the reuse incident
+    /// that revoked the family, if any
+    Show {
+        /// The family id (the access token's `sid` claim)
+        family_id: String,
+    },
+    /// Revoke one family, or every active family of a user or of a client. Their refresh
+    /// tokens stop working at once, and so do their access tokens at /userinfo.
+    #[command(group(ArgGroup::new("target").required(true).args(["family_id", "user", "client"])))]
+    Revoke {
+        family_id: Option<String>,
+        /// Every active family of this username
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// Every active family of this client id
         #[arg(long, value_name = "CLIENT_ID")]
         client: Option<String>,
         /// Recorded as the families' revoked_reason
         #[arg(long, default_value = "revoked_by_admin")]
         reason: String,
+        #[command(flatten)]
+        confirm: Confirm,
     },
 }
 
+/// A family's state.
+fn family_state(f: &TokenFamily, now: i64) -> &'static str {
+    if f.revoked_at.is_some() {
+        "revoked"
+    } else if f.expires_at <= now {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// A token's state within its family.
+fn token_state(t: &RefreshToken, f: &TokenFamily, now: i64) -> &'static str {
+    if t.rotated_at.is_some() {
+        "rotated"
+    } else if f.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at <= now || f.expires_at <= now {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// The JSON shape of a family.
 #[derive(Serialize)]
-struct Revoked {
-    revoked: usize,
+struct FamilyView {
+    id: String,
+    user_id: String,
+    username: Option<String>,
+    client_id: String,
+    client_name: Option<String>,
+    scope: String,
+    auth_method: String,
+    state: &'static str,
+    created_at: String,
+    expires_at: String,
+    revoked_at: Option<String>,
+    revoked_reason: Option<String>,
+}
+
+/// The JSON shape of a refresh token: its id, never the token.
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    parent_id: Option<String>,
+    state: &'static str,
+    issued_at: String,
+    expires_at: String,
+    rotated_at: Option<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Lineage {
+    family: FamilyView,
+    tokens: Vec<TokenView>,
+    incidents: Vec<IncidentView>,
+}
+
+struct Names {
+    users: HashMap<String, String>,
+    clients: HashMap<String, String>,
+}
+
+impl Names {
+    fn load(conn: &mut AnyConnection) -> anyhow::Result<Self> {
+        Ok(Self {
+            users: User::list(conn)?
+                .into_iter()
+                .map(|u| (u.id, u.username))
+                .collect(),
+            clients: Client::list(conn)?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect(),
+        })
+    }
+
+    fn family(&self, f: &TokenFamily, now: i64) -> FamilyView {
+        FamilyView {
+            id: f.id.clone(),
+            user_id: f.user_id.clone(),
+            username: self.users.get(&f.user_id).cloned(),
+            client_id: f.client_id.clone(),
+            client_name: self.clients.get(&f.client_id).cloned(),
+            scope: f.scope.clone(),
+            auth_method: f.auth_method.clone(),
+            state: family_state(f, now),
+            created_at: rfc3339(f.created_at),
+            expires_at: rfc3339(f.expires_at),
+            revoked_at: f.revoked_at.map(rfc3339),
+            revoked_reason: f.revoked_reason.clone(),
+        }
+    }
 }
 
 pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
+    let now = now_ms();
     match cmd {
+        FamilyCommand::List {
+            user,
+            client,
+            active,
+            revoked,
+            limit,
+        } => {
+            let conn = ctx.conn()?;
+            let user_id = match &user {
+                Some(name) => Some(user::find(conn, name)?.id),
+                None => None,
+            };
+            if let Some(id) = &client {
+                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+            }
+            let filter = FamilyFilter {
+                user_id,
+                client_id: client,
+                active: if active {
+                    Some(true)
+                } else if revoked {
+                    Some(false)
+                } else {
+                    None
+                },
+                limit: limit.clamp(1, 10_000),
+            };
+            let families = TokenFamily::list(conn, &filter, now)?;
+            let names = Names::load(conn)?;
+            let views: Vec<FamilyView> = families.iter().map(|f| names.family(f, now)).collect();
+            emit(ctx.output, &views, || {
+                let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
+                for v in &views {
+                    t.row(vec![
+                        v.id.clone(),
+                        v.username.clone().unwrap_or_else(|| v.user_id.clone()),
+                        v.client_name.clone().unwrap_or_else(|| v.client_id.clone()),
+                        v.state.to_owned(),
+                        v.created_at.clone(),
+                        v.revoked_reason.clone().unwrap_or_default(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        FamilyCommand::Show { family_id } => {
+            let conn = ctx.conn()?;
+            let family = TokenFamily::find(conn, &family_id)?
+                .ok_or_else(|| anyhow::anyhow!("no token family with id {family_id}"))?;
+            let tokens = RefreshToken::in_family(conn, &family.id)?;
+            let incidents = ReuseIncident::for_family(conn, &family.id)?;
+            let names = Names::load(conn)?;
+            let lineage = Lineage {
+                family: names.family(&family, now),
+                tokens: tokens
+                    .iter()
+                    .map(|t| TokenView {
+                        id: t.id.clone(),
+                        parent_id: t.parent_id.clone(),
+                        state: token_state(t, &family, now),
+                        issued_at: rfc3339(t.issued_at),
+                        expires_at: rfc3339(t.expires_at),
+                        rotated_at: t.rotated_at.map(rfc3339),
+                        client_ip: t.client_ip.clone(),
+                        user_agent: t.user_agent.clone(),
+                    })
+                    .collect(),
+                incidents: incidents.iter().map(IncidentView::new).collect(),
+            };
+            emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
+        }
         FamilyCommand::Revoke {
             family_id,
             user,
             client,
             reason,
+            confirm: c,
         } => {
             let conn = ctx.conn()?;
-            let now = now_ms();
-            let revoked = if let Some(id) = family_id {
-                let family = TokenFamily::find(conn, &id)?
+            let (what, user_id, client_id) = if let Some(id) = &family_id {
+                TokenFamily::find(conn, id)?
                     .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
-                usize::from(TokenFamily::revoke(conn, &family.id, &reason, now)?)
-            } else if let Some(name) = user {
-                let user = User::find_by_username(conn, &name)?
-                    .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
-                TokenFamily::revoke_where(conn, Some(&user.id), None, &reason, now)?
-            } else if let Some(id) = client {
-                let client = Client::find(conn, &id)?
-                    .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-                TokenFamily::revoke_where(conn, None, Some(&client.id), &reason, now)?
+                (format!("family {id}"), None, None)
+            } else if let Some(name) = &user {
+                (
+                    format!("every active family of user {name}"),
+                    Some(user::find(conn, name)?.id),
+                    None,
+                )
+            } else if let Some(id) = &client {
+                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+                (
+                    format!("every active family of client {id}"),
+                    None,
+                    Some(id.clone()),
+                )
             } else {
                 anyhow::bail!("give a family id, --user or --client");
             };
+            confirm(c.yes, &format!("revoke {what}"))?;
+            let conn = ctx.conn()?;
+            let revoked = match &family_id {
+                Some(id) => usize::from(TokenFamily::revoke(conn, id, &reason, now)?),
+                None => TokenFamily::revoke_where(
+                    conn,
+                    user_id.as_deref(),
+                    client_id.as_deref(),
+                    &reason,
+                    now,
+                )?,
+            };
+            #[derive(Serialize)]
+            struct Revoked {
+                revoked: usize,
+            }
             emit(ctx.output, &Revoked { revoked }, || {
                 format!("revoked {revoked} token families")
             })
         }
     }
+}
+
+/// The lineage as a tree: each token under its parent, the incident beneath.
+fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -> String {
+    let f = &l.family;
+    let mut out = format!("family {}\n", f.id);
+    let who = |name: &Option<String>, id: &str| match name {
+        Some(n) => format!("{n} ({})", short(id)),
+        None => id.to_owned(),
+    };
+    out.push_str(&format!("  user     {}\n", who(&f.username, &f.user_id)));
+    out.push_str(&format!(
+        "  client   {}\n",
+        who(&f.client_name, &f.client_id)
+    ));
+    out.push_str(&format!(
+        "  scope    {}    (granted by {})\n",
+        if f.scope.is_empty() { "-" } else { &f.scope },
+        f.auth_method
+    ));
+    out.push_str(&format!(
+        "  created  {}    expires {}\n",
+        f.created_at, f.expires_at
+    ));
+    let state = match (&f.revoked_at, &f.revoked_reason) {
+        (Some(at), reason) => format!("REVOKED {at} ({})", reason.as_deref().unwrap_or("-")),
+        _ => f.state.to_uppercase(),
+    };
+    out.push_str(&format!("  state    {state}\n\n"));
+
+    let replayed: HashMap<&str, &ReuseIncident> = incidents
+        .iter()
+        .map(|i| (i.replayed_token_id.as_str(), i))
+        .collect();
+    let holder: HashMap<&str, &ReuseIncident> = incidents
+        .iter()
+        .filter_map(|i| i.active_token_id.as_deref().map(|a| (a, i)))
+        .collect();
+    // Tokens form a chain (each has at most one successor); roots have no parent.
+    let by_parent: HashMap<Option<&str>, Vec<usize>> =
+        tokens
+            .iter()
+            .enumerate()
+            .fold(HashMap::new(), |mut m, (i, t)| {
+                m.entry(t.parent_id.as_deref()).or_default().push(i);
+                m
+            });
+    let mut stack: Vec<(usize, usize)> = by_parent
+        .get(&None)
+        .map_or_else(Vec::new, |r| r.iter().rev().map(|&i| (i, 0)).collect());
+    while let Some((i, depth)) = stack.pop() {
+        let t = &tokens[i];
+        let v = &l.tokens[i];
+        let indent = if depth == 0 {
+            "  ".to_owned()
+        } else {
+            format!("  {}└─ ", "   ".repeat(depth - 1))
+        };
+        let mut line = format!(
+            "{indent}{}  issued {}  {}  \"{}\"  ",
+            short(&t.id),
+            v.issued_at,
+            t.client_ip.as_deref().unwrap_or("-"),
+            t.user_agent.as_deref().unwrap_or("-"),
+        );
+        match v.state {
+            "rotated" => line.push_str(&format!("rotated {}", rfc3339_opt(t.rotated_at))),
+            other => line.push_str(&other.to_uppercase()),
+        }
+        if replayed.contains_key(t.id.as_str()) {
+            line.push_str("  ◀ replayed");
+        }
+        if holder.contains_key(t.id.as_str()) {
+            line.push_str("  ◀ held at the replay");
+        }
+        out.push_str(&line);
+        out.push('\n');
+        if let Some(children) = by_parent.get(&Some(t.id.as_str())) {
+            stack.extend(children.iter().rev().map(|&c| (c, depth + 1)));
+        }
+    }
+    for (inc, view) in incidents.iter().zip(&l.incidents) {
+        out.push_str(&format!(
+            "\nreuse incident {}  at {}\n",
+            inc.id, view.occurred_at
+        ));
+        out.push_str(&format!(
+            "  token {} was presented again after it had been rotated\n",
+            short(&inc.replayed_token_id)
+        ));
+        let active = inc
+            .active_token_id
+            .as_deref()
+            .and_then(|a| tokens.iter().find(|t| t.id == a));
+        let mut t = Table::new(&["", "REPLAYED BY", "ACTIVE TOKEN HOLDER"]);
+        t.row(vec![
+            "token".into(),
+            short(&inc.replayed_token_id),
+            active.map_or_else(|| "-".to_owned(), |a| short(&a.id)),
+        ]);
+        t.row(vec![
+            "ip".into(),
+            inc.client_ip.clone().unwrap_or_else(|| "-".into()),
+            active
+                .and_then(|a| a.client_ip.clone())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+        t.row(vec![
+            "user agent".into(),
+            inc.user_agent.clone().unwrap_or_else(|| "-".into()),
+            active
+                .and_then(|a| a.user_agent.clone())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+        t.row(vec![
+            "at".into(),
+            view.occurred_at.clone(),
+            active.map_or_else(
+                || "-".to_owned(),
+                |a| format!("issued {}", rfc3339(a.issued_at)),
+            ),
+        ]);
+        for line in t.render_width(None).lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_owned()
 }

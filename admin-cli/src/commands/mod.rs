@@ -1,17 +1,21 @@
 mod client;
 mod family;
+mod incident;
+mod key;
+mod system;
 mod user;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tessera::settings::Settings;
-use tessera::store::{self, PooledConn};
+use tessera::store::{self, AnyConnection, PooledConn};
 
 use crate::output::Format;
 
-/// Administer a Tessera OAuth2 server: clients, users and token families.
+/// Administer a Tessera OAuth2 server: clients, users, token families, reuse incidents and
+/// signing keys.
 ///
 /// Reads the same configuration as the server (defaults, then the config file, then
 /// TESSERA_<SECTION>__<KEY> variables) and works directly on its database: changes apply to a
@@ -31,7 +35,7 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Output format
+    /// Output format; json prints one JSON document on stdout and nothing else
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     #[command(subcommand)]
@@ -40,15 +44,39 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Register and inspect OAuth2 clients
+    /// Register and manage OAuth2 clients
     #[command(subcommand)]
     Client(client::ClientCommand),
     /// Create and manage users
     #[command(subcommand)]
     User(user::UserCommand),
-    /// Revoke refresh-token families
+    /// Inspect and revoke refresh-token families
     #[command(subcommand)]
     Family(family::FamilyCommand),
+    /// Inspect refresh-token reuse incidents
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
+    /// Rotate and retire signing keys
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Apply database migrations without starting the server
+    Migrate,
+    /// Check the configuration
+    #[command(subcommand)]
+    Config(system::ConfigCommand),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--yes` for commands that destroy or revoke.
+#[derive(Debug, Args)]
+pub struct Confirm {
+    /// Do not ask for confirmation (required when there is no terminal to ask on)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// What every command gets: settings, a connection, the output format.
@@ -59,7 +87,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn conn(&mut self) -> anyhow::Result<&mut tessera::store::AnyConnection> {
+    pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
         if self.conn.is_none() {
             let db = &self.settings.database;
             let (pool, _) = store::connect(db.url.expose(), 1, db.connect_timeout)?;
@@ -73,6 +101,9 @@ impl Context {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        return system::completions(shell);
+    }
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     if let Some(url) = &cli.database_url {
         env.retain(|(k, _)| k != "TESSERA_DATABASE__URL");
@@ -88,5 +119,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&mut ctx, cmd),
         Command::User(cmd) => user::run(&mut ctx, cmd),
         Command::Family(cmd) => family::run(&mut ctx, cmd),
+        Command::Incident(cmd) => incident::run(&mut ctx, cmd),
+        Command::Key(cmd) => key::run(&mut ctx, cmd),
+        Command::Migrate => system::migrate(&ctx),
+        Command::Config(cmd) => system::config(&ctx, cmd),
+        Command::Completions { .. } => Ok(()),
     }
+}
+
+/// Parses a duration such as `15m` or `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 30m, 7d"))
 }

@@ -4,10 +4,12 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
+use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
+use tessera::store::models::{LoginFailures, TokenFamily, User};
 
-use super::Context;
-use crate::output::{emit, rfc3339};
+use super::{Confirm, Context};
+use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -18,13 +20,53 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List users
+    List,
+    /// Show one user
+    Show { username: String },
+    /// Set a new password; revokes the user's active token families
+    SetPassword {
+        username: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: sign-in and refresh stop at once; revokes the user's active families
+    Disable {
+        username: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+    /// Enable a disabled user
+    Enable { username: String },
+    /// Clear the failed sign-in counter that throttles a username
+    Unlock { username: String },
 }
 
+/// The JSON shape of a user.
 #[derive(Serialize)]
-struct UserView<'a> {
-    id: &'a str,
-    username: &'a str,
+struct UserView {
+    id: String,
+    username: String,
     created_at: String,
+    disabled_at: Option<String>,
+    active_families: i64,
+    failed_logins: i64,
+}
+
+fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
+    let conn = ctx.conn()?;
+    let active_families = TokenFamily::count_active(conn, Some(&u.id), None)?;
+    let failed_logins =
+        LoginFailures::find(conn, &throttle::user_key(&u.username))?.map_or(0, |f| f.failures);
+    Ok(UserView {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        created_at: rfc3339(u.created_at),
+        disabled_at: u.disabled_at.map(rfc3339),
+        active_families,
+        failed_logins,
+    })
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -47,6 +89,16 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
+fn hasher(ctx: &Context) -> anyhow::Result<PasswordHasher> {
+    PasswordHasher::new(&ctx.settings.passwords, 1)
+}
+
+#[derive(Serialize)]
+struct Changed {
+    username: String,
+    revoked_families: usize,
+}
+
 pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Create {
@@ -55,16 +107,125 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let username = Username::parse(&username)?;
             let password = read_password(password_stdin)?;
-            let hasher = PasswordHasher::new(&ctx.settings.passwords, 1)?;
+            let hasher = hasher(ctx)?;
             let user = user::create(ctx.conn()?, &hasher, &username, &password)?;
-            let view = UserView {
-                id: &user.id,
-                username: &user.username,
-                created_at: rfc3339(user.created_at),
-            };
-            emit(ctx.output, &view, || {
-                format!("created user {} (id {})", user.username, user.id)
+            let v = view(ctx, &user)?;
+            emit(ctx.output, &v, || {
+                format!("created user {} (id {})", v.username, v.id)
             })
+        }
+        UserCommand::List => {
+            let users = User::list(ctx.conn()?)?;
+            let views = users
+                .iter()
+                .map(|u| view(ctx, u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            emit(ctx.output, &views, || {
+                let mut t = Table::new(&["USERNAME", "ID", "STATE", "FAMILIES", "CREATED"]);
+                for v in &views {
+                    t.row(vec![
+                        v.username.clone(),
+                        v.id.clone(),
+                        (if v.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "enabled"
+                        })
+                        .to_owned(),
+                        v.active_families.to_string(),
+                        v.created_at.clone(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        UserCommand::Show { username } => {
+            let u = user::find(ctx.conn()?, &username)?;
+            let v = view(ctx, &u)?;
+            emit(ctx.output, &v, || {
+                format!(
+                    "username         {}\nid               {}\ncreated_at       {}\nstate            {}\nactive_families  {}\nfailed_logins    {}",
+                    v.username,
+                    v.id,
+                    v.created_at,
+                    v.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
+                    v.active_families,
+                    v.failed_logins,
+                )
+            })
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            user::find(ctx.conn()?, &username)?;
+            let password = read_password(password_stdin)?;
+            let hasher = hasher(ctx)?;
+            let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password)?;
+            emit(
+                ctx.output,
+                &Changed {
+                    username: username.clone(),
+                    revoked_families: revoked,
+                },
+                || {
+                    format!(
+                        "password of {username} changed; {revoked} active token families revoked"
+                    )
+                },
+            )
+        }
+        UserCommand::Disable {
+            username,
+            confirm: c,
+        } => {
+            user::find(ctx.conn()?, &username)?;
+            confirm(
+                c.yes,
+                &format!("disable user {username} and revoke their token families"),
+            )?;
+            let revoked = user::set_disabled(ctx.conn()?, &username, true)?;
+            emit(
+                ctx.output,
+                &Changed {
+                    username: username.clone(),
+                    revoked_families: revoked,
+                },
+                || format!("disabled {username}; {revoked} active token families revoked"),
+            )
+        }
+        UserCommand::Enable { username } => {
+            user::set_disabled(ctx.conn()?, &username, false)?;
+            emit(
+                ctx.output,
+                &Changed {
+                    username: username.clone(),
+                    revoked_families: 0,
+                },
+                || format!("enabled {username}"),
+            )
+        }
+        UserCommand::Unlock { username } => {
+            let had = user::unlock(ctx.conn()?, &username)?;
+            #[derive(Serialize)]
+            struct Unlocked {
+                username: String,
+                cleared: bool,
+            }
+            emit(
+                ctx.output,
+                &Unlocked {
+                    username: username.clone(),
+                    cleared: had,
+                },
+                || {
+                    if had {
+                        format!("cleared the failed sign-in counter of {username}")
+                    } else {
+                        format!("{username} had no failed sign-ins to clear")
+                    }
+                },
+            )
         }
     }
 }

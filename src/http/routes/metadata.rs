@@ -29,6 +29,6 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": scopes,
-            "access_token_signing_alg_values_supported": s.keys.algorithms(),
+            "access_token_signing_alg_values_supported": s.keys.get().algorithms(),
         }))
 }

@@ -61,6 +61,35 @@ impl Client {
     }
 }
 
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = clients)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub secret_hash: Option<Option<String>>,
+    pub redirect_uris: Option<String>,
+    pub grant_types: Option<String>,
+    pub scopes: Option<String>,
+    pub disabled_at: Option<Option<i64>>,
+}
+
+impl ClientChanges {
+    pub fn apply(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+        diesel::update(clients::table.find(id))
+            .set(self)
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
+impl Client {
+    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+        diesel::delete(clients::table.find(id))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
 impl NewClient<'_> {
     pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
         diesel::insert_into(clients::table)

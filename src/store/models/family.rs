@@ -94,6 +94,13 @@ impl TokenFamily {
             .optional()
     }
 
+    /// Takes the family's row lock (PostgreSQL) for the rest of the transaction.
+    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+        diesel::update(token_families::table.find(id))
+            .set(token_families::expires_at.eq(token_families::expires_at))
+            .execute(conn)
+    }
+
     /// Marks the family revoked unless it already is; returns whether it changed.
     pub fn revoke(conn: &mut AnyConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
         diesel::update(
@@ -132,6 +139,66 @@ impl TokenFamily {
                 token_families::revoked_reason.eq(reason),
             ))
             .execute(conn)
+    }
+}
+
+/// Filters for [`TokenFamily::list`].
+#[derive(Debug, Default, Clone)]
+pub struct FamilyFilter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// `Some(true)`: only unrevoked and unexpired; `Some(false)`: only revoked.
+    pub active: Option<bool>,
+    pub limit: i64,
+}
+
+impl TokenFamily {
+    /// Active families (not revoked, not expired) of a user and/or a client.
+    pub fn count_active(
+        conn: &mut AnyConnection,
+        user_id: Option<&str>,
+        client_id: Option<&str>,
+    ) -> QueryResult<i64> {
+        let now = crate::domain::now_ms();
+        let mut q = token_families::table
+            .filter(token_families::revoked_at.is_null())
+            .filter(token_families::expires_at.gt(now))
+            .into_boxed();
+        if let Some(u) = user_id {
+            q = q.filter(token_families::user_id.eq(u.to_owned()));
+        }
+        if let Some(c) = client_id {
+            q = q.filter(token_families::client_id.eq(c.to_owned()));
+        }
+        q.count().get_result(conn)
+    }
+
+    /// Newest first.
+    pub fn list(
+        conn: &mut AnyConnection,
+        f: &FamilyFilter,
+        now: i64,
+    ) -> QueryResult<Vec<TokenFamily>> {
+        let mut q = token_families::table.into_boxed();
+        if let Some(u) = &f.user_id {
+            q = q.filter(token_families::user_id.eq(u.clone()));
+        }
+        if let Some(c) = &f.client_id {
+            q = q.filter(token_families::client_id.eq(c.clone()));
+        }
+        match f.active {
+            Some(true) => {
+                q = q
+                    .filter(token_families::revoked_at.is_null())
+                    .filter(token_families::expires_at.gt(now))
+            }
+            Some(false) => q = q.filter(token_families::revoked_at.is_not_null()),
+            None => {}
+        }
+        q.order((token_families::created_at.desc(), token_families::id.asc()))
+            .limit(f.limit)
+            .select(TokenFamily::as_select())
+            .load(conn)
     }
 }
 
@@ -221,6 +288,48 @@ impl ReuseIncident {
             .order(reuse_incidents::occurred_at.asc())
             .select(ReuseIncident::as_select())
             .load(conn)
+    }
+}
+
+/// Filters for [`ReuseIncident::list`].
+#[derive(Debug, Default, Clone)]
+pub struct IncidentFilter {
+    pub since: Option<i64>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub limit: i64,
+}
+
+impl ReuseIncident {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ReuseIncident>> {
+        reuse_incidents::table
+            .find(id)
+            .select(ReuseIncident::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Newest first.
+    pub fn list(conn: &mut AnyConnection, f: &IncidentFilter) -> QueryResult<Vec<ReuseIncident>> {
+        let mut q = reuse_incidents::table
+            .inner_join(token_families::table)
+            .into_boxed();
+        if let Some(since) = f.since {
+            q = q.filter(reuse_incidents::occurred_at.ge(since));
+        }
+        if let Some(c) = &f.client_id {
+            q = q.filter(reuse_incidents::client_id.eq(c.clone()));
+        }
+        if let Some(u) = &f.user_id {
+            q = q.filter(token_families::user_id.eq(u.clone()));
+        }
+        q.order((
+            reuse_incidents::occurred_at.desc(),
+            reuse_incidents::id.asc(),
+        ))
+        .limit(f.limit)
+        .select(ReuseIncident::as_select())
+        .load(conn)
     }
 }
 

@@ -13,6 +13,8 @@ pub struct StoredKey {
     pub public_jwk: String,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+    /// Signs from this time on; published in the JWKS from `created_at`.
+    pub activates_at: i64,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -21,19 +23,68 @@ impl std::fmt::Debug for StoredKey {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
 }
 
 impl StoredKey {
-    /// Keys not retired, newest first.
-    pub fn active(conn: &mut AnyConnection) -> QueryResult<Vec<StoredKey>> {
+    /// Every key, newest first.
+    pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<StoredKey>> {
         signing_keys::table
-            .filter(signing_keys::retired_at.is_null())
             .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
             .select(StoredKey::as_select())
             .load(conn)
+    }
+
+    /// Keys still published: not retired, or retired after `retired_after` (tokens they signed
+    /// may still be valid). Newest first.
+    pub fn published(conn: &mut AnyConnection, retired_after: i64) -> QueryResult<Vec<StoredKey>> {
+        signing_keys::table
+            .filter(
+                signing_keys::retired_at
+                    .is_null()
+                    .or(signing_keys::retired_at.gt(retired_after)),
+            )
+            .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
+            .select(StoredKey::as_select())
+            .load(conn)
+    }
+
+    /// The public JWKs of [`StoredKey::published`], without touching private keys.
+    pub fn published_jwks(
+        conn: &mut AnyConnection,
+        retired_after: i64,
+    ) -> QueryResult<Vec<String>> {
+        signing_keys::table
+            .filter(
+                signing_keys::retired_at
+                    .is_null()
+                    .or(signing_keys::retired_at.gt(retired_after)),
+            )
+            .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
+            .select(signing_keys::public_jwk)
+            .load(conn)
+    }
+
+    pub fn find(conn: &mut AnyConnection, kid: &str) -> QueryResult<Option<StoredKey>> {
+        signing_keys::table
+            .find(kid)
+            .select(StoredKey::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn retire(conn: &mut AnyConnection, kid: &str, now: i64) -> QueryResult<bool> {
+        diesel::update(
+            signing_keys::table
+                .filter(signing_keys::kid.eq(kid))
+                .filter(signing_keys::retired_at.is_null()),
+        )
+        .set(signing_keys::retired_at.eq(now))
+        .execute(conn)
+        .map(|n| n == 1)
     }
 
     pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {

@@ -3,11 +3,14 @@
 mod client;
 mod family;
 mod key;
+mod throttle;
 mod user;
 
-pub use client::{Client, NewClient};
+pub use client::{Client, ClientChanges, NewClient};
 pub use family::{
-    NewFamily, NewIncident, NewRefreshToken, RefreshToken, ReuseIncident, TokenFamily,
+    FamilyFilter, IncidentFilter, NewFamily, NewIncident, NewRefreshToken, RefreshToken,
+    ReuseIncident, TokenFamily,
 };
 pub use key::StoredKey;
+pub use throttle::LoginFailures;
 pub use user::{NewUser, User};

@@ -50,6 +50,33 @@ impl User {
     }
 }
 
+impl User {
+    pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<User>> {
+        users::table
+            .order(users::username.asc())
+            .select(User::as_select())
+            .load(conn)
+    }
+
+    pub fn set_password_hash(conn: &mut AnyConnection, id: &str, hash: &str) -> QueryResult<bool> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+
+    pub fn set_disabled_at(
+        conn: &mut AnyConnection,
+        id: &str,
+        at: Option<i64>,
+    ) -> QueryResult<bool> {
+        diesel::update(users::table.find(id))
+            .set(users::disabled_at.eq(at))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
 impl NewUser<'_> {
     pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
         diesel::insert_into(users::table).values(self).execute(conn)

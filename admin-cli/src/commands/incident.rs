@@ -1,0 +1,127 @@
+use clap::Subcommand;
+use serde::Serialize;
+use tessera::domain::{ms, now_ms, user};
+use tessera::store::models::{Client, IncidentFilter, ReuseIncident};
+
+use super::{parse_duration, Context};
+use crate::output::{emit, rfc3339, short, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// List refresh-token reuse incidents, newest first
+    List {
+        /// Only incidents this recent, e.g. 24h or 7d
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this client's
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        /// Only this user's (username)
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one incident
+    Show { incident_id: String },
+}
+
+/// The JSON shape of an incident.
+#[derive(Serialize)]
+pub struct IncidentView {
+    pub id: String,
+    pub family_id: String,
+    pub replayed_token_id: String,
+    pub active_token_id: Option<String>,
+    pub client_id: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub occurred_at: String,
+}
+
+impl IncidentView {
+    pub fn new(i: &ReuseIncident) -> Self {
+        Self {
+            id: i.id.clone(),
+            family_id: i.family_id.clone(),
+            replayed_token_id: i.replayed_token_id.clone(),
+            active_token_id: i.active_token_id.clone(),
+            client_id: i.client_id.clone(),
+            client_ip: i.client_ip.clone(),
+            user_agent: i.user_agent.clone(),
+            occurred_at: rfc3339(i.occurred_at),
+        }
+    }
+}
+
+pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
+    match cmd {
+        IncidentCommand::List {
+            since,
+            client,
+            user,
+            limit,
+        } => {
+            let conn = ctx.conn()?;
+            let user_id = match &user {
+                Some(name) => Some(user::find(conn, name)?.id),
+                None => None,
+            };
+            if let Some(id) = &client {
+                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+            }
+            let filter = IncidentFilter {
+                since: since.map(|d| now_ms().saturating_sub(ms(d))),
+                client_id: client,
+                user_id,
+                limit: limit.clamp(1, 10_000),
+            };
+            let views: Vec<IncidentView> = ReuseIncident::list(conn, &filter)?
+                .iter()
+                .map(IncidentView::new)
+                .collect();
+            emit(ctx.output, &views, || {
+                let mut t = Table::new(&[
+                    "INCIDENT",
+                    "AT",
+                    "FAMILY",
+                    "CLIENT",
+                    "REPLAYED",
+                    "IP",
+                    "USER AGENT",
+                ]);
+                for v in &views {
+                    t.row(vec![
+                        v.id.clone(),
+                        v.occurred_at.clone(),
+                        v.family_id.clone(),
+                        short(&v.client_id),
+                        short(&v.replayed_token_id),
+                        v.client_ip.clone().unwrap_or_else(|| "-".into()),
+                        v.user_agent.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        IncidentCommand::Show { incident_id } => {
+            let i = ReuseIncident::find(ctx.conn()?, &incident_id)?
+                .ok_or_else(|| anyhow::anyhow!("no incident with id {incident_id}"))?;
+            let v = IncidentView::new(&i);
+            emit(ctx.output, &v, || {
+                format!(
+                    "incident        {}\noccurred_at     {}\nfamily          {}   (tessera-admin family show {})\nclient          {}\nreplayed token  {}\nactive token    {}\nreplayed by     {}  \"{}\"",
+                    v.id,
+                    v.occurred_at,
+                    v.family_id,
+                    v.family_id,
+                    v.client_id,
+                    v.replayed_token_id,
+                    v.active_token_id.as_deref().unwrap_or("-"),
+                    v.client_ip.as_deref().unwrap_or("-"),
+                    v.user_agent.as_deref().unwrap_or("-"),
+                )
+            })
+        }
+    }
+}

@@ -1,0 +1,170 @@
+use clap::{Subcommand, ValueEnum};
+use serde::Serialize;
+use tessera::domain::crypto::MasterKey;
+use tessera::domain::keys::{self, KeyAlgorithm, KeyState};
+use tessera::domain::{ms, now_ms};
+use tessera::store::models::StoredKey;
+
+use super::{Confirm, Context};
+use crate::output::{confirm, emit, rfc3339, Table};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Alg {
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List signing keys and their state (pending, signing, verifying, retired, expired)
+    List,
+    /// Make a new signing key: published in the JWKS at once, signing after keys.activation_delay
+    Rotate {
+        /// Sign with it at once (after a key compromise); relying parties that cached the JWKS
+        /// reject tokens until they fetch it again
+        #[arg(long)]
+        now: bool,
+        /// Algorithm [default: keys.algorithm]
+        #[arg(long, value_enum)]
+        algorithm: Option<Alg>,
+    },
+    /// Retire a key: it stops signing at once and leaves the JWKS when the last token it signed
+    /// has expired
+    Retire {
+        kid: String,
+        /// Also when the remaining keys are not active yet
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
+}
+
+/// The JSON shape of a key: public parts only.
+#[derive(Serialize)]
+struct KeyView {
+    kid: String,
+    alg: String,
+    state: KeyState,
+    created_at: String,
+    activates_at: String,
+    retired_at: Option<String>,
+    /// When it leaves the JWKS (retired keys).
+    unpublished_at: Option<String>,
+}
+
+fn views(ctx: &mut Context) -> anyhow::Result<Vec<KeyView>> {
+    let ttl = ms(ctx.settings.tokens.access_ttl);
+    let all = StoredKey::all(ctx.conn()?)?;
+    let states = keys::states(&all, now_ms(), ttl);
+    Ok(all
+        .iter()
+        .zip(states)
+        .map(|(k, state)| KeyView {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            state,
+            created_at: rfc3339(k.created_at),
+            activates_at: rfc3339(k.activates_at),
+            retired_at: k.retired_at.map(rfc3339),
+            unpublished_at: k.retired_at.map(|r| rfc3339(r.saturating_add(ttl))),
+        })
+        .collect())
+}
+
+fn state_text(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Pending => "pending",
+        KeyState::Signing => "signing",
+        KeyState::Verifying => "verifying",
+        KeyState::Retired => "retired",
+        KeyState::Expired => "expired",
+    }
+}
+
+/// The server's master key, refusing one that cannot open the keys already stored (a key
+/// sealed under the wrong master key would stop the server).
+fn master_key(ctx: &mut Context) -> anyhow::Result<MasterKey> {
+    let master = MasterKey::from_settings(&ctx.settings, false)?;
+    if let Some(existing) = StoredKey::all(ctx.conn()?)?.first() {
+        master
+            .open(existing.kid.as_bytes(), &existing.private_key)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the master key does not match the one the server's keys are sealed with"
+                )
+            })?;
+    }
+    Ok(master)
+}
+
+pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::List => {
+            let views = views(ctx)?;
+            emit(ctx.output, &views, || {
+                let mut t =
+                    Table::new(&["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"]);
+                for v in &views {
+                    t.row(vec![
+                        v.kid.clone(),
+                        v.alg.clone(),
+                        state_text(v.state).to_owned(),
+                        v.created_at.clone(),
+                        v.activates_at.clone(),
+                        v.retired_at.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        KeyCommand::Rotate {
+            now: immediately,
+            algorithm,
+        } => {
+            let master = master_key(ctx)?;
+            let alg = match algorithm {
+                Some(Alg::Es256) => KeyAlgorithm::ES256,
+                Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
+                None => ctx.settings.keys.algorithm,
+            };
+            let now = now_ms();
+            let delay = if immediately {
+                0
+            } else {
+                ms(ctx.settings.keys.activation_delay)
+            };
+            let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
+            let view = views(ctx)?.into_iter().find(|v| v.kid == key.kid);
+            emit(ctx.output, &view, || {
+                format!(
+                    "new {} key {}: published now, signs from {}",
+                    key.alg,
+                    key.kid,
+                    rfc3339(key.activates_at)
+                )
+            })
+        }
+        KeyCommand::Retire {
+            kid,
+            force,
+            confirm: c,
+        } => {
+            StoredKey::find(ctx.conn()?, &kid)?
+                .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
+            confirm(c.yes, &format!("retire signing key {kid}"))?;
+            keys::retire(ctx.conn()?, &kid, force, now_ms())?;
+            let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
+            emit(ctx.output, &view, || {
+                format!(
+                    "retired {kid}; it stays in the JWKS until {}",
+                    view.as_ref()
+                        .and_then(|v| v.unpublished_at.clone())
+                        .unwrap_or_default()
+                )
+            })
+        }
+    }
+}
