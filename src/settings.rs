@@ -240,6 +240,15 @@ impl Settings {
                 "invalid configuration: tokens.refresh_absolute_ttl must be at least tokens.refresh_idle_ttl, and both more than 0s"
             );
         }
+        let year = Duration::from_secs(365 * 86400);
+        if t.access_ttl > Duration::from_secs(86400) {
+            anyhow::bail!("invalid configuration: tokens.access_ttl must be at most 1d");
+        }
+        if t.refresh_absolute_ttl > 10 * year || t.reuse_grace > Duration::from_secs(3600) {
+            anyhow::bail!(
+                "invalid configuration: tokens.refresh_absolute_ttl must be at most 10 years and tokens.reuse_grace at most 1h"
+            );
+        }
         if !matches!(self.server.issuer.scheme(), "http" | "https") {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
         }
@@ -258,6 +267,15 @@ impl Settings {
     /// The issuer identifier, without a trailing slash (RFC 8414 §2).
     pub fn issuer(&self) -> String {
         self.server.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// How long a retired key stays published and accepted: tokens it signed live
+    /// `access_ttl`, and servers may sign with it for up to `reload_interval` after retirement,
+    /// plus 5 s for clocks that disagree a little.
+    pub fn key_retention_ms(&self) -> i64 {
+        crate::domain::ms(
+            self.tokens.access_ttl + self.keys.reload_interval + Duration::from_secs(5),
+        )
     }
 
     pub fn throttle_policy(&self) -> crate::domain::throttle::Policy {

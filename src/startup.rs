@@ -33,8 +33,8 @@ impl Application {
                 let (pool, _) = store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
                 let keys = {
                     let mut conn = pool.get().context("database unreachable")?;
-                    let ttl = crate::domain::ms(settings.tokens.access_ttl);
-                    KeySet::load_or_create(&mut conn, &master, settings.keys.algorithm, ttl)?
+                    let retention = settings.key_retention_ms();
+                    KeySet::load_or_create(&mut conn, &master, settings.keys.algorithm, retention)?
                 };
                 let hasher = PasswordHasher::new(&settings.passwords, settings.hash_concurrency())?;
                 Ok(TokenService::new(

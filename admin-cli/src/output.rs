@@ -18,17 +18,29 @@ pub fn emit<T: Serialize>(
     value: &T,
     text: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text => println!("{}", text()),
-    }
-    Ok(())
+    let out = match format {
+        Format::Json => serde_json::to_string_pretty(value)?,
+        Format::Text => text(),
+    };
+    print(&out)
 }
+
+/// Writes `text` and a newline to stdout. A closed pipe (`… | head`) ends the program quietly.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}
+
+/// Latest time humantime can print (9999-12-31T23:59:59Z).
+const MAX_MS: u64 = 253_402_300_799_000;
 
 /// Unix milliseconds as RFC 3339 UTC, to the second.
 pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
+    let ms = u64::try_from(ms).unwrap_or(0).min(MAX_MS);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 pub fn rfc3339_opt(ms: Option<i64>) -> String {
@@ -142,6 +154,14 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_in_rfc3339_and_never_panic() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_700_458_000), "2026-11-26T13:40:58Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn tables_align_and_cut_the_last_column() {

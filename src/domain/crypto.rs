@@ -18,9 +18,15 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     buf
 }
 
-/// A random identifier: 128 bits, base64url.
+/// A random identifier: 128 bits, base64url, never starting with `-` (which a command line
+/// would take for an option).
 pub fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes(16))
+    loop {
+        let id = URL_SAFE_NO_PAD.encode(random_bytes(16));
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -116,19 +116,31 @@ pub fn start(
     conn: &mut AnyConnection,
     master: &MasterKey,
     client_id: &str,
-    user_id: &str,
+    user: &User,
     scope: &Scope,
     auth_method: &str,
     meta: &RequestMeta,
     life: Lifetimes,
     now: i64,
-) -> diesel::QueryResult<Issued> {
+) -> Result<Issued, RefreshError> {
+    let user_id = user.id.as_str();
     let family_id = random_id();
     let token_id = random_id();
     let refresh_token = token_for(master.refresh_key(), &token_id);
     let scope_text = scope.to_string();
     let expires_at = now.saturating_add(life.absolute);
-    write_tx(conn, |c| {
+    write_tx(conn, |c| -> Result<TokenFamily, RefreshError> {
+        // The user was checked before this transaction (a password hash takes a while). Lock
+        // the row and check again: a password change or a disable that committed meanwhile
+        // wins, and one that comes later waits for this family and then revokes it.
+        User::lock(c, user_id)?;
+        let current = User::find(c, user_id)?;
+        if current.is_none_or(|u| u.disabled_at.is_some() || u.password_hash != user.password_hash)
+        {
+            return Err(RefreshError::Invalid(
+                "the user's credentials changed; sign in again",
+            ));
+        }
         NewFamily {
             id: &family_id,
             client_id,
@@ -150,7 +162,7 @@ pub fn start(
             user_agent: meta.user_agent.as_deref(),
         }
         .insert(c)?;
-        TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)
+        Ok(TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)?)
     })
     .map(|family| Issued {
         family,

@@ -280,7 +280,7 @@ pub enum KeyState {
 }
 
 /// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them).
-pub fn states(keys: &[StoredKey], now: i64, token_ttl_ms: i64) -> Vec<KeyState> {
+pub fn states(keys: &[StoredKey], now: i64, retention_ms: i64) -> Vec<KeyState> {
     let signer = keys
         .iter()
         .position(|k| k.retired_at.is_none() && k.activates_at <= now)
@@ -288,7 +288,7 @@ pub fn states(keys: &[StoredKey], now: i64, token_ttl_ms: i64) -> Vec<KeyState> 
     keys.iter()
         .enumerate()
         .map(|(i, k)| match k.retired_at {
-            Some(at) if at > now - token_ttl_ms => KeyState::Retired,
+            Some(at) if at > now - retention_ms => KeyState::Retired,
             Some(_) => KeyState::Expired,
             None if Some(i) == signer => KeyState::Signing,
             None if k.activates_at > now => KeyState::Pending,
@@ -297,11 +297,15 @@ pub fn states(keys: &[StoredKey], now: i64, token_ttl_ms: i64) -> Vec<KeyState> 
         .collect()
 }
 
-/// Retires `kid`: it stops signing at once and leaves the JWKS once the tokens it signed have
-/// expired. Refused when no other key would be left, and, without `force`, when no other key is
+/// Retires `kid`: servers stop signing with it at their next key reload, and it leaves the
+/// JWKS once the tokens it signed have expired (`Settings::key_retention_ms`). Refused when no other key would be left, and, without `force`, when no other key is
 /// active yet (the pending one would sign before relying parties know it).
 pub fn retire(conn: &mut AnyConnection, kid: &str, force: bool, now: i64) -> anyhow::Result<()> {
     write_tx(conn, |c| -> anyhow::Result<()> {
+        // Two retirements at once must not retire every key between them.
+        if let AnyConnection::Postgresql(_) = c {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(7365726102)").execute(c)?;
+        }
         let keys = StoredKey::all(c)?;
         let key = keys
             .iter()
@@ -340,7 +344,7 @@ impl KeySet {
         conn: &mut AnyConnection,
         master: &MasterKey,
         alg: KeyAlgorithm,
-        token_ttl_ms: i64,
+        retention_ms: i64,
     ) -> anyhow::Result<Self> {
         // Serialised, so that instances starting together on a fresh database create one key.
         write_tx(conn, |c| -> anyhow::Result<()> {
@@ -356,17 +360,17 @@ impl KeySet {
             }
             Ok(())
         })?;
-        Self::load(conn, master, token_ttl_ms)
+        Self::load(conn, master, retention_ms)
     }
 
-    /// Loads every key still published: unretired, or retired less than `token_ttl_ms` ago.
+    /// Loads every key still published: unretired, or retired less than `retention_ms` ago.
     pub fn load(
         conn: &mut AnyConnection,
         master: &MasterKey,
-        token_ttl_ms: i64,
+        retention_ms: i64,
     ) -> anyhow::Result<Self> {
         let now = now_ms();
-        let stored = StoredKey::published(conn, now.saturating_sub(token_ttl_ms))?;
+        let stored = StoredKey::published(conn, now.saturating_sub(retention_ms))?;
         let mut keys = Vec::with_capacity(stored.len());
         for s in &stored {
             let alg = KeyAlgorithm::parse(&s.alg).ok_or_else(|| {

@@ -66,6 +66,8 @@ pub struct TokenService {
     pub access_ttl_secs: i64,
     pub life: Lifetimes,
     pub throttle: Policy,
+    /// How long retired keys stay published and accepted.
+    pub key_retention_ms: i64,
 }
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
@@ -96,6 +98,7 @@ impl TokenService {
                 reuse_grace: ms(t.reuse_grace),
             },
             throttle: settings.throttle_policy(),
+            key_retention_ms: settings.key_retention_ms(),
         }
     }
 
@@ -182,13 +185,14 @@ impl TokenService {
             &mut *self.pool.get()?,
             &self.master,
             &client.id,
-            &user.id,
+            &user,
             &scope,
             GrantType::Password.as_str(),
             meta,
             self.life,
             now,
-        )?;
+        )
+        .map_err(refresh_error)?;
         tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
         self.respond(client, &user.id, &scope, Some(issued), now)
     }
@@ -214,11 +218,7 @@ impl TokenService {
             meta,
             self.life,
         )
-        .map_err(|e| match e {
-            RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
-            RefreshError::Database(db) => db.into(),
-            other => OAuthError::InvalidGrant(other.to_string()),
-        })?;
+        .map_err(refresh_error)?;
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
         self.respond(client, &user_id, &scope, Some(issued), now_ms())
@@ -262,20 +262,16 @@ impl TokenService {
 
     /// Every key still published and the current signer, from the database.
     pub fn reload_keys(&self) -> anyhow::Result<()> {
-        let keys = KeySet::load(
-            &mut *self.pool.get()?,
-            &self.master,
-            self.access_ttl_secs * 1000,
-        )?;
+        let keys = KeySet::load(&mut *self.pool.get()?, &self.master, self.key_retention_ms)?;
         self.keys.replace(keys);
         Ok(())
     }
 
     /// The JWKS (RFC 7517 §5): read from the database on each call, so a key made by
     /// `tessera-admin key rotate` is published at once, and a retired key stays until every
-    /// token it signed has expired.
+    /// token it signed has expired (`Settings::key_retention_ms`).
     pub fn jwks(&self) -> Result<serde_json::Value, OAuthError> {
-        let cutoff = now_ms().saturating_sub(self.access_ttl_secs * 1000);
+        let cutoff = now_ms().saturating_sub(self.key_retention_ms);
         let jwks = StoredKey::published_jwks(&mut *self.pool.get()?, cutoff)?;
         let keys: Vec<serde_json::Value> = jwks
             .iter()
@@ -318,6 +314,14 @@ impl TokenService {
                 "the access token's user is not active".into(),
             )),
         }
+    }
+}
+
+fn refresh_error(e: RefreshError) -> OAuthError {
+    match e {
+        RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
+        RefreshError::Database(db) => db.into(),
+        other => OAuthError::InvalidGrant(other.to_string()),
     }
 }
 

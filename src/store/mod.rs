@@ -4,7 +4,7 @@ pub mod models;
 pub mod pool;
 pub mod schema;
 
-pub use pool::{connect, migrate_url, AnyConnection, Backend, Pool, PooledConn};
+pub use pool::{connect, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;

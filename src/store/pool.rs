@@ -92,8 +92,28 @@ impl ManageConnection for Manager {
     }
 }
 
+/// What opening a pool does about the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (the server at start-up).
+    Migrate,
+    /// Refuse to work on a schema with pending migrations (the admin CLI: only `migrate`
+    /// changes the schema under running servers).
+    RequireCurrent,
+}
+
 /// Opens the pool and applies pending migrations. Fails with one line naming the problem.
 pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(Pool, Backend)> {
+    open(url, pool_size, timeout, Schema::Migrate)
+}
+
+/// Opens the pool; `schema` says what to do about pending migrations.
+pub fn open(
+    url: &str,
+    pool_size: u32,
+    timeout: Duration,
+    schema: Schema,
+) -> anyhow::Result<(Pool, Backend)> {
     let (backend, address) = Backend::parse(url)?;
     create_sqlite_dir(backend, &address)?;
     let size = match (pool_size, backend) {
@@ -106,9 +126,22 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(
     let mut first = manager
         .connect()
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
-    let applied = migrate(&mut first)?;
-    if !applied.is_empty() {
-        tracing::info!(migrations = ?applied, "applied database migrations");
+    match schema {
+        Schema::Migrate => {
+            let applied = migrate(&mut first)?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "applied database migrations");
+            }
+        }
+        Schema::RequireCurrent => {
+            let pending = pending(&mut first)?;
+            if !pending.is_empty() {
+                anyhow::bail!(
+                    "the database schema is not up to date ({} migrations pending): run `tessera-admin migrate`",
+                    pending.len()
+                );
+            }
+        }
     }
     drop(first);
     let pool = r2d2::Pool::builder()
@@ -119,6 +152,20 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(
         .build(manager)
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     Ok((pool, backend))
+}
+
+/// Versions of the migrations not yet applied.
+pub fn pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
+    fn versions<DB: diesel::backend::Backend>(
+        v: Vec<Box<dyn diesel::migration::Migration<DB>>>,
+    ) -> Vec<String> {
+        v.iter().map(|m| m.name().version().to_string()).collect()
+    }
+    let result = match conn {
+        AnyConnection::Postgresql(c) => c.pending_migrations(PG_MIGRATIONS).map(versions),
+        AnyConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(versions),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot read the database's migrations: {e}"))
 }
 
 /// Connects to `url` once and applies pending migrations; returns the versions applied.

@@ -316,6 +316,7 @@ async fn admin_manages_users(db: Db) {
                 "set-password",
                 "alice",
                 "--password-stdin",
+                "--yes",
                 "-o",
                 "json",
             ],
@@ -655,7 +656,8 @@ async fn admin_rotates_and_retires_keys_on_a_running_server(db: Db) {
         "old tokens still verify"
     );
 
-    // Retire the old key: it leaves the JWKS once its tokens have expired (access_ttl = 2s).
+    // Retire the old key: it leaves the JWKS once its tokens have expired
+    // (access_ttl 2s + reload_interval 0.1s + 5s for clock differences).
     json(
         &app.admin(&["key", "retire", &old, "--yes", "-o", "json"], None)
             .await,
@@ -676,7 +678,12 @@ async fn admin_rotates_and_retires_keys_on_a_running_server(db: Db) {
         jwks().await.contains(&old),
         "still published while its tokens live"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    assert!(
+        jwks().await.contains(&old),
+        "not before retention has passed"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     let published = jwks().await;
     assert!(!published.contains(&old), "{published:?}");
     assert!(published.contains(&new) && published.contains(&pending_kid));
@@ -853,6 +860,36 @@ async fn admin_errors_are_one_line_and_non_zero(db: Db) {
         assert!(!stderr.contains("panicked"), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+    let (id, _) = app.password_client().await;
+    let out = app.admin(&["client", "update", &id], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));
+
+    // Key commands refuse a master key that cannot open the server's keys.
+    let mut env = crate::helpers::test_env(
+        &app.db_url,
+        "d3JvbmctbWFzdGVyLWtleS13cm9uZy1tYXN0ZXIta2V5LXdyb25nLW1hc3Rlcg",
+    );
+    env.retain(|(k, _)| k != "TESSERA_PASSWORDS__ARGON2_MEMORY_KIB");
+    let args: Vec<String> = ["key", "rotate"].iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || crate::helpers::run_admin(&env, &args, None))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("master key does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A database whose schema is behind: only `migrate` changes it.
+    let fresh = crate::helpers::TestDb::new(db);
+    let out = app
+        .admin(&["client", "list", "--database-url", &fresh.url], None)
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `tessera-admin migrate`"));
+
     // Usage errors come from clap, with its exit code 2.
     for args in [
         vec!["client", "register", "--name", "x", "--grant", "implicit"],
@@ -946,6 +983,71 @@ async fn migrate_config_check_and_completions(db: Db) {
 
     let bash = ok(&app.admin(&["completions", "bash"], None).await);
     assert!(bash.contains("tessera-admin") && bash.contains("rotate-secret"));
+    let zsh = ok(&app.admin(&["completions", "zsh"], None).await);
+    assert!(zsh.contains("#compdef tessera-admin"));
     let fish = ok(&app.admin(&["completions", "fish"], None).await);
     assert!(fish.contains("complete -c tessera-admin"));
+}
+
+/// The y/N question on a real terminal (a pty made by `script`).
+#[tokio::test]
+async fn destructive_commands_ask_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("`script` (util-linux) is needed for this test");
+    }
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    let sid = s(&claims(&s(&tokens["access_token"]))["sid"]);
+    let run = |answer: &'static str| {
+        let env = crate::helpers::test_env(&app.db_url, &app.master_key);
+        let cmd = format!(
+            "{} family revoke {sid}",
+            crate::helpers::admin_bin().display()
+        );
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = std::process::Command::new("script")
+                    .args(["-qec", &cmd, "/dev/null"])
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .envs(env)
+                    .current_dir(std::env::temp_dir())
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                stdin.write_all(answer.as_bytes()).unwrap();
+                drop(stdin);
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let no = run("n\n").await;
+    let text = String::from_utf8_lossy(&no.stdout);
+    assert!(
+        text.contains("Revoke family") && text.contains("[y/N]"),
+        "{text}"
+    );
+    assert!(text.contains("cancelled"), "{text}");
+    assert_eq!(
+        app.refresh((&id, &secret), &s(&tokens["refresh_token"]))
+            .await
+            .status(),
+        200
+    );
+    let yes = run("y\n").await;
+    let text = String::from_utf8_lossy(&yes.stdout);
+    assert!(text.contains("revoked 1 token families"), "{text}");
 }

@@ -6,6 +6,7 @@ use tessera::domain::client::GrantType;
 use crate::helpers::{assert_oauth_error, both_backends, Db, TestApp, PASSWORD};
 
 both_backends!(
+    odd_values_from_an_authenticated_client_never_give_a_500,
     malformed_requests_are_invalid_request,
     bad_client_credentials_are_invalid_client,
     bad_user_credentials_are_invalid_grant,
@@ -415,5 +416,65 @@ async fn method_content_type_and_size_are_checked(db: Db) {
         );
         let json: Value = res.json().await.unwrap();
         assert!(json["error"].is_string());
+    }
+}
+
+async fn odd_values_from_an_authenticated_client_never_give_a_500(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = Some((id.as_str(), secret.as_str()));
+    let long = "x".repeat(4096);
+    let odd = [
+        "\u{0}",
+        "a\u{0}b",
+        "é\u{1F600}",
+        long.as_str(),
+        "' OR 1=1 --",
+        "%00",
+        "\r\n",
+    ];
+    for v in odd {
+        for form in [
+            vec![
+                ("grant_type", "password"),
+                ("username", v),
+                ("password", "x"),
+            ],
+            vec![
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", v),
+            ],
+            vec![
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("scope", v),
+            ],
+            vec![("grant_type", "refresh_token"), ("refresh_token", v)],
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "tsr_x"),
+                ("scope", v),
+            ],
+            vec![("grant_type", v)],
+        ] {
+            let res = app.token(c, &form).await;
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            assert!((400..500).contains(&status), "{form:?} -> {status} {body}");
+            let code = body["error"].as_str().unwrap();
+            assert!(
+                [
+                    "invalid_request",
+                    "invalid_grant",
+                    "invalid_scope",
+                    "unsupported_grant_type"
+                ]
+                .contains(&code),
+                "{form:?} -> {body}"
+            );
+        }
     }
 }

@@ -146,6 +146,8 @@ pub struct TestApp {
     pub master_key: String,
     pub pool: Pool,
     pub settings: Settings,
+    /// The server's `TESSERA_…` environment, given to the CLI too.
+    pub env: Vec<(String, String)>,
     _db: Option<TestDb>,
 }
 
@@ -172,7 +174,7 @@ impl TestApp {
     ) -> TestApp {
         let mut env = test_env(db_url, master_key);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings = Settings::from_env(env).unwrap();
+        let settings = Settings::from_env(env.clone()).unwrap();
         let app = Application::build(settings.clone()).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -192,6 +194,7 @@ impl TestApp {
             master_key: master_key.to_owned(),
             pool,
             settings,
+            env,
             _db: None,
         }
     }
@@ -297,7 +300,7 @@ impl TestApp {
 
     /// Runs the real `tessera-admin` binary against this test's database.
     pub async fn admin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let env = test_env(&self.db_url, &self.master_key);
+        let env = self.env.clone();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let stdin = stdin.map(str::to_owned);
         tokio::task::spawn_blocking(move || run_admin(&env, &args, stdin.as_deref()))

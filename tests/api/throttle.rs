@@ -78,6 +78,15 @@ async fn a_username_is_throttled_after_repeated_failures(db: Db) {
     // Others are not affected.
     assert_eq!(attempt(&app, c, "bob", PASSWORD).await.status(), 200);
 
+    let shown: serde_json::Value = serde_json::from_slice(
+        &app.admin(&["user", "show", "alice", "-o", "json"], None)
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["locked"], true);
+    assert!(shown["failed_logins"].as_i64().unwrap() >= 3);
+
     // An administrator unlocks the username.
     let out = app
         .admin(&["user", "unlock", "alice", "-o", "json"], None)

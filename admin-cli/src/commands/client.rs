@@ -31,9 +31,13 @@ pub enum ClientCommand {
     /// List clients
     List,
     /// Show one client
-    Show { client_id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Change a client's name, grants, scopes or redirect URIs (each replaces the current list)
     Update {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         name: Option<String>,
@@ -49,20 +53,26 @@ pub enum ClientCommand {
     },
     /// Issue a new secret; the old one stops working at once
     RotateSecret {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         confirm: Confirm,
     },
     /// Disable a client: it can no longer authenticate (its families are kept)
     Disable {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         confirm: Confirm,
     },
     /// Enable a disabled client
-    Enable { client_id: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client with its token families and incidents
     Delete {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Also when it has active token families (they are revoked with it)
         #[arg(long)]

@@ -37,12 +37,14 @@ pub enum FamilyCommand {
     /// that revoked the family, if any
     Show {
         /// The family id (the access token's `sid` claim)
+        #[arg(allow_hyphen_values = true)]
         family_id: String,
     },
     /// Revoke one family, or every active family of a user or of a client. Their refresh
     /// tokens stop working at once, and so do their access tokens at /userinfo.
     #[command(group(ArgGroup::new("target").required(true).args(["family_id", "user", "client"])))]
     Revoke {
+        #[arg(allow_hyphen_values = true)]
         family_id: Option<String>,
         /// Every active family of this username
         #[arg(long, value_name = "USERNAME")]
@@ -58,15 +60,20 @@ pub enum FamilyCommand {
     },
 }
 
-/// A family's state.
-fn family_state(f: &TokenFamily, now: i64) -> &'static str {
+/// A family's state; `live` says whether its current token is unexpired.
+fn family_state(f: &TokenFamily, live: bool, now: i64) -> &'static str {
     if f.revoked_at.is_some() {
         "revoked"
-    } else if f.expires_at <= now {
+    } else if f.expires_at <= now || !live {
         "expired"
     } else {
         "active"
     }
+}
+
+/// Whether the family's current refresh token has not expired from disuse.
+fn is_live(conn: &mut AnyConnection, f: &TokenFamily, now: i64) -> anyhow::Result<bool> {
+    Ok(RefreshToken::active_in(conn, &f.id)?.is_some_and(|t| t.expires_at > now))
 }
 
 /// A token's state within its family.
@@ -138,7 +145,7 @@ impl Names {
         })
     }
 
-    fn family(&self, f: &TokenFamily, now: i64) -> FamilyView {
+    fn family(&self, f: &TokenFamily, live: bool, now: i64) -> FamilyView {
         FamilyView {
             id: f.id.clone(),
             user_id: f.user_id.clone(),
@@ -147,7 +154,7 @@ impl Names {
             client_name: self.clients.get(&f.client_id).cloned(),
             scope: f.scope.clone(),
             auth_method: f.auth_method.clone(),
-            state: family_state(f, now),
+            state: family_state(f, live, now),
             created_at: rfc3339(f.created_at),
             expires_at: rfc3339(f.expires_at),
             revoked_at: f.revoked_at.map(rfc3339),
@@ -188,7 +195,10 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             };
             let families = TokenFamily::list(conn, &filter, now)?;
             let names = Names::load(conn)?;
-            let views: Vec<FamilyView> = families.iter().map(|f| names.family(f, now)).collect();
+            let views = families
+                .iter()
+                .map(|f| Ok(names.family(f, is_live(conn, f, now)?, now)))
+                .collect::<anyhow::Result<Vec<FamilyView>>>()?;
             emit(ctx.output, &views, || {
                 let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
                 for v in &views {
@@ -212,7 +222,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             let incidents = ReuseIncident::for_family(conn, &family.id)?;
             let names = Names::load(conn)?;
             let lineage = Lineage {
-                family: names.family(&family, now),
+                family: names.family(&family, is_live(conn, &family, now)?, now),
                 tokens: tokens
                     .iter()
                     .map(|t| TokenView {

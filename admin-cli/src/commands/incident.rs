@@ -23,7 +23,10 @@ pub enum IncidentCommand {
         limit: i64,
     },
     /// Show one incident
-    Show { incident_id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        incident_id: String,
+    },
 }
 
 /// The JSON shape of an incident.

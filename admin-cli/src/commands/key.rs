@@ -30,9 +30,10 @@ pub enum KeyCommand {
         #[arg(long, value_enum)]
         algorithm: Option<Alg>,
     },
-    /// Retire a key: it stops signing at once and leaves the JWKS when the last token it signed
-    /// has expired
+    /// Retire a key: servers stop signing with it within keys.reload_interval, and it leaves the
+    /// JWKS once every token it signed has expired
     Retire {
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Also when the remaining keys are not active yet
         #[arg(long)]
@@ -56,7 +57,7 @@ struct KeyView {
 }
 
 fn views(ctx: &mut Context) -> anyhow::Result<Vec<KeyView>> {
-    let ttl = ms(ctx.settings.tokens.access_ttl);
+    let ttl = ctx.settings.key_retention_ms();
     let all = StoredKey::all(ctx.conn()?)?;
     let states = keys::states(&all, now_ms(), ttl);
     Ok(all

@@ -90,7 +90,12 @@ impl Context {
     pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
         if self.conn.is_none() {
             let db = &self.settings.database;
-            let (pool, _) = store::connect(db.url.expose(), 1, db.connect_timeout)?;
+            let (pool, _) = store::open(
+                db.url.expose(),
+                1,
+                db.connect_timeout,
+                store::Schema::RequireCurrent,
+            )?;
             self.conn = Some(pool.get().context("database unreachable")?);
         }
         match self.conn.as_mut() {

@@ -12,13 +12,9 @@ pub enum ConfigCommand {
 }
 
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "tessera-admin",
-        &mut std::io::stdout(),
-    );
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tessera-admin", &mut script);
+    crate::output::print(String::from_utf8_lossy(&script).trim_end())
 }
 
 pub fn migrate(ctx: &Context) -> anyhow::Result<()> {
@@ -46,15 +42,32 @@ pub fn migrate(ctx: &Context) -> anyhow::Result<()> {
     )
 }
 
-/// A database URL with its password replaced.
+/// A database URL with its password (in the user part or the query) replaced.
 fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
     }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_ref(), "password" | "pass" | "sslpassword");
+                (
+                    k.into_owned(),
+                    if secret {
+                        "REDACTED".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 pub fn config(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<()> {

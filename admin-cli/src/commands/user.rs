@@ -30,6 +30,8 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        confirm: Confirm,
     },
     /// Disable a user: sign-in and refresh stop at once; revokes the user's active families
     Disable {
@@ -40,7 +42,12 @@ pub enum UserCommand {
     /// Enable a disabled user
     Enable { username: String },
     /// Clear the failed sign-in counter that throttles a username
-    Unlock { username: String },
+    Unlock {
+        username: String,
+        /// Also clear the counter of this client IP address
+        #[arg(long, value_name = "ADDRESS")]
+        ip: Option<std::net::IpAddr>,
+    },
 }
 
 /// The JSON shape of a user.
@@ -51,14 +58,20 @@ struct UserView {
     created_at: String,
     disabled_at: Option<String>,
     active_families: i64,
+    /// Failed sign-ins in the current throttling window.
     failed_logins: i64,
+    /// Whether sign-ins for this username are refused now (`user unlock` clears it).
+    locked: bool,
 }
 
 fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
+    let policy = ctx.settings.throttle_policy();
     let conn = ctx.conn()?;
+    let now = tessera::domain::now_ms();
     let active_families = TokenFamily::count_active(conn, Some(&u.id), None)?;
-    let failed_logins =
-        LoginFailures::find(conn, &throttle::user_key(&u.username))?.map_or(0, |f| f.failures);
+    let failed_logins = LoginFailures::find(conn, &throttle::user_key(&u.username))?
+        .filter(|f| f.window_start > now - policy.window_ms)
+        .map_or(0, |f| f.failures);
     Ok(UserView {
         id: u.id.clone(),
         username: u.username.clone(),
@@ -66,6 +79,7 @@ fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
         disabled_at: u.disabled_at.map(rfc3339),
         active_families,
         failed_logins,
+        locked: failed_logins >= policy.per_user,
     })
 }
 
@@ -144,11 +158,12 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let v = view(ctx, &u)?;
             emit(ctx.output, &v, || {
                 format!(
-                    "username         {}\nid               {}\ncreated_at       {}\nstate            {}\nactive_families  {}\nfailed_logins    {}",
+                    "username         {}\nid               {}\ncreated_at       {}\nstate            {}{}\nactive_families  {}\nfailed_logins    {}",
                     v.username,
                     v.id,
                     v.created_at,
                     v.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
+                    if v.locked { ", locked (too many failed sign-ins)" } else { "" },
                     v.active_families,
                     v.failed_logins,
                 )
@@ -157,8 +172,13 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::SetPassword {
             username,
             password_stdin,
+            confirm: c,
         } => {
             user::find(ctx.conn()?, &username)?;
+            confirm(
+                c.yes,
+                &format!("change the password of {username} and revoke their token families"),
+            )?;
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
             let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password)?;
@@ -205,8 +225,12 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                 || format!("enabled {username}"),
             )
         }
-        UserCommand::Unlock { username } => {
-            let had = user::unlock(ctx.conn()?, &username)?;
+        UserCommand::Unlock { username, ip } => {
+            let conn = ctx.conn()?;
+            let mut had = user::unlock(conn, &username)?;
+            if let Some(ip) = ip {
+                had |= LoginFailures::delete(conn, &throttle::ip_key(&ip.to_string()))? > 0;
+            }
             #[derive(Serialize)]
             struct Unlocked {
                 username: String,

@@ -142,6 +142,31 @@ impl TokenFamily {
     }
 }
 
+/// The family's current refresh token has not expired from disuse: with the family unrevoked
+/// and within its absolute lifetime, this is what makes a family usable.
+#[allow(clippy::type_complexity)]
+fn has_live_token(
+    now: i64,
+) -> diesel::dsl::exists<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<
+                refresh_tokens::table,
+                diesel::dsl::Eq<refresh_tokens::family_id, token_families::id>,
+            >,
+            diesel::dsl::IsNull<refresh_tokens::rotated_at>,
+        >,
+        diesel::dsl::Gt<refresh_tokens::expires_at, i64>,
+    >,
+> {
+    diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(token_families::id))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now)),
+    )
+}
+
 /// Filters for [`TokenFamily::list`].
 #[derive(Debug, Default, Clone)]
 pub struct FamilyFilter {
@@ -163,6 +188,7 @@ impl TokenFamily {
         let mut q = token_families::table
             .filter(token_families::revoked_at.is_null())
             .filter(token_families::expires_at.gt(now))
+            .filter(has_live_token(now))
             .into_boxed();
         if let Some(u) = user_id {
             q = q.filter(token_families::user_id.eq(u.to_owned()));
@@ -191,6 +217,7 @@ impl TokenFamily {
                 q = q
                     .filter(token_families::revoked_at.is_null())
                     .filter(token_families::expires_at.gt(now))
+                    .filter(has_live_token(now))
             }
             Some(false) => q = q.filter(token_families::revoked_at.is_not_null()),
             None => {}

@@ -58,6 +58,13 @@ impl User {
             .load(conn)
     }
 
+    /// Takes the user's row lock (PostgreSQL) for the rest of the transaction.
+    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+        diesel::update(users::table.find(id))
+            .set(users::username.eq(users::username))
+            .execute(conn)
+    }
+
     pub fn set_password_hash(conn: &mut AnyConnection, id: &str, hash: &str) -> QueryResult<bool> {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(hash))
