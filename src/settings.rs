@@ -32,6 +32,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub passwords: PasswordSettings,
     pub throttle: ThrottleSettings,
+    pub sessions: SessionSettings,
     /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
     #[serde(default)]
     pub master_key: Option<Secret>,
@@ -113,6 +114,17 @@ pub struct ThrottleSettings {
     pub max_failures_per_ip: u32,
     #[serde(deserialize_with = "human_duration")]
     pub window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A sign-in on Tessera's pages ends after this long without use...
+    #[serde(deserialize_with = "human_duration")]
+    pub idle_ttl: Duration,
+    /// ...and after this long in any case.
+    #[serde(deserialize_with = "human_duration")]
+    pub absolute_ttl: Duration,
 }
 
 /// A configuration value that must not be printed.
@@ -199,6 +211,8 @@ impl Settings {
             .set_default("throttle.max_failures_per_user", 5)?
             .set_default("throttle.max_failures_per_ip", 50)?
             .set_default("throttle.window", "15m")?
+            .set_default("sessions.idle_ttl", "30m")?
+            .set_default("sessions.absolute_ttl", "12h")?
             .set_default("master_key_file", "data/master.key")?;
         match explicit {
             Some(path) => {
@@ -285,6 +299,18 @@ impl Settings {
             per_ip: i64::from(t.max_failures_per_ip.max(1)),
             window_ms: crate::domain::ms(t.window),
         }
+    }
+
+    pub fn session_limits(&self) -> crate::domain::browser::SessionLimits {
+        crate::domain::browser::SessionLimits {
+            idle: crate::domain::ms(self.sessions.idle_ttl),
+            absolute: crate::domain::ms(self.sessions.absolute_ttl),
+        }
+    }
+
+    /// Whether cookies get `Secure`: the issuer is served over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.server.issuer.scheme() == "https"
     }
 
     pub fn hash_concurrency(&self) -> usize {

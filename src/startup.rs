@@ -55,7 +55,10 @@ impl Application {
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { service: prepared });
+        let state = web::Data::new(AppState {
+            service: prepared,
+            secure_cookies: settings.secure_cookies(),
+        });
         let max_body = settings.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()

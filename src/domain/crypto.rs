@@ -43,6 +43,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct MasterKey {
     refresh: hmac::Key,
     sealing: aead::LessSafeKey,
+    cookies: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -75,9 +76,11 @@ impl MasterKey {
         let refresh = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"refresh-token-mac")?);
         let sealing = aead::UnboundKey::new(&aead::AES_256_GCM, &derive(b"signing-key-sealing")?)
             .map_err(|_| anyhow::anyhow!("key derivation failed"))?;
+        let cookies = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"browser-cookies")?);
         Ok(Self {
             refresh,
             sealing: aead::LessSafeKey::new(sealing),
+            cookies,
         })
     }
 
@@ -131,6 +134,11 @@ impl MasterKey {
             (None, true) => Self::load_or_create(&settings.master_key_file),
             (None, false) => Self::load_existing(&settings.master_key_file),
         }
+    }
+
+    /// Signs session and CSRF cookie values.
+    pub fn cookie_key(&self) -> &hmac::Key {
+        &self.cookies
     }
 
     pub fn refresh_key(&self) -> &hmac::Key {

@@ -110,65 +110,86 @@ pub struct Issued {
     pub retried: bool,
 }
 
-/// Starts a family with its first refresh token.
-#[allow(clippy::too_many_arguments)]
+/// What a new family is started for.
+pub struct NewGrant<'a> {
+    pub client_id: &'a str,
+    /// The user as authenticated; see [`NewGrant::same_password`].
+    pub user: &'a User,
+    pub scope: &'a Scope,
+    /// The grant that started it: `password`, `authorization_code`.
+    pub auth_method: &'a str,
+    /// Refuse if the user's password changed since `user` was read (password grant).
+    pub same_password: bool,
+}
+
+/// Starts a family with its first refresh token, in its own transaction.
 pub fn start(
     conn: &mut AnyConnection,
     master: &MasterKey,
-    client_id: &str,
-    user: &User,
-    scope: &Scope,
-    auth_method: &str,
+    grant: &NewGrant<'_>,
     meta: &RequestMeta,
     life: Lifetimes,
     now: i64,
 ) -> Result<Issued, RefreshError> {
-    let user_id = user.id.as_str();
+    write_tx(conn, |c| start_in(c, master, grant, meta, life, now))
+}
+
+/// [`start`] inside the caller's write transaction.
+pub fn start_in(
+    c: &mut AnyConnection,
+    master: &MasterKey,
+    grant: &NewGrant<'_>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+    now: i64,
+) -> Result<Issued, RefreshError> {
+    let user_id = grant.user.id.as_str();
     let family_id = random_id();
     let token_id = random_id();
     let refresh_token = token_for(master.refresh_key(), &token_id);
-    let scope_text = scope.to_string();
+    let scope_text = grant.scope.to_string();
     let expires_at = now.saturating_add(life.absolute);
-    write_tx(conn, |c| -> Result<TokenFamily, RefreshError> {
-        // The user was checked before this transaction (a password hash takes a while). Lock
-        // the row and check again: a password change or a disable that committed meanwhile
-        // wins, and one that comes later waits for this family and then revokes it.
-        User::lock(c, user_id)?;
-        let current = User::find(c, user_id)?;
-        if current.is_none_or(|u| u.disabled_at.is_some() || u.password_hash != user.password_hash)
-        {
-            return Err(RefreshError::Invalid(
-                "the user's credentials changed; sign in again",
-            ));
-        }
-        NewFamily {
-            id: &family_id,
-            client_id,
-            user_id,
-            scope: &scope_text,
-            auth_method,
-            created_at: now,
-            expires_at,
-        }
-        .insert(c)?;
-        NewRefreshToken {
-            id: &token_id,
-            family_id: &family_id,
-            parent_id: None,
-            token_hash: &hash_token(refresh_token.expose()),
-            issued_at: now,
-            expires_at: now.saturating_add(life.idle).min(expires_at),
-            client_ip: meta.client_ip.as_deref(),
-            user_agent: meta.user_agent.as_deref(),
-        }
-        .insert(c)?;
-        Ok(TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)?)
-    })
-    .map(|family| Issued {
+    // The user was checked before this transaction (a password hash takes a while). Lock the
+    // row and check again: a password change or a disable that committed meanwhile wins, and
+    // one that comes later waits for this family and then revokes it.
+    User::lock(c, user_id)?;
+    let current = User::find(c, user_id)?;
+    let changed = current.is_none_or(|u| {
+        u.disabled_at.is_some()
+            || (grant.same_password && u.password_hash != grant.user.password_hash)
+    });
+    if changed {
+        return Err(RefreshError::Invalid(
+            "the user's credentials changed; sign in again",
+        ));
+    }
+    NewFamily {
+        id: &family_id,
+        client_id: grant.client_id,
+        user_id,
+        scope: &scope_text,
+        auth_method: grant.auth_method,
+        created_at: now,
+        expires_at,
+    }
+    .insert(c)?;
+    NewRefreshToken {
+        id: &token_id,
+        family_id: &family_id,
+        parent_id: None,
+        token_hash: &hash_token(refresh_token.expose()),
+        issued_at: now,
+        expires_at: now.saturating_add(life.idle).min(expires_at),
+        client_ip: meta.client_ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    }
+    .insert(c)?;
+    let family = TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)?;
+    Ok(Issued {
         family,
         token_id,
         refresh_token,
-        scope: scope.clone(),
+        scope: grant.scope.clone(),
         retried: false,
     })
 }

@@ -1,6 +1,8 @@
 //! The identity logic: no HTTP here, so the admin CLI applies exactly the server's rules.
 
 pub mod access_token;
+pub mod authcode;
+pub mod browser;
 pub mod client;
 pub mod crypto;
 pub mod family;

@@ -1,6 +1,7 @@
 //! The token endpoint's grants and the bearer check, free of any web framework: the HTTP
 //! layer parses, calls [`TokenService`] on a blocking thread, and renders the result.
 
+pub mod authorize;
 mod client_auth;
 mod error;
 mod params;
@@ -14,9 +15,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::domain::access_token::{self, Grant, TokenError};
+use crate::domain::authcode::{self, ExchangeError};
 use crate::domain::client::GrantType;
 use crate::domain::crypto::MasterKey;
-use crate::domain::family::{self, Issued, Lifetimes, RefreshError, RequestMeta};
+use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
 use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
 use crate::domain::scope::Scope;
@@ -68,6 +70,7 @@ pub struct TokenService {
     pub throttle: Policy,
     /// How long retired keys stay published and accepted.
     pub key_retention_ms: i64,
+    pub sessions: crate::domain::browser::SessionLimits,
 }
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
@@ -99,6 +102,7 @@ impl TokenService {
             },
             throttle: settings.throttle_policy(),
             key_retention_ms: settings.key_retention_ms(),
+            sessions: settings.session_limits(),
         }
     }
 
@@ -113,14 +117,15 @@ impl TokenService {
         let creds = credentials(authorization, params)?;
         let client = authenticate(&mut *self.pool.get()?, &creds)?;
         match grant_type.parse::<GrantType>() {
-            Ok(grant @ (GrantType::Password | GrantType::RefreshToken))
-                if !client.allows(grant) =>
-            {
-                Err(OAuthError::UnauthorizedClient(format!(
-                    "this client may not use the {grant} grant"
-                )))
-            }
+            Ok(
+                grant @ (GrantType::Password
+                | GrantType::RefreshToken
+                | GrantType::AuthorizationCode),
+            ) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant} grant"
+            ))),
             Ok(GrantType::Password) => self.password(&client, params, meta),
+            Ok(GrantType::AuthorizationCode) => self.authorization_code(&client, params, meta),
             Ok(GrantType::RefreshToken) => self.refresh(&client, params, meta),
             _ => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type `{}` is not supported",
@@ -138,56 +143,27 @@ impl TokenService {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
-        let name = Username::parse(username).ok();
-        let ip = meta.client_ip.as_deref();
-        let now = now_ms();
-        let allowed = self.throttle.attempt(
-            &mut *self.pool.get()?,
-            name.as_ref().map(Username::as_str),
-            ip,
-            now,
-        )?;
-        if !allowed {
-            tracing::warn!(client_id = %client.id, "password grant throttled");
-            return Err(OAuthError::InvalidGrant(
-                "too many failed sign-in attempts; try again later".into(),
-            ));
-        }
-        let user = match &name {
-            Some(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
-            None => None,
-        };
-        // Verified against a dummy hash when the user does not exist: same cost either way.
-        let valid = self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .map_err(|_| {
-                OAuthError::TemporarilyUnavailable(
-                    "too many sign-ins at once; retry shortly".into(),
-                )
+        let user = self
+            .sign_in(username, password, meta.client_ip.as_deref())
+            .map_err(|e| {
+                tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
+                e.into_oauth()
             })?;
-        let user = match user {
-            Some(u) if valid && u.disabled_at.is_none() => u,
-            _ => {
-                tracing::info!(client_id = %client.id, "password grant refused");
-                return Err(OAuthError::InvalidGrant(
-                    "invalid username or password".into(),
-                ));
-            }
-        };
-        self.throttle
-            .succeeded(&mut *self.pool.get()?, &user.username, ip)?;
         let now = now_ms();
         if !client.allows(GrantType::RefreshToken) {
             return self.respond(client, &user.id, &scope, None, now);
         }
+        let grant = NewGrant {
+            client_id: &client.id,
+            user: &user,
+            scope: &scope,
+            auth_method: GrantType::Password.as_str(),
+            same_password: true,
+        };
         let issued = family::start(
             &mut *self.pool.get()?,
             &self.master,
-            &client.id,
-            &user,
-            &scope,
-            GrantType::Password.as_str(),
+            &grant,
             meta,
             self.life,
             now,
@@ -224,6 +200,32 @@ impl TokenService {
         self.respond(client, &user_id, &scope, Some(issued), now_ms())
     }
 
+    fn authorization_code(
+        &self,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = params.required("code")?;
+        let issued = authcode::exchange(
+            &mut *self.pool.get()?,
+            &self.master,
+            code,
+            &client.id,
+            params.get("redirect_uri"),
+            params.get("code_verifier"),
+            meta,
+            self.life,
+        )
+        .map_err(|e| match e {
+            ExchangeError::Database(d) => d.into(),
+            other => OAuthError::InvalidGrant(other.to_string()),
+        })?;
+        let user_id = issued.family.user_id.clone();
+        let scope = issued.scope.clone();
+        self.respond(client, &user_id, &scope, Some(issued), now_ms())
+    }
+
     fn respond(
         &self,
         client: &Client,
@@ -239,6 +241,12 @@ impl TokenService {
             scope: &scope_text,
             family_id: issued.as_ref().map(|i| i.family.id.as_str()),
         };
+        // A client without the refresh_token grant gets no refresh token; the family still
+        // backs the access token (its `sid`), so revoking the family revokes the token.
+        let refresh_token = issued
+            .as_ref()
+            .filter(|_| client.allows(GrantType::RefreshToken))
+            .map(|i| i.refresh_token.expose().to_owned());
         let access_token = access_token::issue(
             &self.keys.get(),
             &self.issuer,
@@ -255,9 +263,46 @@ impl TokenService {
             access_token,
             token_type: "Bearer",
             expires_in: self.access_ttl_secs,
-            refresh_token: issued.map(|i| i.refresh_token.into_string()),
+            refresh_token,
             scope: scope_text,
         })
+    }
+
+    /// Checks a username and password, with throttling (per username and per IP) and a dummy
+    /// hash for unknown users. Shared by the password grant and the login page.
+    pub fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<User, SignInError> {
+        let name = Username::parse(username).ok();
+        let allowed = self.throttle.attempt(
+            &mut *self.pool.get()?,
+            name.as_ref().map(Username::as_str),
+            ip,
+            now_ms(),
+        )?;
+        if !allowed {
+            return Err(SignInError::Throttled);
+        }
+        let user = match &name {
+            Some(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
+            None => None,
+        };
+        // Verified against a dummy hash when the user does not exist: same cost either way.
+        let valid = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .map_err(|_| SignInError::Busy)?;
+        match user {
+            Some(u) if valid && u.disabled_at.is_none() => {
+                self.throttle
+                    .succeeded(&mut *self.pool.get()?, &u.username, ip)?;
+                Ok(u)
+            }
+            _ => Err(SignInError::Invalid),
+        }
     }
 
     /// Every key still published and the current signer, from the database.
@@ -314,6 +359,43 @@ impl TokenService {
                 "the access token's user is not active".into(),
             )),
         }
+    }
+}
+
+/// Why [`TokenService::sign_in`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("invalid username or password")]
+    Invalid,
+    #[error("too many failed sign-in attempts; try again later")]
+    Throttled,
+    #[error("too many sign-ins at once; retry shortly")]
+    Busy,
+    #[error("{0}")]
+    Unavailable(OAuthError),
+}
+
+impl SignInError {
+    pub fn into_oauth(self) -> OAuthError {
+        match self {
+            SignInError::Invalid | SignInError::Throttled => {
+                OAuthError::InvalidGrant(self.to_string())
+            }
+            SignInError::Busy => OAuthError::TemporarilyUnavailable(self.to_string()),
+            SignInError::Unavailable(e) => e,
+        }
+    }
+}
+
+impl From<r2d2::Error> for SignInError {
+    fn from(e: r2d2::Error) -> Self {
+        SignInError::Unavailable(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for SignInError {
+    fn from(e: diesel::result::Error) -> Self {
+        SignInError::Unavailable(e.into())
     }
 }
 

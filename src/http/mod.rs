@@ -1,6 +1,7 @@
 //! The HTTP surface (actix-web). Handlers parse, hand the work to a blocking thread, and render.
 
 mod error;
+pub mod pages;
 mod routes;
 
 pub use error::{no_store, oauth_error};
@@ -12,6 +13,8 @@ use crate::grant::TokenService;
 /// Shared by every worker.
 pub struct AppState {
     pub service: TokenService,
+    /// Cookies get `Secure` (the issuer is https).
+    pub secure_cookies: bool,
 }
 
 /// Mounts every route.

@@ -239,7 +239,6 @@ async fn grants_and_scopes_are_checked_against_the_client(db: Db) {
     // Grants Tessera does not implement here are unsupported, whatever the client may use.
     for grant in [
         "client_credentials",
-        "authorization_code",
         "urn:ietf:params:oauth:grant-type:device_code",
     ] {
         let res = app
@@ -247,6 +246,14 @@ async fn grants_and_scopes_are_checked_against_the_client(db: Db) {
             .await;
         assert_oauth_error(res, 400, "unsupported_grant_type").await;
     }
+
+    let res = app
+        .token(
+            Some((&id, &secret)),
+            &[("grant_type", "authorization_code"), ("code", "x")],
+        )
+        .await;
+    assert_oauth_error(res, 400, "unauthorized_client").await;
 
     // An unknown grant type.
     let res = app

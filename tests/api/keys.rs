@@ -95,8 +95,15 @@ async fn metadata_lists_what_is_supported(db: Db) {
     assert_eq!(m["jwks_uri"], "http://tessera.test/jwks.json");
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["authorization_code", "password", "refresh_token"])
     );
+    assert_eq!(m["authorization_endpoint"], "http://tessera.test/authorize");
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])

@@ -22,11 +22,15 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(serde_json::json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/jwks.json"),
             "userinfo_endpoint": format!("{issuer}/userinfo"),
-            "grant_types_supported": ["password", "refresh_token"],
-            "response_types_supported": [],
+            "grant_types_supported": ["authorization_code", "password", "refresh_token"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": scopes,
             "access_token_signing_alg_values_supported": s.keys.get().algorithms(),

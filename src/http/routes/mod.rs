@@ -1,3 +1,4 @@
+mod authorize;
 mod health;
 mod jwks;
 mod metadata;
@@ -23,7 +24,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/.well-known/oauth-authorization-server")
             .route(web::get().to(metadata::metadata)),
     )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)));
+    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+    .service(web::resource("/authorize").route(web::get().to(authorize::authorize)))
+    .service(web::resource("/login").route(web::post().to(authorize::login)))
+    .service(web::resource("/consent").route(web::post().to(authorize::consent)))
+    .service(web::resource("/logout").route(web::post().to(authorize::logout)))
+    .service(web::resource("/static/tessera.css").route(web::get().to(authorize::stylesheet)));
 }
 
 async fn method_not_allowed(allow: &'static str) -> HttpResponse {

@@ -1,11 +1,13 @@
 //! Row types: `NewX` to insert, `X` to read, queries as associated functions over a connection.
 
+mod browser;
 mod client;
 mod family;
 mod key;
 mod throttle;
 mod user;
 
+pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{Client, ClientChanges, NewClient};
 pub use family::{
     FamilyFilter, IncidentFilter, NewFamily, NewIncident, NewRefreshToken, RefreshToken,

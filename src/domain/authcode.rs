@@ -1,0 +1,202 @@
+//! Authorization codes (RFC 6749 §4.1) with PKCE (RFC 7636).
+//!
+//! PKCE is oxide-auth's `Pkce::required()`: S256 only (`plain` is refused), verified in constant
+//! time. Codes are single-use and live 60 seconds; only their SHA-256 is stored. A code presented
+//! a second time revokes the family its first exchange started (RFC 6749 §4.1.2).
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use oxide_auth::code_grant::extensions::Pkce;
+use oxide_auth::primitives::grant::Value;
+
+use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
+use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
+use crate::domain::now_ms;
+use crate::domain::scope::Scope;
+use crate::store::models::{AuthorizationCode, TokenFamily, User};
+use crate::store::{write_tx, AnyConnection};
+
+/// How long a code may wait for its exchange.
+pub const CODE_TTL_MS: i64 = 60_000;
+/// `revoked_reason` of a family whose authorization code was presented again.
+pub const CODE_REPLAYED: &str = "code_replayed";
+
+/// Encodes a PKCE challenge for storage; `Err` with the reason when it is missing, `plain`,
+/// or malformed (RFC 7636 §4.2: 43 to 128 unreserved characters).
+pub fn pkce_challenge(
+    method: Option<&str>,
+    challenge: Option<&str>,
+) -> Result<String, &'static str> {
+    let challenge = challenge.ok_or("code_challenge is required (PKCE with S256)")?;
+    let well_formed = (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !well_formed {
+        return Err("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]");
+    }
+    match Pkce::required().challenge(method.map(Cow::Borrowed), Some(Cow::Borrowed(challenge))) {
+        Ok(Some(value)) => match value.into_private_value() {
+            Ok(Some(encoded)) => Ok(encoded),
+            _ => Err("code_challenge could not be stored"),
+        },
+        _ => Err("code_challenge_method must be S256"),
+    }
+}
+
+fn pkce_verifies(encoded: &str, verifier: Option<&str>) -> bool {
+    Pkce::required()
+        .verify(
+            Some(Value::private(Some(encoded.to_owned()))),
+            verifier.map(Cow::Borrowed),
+        )
+        .is_ok()
+}
+
+/// What a code stands for.
+pub struct CodeGrant<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a Scope,
+    pub redirect_uri: &'a str,
+    /// From [`pkce_challenge`].
+    pub pkce: &'a str,
+}
+
+/// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
+pub fn issue(conn: &mut AnyConnection, grant: &CodeGrant<'_>) -> diesel::QueryResult<String> {
+    let code = format!("tsc_{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
+    let now = now_ms();
+    AuthorizationCode {
+        code_hash: sha256_hex(code.as_bytes()),
+        client_id: grant.client_id.to_owned(),
+        user_id: grant.user_id.to_owned(),
+        scope: grant.scope.to_string(),
+        redirect_uri: grant.redirect_uri.to_owned(),
+        pkce: grant.pkce.to_owned(),
+        created_at: now,
+        expires_at: now + CODE_TTL_MS,
+        used_at: None,
+        family_id: None,
+    }
+    .insert(conn)?;
+    Ok(code)
+}
+
+/// Why an exchange was refused; all are `invalid_grant`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("the authorization code was already used; the tokens issued from it are revoked")]
+    Replayed,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+enum Outcome {
+    Issued(Box<Issued>),
+    Refused(ExchangeError),
+}
+
+/// Exchanges `code` for a new token family. A replay revokes the family the code started; a
+/// wrong PKCE verifier spends the code. Both are committed although the request fails.
+#[allow(clippy::too_many_arguments)]
+pub fn exchange(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    code: &str,
+    client_id: &str,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+) -> Result<Issued, ExchangeError> {
+    let hash = sha256_hex(code.as_bytes());
+    let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
+        let now = now_ms();
+        let row = AuthorizationCode::find(c, &hash)?
+            .ok_or(ExchangeError::Invalid("unknown authorization code"))?;
+        if row.client_id != client_id {
+            return Err(ExchangeError::Invalid(
+                "the authorization code was issued to another client",
+            ));
+        }
+        if !AuthorizationCode::consume(c, &hash, now)? {
+            if row.used_at.is_some() {
+                if let Some(family_id) = &row.family_id {
+                    TokenFamily::revoke(c, family_id, CODE_REPLAYED, now)?;
+                    tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
+                }
+                return Ok(Outcome::Refused(ExchangeError::Replayed));
+            }
+            return Err(ExchangeError::Invalid("the authorization code has expired"));
+        }
+        // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+        if redirect_uri != Some(row.redirect_uri.as_str()) {
+            return Err(ExchangeError::Invalid(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        if !pkce_verifies(&row.pkce, verifier) {
+            // The code stays spent: no second guess at the verifier.
+            return Ok(Outcome::Refused(ExchangeError::Invalid(
+                "PKCE verification failed",
+            )));
+        }
+        let user = User::find(c, &row.user_id)?
+            .ok_or(ExchangeError::Invalid("the user no longer exists"))?;
+        let scope = Scope::parse(&row.scope).unwrap_or_default();
+        let grant = NewGrant {
+            client_id,
+            user: &user,
+            scope: &scope,
+            auth_method: "authorization_code",
+            same_password: false,
+        };
+        let issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
+            RefreshError::Database(d) => ExchangeError::Database(d),
+            _ => ExchangeError::Invalid("the user is disabled"),
+        })?;
+        AuthorizationCode::set_family(c, &hash, &issued.family.id)?;
+        Ok(Outcome::Issued(Box::new(issued)))
+    })?;
+    match outcome {
+        Outcome::Issued(issued) => Ok(*issued),
+        Outcome::Refused(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    // RFC 7636 appendix B.
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    #[test]
+    fn s256_challenge_of_rfc7636_appendix_b_verifies() {
+        let encoded = pkce_challenge(Some("S256"), Some(CHALLENGE)).unwrap();
+        assert!(pkce_verifies(&encoded, Some(VERIFIER)));
+        assert!(!pkce_verifies(
+            &encoded,
+            Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx")
+        ));
+        assert!(!pkce_verifies(&encoded, None));
+    }
+
+    #[test]
+    fn plain_missing_and_malformed_challenges_are_refused() {
+        assert!(pkce_challenge(Some("plain"), Some(CHALLENGE)).is_err());
+        assert!(
+            pkce_challenge(None, Some(CHALLENGE)).is_err(),
+            "the default method is plain"
+        );
+        assert!(pkce_challenge(Some("S256"), None).is_err());
+        assert!(pkce_challenge(Some("S256"), Some("short")).is_err());
+        assert!(pkce_challenge(Some("S256"), Some(&format!("{CHALLENGE}!"))).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! Sign-in sessions, CSRF tokens and remembered consent for Tessera's own pages.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::hmac;
+
+use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
+use crate::domain::scope::Scope;
+use crate::store::models::{Consent, Session, User};
+use crate::store::AnyConnection;
+
+/// `value.mac`: a random value signed with the cookie key.
+fn sign(master: &MasterKey, value: &str) -> String {
+    let mac = hmac::sign(master.cookie_key(), value.as_bytes());
+    format!("{value}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()))
+}
+
+/// The value inside a signed cookie, if the signature holds.
+fn verify(master: &MasterKey, signed: &str) -> Option<String> {
+    let (value, mac) = signed.rsplit_once('.')?;
+    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+    hmac::verify(master.cookie_key(), value.as_bytes(), &mac).ok()?;
+    Some(value.to_owned())
+}
+
+/// Session lifetimes in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub idle: i64,
+    pub absolute: i64,
+}
+
+/// Starts a session; returns the cookie value. Only the id's hash is stored.
+pub fn start_session(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user_id: &str,
+    now: i64,
+) -> diesel::QueryResult<String> {
+    let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
+    Session {
+        id_hash: sha256_hex(id.as_bytes()),
+        user_id: user_id.to_owned(),
+        created_at: now,
+        last_seen_at: now,
+    }
+    .insert(conn)?;
+    Ok(sign(master, &id))
+}
+
+/// The signed-in user of a session cookie: the signature holds, the session exists, is within
+/// its idle and absolute lifetimes, and its user is enabled. Refreshes the idle clock.
+pub fn session_user(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    cookie: &str,
+    limits: SessionLimits,
+    now: i64,
+) -> diesel::QueryResult<Option<User>> {
+    let Some(id) = verify(master, cookie) else {
+        return Ok(None);
+    };
+    let hash = sha256_hex(id.as_bytes());
+    let Some(session) = Session::find(conn, &hash)? else {
+        return Ok(None);
+    };
+    if now - session.last_seen_at > limits.idle || now - session.created_at > limits.absolute {
+        Session::delete(conn, &hash)?;
+        return Ok(None);
+    }
+    let user = User::find(conn, &session.user_id)?.filter(|u| u.disabled_at.is_none());
+    if user.is_some() {
+        Session::touch(conn, &hash, now)?;
+    }
+    Ok(user)
+}
+
+/// Ends the session of a cookie, if any.
+pub fn end_session(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    cookie: &str,
+) -> diesel::QueryResult<()> {
+    if let Some(id) = verify(master, cookie) {
+        Session::delete(conn, &sha256_hex(id.as_bytes()))?;
+    }
+    Ok(())
+}
+
+/// A new value for the CSRF cookie.
+pub fn new_csrf_cookie() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(32))
+}
+
+/// The token a form must carry for this CSRF cookie.
+pub fn csrf_token(master: &MasterKey, csrf_cookie: &str) -> String {
+    let mac = hmac::sign(
+        master.cookie_key(),
+        format!("csrf:{csrf_cookie}").as_bytes(),
+    );
+    URL_SAFE_NO_PAD.encode(mac.as_ref())
+}
+
+/// Whether `token` belongs to `csrf_cookie` (constant time).
+pub fn csrf_ok(master: &MasterKey, csrf_cookie: Option<&str>, token: Option<&str>) -> bool {
+    match (
+        csrf_cookie,
+        token.and_then(|t| URL_SAFE_NO_PAD.decode(t).ok()),
+    ) {
+        (Some(cookie), Some(mac)) if !cookie.is_empty() => hmac::verify(
+            master.cookie_key(),
+            format!("csrf:{cookie}").as_bytes(),
+            &mac,
+        )
+        .is_ok(),
+        _ => false,
+    }
+}
+
+/// Whether the user already allowed the client every scope in `scope`.
+pub fn consent_covers(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    scope: &Scope,
+) -> diesel::QueryResult<bool> {
+    Ok(Consent::find(conn, user_id, client_id)?
+        .is_some_and(|c| scope.is_subset_of(&Scope::parse(&c.scope).unwrap_or_default())))
+}
+
+/// Remembers that the user allowed `scope` (added to what they allowed before).
+pub fn remember_consent(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    scope: &Scope,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    let before = Consent::find(conn, user_id, client_id)?
+        .map(|c| Scope::parse(&c.scope).unwrap_or_default())
+        .unwrap_or_default();
+    let all = Scope::parse(&format!("{before} {scope}")).unwrap_or_default();
+    Consent {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: all.to_string(),
+        granted_at: now,
+    }
+    .save(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_values_and_csrf_tokens_verify_only_as_issued() {
+        let m = MasterKey::from_bytes(&[3u8; 32]).unwrap();
+        let other = MasterKey::from_bytes(&[4u8; 32]).unwrap();
+        let signed = sign(&m, "abc");
+        assert_eq!(verify(&m, &signed).as_deref(), Some("abc"));
+        assert_eq!(verify(&other, &signed), None);
+        assert_eq!(verify(&m, "abc.AAAA"), None);
+        let cookie = new_csrf_cookie();
+        let token = csrf_token(&m, &cookie);
+        assert!(csrf_ok(&m, Some(&cookie), Some(&token)));
+        assert!(!csrf_ok(&m, Some(&new_csrf_cookie()), Some(&token)));
+        assert!(!csrf_ok(&m, None, Some(&token)));
+        assert!(!csrf_ok(&m, Some(&cookie), None));
+        assert!(!csrf_ok(&other, Some(&cookie), Some(&token)));
+    }
+}

@@ -1,0 +1,146 @@
+//! Tessera's own HTML pages (askama): headers every page carries, cookies, CSRF.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use askama::Template;
+
+use crate::domain::browser;
+use crate::domain::crypto::MasterKey;
+
+pub const SESSION_COOKIE: &str = "tessera_session";
+pub const CSRF_COOKIE: &str = "tessera_csrf";
+
+/// No framing, no inline script, no referrer, no caching (SECURITY.md "HTML pages").
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn page_headers(builder: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    builder
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub csrf: &'a str,
+    pub authorize: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<(String, String)>,
+    pub csrf: &'a str,
+    pub authorize: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub struct SignedOutPage;
+
+/// Renders `page` with the page headers, and sets `cookies`.
+pub fn render(
+    status: StatusCode,
+    page: &impl Template,
+    cookies: Vec<Cookie<'static>>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    page_headers(&mut builder).content_type("text/html; charset=utf-8");
+    for c in cookies {
+        builder.cookie(c);
+    }
+    match page.render() {
+        Ok(html) => builder.body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
+    render(status, &ErrorPage { message }, Vec::new())
+}
+
+/// A cookie with Tessera's attributes: HttpOnly, SameSite=Lax, Secure on https.
+pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish()
+}
+
+pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut c = cookie(name, String::new(), secure);
+    c.make_removal();
+    c
+}
+
+/// The CSRF cookie of the request, or a new one to set; and the token forms must carry.
+pub fn csrf(
+    req: &HttpRequest,
+    master: &MasterKey,
+    secure: bool,
+) -> (String, Option<Cookie<'static>>) {
+    match req
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        Some(value) => (browser::csrf_token(master, &value), None),
+        None => {
+            let value = browser::new_csrf_cookie();
+            let token = browser::csrf_token(master, &value);
+            (token, Some(cookie(CSRF_COOKIE, value, secure)))
+        }
+    }
+}
+
+/// A 303 to `location`, uncacheable.
+pub fn see_other(location: &str, cookies: Vec<Cookie<'static>>) -> HttpResponse {
+    let mut builder = HttpResponse::SeeOther();
+    builder
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"));
+    for c in cookies {
+        builder.cookie(c);
+    }
+    builder.finish()
+}
+
+/// What a scope lets the client do, in plain words.
+pub fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "Confirm who you are".to_owned(),
+        "profile" => "See your username and profile".to_owned(),
+        "email" => "See your email address".to_owned(),
+        "offline_access" => "Stay signed in when you are not using it".to_owned(),
+        "read" => "Read your data".to_owned(),
+        "write" => "Change your data".to_owned(),
+        other => match other.split_once(':') {
+            Some((what, "read")) => format!("Read your {what}"),
+            Some((what, "write")) => format!("Change your {what}"),
+            _ => format!("Use the “{other}” permission"),
+        },
+    }
+}

@@ -1,0 +1,220 @@
+//! `GET /authorize`, `POST /login`, `POST /consent`, `POST /logout`: the browser sign-in.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::domain::browser;
+use crate::grant::authorize::Step;
+use crate::grant::{OAuthError, Params, SignInError};
+use crate::http::pages::{
+    self, csrf, describe_scope, error_page, render, see_other, ConsentPage, LoginPage,
+    SignedOutPage, CSRF_COOKIE, SESSION_COOKIE,
+};
+use crate::http::AppState;
+
+fn session(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn unavailable() -> HttpResponse {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is busy or unavailable. Try again in a moment.",
+    )
+}
+
+/// Renders a step of the flow. `authorize` is the original query string, carried by forms.
+fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> HttpResponse {
+    let secure = state.secure_cookies;
+    match step {
+        Step::Redirect(url) => see_other(&url, Vec::new()),
+        Step::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
+        Step::Login { client_name } => {
+            let (token, set) = csrf(req, &state.service.master, secure);
+            let page = LoginPage {
+                client_name: &client_name,
+                csrf: &token,
+                authorize,
+                username: "",
+                error: None,
+            };
+            render(StatusCode::OK, &page, set.into_iter().collect())
+        }
+        Step::Consent {
+            client_name,
+            username,
+            scope,
+        } => {
+            let (token, set) = csrf(req, &state.service.master, secure);
+            let scopes = scope
+                .iter()
+                .map(|s| (s.to_owned(), describe_scope(s)))
+                .collect();
+            let page = ConsentPage {
+                client_name: &client_name,
+                username: &username,
+                scopes,
+                csrf: &token,
+                authorize,
+            };
+            render(StatusCode::OK, &page, set.into_iter().collect())
+        }
+    }
+}
+
+/// `GET /authorize` (RFC 6749 §4.1.1).
+pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let query = req.query_string().to_owned();
+    let params = match Params::parse(query.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("The request is malformed: {}.", e.description()),
+            )
+        }
+    };
+    let service = state.service.clone();
+    let cookie = session(&req);
+    match web::block(move || service.authorize(&params, cookie.as_deref())).await {
+        Ok(Ok(step)) => show(&req, &state, step, &query),
+        _ => unavailable(),
+    }
+}
+
+/// Form fields shared by the page forms.
+fn form_field<'a>(form: &'a Params, name: &str) -> &'a str {
+    form.get(name).unwrap_or_default()
+}
+
+/// Parses a page form and checks its CSRF token.
+fn checked_form(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<Params, Box<HttpResponse>> {
+    let form =
+        Params::parse(body).map_err(|e| error_page(StatusCode::BAD_REQUEST, e.description()))?;
+    let cookie = req.cookie(CSRF_COOKIE).map(|c| c.value().to_owned());
+    if !browser::csrf_ok(&state.service.master, cookie.as_deref(), form.get("csrf")) {
+        return Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site. Go back, reload the page and try again.",
+        )));
+    }
+    Ok(form)
+}
+
+/// `POST /login`.
+pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let authorize = form_field(&form, "authorize").to_owned();
+    let username = form_field(&form, "username").to_owned();
+    let password = form_field(&form, "password").to_owned();
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let service = state.service.clone();
+    let result = web::block(move || service.login(&username, &password, ip.as_deref())).await;
+    match result {
+        Ok(Ok(session)) => {
+            let cookie = pages::cookie(SESSION_COOKIE, session, state.secure_cookies);
+            see_other(&format!("/authorize?{authorize}"), vec![cookie])
+        }
+        Ok(Err(e @ (SignInError::Invalid | SignInError::Throttled))) => {
+            tracing::info!(reason = %e, "sign-in refused");
+            // One message whatever the reason: nothing about which part was wrong.
+            let client_name = client_name(&state, &authorize).await;
+            let (token, set) = csrf(&req, &state.service.master, state.secure_cookies);
+            let page = LoginPage {
+                client_name: &client_name,
+                csrf: &token,
+                authorize: &authorize,
+                username: form_field(&form, "username"),
+                error: Some("The username or password is incorrect, or there were too many attempts. Try again later."),
+            };
+            render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
+        }
+        _ => unavailable(),
+    }
+}
+
+/// The name of the client an authorize query string names, for the login page.
+async fn client_name(state: &AppState, authorize: &str) -> String {
+    let service = state.service.clone();
+    let authorize = authorize.to_owned();
+    let step = web::block(move || {
+        let params = Params::parse(authorize.as_bytes()).map_err(|_| OAuthError::ServerError)?;
+        service.authorize(&params, None)
+    })
+    .await;
+    match step {
+        Ok(Ok(Step::Login { client_name })) => client_name,
+        _ => "the application".to_owned(),
+    }
+}
+
+/// `POST /consent`.
+pub async fn consent(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let authorize = form_field(&form, "authorize").to_owned();
+    let approve = match form.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    };
+    let params = match Params::parse(authorize.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.description()),
+    };
+    let service = state.service.clone();
+    let cookie = session(&req);
+    match web::block(move || service.consent(&params, cookie.as_deref(), approve)).await {
+        Ok(Ok(step)) => show(&req, &state, step, &authorize),
+        _ => unavailable(),
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(page) = checked_form(&req, &body, &state) {
+        return *page;
+    }
+    if let Some(cookie) = session(&req) {
+        let service = state.service.clone();
+        if !matches!(
+            web::block(move || service.logout(&cookie)).await,
+            Ok(Ok(()))
+        ) {
+            return unavailable();
+        }
+    }
+    render(
+        StatusCode::OK,
+        &SignedOutPage,
+        vec![pages::removal(SESSION_COOKIE, state.secure_cookies)],
+    )
+}
+
+/// The stylesheet of the pages, compiled in.
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(include_str!("../../../static/tessera.css"))
+}

@@ -1,0 +1,149 @@
+use diesel::prelude::*;
+
+use crate::store::schema::{authorization_codes, consents, sessions};
+use crate::store::AnyConnection;
+
+/// An authorization code as stored: only its hash.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorization_codes)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub redirect_uri: String,
+    pub pkce: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub family_id: Option<String>,
+}
+
+impl AuthorizationCode {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(authorization_codes::table)
+            .values(self)
+            .execute(conn)
+    }
+
+    pub fn find(conn: &mut AnyConnection, hash: &str) -> QueryResult<Option<AuthorizationCode>> {
+        authorization_codes::table
+            .find(hash)
+            .select(AuthorizationCode::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Uses the code if nobody has and it has not expired: exactly one exchange wins.
+    pub fn consume(conn: &mut AnyConnection, hash: &str, now: i64) -> QueryResult<bool> {
+        diesel::update(
+            authorization_codes::table
+                .filter(authorization_codes::code_hash.eq(hash))
+                .filter(authorization_codes::used_at.is_null())
+                .filter(authorization_codes::expires_at.gt(now)),
+        )
+        .set(authorization_codes::used_at.eq(now))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    pub fn set_family(conn: &mut AnyConnection, hash: &str, family_id: &str) -> QueryResult<usize> {
+        diesel::update(authorization_codes::table.find(hash))
+            .set(authorization_codes::family_id.eq(family_id))
+            .execute(conn)
+    }
+}
+
+/// What a user allowed a client.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = consents)]
+pub struct Consent {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: i64,
+}
+
+impl Consent {
+    pub fn find(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        client_id: &str,
+    ) -> QueryResult<Option<Consent>> {
+        consents::table
+            .find((user_id, client_id))
+            .select(Consent::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Consent>> {
+        consents::table
+            .filter(consents::user_id.eq(user_id))
+            .order(consents::granted_at.asc())
+            .select(Consent::as_select())
+            .load(conn)
+    }
+
+    /// Records `scope` as granted, replacing what was there.
+    pub fn save(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        let updated = diesel::update(consents::table.find((&self.user_id, &self.client_id)))
+            .set((
+                consents::scope.eq(&self.scope),
+                consents::granted_at.eq(self.granted_at),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(consents::table)
+                .values(self)
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn delete(conn: &mut AnyConnection, user_id: &str, client_id: &str) -> QueryResult<bool> {
+        diesel::delete(consents::table.find((user_id, client_id)))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id_hash: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+impl Session {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(sessions::table)
+            .values(self)
+            .execute(conn)
+    }
+
+    pub fn find(conn: &mut AnyConnection, id_hash: &str) -> QueryResult<Option<Session>> {
+        sessions::table
+            .find(id_hash)
+            .select(Session::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn touch(conn: &mut AnyConnection, id_hash: &str, now: i64) -> QueryResult<usize> {
+        diesel::update(sessions::table.find(id_hash))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn)
+    }
+
+    pub fn delete(conn: &mut AnyConnection, id_hash: &str) -> QueryResult<usize> {
+        diesel::delete(sessions::table.find(id_hash)).execute(conn)
+    }
+
+    pub fn delete_for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<usize> {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+    }
+}
