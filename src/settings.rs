@@ -75,6 +75,9 @@ pub struct TokenSettings {
     pub reuse_grace: Duration,
     /// `aud` of access tokens; empty means the issuer.
     pub audience: String,
+    /// How long an authorization code may wait for its exchange (at most 60s).
+    #[serde(deserialize_with = "human_duration")]
+    pub code_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +203,7 @@ impl Settings {
             .set_default("tokens.refresh_absolute_ttl", "30d")?
             .set_default("tokens.reuse_grace", "10s")?
             .set_default("tokens.audience", "")?
+            .set_default("tokens.code_ttl", "60s")?
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
             .set_default("keys.reload_interval", "5s")?
@@ -262,6 +266,9 @@ impl Settings {
             anyhow::bail!(
                 "invalid configuration: tokens.refresh_absolute_ttl must be at most 10 years and tokens.reuse_grace at most 1h"
             );
+        }
+        if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
+            anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
         if !matches!(self.server.issuer.scheme(), "http" | "https") {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");

@@ -1,7 +1,7 @@
 //! Authorization codes (RFC 6749 §4.1) with PKCE (RFC 7636).
 //!
 //! PKCE is oxide-auth's `Pkce::required()`: S256 only (`plain` is refused), verified in constant
-//! time. Codes are single-use and live 60 seconds; only their SHA-256 is stored. A code presented
+//! time. Codes are single-use and live `tokens.code_ttl` (60 s at most); only their SHA-256 is stored. A code presented
 //! a second time revokes the family its first exchange started (RFC 6749 §4.1.2).
 
 use std::borrow::Cow;
@@ -18,8 +18,6 @@ use crate::domain::scope::Scope;
 use crate::store::models::{AuthorizationCode, TokenFamily, User};
 use crate::store::{write_tx, AnyConnection};
 
-/// How long a code may wait for its exchange.
-pub const CODE_TTL_MS: i64 = 60_000;
 /// `revoked_reason` of a family whose authorization code was presented again.
 pub const CODE_REPLAYED: &str = "code_replayed";
 
@@ -63,6 +61,8 @@ pub struct CodeGrant<'a> {
     pub redirect_uri: &'a str,
     /// From [`pkce_challenge`].
     pub pkce: &'a str,
+    /// How long the code may wait for its exchange.
+    pub ttl_ms: i64,
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
@@ -77,7 +77,7 @@ pub fn issue(conn: &mut AnyConnection, grant: &CodeGrant<'_>) -> diesel::QueryRe
         redirect_uri: grant.redirect_uri.to_owned(),
         pkce: grant.pkce.to_owned(),
         created_at: now,
-        expires_at: now + CODE_TTL_MS,
+        expires_at: now + grant.ttl_ms,
         used_at: None,
         family_id: None,
     }

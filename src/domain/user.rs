@@ -3,7 +3,7 @@
 use crate::domain::crypto::random_id;
 use crate::domain::now_ms;
 use crate::domain::password::PasswordHasher;
-use crate::store::models::{LoginFailures, NewUser, TokenFamily, User};
+use crate::store::models::{LoginFailures, NewUser, Session, TokenFamily, User};
 use crate::store::AnyConnection;
 
 /// A username: 1 to 64 characters, no control characters or surrounding spaces.
@@ -79,6 +79,8 @@ pub fn set_password(
     let hash = hasher.hash(password)?;
     crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
         User::set_password_hash(c, &user.id, &hash)?;
+        // Browsers signed in with the old password must sign in again.
+        Session::delete_for_user(c, &user.id)?;
         Ok(TokenFamily::revoke_where(
             c,
             Some(&user.id),
@@ -100,6 +102,7 @@ pub fn set_disabled(
         let now = now_ms();
         if disabled {
             User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
+            Session::delete_for_user(c, &user.id)?;
             Ok(TokenFamily::revoke_where(
                 c,
                 Some(&user.id),

@@ -289,6 +289,7 @@ impl crate::grant::TokenService {
                 scope: &request.scope,
                 redirect_uri: &request.redirect_uri,
                 pkce: &request.pkce,
+                ttl_ms: self.code_ttl_ms,
             },
         )?;
         let mut pairs = vec![("code", code.as_str())];

@@ -71,6 +71,7 @@ pub struct TokenService {
     /// How long retired keys stay published and accepted.
     pub key_retention_ms: i64,
     pub sessions: crate::domain::browser::SessionLimits,
+    pub code_ttl_ms: i64,
 }
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
@@ -103,6 +104,7 @@ impl TokenService {
             throttle: settings.throttle_policy(),
             key_retention_ms: settings.key_retention_ms(),
             sessions: settings.session_limits(),
+            code_ttl_ms: ms(t.code_ttl),
         }
     }
 

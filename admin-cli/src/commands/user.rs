@@ -6,7 +6,7 @@ use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
-use tessera::store::models::{LoginFailures, TokenFamily, User};
+use tessera::store::models::{Client, Consent, LoginFailures, TokenFamily, User};
 
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
@@ -41,6 +41,14 @@ pub enum UserCommand {
     },
     /// Enable a disabled user
     Enable { username: String },
+    /// List the clients a user has allowed, with the scopes
+    Consents { username: String },
+    /// Forget a user's consent for a client: the consent page shows again next time
+    RevokeConsent {
+        username: String,
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Clear the failed sign-in counter that throttles a username
     Unlock {
         username: String,
@@ -105,6 +113,15 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 fn hasher(ctx: &Context) -> anyhow::Result<PasswordHasher> {
     PasswordHasher::new(&ctx.settings.passwords, 1)
+}
+
+/// The JSON shape of a consent.
+#[derive(Serialize)]
+struct ConsentView {
+    client_id: String,
+    client_name: Option<String>,
+    scope: String,
+    granted_at: String,
 }
 
 #[derive(Serialize)]
@@ -223,6 +240,58 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                     revoked_families: 0,
                 },
                 || format!("enabled {username}"),
+            )
+        }
+        UserCommand::Consents { username } => {
+            let conn = ctx.conn()?;
+            let u = user::find(conn, &username)?;
+            let names: std::collections::HashMap<String, String> = Client::list(conn)?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect();
+            let views: Vec<ConsentView> = Consent::for_user(conn, &u.id)?
+                .into_iter()
+                .map(|c| ConsentView {
+                    client_name: names.get(&c.client_id).cloned(),
+                    client_id: c.client_id,
+                    scope: c.scope,
+                    granted_at: rfc3339(c.granted_at),
+                })
+                .collect();
+            emit(ctx.output, &views, || {
+                let mut t = Table::new(&["CLIENT_ID", "CLIENT", "SCOPE", "GRANTED"]);
+                for v in &views {
+                    t.row(vec![
+                        v.client_id.clone(),
+                        v.client_name.clone().unwrap_or_default(),
+                        v.scope.clone(),
+                        v.granted_at.clone(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+        UserCommand::RevokeConsent {
+            username,
+            client_id,
+        } => {
+            let conn = ctx.conn()?;
+            let u = user::find(conn, &username)?;
+            if !Consent::delete(conn, &u.id, &client_id)? {
+                anyhow::bail!("{username} has no consent for client {client_id}");
+            }
+            #[derive(Serialize)]
+            struct Revoked {
+                username: String,
+                client_id: String,
+            }
+            emit(
+                ctx.output,
+                &Revoked {
+                    username: username.clone(),
+                    client_id: client_id.clone(),
+                },
+                || format!("{username} will be asked again before client {client_id} gets access"),
             )
         }
         UserCommand::Unlock { username, ip } => {
