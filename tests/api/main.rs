@@ -6,10 +6,12 @@ mod helpers;
 
 mod browser;
 mod cli;
+mod client_library;
 mod concurrency;
 mod config;
 mod errors;
 mod keys;
+mod real_browser;
 mod rotation;
 mod story;
 mod throttle;
