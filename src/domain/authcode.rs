@@ -45,6 +45,15 @@ pub fn pkce_challenge(
 }
 
 fn pkce_verifies(encoded: &str, verifier: Option<&str>) -> bool {
+    // RFC 7636 §4.1: 43 to 128 unreserved characters.
+    let well_formed = |v: &str| {
+        (43..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if !verifier.is_some_and(well_formed) {
+        return false;
+    }
     Pkce::required()
         .verify(
             Some(Value::private(Some(encoded.to_owned()))),
@@ -63,6 +72,8 @@ pub struct CodeGrant<'a> {
     pub pkce: &'a str,
     /// How long the code may wait for its exchange.
     pub ttl_ms: i64,
+    /// The authorization request named `redirect_uri`.
+    pub redirect_uri_given: bool,
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
@@ -80,6 +91,7 @@ pub fn issue(conn: &mut AnyConnection, grant: &CodeGrant<'_>) -> diesel::QueryRe
         expires_at: now + grant.ttl_ms,
         used_at: None,
         family_id: None,
+        redirect_uri_given: grant.redirect_uri_given,
     }
     .insert(conn)?;
     Ok(code)
@@ -117,6 +129,9 @@ pub fn exchange(
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
         let now = now_ms();
+        // Locked before it is read: a concurrent exchange of the same code waits, then sees
+        // it used (and revokes what the first one issued).
+        AuthorizationCode::lock(c, &hash)?;
         let row = AuthorizationCode::find(c, &hash)?
             .ok_or(ExchangeError::Invalid("unknown authorization code"))?;
         if row.client_id != client_id {
@@ -135,7 +150,9 @@ pub fn exchange(
             return Err(ExchangeError::Invalid("the authorization code has expired"));
         }
         // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
-        if redirect_uri != Some(row.redirect_uri.as_str()) {
+        if (row.redirect_uri_given || redirect_uri.is_some())
+            && redirect_uri != Some(row.redirect_uri.as_str())
+        {
             return Err(ExchangeError::Invalid(
                 "redirect_uri does not match the authorization request",
             ));

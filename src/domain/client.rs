@@ -193,6 +193,8 @@ pub struct ClientUpdate {
     pub grants: Option<Vec<GrantType>>,
     pub scope: Option<Scope>,
     pub redirect_uris: Option<Vec<url::Url>>,
+    /// Whether it may introspect tokens of other clients (a resource server).
+    pub allow_introspection: Option<bool>,
 }
 
 pub fn update(
@@ -215,15 +217,17 @@ pub fn update(
             .transpose()?,
         scopes: upd.scope.as_ref().map(Scope::to_string),
         redirect_uris: upd.redirect_uris.as_deref().map(uris_text).transpose()?,
+        allow_introspection: upd.allow_introspection,
         ..ClientChanges::default()
     };
     if changes.name.is_none()
         && changes.grant_types.is_none()
         && changes.scopes.is_none()
         && changes.redirect_uris.is_none()
+        && changes.allow_introspection.is_none()
     {
         return Err(invalid(
-            "nothing to change: give --name, --grant, --scope or --redirect-uri",
+            "nothing to change: give --name, --grant, --scope, --redirect-uri or --allow-introspection",
         ));
     }
     changes.apply(conn, id)?;

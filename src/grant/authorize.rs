@@ -3,7 +3,6 @@
 use crate::domain::authcode::pkce_challenge;
 use crate::domain::client::GrantType;
 use crate::domain::scope::Scope;
-use crate::grant::Params;
 use crate::store::models::Client;
 use crate::store::AnyConnection;
 
@@ -12,6 +11,8 @@ use crate::store::AnyConnection;
 pub struct AuthorizeRequest {
     pub client: Client,
     pub redirect_uri: String,
+    /// The request named `redirect_uri` (rather than relying on the only registered one).
+    pub redirect_uri_given: bool,
     pub scope: Scope,
     pub state: Option<String>,
     /// The PKCE challenge, encoded for storage.
@@ -49,12 +50,45 @@ impl AuthorizeError {
     }
 }
 
-/// Checks an authorization request against the registered client.
-pub fn check(
-    conn: &mut AnyConnection,
-    params: &Params,
-) -> Result<AuthorizeRequest, AuthorizeError> {
-    let client_id = params.get("client_id").ok_or_else(|| {
+/// Longest query value accepted (a `state` may be long, but not unbounded).
+const MAX_VALUE: usize = 2048;
+
+/// The query's parameters (first value of each), and the names that were repeated or too long.
+fn lenient(query: &str) -> (std::collections::HashMap<String, String>, Vec<String>) {
+    let mut values = std::collections::HashMap::new();
+    let mut bad = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()).take(64) {
+        if v.is_empty() {
+            continue;
+        }
+        if v.len() > MAX_VALUE || values.contains_key(k.as_ref()) {
+            bad.push(k.chars().take(32).collect());
+        }
+        values
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    (values, bad)
+}
+
+/// The query string, re-encoded: safe to put in a `Location` header whatever was posted.
+pub fn canonical_query(query: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).take(64))
+        .finish()
+}
+
+/// Checks an authorization request (its raw query string) against the registered client.
+pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, AuthorizeError> {
+    let (params, bad) = lenient(query);
+    let get = |name: &str| params.get(name).map(String::as_str);
+    // RFC 6749 §4.1.2.1: while the client or its redirect URI is in doubt, never redirect.
+    if bad.iter().any(|n| n == "client_id" || n == "redirect_uri") {
+        return Err(AuthorizeError::Page(
+            "The request repeats client_id or redirect_uri.".into(),
+        ));
+    }
+    let client_id = get("client_id").ok_or_else(|| {
         AuthorizeError::Page("The request names no client (client_id is missing).".into())
     })?;
     let plausible = client_id.len() <= 128
@@ -79,7 +113,7 @@ pub fn check(
         .collect();
     // RFC 9700 §4.1.3: exact string match; without one in the request, only an unambiguous
     // registration will do.
-    let redirect_uri = match params.get("redirect_uri") {
+    let redirect_uri = match get("redirect_uri") {
         Some(uri) if registered.contains(&uri) => uri.to_owned(),
         Some(_) => {
             return Err(AuthorizeError::Page(
@@ -93,15 +127,25 @@ pub fn check(
             ))
         }
     };
-    let state = params.get("state");
+    let state = get("state");
     let fail = |error, description: &str| {
         AuthorizeError::redirect(&redirect_uri, state, error, description)
     };
-    if params.get("response_type") != Some("code") {
+    if let Some(name) = bad.first() {
         return Err(fail(
-            "unsupported_response_type",
-            "response_type must be code",
+            "invalid_request",
+            &format!("parameter {name} is repeated or too long"),
         ));
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => return Err(fail("invalid_request", "response_type is missing")),
+        Some(_) => {
+            return Err(fail(
+                "unsupported_response_type",
+                "response_type must be code",
+            ))
+        }
     }
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(fail(
@@ -110,9 +154,11 @@ pub fn check(
         ));
     }
     let allowed = client.scope();
-    let scope = match params.get("scope") {
+    let scope = match get("scope") {
         None => allowed.clone(),
-        Some(text) => Scope::parse(text).map_err(|e| fail("invalid_scope", &e.to_string()))?,
+        Some(text) => {
+            Scope::parse(text).map_err(|_| fail("invalid_scope", "the scope is malformed"))?
+        }
     };
     if !scope.is_subset_of(&allowed) {
         return Err(fail(
@@ -120,13 +166,11 @@ pub fn check(
             "the requested scope is not allowed for this client",
         ));
     }
-    let pkce = pkce_challenge(
-        params.get("code_challenge_method"),
-        params.get("code_challenge"),
-    )
-    .map_err(|why| fail("invalid_request", why))?;
+    let pkce = pkce_challenge(get("code_challenge_method"), get("code_challenge"))
+        .map_err(|why| fail("invalid_request", why))?;
     Ok(AuthorizeRequest {
         redirect_uri,
+        redirect_uri_given: get("redirect_uri").is_some(),
         scope,
         state: state.map(str::to_owned),
         pkce,
@@ -173,6 +217,7 @@ impl From<AuthorizeError> for Step {
                 error,
                 description,
             } => {
+                let description = crate::grant::error::sanitize(&description);
                 let mut pairs = vec![
                     ("error", error),
                     ("error_description", description.as_str()),
@@ -190,11 +235,11 @@ impl crate::grant::TokenService {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
     pub fn authorize(
         &self,
-        params: &Params,
+        query: &str,
         session: Option<&str>,
     ) -> Result<Step, crate::grant::OAuthError> {
         let conn = &mut *self.pool.get()?;
-        let request = match check(conn, params) {
+        let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
@@ -213,12 +258,19 @@ impl crate::grant::TokenService {
                 client_name: request.client.name.clone(),
             });
         };
-        if crate::domain::browser::consent_covers(
-            conn,
-            &user.id,
-            &request.client.id,
-            &request.scope,
-        )? {
+        // A remembered consent answers without a page only where the redirect reaches the
+        // real client: a confidential client, or an https redirect URI. A public client on a
+        // custom scheme or loopback could be impersonated (RFC 6749 §10.2, RFC 8252 §8.6).
+        let trusted_redirect =
+            !request.client.is_public() || request.redirect_uri.starts_with("https://");
+        if trusted_redirect
+            && crate::domain::browser::consent_covers(
+                conn,
+                &user.id,
+                &request.client.id,
+                &request.scope,
+            )?
+        {
             return self.issue_code(conn, &request, &user.id);
         }
         Ok(Step::Consent {
@@ -231,12 +283,12 @@ impl crate::grant::TokenService {
     /// `POST /consent`: the user approved or denied.
     pub fn consent(
         &self,
-        params: &Params,
+        query: &str,
         session: Option<&str>,
         approve: bool,
     ) -> Result<Step, crate::grant::OAuthError> {
         let conn = &mut *self.pool.get()?;
-        let request = match check(conn, params) {
+        let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
@@ -290,6 +342,7 @@ impl crate::grant::TokenService {
                 redirect_uri: &request.redirect_uri,
                 pkce: &request.pkce,
                 ttl_ms: self.code_ttl_ms,
+                redirect_uri_given: request.redirect_uri_given,
             },
         )?;
         let mut pairs = vec![("code", code.as_str())];

@@ -9,6 +9,8 @@ pub enum OAuthError {
     UnauthorizedClient(String),
     UnsupportedGrantType(String),
     InvalidScope(String),
+    /// RFC 7009 §2.2.1.
+    UnsupportedTokenType(String),
     /// 503: the database or the password hasher is out of capacity.
     TemporarilyUnavailable(String),
     /// 500; the description is generic, the cause goes to the log.
@@ -24,6 +26,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
         }
@@ -37,6 +40,7 @@ impl OAuthError {
             | OAuthError::UnauthorizedClient(d)
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
+            | OAuthError::UnsupportedTokenType(d)
             | OAuthError::TemporarilyUnavailable(d) => d,
             OAuthError::ServerError => "internal error",
         }
@@ -81,4 +85,14 @@ impl From<r2d2::Error> for OAuthError {
         tracing::error!(error = %e, "no database connection");
         OAuthError::TemporarilyUnavailable("the database is unavailable; retry later".into())
     }
+}
+
+/// `error_description` may only hold %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2, §4.1.2.1).
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }

@@ -3,7 +3,8 @@
 
 pub mod authorize;
 mod client_auth;
-mod error;
+pub mod error;
+pub mod introspection;
 mod params;
 
 pub use client_auth::{authenticate, credentials, parse_basic, Credentials};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::access_token::{self, Grant, TokenError};
+use crate::domain::access_token::{self, AccessClaims, Grant, TokenError};
 use crate::domain::authcode::{self, ExchangeError};
 use crate::domain::client::GrantType;
 use crate::domain::crypto::MasterKey;
@@ -26,7 +27,7 @@ use crate::domain::throttle::Policy;
 use crate::domain::user::Username;
 use crate::domain::{ms, now_ms};
 use crate::settings::Settings;
-use crate::store::models::{Client, StoredKey, TokenFamily, User};
+use crate::store::models::{Client, RevokedAccessToken, StoredKey, TokenFamily, User};
 use crate::store::Pool;
 
 /// A successful token response (RFC 6749 §5.1).
@@ -119,15 +120,12 @@ impl TokenService {
         let creds = credentials(authorization, params)?;
         let client = authenticate(&mut *self.pool.get()?, &creds)?;
         match grant_type.parse::<GrantType>() {
-            Ok(
-                grant @ (GrantType::Password
-                | GrantType::RefreshToken
-                | GrantType::AuthorizationCode),
-            ) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
+            Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"
             ))),
             Ok(GrantType::Password) => self.password(&client, params, meta),
             Ok(GrantType::AuthorizationCode) => self.authorization_code(&client, params, meta),
+            Ok(GrantType::ClientCredentials) => self.client_credentials(&client, params),
             Ok(GrantType::RefreshToken) => self.refresh(&client, params, meta),
             _ => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type `{}` is not supported",
@@ -200,6 +198,21 @@ impl TokenService {
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
         self.respond(client, &user_id, &scope, Some(issued), now_ms())
+    }
+
+    /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
+    fn client_credentials(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::UnauthorizedClient(
+                "client_credentials is for confidential clients".into(),
+            ));
+        }
+        let scope = requested_scope(client, params.get("scope"))?;
+        self.respond(client, &client.id, &scope, None, now_ms())
     }
 
     fn authorization_code(
@@ -329,8 +342,26 @@ impl TokenService {
 
     /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
     pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
+        let (_, user) = self.check_access_token(bearer)?;
+        match user {
+            Some(u) => Ok(UserInfo {
+                sub: u.id,
+                preferred_username: u.username,
+            }),
+            None => Err(BearerError::InvalidToken(
+                "the access token was not issued to a user".into(),
+            )),
+        }
+    }
+
+    /// Verifies an access token and that it still stands: not revoked (by jti, or through its
+    /// family), its user (if any) enabled, its client enabled. Returns the claims and the user.
+    pub fn check_access_token(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, Option<User>), BearerError> {
         let verify =
-            |keys: &KeySet| access_token::verify(keys, &self.issuer, &self.audience, bearer);
+            |keys: &KeySet| access_token::verify(keys, &self.issuer, &self.audience, token);
         let claims = match verify(&self.keys.get()) {
             // Perhaps a key made since the last reload (by the CLI or another instance).
             Err(TokenError::UnknownKey) if self.keys.may_reload(FORCED_RELOAD_INTERVAL) => {
@@ -343,20 +374,28 @@ impl TokenService {
             other => other,
         }
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+        let revoked = || BearerError::InvalidToken("the access token has been revoked".into());
         let mut conn = self.pool.get()?;
+        if RevokedAccessToken::is_revoked(&mut conn, &claims.jti)? {
+            return Err(revoked());
+        }
         if let Some(sid) = &claims.sid {
             let family = TokenFamily::find(&mut conn, sid)?;
             if family.is_none_or(|f| f.revoked_at.is_some()) {
-                return Err(BearerError::InvalidToken(
-                    "the access token has been revoked".into(),
-                ));
+                return Err(revoked());
             }
         }
+        if Client::find(&mut conn, &claims.client_id)?.is_none_or(|c| c.disabled_at.is_some()) {
+            return Err(BearerError::InvalidToken(
+                "the access token's client is not active".into(),
+            ));
+        }
+        // client_credentials tokens have the client as subject; every other token a user.
+        if claims.sub == claims.client_id && claims.sid.is_none() {
+            return Ok((claims, None));
+        }
         match User::find(&mut conn, &claims.sub)? {
-            Some(u) if u.disabled_at.is_none() => Ok(UserInfo {
-                sub: u.id,
-                preferred_username: u.username,
-            }),
+            Some(u) if u.disabled_at.is_none() => Ok((claims, Some(u))),
             _ => Err(BearerError::InvalidToken(
                 "the access token's user is not active".into(),
             )),

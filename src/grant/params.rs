@@ -22,6 +22,12 @@ impl std::fmt::Debug for Params {
 
 impl Params {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        Self::parse_with_limit(body, MAX_VALUE_LEN)
+    }
+
+    /// As [`Params::parse`], with values up to `max_value` bytes (the pages' forms carry a
+    /// whole authorization request in one field).
+    pub fn parse_with_limit(body: &[u8], max_value: usize) -> Result<Self, OAuthError> {
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut count = 0;
         for (key, value) in form_urlencoded::parse(body) {
@@ -31,7 +37,7 @@ impl Params {
                     "more than {MAX_PARAMS} parameters"
                 )));
             }
-            if value.len() > MAX_VALUE_LEN || key.len() > 64 {
+            if value.len() > max_value || key.len() > 64 {
                 return Err(OAuthError::InvalidRequest(format!(
                     "parameter `{}` is too long",
                     key.chars().take(64).collect::<String>()

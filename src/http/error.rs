@@ -13,15 +13,7 @@ pub fn no_store(builder: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
 }
 
-/// `error_description` may only hold %x20-21 / %x23-5B / %x5D-7E (RFC 6749 §5.2).
-pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            ' ' | '!' | '#'..='[' | ']'..='~' => c,
-            _ => '?',
-        })
-        .collect()
-}
+pub use crate::grant::error::sanitize;
 
 /// An RFC 6749 §5.2 error response.
 pub fn oauth_error(e: &OAuthError) -> HttpResponse {

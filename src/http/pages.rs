@@ -9,8 +9,23 @@ use askama::Template;
 use crate::domain::browser;
 use crate::domain::crypto::MasterKey;
 
-pub const SESSION_COOKIE: &str = "tessera_session";
-pub const CSRF_COOKIE: &str = "tessera_csrf";
+/// Cookie names; on https with the `__Host-` prefix, which browsers accept only from this host,
+/// with `Secure` and `Path=/`, so a sibling subdomain cannot plant them.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-tessera_session"
+    } else {
+        "tessera_session"
+    }
+}
+
+pub fn csrf_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-tessera_csrf"
+    } else {
+        "tessera_csrf"
+    }
+}
 
 /// No framing, no inline script, no referrer, no caching (SECURITY.md "HTML pages").
 const CSP: &str =
@@ -95,6 +110,13 @@ pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
     c
 }
 
+/// A new CSRF cookie and its token (at sign-in: a planted cookie does not survive it).
+pub fn fresh_csrf(master: &MasterKey, secure: bool) -> (String, Cookie<'static>) {
+    let value = browser::new_csrf_cookie();
+    let token = browser::csrf_token(master, &value);
+    (token, cookie(csrf_cookie(secure), value, secure))
+}
+
 /// The CSRF cookie of the request, or a new one to set; and the token forms must carry.
 pub fn csrf(
     req: &HttpRequest,
@@ -102,7 +124,7 @@ pub fn csrf(
     secure: bool,
 ) -> (String, Option<Cookie<'static>>) {
     match req
-        .cookie(CSRF_COOKIE)
+        .cookie(csrf_cookie(secure))
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
     {
@@ -110,7 +132,7 @@ pub fn csrf(
         None => {
             let value = browser::new_csrf_cookie();
             let token = browser::csrf_token(master, &value);
-            (token, Some(cookie(CSRF_COOKIE, value, secure)))
+            (token, Some(cookie(csrf_cookie(secure), value, secure)))
         }
     }
 }

@@ -12,6 +12,7 @@ diesel::table! {
         scopes -> Text,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        allow_introspection -> Bool,
     }
 }
 
@@ -103,6 +104,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     consents,
     sessions,
+    revoked_access_tokens,
 );
 
 diesel::table! {
@@ -117,6 +119,7 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         family_id -> Nullable<Text>,
+        redirect_uri_given -> Bool,
     }
 }
 
@@ -135,5 +138,14 @@ diesel::table! {
         user_id -> Text,
         created_at -> BigInt,
         last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> BigInt,
+        revoked_at -> BigInt,
     }
 }

@@ -8,6 +8,10 @@ use tessera::domain::client::GrantType;
 use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp, PASSWORD};
 
 both_backends!(
+    concurrent_exchanges_of_one_code_revoke_what_it_issued,
+    redirect_uri_may_be_omitted_with_a_single_registration,
+    malformed_authorize_requests_redirect_once_the_client_is_trusted,
+    odd_form_fields_never_give_a_500,
     user_signs_in_consents_and_the_app_gets_tokens,
     denied_consent_redirects_with_access_denied,
     untrusted_client_or_redirect_never_redirects,
@@ -504,14 +508,41 @@ async fn forms_need_their_csrf_token(db: Db) {
     assert!(consent.contains("Allow"));
 }
 
+/// A confidential client with the same redirect URI as [`setup`]'s public one.
+async fn confidential(app: &TestApp) -> String {
+    let spec = tessera::domain::client::ClientSpec {
+        name: "Photo Sharing".into(),
+        public: false,
+        grants: vec![GrantType::AuthorizationCode],
+        scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
+        redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+    };
+    app.with_conn(move |c| tessera::domain::client::register(c, &spec).unwrap().0.id)
+        .await
+}
+
 async fn consent_is_remembered_until_revoked(db: Db) {
     let app = TestApp::spawn(db).await;
-    let client_id = setup(&app).await;
+    let public_id = setup(&app).await;
+    let client_id = confidential(&app).await;
     let browser = Browser::new(&app);
     code_for(&app, &browser, &client_id).await;
     // Same scopes again: straight back with a code, no page.
     let res = browser.authorize(&query(&client_id, &[])).await;
     assert!(redirect_params(&res).contains_key("code"));
+    // Not for a public client on a loopback redirect, which anyone could claim to be: it
+    // always asks.
+    code_for(&app, &browser, &public_id).await;
+    let html = browser
+        .authorize(&query(&public_id, &[]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Allow <strong>Photo Sharing</strong>?"),
+        "{html}"
+    );
     // More scopes: asked again.
     let wider = query(&client_id, &[]).replace("scope=profile", "scope=profile+photos%3Aread");
     let html = browser.authorize(&wider).await.text().await.unwrap();
@@ -704,6 +735,37 @@ async fn signing_out_ends_the_session(db: Db) {
         .await
         .unwrap();
     assert!(html.contains("Sign in"), "signed out: {html}");
+    // /logout without a CSRF token does nothing.
+    let consent = browser
+        .sign_in(&query(&client_id, &[]), "alice", PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(browser.post("/logout", &[]).await.status(), 403);
+    let res = browser
+        .post(
+            "/consent",
+            &[
+                ("authorize", &field(&consent, "authorize")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 403, "consent without a CSRF token");
+    assert!(
+        browser
+            .authorize(&query(&client_id, &[]))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Allow"),
+        "still signed in"
+    );
+    browser
+        .post("/logout", &[("csrf", &field(&consent, "csrf"))])
+        .await;
     // Idle timeout.
     browser
         .sign_in(&query(&client_id, &[]), "alice", PASSWORD)
@@ -716,4 +778,154 @@ async fn signing_out_ends_the_session(db: Db) {
         .await
         .unwrap();
     assert!(html.contains("Sign in"), "idle session ended: {html}");
+}
+
+async fn concurrent_exchanges_of_one_code_revoke_what_it_issued(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let code = code_for(&app, &browser, &client_id).await;
+    let (a, b) = tokio::join!(
+        exchange(&app, &client_id, &code, VERIFIER),
+        exchange(&app, &client_id, &code, VERIFIER)
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "one exchange wins");
+    let winner: Value = if a.status() == 200 {
+        a.json().await.unwrap()
+    } else {
+        b.json().await.unwrap()
+    };
+    // The loser saw a replay: the winner's tokens are revoked.
+    assert_eq!(
+        app.userinfo(winner["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+}
+
+async fn redirect_uri_may_be_omitted_with_a_single_registration(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let q = query(&client_id, &[])
+        .replace("&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback", "");
+    assert!(!q.contains("redirect_uri"));
+    let consent = browser
+        .sign_in(&q, "alice", PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let params = redirect_params(&browser.decide(&consent, "approve").await);
+    // RFC 6749 §4.1.3: the token request need not name it either.
+    let res = app
+        .token(
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client_id),
+                ("code", &params["code"]),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+async fn malformed_authorize_requests_redirect_once_the_client_is_trusted(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let q = query(&client_id, &[]);
+    let no_type = q.replace("response_type=code&", "");
+    let twice = format!("{q}&scope=photos%3Aread");
+    let long_state = q.replace("state=af0ifjsldkj", &format!("state={}", "s".repeat(3000)));
+    for bad in [no_type, twice, long_state] {
+        let params = redirect_params(&browser.authorize(&bad).await);
+        assert_eq!(params["error"], "invalid_request", "{bad}");
+        assert!(params["error_description"].is_ascii());
+    }
+    // A non-ASCII scope: invalid_scope, with a description in the RFC's character set.
+    let params = redirect_params(
+        &browser
+            .authorize(&q.replace("scope=profile", "scope=%C3%A9t%C3%A9"))
+            .await,
+    );
+    assert_eq!(params["error"], "invalid_scope");
+    assert!(params["error_description"]
+        .bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
+}
+
+async fn odd_form_fields_never_give_a_500(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_SERVER__ISSUER", "https://id.example")]).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let q = query(&client_id, &[]);
+    let html = browser.authorize(&q).await.text().await.unwrap();
+    // The hidden field is escaped in the page...
+    let tricky = format!("{q}&x=%22%3E%3Cscript%3E");
+    let page = browser.authorize(&tricky).await.text().await.unwrap();
+    assert!(!page.contains("\"><script>"), "{page}");
+    // ...and whatever is posted in it, the answer is a page or a redirect, never a 500.
+    let csrf = field(&html, "csrf");
+    for authorize in [
+        format!("{q}&x=%0A%0D"),
+        format!("{q}&x=é\u{0}"),
+        "\n".to_owned(),
+        String::new(),
+    ] {
+        let res = browser
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("authorize", &authorize),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert!(
+            res.status().as_u16() < 500,
+            "{authorize:?}: {}",
+            res.status()
+        );
+        if res.status() == 303 {
+            let location = res.headers()["location"].to_str().unwrap();
+            assert!(location.starts_with("/authorize?"), "{location}");
+        }
+    }
+    // The session cookie is Secure and __Host- on https.
+    let html = Browser::new(&app).authorize(&q).await;
+    let cookie = html.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__Host-tessera_csrf=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime() {
+    let app = TestApp::spawn_with(Db::Sqlite, &[("TESSERA_SESSIONS__ABSOLUTE_TTL", "2s")]).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    browser
+        .sign_in(&query(&client_id, &[]), "alice", PASSWORD)
+        .await;
+    // Kept busy (so never idle), it still ends.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        browser.authorize(&query(&client_id, &[])).await;
+    }
+    let html = browser
+        .authorize(&query(&client_id, &[]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Sign in"), "{html}");
 }

@@ -95,7 +95,17 @@ async fn metadata_lists_what_is_supported(db: Db) {
     assert_eq!(m["jwks_uri"], "http://tessera.test/jwks.json");
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["authorization_code", "password", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token"
+        ])
+    );
+    assert_eq!(m["revocation_endpoint"], "http://tessera.test/revoke");
+    assert_eq!(
+        m["introspection_endpoint"],
+        "http://tessera.test/introspect"
     );
     assert_eq!(m["authorization_endpoint"], "http://tessera.test/authorize");
     assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));

@@ -12,6 +12,7 @@ mod config;
 mod errors;
 mod keys;
 mod real_browser;
+mod revocation;
 mod rotation;
 mod story;
 mod throttle;

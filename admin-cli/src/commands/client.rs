@@ -50,6 +50,12 @@ pub enum ClientCommand {
         /// Replaces the redirect URIs (repeat for several)
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uris: Vec<String>,
+        /// Let this client (a resource server) introspect tokens issued to other clients
+        #[arg(long, conflicts_with = "deny_introspection")]
+        allow_introspection: bool,
+        /// Take that right away again
+        #[arg(long)]
+        deny_introspection: bool,
     },
     /// Issue a new secret; the old one stops working at once
     RotateSecret {
@@ -109,6 +115,7 @@ struct ClientView<'a> {
     redirect_uris: Vec<&'a str>,
     created_at: String,
     disabled_at: Option<String>,
+    allow_introspection: bool,
 }
 
 impl<'a> ClientView<'a> {
@@ -124,6 +131,7 @@ impl<'a> ClientView<'a> {
             redirect_uris: words(&c.redirect_uris),
             created_at: rfc3339(c.created_at),
             disabled_at: c.disabled_at.map(rfc3339),
+            allow_introspection: c.allow_introspection,
         }
     }
 
@@ -207,6 +215,8 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             grants,
             scope,
             redirect_uris,
+            allow_introspection,
+            deny_introspection,
         } => {
             let update = ClientUpdate {
                 name,
@@ -215,6 +225,11 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 redirect_uris: (!redirect_uris.is_empty())
                     .then(|| parse_uris(&redirect_uris))
                     .transpose()?,
+                allow_introspection: match (allow_introspection, deny_introspection) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
             let client = client::update(ctx.conn()?, &client_id, &update)?;
             show(ctx, &client, None)

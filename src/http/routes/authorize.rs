@@ -4,16 +4,19 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::browser;
-use crate::grant::authorize::Step;
-use crate::grant::{OAuthError, Params, SignInError};
+use crate::grant::authorize::{canonical_query, Step};
+use crate::grant::{Params, SignInError};
 use crate::http::pages::{
-    self, csrf, describe_scope, error_page, render, see_other, ConsentPage, LoginPage,
-    SignedOutPage, CSRF_COOKIE, SESSION_COOKIE,
+    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, ConsentPage, LoginPage,
+    SignedOutPage,
 };
 use crate::http::AppState;
 
-fn session(req: &HttpRequest) -> Option<String> {
-    req.cookie(SESSION_COOKIE)
+/// Largest value in a page form: the whole authorization request travels in one field.
+const FORM_VALUE_LIMIT: usize = 16 * 1024;
+
+fn session(req: &HttpRequest, secure: bool) -> Option<String> {
+    req.cookie(pages::session_cookie(secure))
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
 }
@@ -67,26 +70,13 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
 /// `GET /authorize` (RFC 6749 §4.1.1).
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let query = req.query_string().to_owned();
-    let params = match Params::parse(query.as_bytes()) {
-        Ok(p) => p,
-        Err(e) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                &format!("The request is malformed: {}.", e.description()),
-            )
-        }
-    };
     let service = state.service.clone();
-    let cookie = session(&req);
-    match web::block(move || service.authorize(&params, cookie.as_deref())).await {
+    let cookie = session(&req, state.secure_cookies);
+    let q = query.clone();
+    match web::block(move || service.authorize(&q, cookie.as_deref())).await {
         Ok(Ok(step)) => show(&req, &state, step, &query),
         _ => unavailable(),
     }
-}
-
-/// Form fields shared by the page forms.
-fn form_field<'a>(form: &'a Params, name: &str) -> &'a str {
-    form.get(name).unwrap_or_default()
 }
 
 /// Parses a page form and checks its CSRF token.
@@ -95,9 +85,11 @@ fn checked_form(
     body: &[u8],
     state: &AppState,
 ) -> Result<Params, Box<HttpResponse>> {
-    let form =
-        Params::parse(body).map_err(|e| error_page(StatusCode::BAD_REQUEST, e.description()))?;
-    let cookie = req.cookie(CSRF_COOKIE).map(|c| c.value().to_owned());
+    let form = Params::parse_with_limit(body, FORM_VALUE_LIMIT)
+        .map_err(|e| Box::new(error_page(StatusCode::BAD_REQUEST, e.description())))?;
+    let cookie = req
+        .cookie(pages::csrf_cookie(state.secure_cookies))
+        .map(|c| c.value().to_owned());
     if !browser::csrf_ok(&state.service.master, cookie.as_deref(), form.get("csrf")) {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
@@ -107,33 +99,53 @@ fn checked_form(
     Ok(form)
 }
 
+fn field<'a>(form: &'a Params, name: &str) -> &'a str {
+    form.get(name).unwrap_or_default()
+}
+
 /// `POST /login`.
 pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let form = match checked_form(&req, &body, &state) {
         Ok(f) => f,
         Err(page) => return *page,
     };
-    let authorize = form_field(&form, "authorize").to_owned();
-    let username = form_field(&form, "username").to_owned();
-    let password = form_field(&form, "password").to_owned();
+    // Re-encoded: whatever was posted, the Location header stays valid ASCII.
+    let authorize = canonical_query(field(&form, "authorize"));
+    let username = field(&form, "username").to_owned();
+    let password = field(&form, "password").to_owned();
     let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let previous = session(&req, state.secure_cookies);
     let service = state.service.clone();
-    let result = web::block(move || service.login(&username, &password, ip.as_deref())).await;
+    let result = web::block(move || {
+        let started = service.login(&username, &password, ip.as_deref());
+        // A new sign-in replaces whatever session this browser had.
+        if let (Ok(_), Some(old)) = (&started, previous) {
+            let _ = service.logout(&old);
+        }
+        started
+    })
+    .await;
+    let secure = state.secure_cookies;
     match result {
         Ok(Ok(session)) => {
-            let cookie = pages::cookie(SESSION_COOKIE, session, state.secure_cookies);
-            see_other(&format!("/authorize?{authorize}"), vec![cookie])
+            // A CSRF cookie planted before sign-in does not outlive it.
+            let (_, csrf_cookie) = fresh_csrf(&state.service.master, secure);
+            let session_cookie = pages::cookie(pages::session_cookie(secure), session, secure);
+            see_other(
+                &format!("/authorize?{authorize}"),
+                vec![session_cookie, csrf_cookie],
+            )
         }
         Ok(Err(e @ (SignInError::Invalid | SignInError::Throttled))) => {
             tracing::info!(reason = %e, "sign-in refused");
             // One message whatever the reason: nothing about which part was wrong.
             let client_name = client_name(&state, &authorize).await;
-            let (token, set) = csrf(&req, &state.service.master, state.secure_cookies);
+            let (token, set) = csrf(&req, &state.service.master, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,
                 authorize: &authorize,
-                username: form_field(&form, "username"),
+                username: field(&form, "username"),
                 error: Some("The username or password is incorrect, or there were too many attempts. Try again later."),
             };
             render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
@@ -146,12 +158,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 async fn client_name(state: &AppState, authorize: &str) -> String {
     let service = state.service.clone();
     let authorize = authorize.to_owned();
-    let step = web::block(move || {
-        let params = Params::parse(authorize.as_bytes()).map_err(|_| OAuthError::ServerError)?;
-        service.authorize(&params, None)
-    })
-    .await;
-    match step {
+    match web::block(move || service.authorize(&authorize, None)).await {
         Ok(Ok(Step::Login { client_name })) => client_name,
         _ => "the application".to_owned(),
     }
@@ -167,19 +174,16 @@ pub async fn consent(
         Ok(f) => f,
         Err(page) => return *page,
     };
-    let authorize = form_field(&form, "authorize").to_owned();
+    let authorize = field(&form, "authorize").to_owned();
     let approve = match form.get("decision") {
         Some("approve") => true,
         Some("deny") => false,
         _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     };
-    let params = match Params::parse(authorize.as_bytes()) {
-        Ok(p) => p,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, e.description()),
-    };
     let service = state.service.clone();
-    let cookie = session(&req);
-    match web::block(move || service.consent(&params, cookie.as_deref(), approve)).await {
+    let cookie = session(&req, state.secure_cookies);
+    let q = authorize.clone();
+    match web::block(move || service.consent(&q, cookie.as_deref(), approve)).await {
         Ok(Ok(step)) => show(&req, &state, step, &authorize),
         _ => unavailable(),
     }
@@ -194,7 +198,8 @@ pub async fn logout(
     if let Err(page) = checked_form(&req, &body, &state) {
         return *page;
     }
-    if let Some(cookie) = session(&req) {
+    let secure = state.secure_cookies;
+    if let Some(cookie) = session(&req, secure) {
         let service = state.service.clone();
         if !matches!(
             web::block(move || service.logout(&cookie)).await,
@@ -206,7 +211,7 @@ pub async fn logout(
     render(
         StatusCode::OK,
         &SignedOutPage,
-        vec![pages::removal(SESSION_COOKIE, state.secure_cookies)],
+        vec![pages::removal(pages::session_cookie(secure), secure)],
     )
 }
 

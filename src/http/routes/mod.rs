@@ -14,6 +14,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| method_not_allowed("POST"))),
     )
     .service(
+        web::resource("/revoke")
+            .route(web::post().to(token::revoke))
+            .default_service(web::to(|| method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/introspect")
+            .route(web::post().to(token::introspect))
+            .default_service(web::to(|| method_not_allowed("POST"))),
+    )
+    .service(
         web::resource("/userinfo")
             .route(web::get().to(userinfo::userinfo))
             .route(web::post().to(userinfo::userinfo))

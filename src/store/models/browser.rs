@@ -17,6 +17,8 @@ pub struct AuthorizationCode {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub family_id: Option<String>,
+    /// The authorization request named `redirect_uri` (so the token request must repeat it).
+    pub redirect_uri_given: bool,
 }
 
 impl AuthorizationCode {
@@ -32,6 +34,14 @@ impl AuthorizationCode {
             .select(AuthorizationCode::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// Takes the code's row lock (PostgreSQL) for the rest of the transaction, so that two
+    /// exchanges of one code run one after the other.
+    pub fn lock(conn: &mut AnyConnection, hash: &str) -> QueryResult<usize> {
+        diesel::update(authorization_codes::table.find(hash))
+            .set(authorization_codes::created_at.eq(authorization_codes::created_at))
+            .execute(conn)
     }
 
     /// Uses the code if nobody has and it has not expired: exactly one exchange wins.
@@ -94,9 +104,26 @@ impl Consent {
             ))
             .execute(conn)?;
         if updated == 0 {
-            diesel::insert_into(consents::table)
+            match diesel::insert_into(consents::table)
                 .values(self)
-                .execute(conn)?;
+                .execute(conn)
+            {
+                // Saved at the same moment by another request (a double click): update it.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {
+                    diesel::update(consents::table.find((&self.user_id, &self.client_id)))
+                        .set((
+                            consents::scope.eq(&self.scope),
+                            consents::granted_at.eq(self.granted_at),
+                        ))
+                        .execute(conn)?;
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(())
     }

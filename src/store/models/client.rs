@@ -15,6 +15,8 @@ pub struct Client {
     pub scopes: String,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// May introspect tokens issued to other clients (a resource server).
+    pub allow_introspection: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -71,6 +73,7 @@ pub struct ClientChanges {
     pub grant_types: Option<String>,
     pub scopes: Option<String>,
     pub disabled_at: Option<Option<i64>>,
+    pub allow_introspection: Option<bool>,
 }
 
 impl ClientChanges {

@@ -4,6 +4,7 @@ mod browser;
 mod client;
 mod family;
 mod key;
+mod revoked;
 mod throttle;
 mod user;
 
@@ -14,5 +15,6 @@ pub use family::{
     ReuseIncident, TokenFamily,
 };
 pub use key::StoredKey;
+pub use revoked::RevokedAccessToken;
 pub use throttle::LoginFailures;
 pub use user::{NewUser, User};

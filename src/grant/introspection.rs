@@ -1,0 +1,144 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662).
+
+use serde_json::{json, Value};
+
+use crate::domain::family::{self, hash_token, PREFIX};
+use crate::domain::now_ms;
+use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
+use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
+
+/// `revoked_reason` of a family revoked through the revocation endpoint.
+pub const REVOKED_BY_CLIENT: &str = "revoked_by_client";
+
+/// What a presented token turned out to be.
+enum Found {
+    Refresh {
+        token: RefreshToken,
+        family: TokenFamily,
+    },
+    Access(crate::domain::access_token::AccessClaims, Option<User>),
+    Nothing,
+}
+
+impl TokenService {
+    fn authenticated(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+    ) -> Result<Client, OAuthError> {
+        let creds = credentials(authorization, params)?;
+        authenticate(&mut *self.pool.get()?, &creds)
+    }
+
+    /// Finds a refresh token (by its hash) or a valid access token.
+    fn find(&self, token: &str) -> Result<Found, OAuthError> {
+        if token.starts_with(PREFIX) {
+            let conn = &mut *self.pool.get()?;
+            let Some(t) = RefreshToken::find_by_hash(conn, &hash_token(token))? else {
+                return Ok(Found::Nothing);
+            };
+            let family =
+                TokenFamily::find(conn, &t.family_id)?.ok_or(diesel::result::Error::NotFound)?;
+            return Ok(Found::Refresh { token: t, family });
+        }
+        match self.check_access_token(token) {
+            Ok((claims, user)) => Ok(Found::Access(claims, user)),
+            Err(BearerError::InvalidToken(_)) => Ok(Found::Nothing),
+            Err(BearerError::Unavailable(e)) => Err(e),
+        }
+    }
+
+    /// `POST /revoke`. A refresh token revokes its whole family; an access token is revoked
+    /// by its `jti`. Unknown tokens, and tokens of other clients, are answered the same way
+    /// (RFC 7009 §2.2), without revoking anything.
+    pub fn revoke(&self, authorization: Option<&str>, params: &Params) -> Result<(), OAuthError> {
+        let client = self.authenticated(authorization, params)?;
+        let token = params.required("token")?;
+        if token.starts_with("tsc_") {
+            return Err(OAuthError::UnsupportedTokenType(
+                "authorization codes cannot be revoked; they expire within a minute".into(),
+            ));
+        }
+        let now = now_ms();
+        match self.find(token)? {
+            Found::Refresh { family, .. } if family.client_id == client.id => {
+                family::revoke(&mut *self.pool.get()?, &family.id, REVOKED_BY_CLIENT, now)?;
+                tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
+            }
+            Found::Access(claims, _) if claims.client_id == client.id => {
+                RevokedAccessToken {
+                    jti: claims.jti.clone(),
+                    client_id: client.id.clone(),
+                    expires_at: claims.exp.saturating_mul(1000),
+                    revoked_at: now,
+                }
+                .insert(&mut *self.pool.get()?)?;
+                tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked by its client");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `POST /introspect`. A client sees its own tokens; others only with `allow_introspection`
+    /// (resource servers). Anything else is `{"active": false}` and nothing more.
+    pub fn introspect(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticated(authorization, params)?;
+        let token = params.required("token")?;
+        let inactive = json!({"active": false});
+        let may_see = |owner: &str| owner == client.id || client.allow_introspection;
+        let now = now_ms();
+        let answer = match self.find(token)? {
+            Found::Access(c, user) if may_see(&c.client_id) => json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": c.scope,
+                "client_id": c.client_id,
+                "username": user.map(|u| u.username),
+                "sub": c.sub,
+                "aud": c.aud,
+                "iss": c.iss,
+                "exp": c.exp,
+                "iat": c.iat,
+                "jti": c.jti,
+            }),
+            Found::Refresh { token, family }
+                if may_see(&family.client_id)
+                    && token.rotated_at.is_none()
+                    && family.revoked_at.is_none()
+                    && token.expires_at > now
+                    && family.expires_at > now =>
+            {
+                let user = User::find(&mut *self.pool.get()?, &family.user_id)?;
+                match user.filter(|u| u.disabled_at.is_none()) {
+                    Some(u) => json!({
+                        "active": true,
+                        "token_type": "refresh_token",
+                        "scope": family.scope,
+                        "client_id": family.client_id,
+                        "username": u.username,
+                        "sub": u.id,
+                        "iss": self.issuer,
+                        "exp": token.expires_at / 1000,
+                        "iat": token.issued_at / 1000,
+                    }),
+                    None => inactive,
+                }
+            }
+            _ => inactive,
+        };
+        Ok(without_nulls(answer))
+    }
+}
+
+/// RFC 7662 members are optional: absent rather than null.
+fn without_nulls(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.retain(|_, v| !v.is_null());
+    }
+    v
+}

@@ -1,0 +1,41 @@
+use diesel::prelude::*;
+
+use crate::store::schema::revoked_access_tokens;
+use crate::store::AnyConnection;
+
+/// An access token revoked before it expired (RFC 7009).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = revoked_access_tokens)]
+pub struct RevokedAccessToken {
+    pub jti: String,
+    pub client_id: String,
+    pub expires_at: i64,
+    pub revoked_at: i64,
+}
+
+impl RevokedAccessToken {
+    pub fn is_revoked(conn: &mut AnyConnection, jti: &str) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(revoked_access_tokens::table.find(jti))).get_result(conn)
+    }
+
+    /// Records the revocation; revoking twice is fine. Drops entries whose tokens have expired.
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        diesel::delete(
+            revoked_access_tokens::table
+                .filter(revoked_access_tokens::expires_at.lt(self.revoked_at)),
+        )
+        .execute(conn)?;
+        match diesel::insert_into(revoked_access_tokens::table)
+            .values(self)
+            .execute(conn)
+        {
+            Ok(_) => Ok(()),
+            // Revoked already (perhaps at this very moment by another request).
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
