@@ -143,6 +143,14 @@ pub fn exchange(
             if row.used_at.is_some() {
                 if let Some(family_id) = &row.family_id {
                     TokenFamily::revoke(c, family_id, CODE_REPLAYED, now)?;
+                    crate::domain::audit::Event {
+                        kind: "code.replayed",
+                        actor: Some(client_id),
+                        subject: Some(family_id),
+                        client_ip: meta.client_ip.as_deref(),
+                        detail: Some("authorization code presented again; family revoked"),
+                    }
+                    .record(c);
                     tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
                 }
                 return Ok(Outcome::Refused(ExchangeError::Replayed));

@@ -304,6 +304,19 @@ pub fn rotate(
         }
         let active = RefreshToken::active_in(c, &family.id)?;
         if TokenFamily::revoke(c, &family.id, REUSE_DETECTED, now)? {
+            let detail = format!(
+                "refresh token {} replayed; active token {}; family revoked",
+                token.id,
+                active.as_ref().map_or("none", |t| t.id.as_str())
+            );
+            crate::domain::audit::Event {
+                kind: "refresh.reuse_detected",
+                actor: Some(client_id),
+                subject: Some(&family.id),
+                client_ip: meta.client_ip.as_deref(),
+                detail: Some(&detail),
+            }
+            .record(c);
             NewIncident {
                 id: &random_id(),
                 family_id: &family.id,

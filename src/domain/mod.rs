@@ -1,6 +1,7 @@
 //! The identity logic: no HTTP here, so the admin CLI applies exactly the server's rules.
 
 pub mod access_token;
+pub mod audit;
 pub mod authcode;
 pub mod browser;
 pub mod client;

@@ -369,7 +369,7 @@ impl crate::grant::TokenService {
         password: &str,
         ip: Option<&str>,
     ) -> Result<String, crate::grant::SignInError> {
-        let user = self.sign_in(username, password, ip)?;
+        let user = self.sign_in(username, password, ip, "login page")?;
         Ok(crate::domain::browser::start_session(
             &mut *self.pool.get()?,
             &self.master,

@@ -62,7 +62,16 @@ impl TokenService {
         let now = now_ms();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
-                family::revoke(&mut *self.pool.get()?, &family.id, REVOKED_BY_CLIENT, now)?;
+                let conn = &mut *self.pool.get()?;
+                family::revoke(conn, &family.id, REVOKED_BY_CLIENT, now)?;
+                crate::domain::audit::Event {
+                    kind: "family.revoked",
+                    actor: Some(&client.id),
+                    subject: Some(&family.id),
+                    detail: Some(REVOKED_BY_CLIENT),
+                    ..Default::default()
+                }
+                .record(conn);
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }
             Found::Access(claims, _) if claims.client_id == client.id => {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::domain::access_token::{self, AccessClaims, Grant, TokenError};
+use crate::domain::audit::Event;
 use crate::domain::authcode::{self, ExchangeError};
 use crate::domain::client::GrantType;
 use crate::domain::crypto::MasterKey;
@@ -144,7 +145,7 @@ impl TokenService {
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
         let user = self
-            .sign_in(username, password, meta.client_ip.as_deref())
+            .sign_in(username, password, meta.client_ip.as_deref(), &client.id)
             .map_err(|e| {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
@@ -290,8 +291,26 @@ impl TokenService {
         username: &str,
         password: &str,
         ip: Option<&str>,
+        via: &str,
     ) -> Result<User, SignInError> {
         let name = Username::parse(username).ok();
+        let shown: String = username
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let audit = |kind: &str, subject: Option<&str>| -> Result<(), SignInError> {
+            let detail = format!("username {shown:?}");
+            Event {
+                kind,
+                actor: Some(via),
+                subject,
+                client_ip: ip,
+                detail: Some(&detail),
+            }
+            .record(&mut *self.pool.get()?);
+            Ok(())
+        };
         let allowed = self.throttle.attempt(
             &mut *self.pool.get()?,
             name.as_ref().map(Username::as_str),
@@ -299,6 +318,7 @@ impl TokenService {
             now_ms(),
         )?;
         if !allowed {
+            audit("login.throttled", None)?;
             return Err(SignInError::Throttled);
         }
         let user = match &name {
@@ -314,9 +334,13 @@ impl TokenService {
             Some(u) if valid && u.disabled_at.is_none() => {
                 self.throttle
                     .succeeded(&mut *self.pool.get()?, &u.username, ip)?;
+                audit("login.success", Some(&u.id))?;
                 Ok(u)
             }
-            _ => Err(SignInError::Invalid),
+            other => {
+                audit("login.failure", other.as_ref().map(|u| u.id.as_str()))?;
+                Err(SignInError::Invalid)
+            }
         }
     }
 

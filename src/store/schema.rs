@@ -105,6 +105,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     sessions,
     revoked_access_tokens,
+    audit_events,
 );
 
 diesel::table! {
@@ -147,5 +148,17 @@ diesel::table! {
         client_id -> Text,
         expires_at -> BigInt,
         revoked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        occurred_at -> BigInt,
+        kind -> Text,
+        actor -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        detail -> Nullable<Text>,
     }
 }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod audit;
 mod browser;
 mod cli;
 mod client_library;

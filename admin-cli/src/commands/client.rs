@@ -179,6 +179,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 redirect_uris: parse_uris(&redirect_uris)?,
             };
             let (client, secret) = client::register(ctx.conn()?, &spec)?;
+            ctx.audit("client.registered", Some(&client.id), Some(&client.name))?;
             show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
         }
         ClientCommand::List => {
@@ -232,6 +233,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 },
             };
             let client = client::update(ctx.conn()?, &client_id, &update)?;
+            ctx.audit("client.updated", Some(&client.id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::RotateSecret {
@@ -245,6 +247,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 ),
             )?;
             let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
+            ctx.audit("client.secret_rotated", Some(&client_id), None)?;
             let client = Client::find(ctx.conn()?, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
             show(ctx, &client, Some(Some(secret.expose())))
@@ -255,10 +258,12 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
         } => {
             confirm(c.yes, &format!("disable client {client_id}"))?;
             let client = client::set_disabled(ctx.conn()?, &client_id, true)?;
+            ctx.audit("client.disabled", Some(&client_id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::Enable { client_id } => {
             let client = client::set_disabled(ctx.conn()?, &client_id, false)?;
+            ctx.audit("client.enabled", Some(&client_id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::Delete {
@@ -273,6 +278,11 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 &format!("delete client {client_id} with its token families"),
             )?;
             let revoked = client::delete(ctx.conn()?, &client_id, revoke_families)?;
+            ctx.audit(
+                "client.deleted",
+                Some(&client_id),
+                Some(&format!("{revoked} active families revoked")),
+            )?;
             #[derive(Serialize)]
             struct Deleted<'a> {
                 deleted: &'a str,

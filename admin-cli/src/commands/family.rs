@@ -280,6 +280,12 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     now,
                 )?,
             };
+            let subject = family_id
+                .as_deref()
+                .or(user.as_deref())
+                .or(client.as_deref());
+            let detail = format!("{revoked} families revoked ({what}): {reason}");
+            ctx.audit("family.revoked", subject, Some(&detail))?;
             #[derive(Serialize)]
             struct Revoked {
                 revoked: usize,

@@ -138,6 +138,11 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 ms(ctx.settings.keys.activation_delay)
             };
             let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
+            ctx.audit(
+                "key.created",
+                Some(&key.kid),
+                Some(&format!("signs from {}", rfc3339(key.activates_at))),
+            )?;
             let view = views(ctx)?.into_iter().find(|v| v.kid == key.kid);
             emit(ctx.output, &view, || {
                 format!(
@@ -157,6 +162,7 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
             confirm(c.yes, &format!("retire signing key {kid}"))?;
             keys::retire(ctx.conn()?, &kid, force, now_ms())?;
+            ctx.audit("key.retired", Some(&kid), None)?;
             let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
             emit(ctx.output, &view, || {
                 format!(

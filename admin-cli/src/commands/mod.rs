@@ -1,3 +1,4 @@
+mod audit;
 mod client;
 mod family;
 mod incident;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Rotate and retire signing keys
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Security events: sign-ins, throttling, reuse, revocations, administrative changes
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Apply database migrations without starting the server
     Migrate,
     /// Check the configuration
@@ -87,6 +91,25 @@ pub struct Context {
 }
 
 impl Context {
+    /// Records an administrative change in the audit log.
+    pub fn audit(
+        &mut self,
+        kind: &str,
+        subject: Option<&str>,
+        detail: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let actor = tessera::domain::audit::admin_actor();
+        tessera::domain::audit::Event {
+            kind,
+            actor: Some(&actor),
+            subject,
+            client_ip: None,
+            detail,
+        }
+        .record(self.conn()?);
+        Ok(())
+    }
+
     pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
         if self.conn.is_none() {
             let db = &self.settings.database;
@@ -126,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Family(cmd) => family::run(&mut ctx, cmd),
         Command::Incident(cmd) => incident::run(&mut ctx, cmd),
         Command::Key(cmd) => key::run(&mut ctx, cmd),
+        Command::Audit(cmd) => audit::run(&mut ctx, cmd),
         Command::Migrate => system::migrate(&ctx),
         Command::Config(cmd) => system::config(&ctx, cmd),
         Command::Completions { .. } => Ok(()),

@@ -140,6 +140,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
             let user = user::create(ctx.conn()?, &hasher, &username, &password)?;
+            ctx.audit("user.created", Some(&user.id), Some(&user.username))?;
             let v = view(ctx, &user)?;
             emit(ctx.output, &v, || {
                 format!("created user {} (id {})", v.username, v.id)
@@ -199,6 +200,11 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
             let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password)?;
+            ctx.audit(
+                "user.password_changed",
+                Some(&username),
+                Some(&format!("{revoked} families revoked")),
+            )?;
             emit(
                 ctx.output,
                 &Changed {
@@ -222,6 +228,11 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                 &format!("disable user {username} and revoke their token families"),
             )?;
             let revoked = user::set_disabled(ctx.conn()?, &username, true)?;
+            ctx.audit(
+                "user.disabled",
+                Some(&username),
+                Some(&format!("{revoked} families revoked")),
+            )?;
             emit(
                 ctx.output,
                 &Changed {
@@ -233,6 +244,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Enable { username } => {
             user::set_disabled(ctx.conn()?, &username, false)?;
+            ctx.audit("user.enabled", Some(&username), None)?;
             emit(
                 ctx.output,
                 &Changed {
@@ -280,6 +292,11 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             if !Consent::delete(conn, &u.id, &client_id)? {
                 anyhow::bail!("{username} has no consent for client {client_id}");
             }
+            ctx.audit(
+                "consent.revoked",
+                Some(&username),
+                Some(&format!("client {client_id}")),
+            )?;
             #[derive(Serialize)]
             struct Revoked {
                 username: String,
@@ -300,6 +317,11 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             if let Some(ip) = ip {
                 had |= LoginFailures::delete(conn, &throttle::ip_key(&ip.to_string()))? > 0;
             }
+            ctx.audit(
+                "user.unlocked",
+                Some(&username),
+                ip.map(|i| format!("and address {i}")).as_deref(),
+            )?;
             #[derive(Serialize)]
             struct Unlocked {
                 username: String,

@@ -1,5 +1,6 @@
 //! Row types: `NewX` to insert, `X` to read, queries as associated functions over a connection.
 
+mod audit;
 mod browser;
 mod client;
 mod family;
@@ -8,6 +9,7 @@ mod revoked;
 mod throttle;
 mod user;
 
+pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{Client, ClientChanges, NewClient};
 pub use family::{

@@ -1,0 +1,71 @@
+use clap::Subcommand;
+use serde::Serialize;
+use tessera::domain::{ms, now_ms};
+use tessera::store::models::AuditEvent;
+
+use super::{parse_duration, Context};
+use crate::output::{emit, rfc3339, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List security events, newest first
+    List {
+        /// Only events this recent, e.g. 24h or 7d
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this kind, or kinds under it: login, login.failure, family, client, key…
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// The JSON shape of an audit event.
+#[derive(Serialize)]
+struct EventView {
+    id: String,
+    occurred_at: String,
+    kind: String,
+    actor: Option<String>,
+    subject: Option<String>,
+    client_ip: Option<String>,
+    detail: Option<String>,
+}
+
+pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::List { since, kind, limit } => {
+            let since = since.map(|d| now_ms().saturating_sub(ms(d)));
+            let events =
+                AuditEvent::list(ctx.conn()?, since, kind.as_deref(), limit.clamp(1, 10_000))?;
+            let views: Vec<EventView> = events
+                .into_iter()
+                .map(|e| EventView {
+                    id: e.id,
+                    occurred_at: rfc3339(e.occurred_at),
+                    kind: e.kind,
+                    actor: e.actor,
+                    subject: e.subject,
+                    client_ip: e.client_ip,
+                    detail: e.detail,
+                })
+                .collect();
+            emit(ctx.output, &views, || {
+                let mut t = Table::new(&["AT", "KIND", "ACTOR", "SUBJECT", "IP", "DETAIL"]);
+                for v in &views {
+                    let dash = || "-".to_owned();
+                    t.row(vec![
+                        v.occurred_at.clone(),
+                        v.kind.clone(),
+                        v.actor.clone().unwrap_or_else(dash),
+                        v.subject.clone().unwrap_or_else(dash),
+                        v.client_ip.clone().unwrap_or_else(dash),
+                        v.detail.clone().unwrap_or_default(),
+                    ]);
+                }
+                t.render()
+            })
+        }
+    }
+}

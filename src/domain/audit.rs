@@ -1,0 +1,53 @@
+//! Security events: stored in `audit_events` for `tessera-admin audit list`, and written to the
+//! log (target `audit`). Events carry ids, addresses and reasons, never a secret.
+
+use crate::domain::crypto::random_id;
+use crate::domain::now_ms;
+use crate::store::models::AuditEvent;
+use crate::store::AnyConnection;
+
+/// An event to record.
+#[derive(Debug, Default, Clone)]
+pub struct Event<'a> {
+    pub kind: &'a str,
+    pub actor: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl Event<'_> {
+    /// Stores and logs the event. A failure to store is logged, never passed on: auditing must
+    /// not turn a refused login into a server error.
+    pub fn record(&self, conn: &mut AnyConnection) {
+        tracing::info!(
+            target: "audit",
+            kind = self.kind,
+            actor = self.actor,
+            subject = self.subject,
+            client_ip = self.client_ip,
+            detail = self.detail,
+            "audit event"
+        );
+        let row = AuditEvent {
+            id: random_id(),
+            occurred_at: now_ms(),
+            kind: self.kind.to_owned(),
+            actor: self.actor.map(str::to_owned),
+            subject: self.subject.map(str::to_owned),
+            client_ip: self.client_ip.map(str::to_owned),
+            detail: self.detail.map(|d| d.chars().take(500).collect()),
+        };
+        if let Err(e) = row.insert(conn) {
+            tracing::error!(error = %e, kind = self.kind, "could not store an audit event");
+        }
+    }
+}
+
+/// The actor for changes made with the admin CLI: `admin:<operating-system user>`.
+pub fn admin_actor() -> String {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("admin:{who}")
+}

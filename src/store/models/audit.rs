@@ -1,0 +1,49 @@
+use diesel::prelude::*;
+
+use crate::store::schema::audit_events;
+use crate::store::AnyConnection;
+
+/// A security event.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: String,
+    pub occurred_at: i64,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub client_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(audit_events::table)
+            .values(self)
+            .execute(conn)
+    }
+
+    /// Newest first; `kind` matches a prefix (`login` finds `login.failure`).
+    pub fn list(
+        conn: &mut AnyConnection,
+        since: Option<i64>,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        let mut q = audit_events::table.into_boxed();
+        if let Some(since) = since {
+            q = q.filter(audit_events::occurred_at.ge(since));
+        }
+        if let Some(kind) = kind {
+            q = q.filter(
+                audit_events::kind
+                    .eq(kind.to_owned())
+                    .or(audit_events::kind.like(format!("{kind}.%"))),
+            );
+        }
+        q.order((audit_events::occurred_at.desc(), audit_events::id.asc()))
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+}

@@ -1,0 +1,127 @@
+//! Security events reach `audit_events` (and `tessera-admin audit list`), without secrets.
+
+use serde_json::Value;
+
+use crate::helpers::{both_backends, claims, Db, TestApp, PASSWORD};
+
+both_backends!(security_events_are_audited_without_secrets);
+
+async fn security_events_are_audited_without_secrets(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "2")]).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let login = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.token(
+                Some(c),
+                &[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", password),
+                ],
+            )
+            .await
+        }
+    };
+    let first: Value = login(PASSWORD).await.json().await.unwrap();
+    login("wrong-password-1").await;
+    login("wrong-password-2").await;
+    login("wrong-password-3").await; // throttled
+                                     // A replay after the successor was used: reuse detected.
+    let second: Value = app
+        .refresh(c, first["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.refresh(c, second["refresh_token"].as_str().unwrap())
+        .await;
+    app.refresh(c, first["refresh_token"].as_str().unwrap())
+        .await;
+    // Administrative changes.
+    let out = app.admin(&["client", "disable", &id, "--yes"], None).await;
+    assert!(out.status.success());
+    let out = app.admin(&["user", "unlock", "alice"], None).await;
+    assert!(out.status.success());
+
+    let out = app.admin(&["audit", "list", "-o", "json"], None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = String::from_utf8(out.stdout).unwrap();
+    let events: Value = serde_json::from_str(&raw).unwrap();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "login.success",
+        "login.failure",
+        "login.throttled",
+        "refresh.reuse_detected",
+        "client.disabled",
+        "user.unlocked",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let reuse = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "refresh.reuse_detected")
+        .unwrap();
+    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reuse["subject"], sid.as_str());
+    assert_eq!(reuse["actor"], id.as_str());
+    assert_eq!(reuse["client_ip"], "127.0.0.1");
+    let disabled = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "client.disabled")
+        .unwrap();
+    assert!(disabled["actor"].as_str().unwrap().starts_with("admin:"));
+    // No password, token or client secret anywhere.
+    for secret_value in [
+        PASSWORD,
+        "wrong-password-1",
+        &secret,
+        first["refresh_token"].as_str().unwrap(),
+        first["access_token"].as_str().unwrap(),
+    ] {
+        assert!(
+            !raw.contains(secret_value),
+            "a secret leaked into the audit log"
+        );
+    }
+    // Filters.
+    let out = app
+        .admin(
+            &[
+                "audit", "list", "--kind", "login", "--since", "1h", "-o", "json",
+            ],
+            None,
+        )
+        .await;
+    let logins: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(logins
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["kind"].as_str().unwrap().starts_with("login.")));
+    assert!(logins.as_array().unwrap().len() >= 4);
+    let text = String::from_utf8(app.admin(&["audit", "list"], None).await.stdout).unwrap();
+    assert!(
+        text.starts_with("AT") && text.contains("refresh.reuse_detected"),
+        "{text}"
+    );
+}
