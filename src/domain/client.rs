@@ -203,6 +203,11 @@ pub fn update(
     upd: &ClientUpdate,
 ) -> Result<Client, ClientError> {
     let client = find(conn, id)?;
+    if upd.allow_introspection == Some(true) && client.is_public() {
+        return Err(invalid(
+            "a public client cannot introspect: it has no secret to prove who it is",
+        ));
+    }
     let changes = ClientChanges {
         name: upd
             .name

@@ -37,9 +37,10 @@ impl TokenService {
             let Some(t) = RefreshToken::find_by_hash(conn, &hash_token(token))? else {
                 return Ok(Found::Nothing);
             };
-            let family =
-                TokenFamily::find(conn, &t.family_id)?.ok_or(diesel::result::Error::NotFound)?;
-            return Ok(Found::Refresh { token: t, family });
+            return Ok(match TokenFamily::find(conn, &t.family_id)? {
+                Some(family) => Found::Refresh { token: t, family },
+                None => Found::Nothing,
+            });
         }
         match self.check_access_token(token) {
             Ok((claims, user)) => Ok(Found::Access(claims, user)),
@@ -97,12 +98,20 @@ impl TokenService {
         params: &Params,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticated(authorization, params)?;
+        // RFC 7662 §2.1: the caller must authenticate; a public client cannot.
+        if client.is_public() {
+            return Err(OAuthError::InvalidClient(
+                "introspection needs a confidential client".into(),
+            ));
+        }
         let token = params.required("token")?;
         let inactive = json!({"active": false});
-        let may_see = |owner: &str| owner == client.id || client.allow_introspection;
+        // Access tokens: its own, or any if it is a resource server with the right.
+        // Refresh tokens: only its own (a resource server never needs another's).
+        let may_see_access = |owner: &str| owner == client.id || client.allow_introspection;
         let now = now_ms();
         let answer = match self.find(token)? {
-            Found::Access(c, user) if may_see(&c.client_id) => json!({
+            Found::Access(c, user) if may_see_access(&c.client_id) => json!({
                 "active": true,
                 "token_type": "Bearer",
                 "scope": c.scope,
@@ -116,24 +125,25 @@ impl TokenService {
                 "jti": c.jti,
             }),
             Found::Refresh { token, family }
-                if may_see(&family.client_id)
+                if family.client_id == client.id
                     && token.rotated_at.is_none()
                     && family.revoked_at.is_none()
                     && token.expires_at > now
                     && family.expires_at > now =>
             {
                 let user = User::find(&mut *self.pool.get()?, &family.user_id)?;
-                match user.filter(|u| u.disabled_at.is_none()) {
+                match user.filter(|u| u.disabled_at.is_none() && client.disabled_at.is_none()) {
                     Some(u) => json!({
                         "active": true,
-                        "token_type": "refresh_token",
                         "scope": family.scope,
                         "client_id": family.client_id,
                         "username": u.username,
                         "sub": u.id,
+                        "aud": self.audience,
                         "iss": self.issuer,
                         "exp": token.expires_at / 1000,
                         "iat": token.issued_at / 1000,
+                        "jti": token.id,
                     }),
                     None => inactive,
                 }

@@ -104,6 +104,15 @@ async fn metadata_lists_what_is_supported(db: Db) {
     );
     assert_eq!(m["revocation_endpoint"], "http://tessera.test/revoke");
     assert_eq!(
+        m["revocation_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        m["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"]),
+        "introspection needs a confidential client"
+    );
+    assert_eq!(
         m["introspection_endpoint"],
         "http://tessera.test/introspect"
     );

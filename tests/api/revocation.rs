@@ -242,8 +242,11 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     }
     let r = introspect(&app, c, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(r["active"], true);
-    assert_eq!(r["token_type"], "refresh_token");
     assert_eq!(r["username"], "alice");
+    assert!(
+        !r["jti"].is_null() && r["aud"] == "http://tessera.test",
+        "{r}"
+    );
 
     // A resource server sees nothing of other clients' tokens until the CLI allows it.
     assert_eq!(
@@ -317,6 +320,29 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
         "expired"
     );
 
+    // A family killed by a real replay: every token of it is inactive.
+    let f1 = app.password_grant(c, "alice").await;
+    let f2: Value = app
+        .refresh(c, f1["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let f3: Value = app
+        .refresh(c, f2["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.refresh(c, f1["refresh_token"].as_str().unwrap()).await;
+    for token in [&f3["refresh_token"], &f3["access_token"]] {
+        assert_eq!(
+            introspect(&app, c, token.as_str().unwrap()).await,
+            json!({"active": false}),
+            "reused family"
+        );
+    }
+
     // Errors.
     assert_oauth_error(
         post(&app, "/introspect", c, &[]).await,
@@ -324,10 +350,89 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
         "invalid_request",
     )
     .await;
-    assert_oauth_error(
-        post(&app, "/introspect", (&id, "wrong"), &[("token", "x")]).await,
-        401,
-        "invalid_client",
+    let res = post(&app, "/introspect", (&id, "wrong"), &[("token", "x")]).await;
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    assert_oauth_error(res, 401, "invalid_client").await;
+    // A public client cannot introspect (it proves nothing about itself), nor get the right.
+    let (public, _) = app.client(&[GrantType::Password], true, "").await;
+    let res = app
+        .http
+        .post(format!("{}/introspect", app.address))
+        .form(&[("client_id", public.as_str()), ("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 401, "invalid_client").await;
+    let out = app
+        .admin(
+            &["client", "update", &public, "--allow-introspection"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    // The right can be taken back.
+    let out = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &rs,
+                "--deny-introspection",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["allow_introspection"],
+        false
+    );
+    let third = app.password_grant(c, "alice").await;
+    assert_eq!(
+        introspect(
+            &app,
+            (&rs, &rs_secret),
+            third["access_token"].as_str().unwrap()
+        )
+        .await,
+        json!({"active": false})
+    );
+    // Refresh tokens stay private to their client.
+    assert_eq!(
+        introspect(
+            &app,
+            (&rs, &rs_secret),
+            third["refresh_token"].as_str().unwrap()
+        )
+        .await,
+        json!({"active": false})
+    );
+
+    // A client_credentials token: the client is the subject, no username.
+    let (svc, svc_secret) = app
+        .client(&[GrantType::ClientCredentials], false, "reports:read")
+        .await;
+    let svc_secret = svc_secret.unwrap();
+    let cc: Value = app
+        .token(
+            Some((&svc, &svc_secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seen = introspect(
+        &app,
+        (&svc, &svc_secret),
+        cc["access_token"].as_str().unwrap(),
     )
     .await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["sub"], svc.as_str());
+    assert!(seen.get("username").is_none(), "{seen}");
 }

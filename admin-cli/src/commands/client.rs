@@ -147,6 +147,9 @@ impl<'a> ClientView<'a> {
             self.created_at,
             self.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
         );
+        if self.allow_introspection {
+            t.push_str("\nintrospection  may introspect other clients' access tokens");
+        }
         if let Some(Some(secret)) = self.client_secret {
             t.push_str(&format!(
                 "\nclient_secret  {secret}\n\nStore the secret now: it is not shown again."

@@ -35,7 +35,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": scopes,
             "access_token_signing_alg_values_supported": s.keys.get().algorithms(),
         }))
