@@ -11,6 +11,8 @@ mod client_library;
 mod concurrency;
 mod config;
 mod errors;
+mod flood;
+mod hostile;
 mod keys;
 mod real_browser;
 mod revocation;
