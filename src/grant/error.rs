@@ -61,12 +61,17 @@ impl From<diesel::result::Error> for OAuthError {
         // Contention and lost connections are worth a retry; anything else is a bug.
         let transient = match &e {
             Error::DatabaseError(
-                DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+                DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand,
                 _,
             ) => true,
             Error::DatabaseError(_, info) => {
                 let m = info.message();
-                m.contains("database is locked") || m.contains("deadlock detected")
+                m.contains("database is locked")
+                    || m.contains("deadlock detected")
+                    || m.contains("connection")
+                    || m.contains("terminating")
             }
             _ => false,
         };

@@ -148,7 +148,9 @@ pub fn open(
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
-        .test_on_check_out(false)
+        // A connection that died with the database (a restart, a failover) is found out and
+        // replaced at checkout, so the server recovers by itself. One `SELECT 1` per checkout.
+        .test_on_check_out(true)
         .build(manager)
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     Ok((pool, backend))
