@@ -10,6 +10,7 @@ mod cli;
 mod client_library;
 mod concurrency;
 mod config;
+mod crash;
 mod db_faults;
 mod errors;
 mod flood;
