@@ -67,6 +67,7 @@ impl Application {
                     middleware::Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
+                .wrap(middleware::from_fn(http::limit_headers))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(http::configure)

@@ -92,7 +92,15 @@ pub fn verify(
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    decode::<AccessClaims>(token, &key.decoding, &validation)
+    validation.validate_nbf = true;
+    let claims = decode::<AccessClaims>(token, &key.decoding, &validation)
         .map(|data| data.claims)
-        .map_err(|e| TokenError::Invalid(e.to_string()))
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    // Issued in the future: not ours (our clocks agree to within a minute).
+    if claims.iat > jsonwebtoken::get_current_timestamp() as i64 + 60 {
+        return Err(TokenError::Invalid(
+            "the access token is not valid yet".into(),
+        ));
+    }
+    Ok(claims)
 }
