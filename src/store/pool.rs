@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::connection::{SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sqlite::SqliteConnection;
@@ -68,9 +68,11 @@ impl ManageConnection for Manager {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.address)
                     .map_err(r2d2::Error::ConnectionError)?;
-                // WAL lets readers run beside the writer; busy_timeout makes writers queue.
+                // busy_timeout first: every later statement, the journal-mode switch included,
+                // then waits for a lock instead of failing. WAL lets readers run beside the
+                // writer.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
@@ -195,7 +197,23 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
                 .context("cannot unlock the database after migrations")?;
             r
         }
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+        // BEGIN IMMEDIATE takes the write lock first: a second instance starting at the same
+        // moment waits, then finds nothing pending (each migration becomes a savepoint).
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
+                .context("cannot lock the database for migrations")?;
+            match c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions) {
+                Ok(v) => {
+                    AnsiTransactionManager::commit_transaction(&mut *c)
+                        .context("cannot commit the migrations")?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = AnsiTransactionManager::rollback_transaction(&mut *c);
+                    Err(e)
+                }
+            }
+        }
     };
     result.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }

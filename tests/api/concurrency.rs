@@ -7,7 +7,8 @@ use crate::helpers::{both_backends, claims, postgres_url, Db, TestApp};
 
 both_backends!(
     thirty_two_refreshes_with_grace_share_one_successor,
-    thirty_two_refreshes_strict_leave_one_winner
+    thirty_two_refreshes_strict_leave_one_winner,
+    two_instances_started_together_migrate_once_and_share_one_key,
 );
 
 const N: usize = 32;
@@ -209,16 +210,12 @@ async fn postgres_two_instances_thirty_two_refreshes_strict() {
     strict_storm(&[&a, &b]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_two_instances_started_together_migrate_once_and_share_one_key() {
-    if postgres_url().is_none() {
-        return;
-    }
-    let db = crate::helpers::TestDb::new(Db::Postgres);
+async fn two_instances_started_together_migrate_once_and_share_one_key(db: Db) {
+    let test_db = crate::helpers::TestDb::new(db);
     let key = "c2l4dHktZm91ci1ieXRlcy1vZi1tYXN0ZXIta2V5LW1hdGVyaWFsLWZvci10ZXN0cw";
     let (a, b) = tokio::join!(
-        TestApp::spawn_on(Db::Postgres, &db.url, key, &[]),
-        TestApp::spawn_on(Db::Postgres, &db.url, key, &[])
+        TestApp::spawn_on(db, &test_db.url, key, &[]),
+        TestApp::spawn_on(db, &test_db.url, key, &[])
     );
     let jwks = |app: &TestApp| {
         let req = app.http.get(format!("{}/jwks.json", app.address));
