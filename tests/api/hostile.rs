@@ -92,6 +92,7 @@ fn throws(forms: Vec<Vec<(String, String)>>, basic: Vec<u8>) -> impl Strategy<Va
         "/revoke",
         "/introspect",
         "/userinfo",
+        "/authorize",
         "/login",
         "/consent",
         "/logout",
@@ -177,6 +178,18 @@ fn random_and_mutated_requests_never_give_a_500() {
                 .body(t.body.clone());
             if t.path == "/userinfo" {
                 req = app.http.get(format!("{}/userinfo", app.address));
+            }
+            if t.path == "/authorize" {
+                // The body's bytes as a query string, percent-encoded where they must be.
+                let query: String = t
+                    .body
+                    .iter()
+                    .map(|&b| match b {
+                        b'!'..=b'~' if b != b'#' => (b as char).to_string(),
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                req = app.http.get(format!("{}/authorize?{query}", app.address));
             }
             if let Some(ct) = &t.content_type {
                 if let Ok(v) = reqwest::header::HeaderValue::from_str(ct) {
