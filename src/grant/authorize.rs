@@ -243,16 +243,7 @@ impl crate::grant::TokenService {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let user = match session {
-            Some(cookie) => crate::domain::browser::session_user(
-                conn,
-                &self.master,
-                cookie,
-                self.sessions,
-                crate::domain::now_ms(),
-            )?,
-            None => None,
-        };
+        let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
@@ -293,16 +284,7 @@ impl crate::grant::TokenService {
             Err(e) => return Ok(self.with_iss(e.into())),
         };
         let now = crate::domain::now_ms();
-        let user = match session {
-            Some(cookie) => crate::domain::browser::session_user(
-                conn,
-                &self.master,
-                cookie,
-                self.sessions,
-                now,
-            )?,
-            None => None,
-        };
+        let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
@@ -325,6 +307,24 @@ impl crate::grant::TokenService {
             now,
         )?;
         self.issue_code(conn, &request, &user.id)
+    }
+
+    /// The signed-in user of the session cookie, if it still stands.
+    fn session_user(
+        &self,
+        conn: &mut AnyConnection,
+        session: Option<&str>,
+    ) -> Result<Option<crate::store::models::User>, crate::grant::OAuthError> {
+        Ok(match session {
+            Some(cookie) => crate::domain::browser::session_user(
+                conn,
+                &self.master,
+                cookie,
+                self.sessions,
+                crate::domain::now_ms(),
+            )?,
+            None => None,
+        })
     }
 
     fn issue_code(

@@ -174,13 +174,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             limit,
         } => {
             let conn = ctx.conn()?;
-            let user_id = match &user {
-                Some(name) => Some(user::find(conn, name)?.id),
-                None => None,
-            };
-            if let Some(id) = &client {
-                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-            }
+            let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
             let filter = FamilyFilter {
                 user_id,
                 client_id: client,

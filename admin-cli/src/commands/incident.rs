@@ -1,7 +1,7 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::{ms, now_ms, user};
-use tessera::store::models::{Client, IncidentFilter, ReuseIncident};
+use tessera::domain::{ms, now_ms};
+use tessera::store::models::{IncidentFilter, ReuseIncident};
 
 use super::{parse_duration, Context};
 use crate::output::{emit, rfc3339, short, Table};
@@ -66,13 +66,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
             limit,
         } => {
             let conn = ctx.conn()?;
-            let user_id = match &user {
-                Some(name) => Some(user::find(conn, name)?.id),
-                None => None,
-            };
-            if let Some(id) = &client {
-                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-            }
+            let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
             let filter = IncidentFilter {
                 since: since.map(|d| now_ms().saturating_sub(ms(d))),
                 client_id: client,

@@ -161,3 +161,20 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 30m, 7d"))
 }
+
+/// Resolves `--user NAME` to the user's id and checks that `--client ID` exists, so that a
+/// filter naming nobody is an error rather than an empty list.
+pub fn check_filters(
+    conn: &mut AnyConnection,
+    user: Option<&str>,
+    client: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(id) = client {
+        tessera::store::models::Client::find(conn, id)?
+            .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+    }
+    Ok(match user {
+        Some(name) => Some(tessera::domain::user::find(conn, name)?.id),
+        None => None,
+    })
+}
