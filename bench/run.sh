@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Tessera's benchmark: the server on PostgreSQL, driven by wrk from a second process on
+# loopback, next to the limits measured in the same run on the same machine (pgbench -N,
+# raw Argon2id verifications, raw ES256 signatures). Prints one table and writes
+# bench/RESULTS.md.
+#
+# Usage: bench/run.sh            (BENCH_SECONDS=10 per workload by default)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+secs="${BENCH_SECONDS:-10}"
+conns=16
+threads=2
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg="postgres://postgres@127.0.0.1:5432"
+
+echo "== building (release)"
+(cd "$root" && cargo build -q --release -p tessera --bin tessera --example bench_limits && cargo build -q --release -p tessera-admin)
+bin="$root/target/release"
+
+work="$(mktemp -d)"
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"; }
+trap cleanup EXIT
+psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)" -c "CREATE DATABASE tessera_bench"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+export TESSERA_SERVER__LISTEN="127.0.0.1:$port" TESSERA_SERVER__ISSUER="$base"
+export TESSERA_DATABASE__URL="$pg/tessera_bench" TESSERA_MASTER_KEY_FILE="$work/master.key"
+# Throttling counts sign-in attempts before checking them, so 16 concurrent correct logins for
+# one user would trip it; the benchmark measures the grant, not the throttle.
+export TESSERA_THROTTLE__MAX_FAILURES_PER_IP=1000000 TESSERA_THROTTLE__MAX_FAILURES_PER_USER=1000000
+export RUST_LOG=${RUST_LOG:-warn}
+
+start_server() {
+    "$bin/tessera" > "$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 1000); do curl -sf "$base/healthz" >/dev/null && return; sleep 0.005; done
+    echo "tessera did not start" >&2; cat "$work/server.log" >&2; exit 1
+}
+echo "== starting tessera on PostgreSQL"
+start_server                       # first start: migrations, master key, signing key
+kill "$server"; wait "$server" 2>/dev/null || true
+t0=$(date +%s%N); start_server; t1=$(date +%s%N)
+startup_ms=$(( (t1 - t0) / 1000000 ))
+
+echo "== seeding"
+admin() { "$bin/tessera-admin" "$@"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+c=$(admin client register --name bench --grant password --grant refresh_token --scope read -o json)
+id=$(echo "$c" | field client_id); secret=$(echo "$c" | field client_secret)
+c=$(admin client register --name bench-service --grant client_credentials --scope read -o json)
+cc_id=$(echo "$c" | field client_id); cc_secret=$(echo "$c" | field client_secret)
+echo "correct horse battery staple" | admin user create alice --password-stdin >/dev/null
+basic="Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
+cc_basic="Basic $(printf '%s:%s' "$cc_id" "$cc_secret" | base64 -w0)"
+login="grant_type=password&username=alice&password=correct+horse+battery+staple&scope=read"
+: > "$work/tokens"
+# A spare family per thread: wrk asks each thread for one request up front that it never
+# sends, and that token would otherwise be missing from the chains.
+for _ in $(seq 1 $((conns + 2 * threads))); do
+    curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field refresh_token >> "$work/tokens"
+done
+access=$(curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field access_token)
+
+# run NAME SCRIPT [VAR=value…]: wrk with the summary hook; prints the BENCH JSON line.
+run() {
+    local name=$1 script=$2; shift 2
+    cat "$here/$script" "$here/summary.lua" > "$work/$name.lua"
+    env "$@" BENCH_THREADS=$threads wrk -t$threads -c$conns -d"${secs}s" --timeout 10s -s "$work/$name.lua" "$base$BENCH_PATH" \
+        | grep '^BENCH ' | sed 's/^BENCH //'
+}
+echo "   (work directory: $work)"
+echo "== workloads (${secs}s each, $conns connections)"
+BENCH_PATH=/token;    rotation=$(run rotation rotate.lua BENCH_TOKENS="$work/tokens" BENCH_BASIC="$basic")
+BENCH_PATH=/token;    password=$(run password fixed.lua BENCH_METHOD=POST BENCH_BODY="$login" BENCH_AUTH="$basic")
+BENCH_PATH=/token;    ccred=$(run client_credentials fixed.lua BENCH_METHOD=POST BENCH_BODY="grant_type=client_credentials" BENCH_AUTH="$cc_basic")
+BENCH_PATH=/userinfo; userinfo=$(run userinfo fixed.lua BENCH_METHOD=GET BENCH_AUTH="Bearer $access")
+BENCH_PATH=/healthz;  healthz=$(run healthz fixed.lua BENCH_METHOD=GET)
+rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+
+echo "== limits"
+psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_pgbench WITH (FORCE)" -c "CREATE DATABASE tessera_pgbench"
+pgbench -q -i -s 1 "$pg/tessera_pgbench" >/dev/null 2>&1
+pgbench_tps=$(pgbench -N -c $conns -j $threads -T "$secs" "$pg/tessera_pgbench" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_pgbench WITH (FORCE)"
+limits=$("$bin/examples/bench_limits" "$secs")
+
+python3 - "$here/RESULTS.md" <<PY
+import json, os, platform, subprocess, sys
+r = {k: json.loads(v) for k, v in {
+    "rotation": '''$rotation''', "password": '''$password''', "client_credentials": '''$ccred''',
+    "userinfo": '''$userinfo''', "healthz": '''$healthz'''}.items()}
+limits = json.loads('''$limits''')
+pgbench = float("$pgbench_tps")
+ceiling = r["healthz"]["rps"]
+rows = [
+    ("refresh_token rotation", "rotation", "pgbench -N", pgbench, 0.7),
+    ("password grant (Argon2id 19 MiB, t=2)", "password", "raw Argon2id verify", limits["argon2id_verify_per_s"], 0.9),
+    ("client_credentials", "client_credentials", "/healthz ceiling", ceiling, 0.5),
+    ("/userinfo", "userinfo", "/healthz ceiling", ceiling, 0.5),
+    ("/healthz", "healthz", "-", None, None),
+]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+pgv = subprocess.run(["psql", "-tA", "$pg/postgres", "-c", "SHOW server_version"], capture_output=True, text=True).stdout.strip()
+lines = [
+    "# Benchmark results",
+    "",
+    f"Machine: {os.cpu_count()} cores ({cpu}), {int(mem)//1024} MiB, Linux {platform.release()}, PostgreSQL {pgv}.",
+    f"Each workload: wrk, $threads threads, $conns connections, ${secs} s, on loopback; Tessera release build on PostgreSQL.",
+    "Produced by \`bench/run.sh\`.",
+    "",
+    "| workload | req/s | p50 ms | p99 ms | non-2xx | limit | limit/s | ratio | target |",
+    "|---|---:|---:|---:|---:|---|---:|---:|---|",
+]
+for title, key, limit_name, limit, target in rows:
+    w = r[key]
+    ratio = w["rps"] / limit if limit else None
+    ok = "" if target is None else ("met" if ratio >= target else "missed")
+    lines.append("| {} | {:.0f} | {:.2f} | {:.2f} | {} | {} | {} | {} | {} |".format(
+        title, w["rps"], w["p50_ms"], w["p99_ms"], w["non2xx"] + w["socket_errors"], limit_name,
+        "-" if limit is None else f"{limit:.0f}", "-" if ratio is None else f"{ratio:.2f}",
+        "-" if target is None else f"≥ {target} ({ok})"))
+lines += [
+    "",
+    f"- Rotation p99 {r['rotation']['p99_ms']:.2f} ms (target ≤ 20 ms at 16 connections).",
+    f"- Peak RSS of the server through the run: {int('$rss_kib')/1024:.1f} MiB (target ≤ 100 MiB).",
+    f"- Start-up to ready on an existing database: $startup_ms ms (target ≤ 300 ms).",
+    f"- Raw ES256 on {limits['cores']} cores: {limits['es256_sign_per_s']:.0f} signatures/s, {limits['es256_verify_per_s']:.0f} verifications/s.",
+]
+text = "\n".join(lines) + "\n"
+open(sys.argv[1], "w").write(text)
+print(text)
+PY
