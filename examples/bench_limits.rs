@@ -40,7 +40,10 @@ fn per_second(secs: f64, work: impl Fn() + Send + Sync + 'static) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     install_crypto_provider();
-    let secs: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
     // The server's default configuration: Argon2id 19 MiB, t=2, p=1.
     let settings = Settings::from_env(Vec::new())?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
