@@ -4,7 +4,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+
+use crate::domain::crypto::ct_eq;
 
 use crate::settings::PasswordSettings;
 
@@ -74,11 +76,9 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(target) else {
             return Ok(false);
         };
-        let _permit = self.gate.acquire_within(self.max_wait).ok_or(Busy)?;
-        // Verify with the hash's own parameters (they may predate a configuration change).
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let mut permit = self.gate.acquire_within(self.max_wait).ok_or(Busy)?;
+        // With the hash's own parameters (they may predate a configuration change).
+        let ok = verify_in(&parsed, password, &mut permit.blocks);
         Ok(ok && real)
     }
 }
@@ -88,18 +88,23 @@ impl PasswordHasher {
 #[error("password hashing is at capacity")]
 pub struct Busy;
 
-/// A counting semaphore for blocking threads.
+/// A counting semaphore for blocking threads, whose permits each carry one Argon2 memory
+/// buffer. Reusing the buffers keeps memory at one buffer per slot: allocating 19 MiB afresh
+/// on whichever blocking thread runs a hash leaves the allocator holding a copy per thread.
 struct Gate {
-    free: Mutex<usize>,
+    free: Mutex<Vec<Vec<Block>>>,
     cv: Condvar,
 }
 
-struct Permit<'a>(&'a Gate);
+struct Permit<'a> {
+    gate: &'a Gate,
+    blocks: Vec<Block>,
+}
 
 impl Gate {
     fn new(n: usize) -> Self {
         Self {
-            free: Mutex::new(n),
+            free: Mutex::new((0..n).map(|_| Vec::new()).collect()),
             cv: Condvar::new(),
         }
     }
@@ -107,7 +112,10 @@ impl Gate {
     fn acquire_within(&self, max_wait: Duration) -> Option<Permit<'_>> {
         let deadline = Instant::now() + max_wait;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
+        loop {
+            if let Some(blocks) = free.pop() {
+                return Some(Permit { gate: self, blocks });
+            }
             let left = deadline.checked_duration_since(Instant::now())?;
             free = self
                 .cv
@@ -115,26 +123,54 @@ impl Gate {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        *free -= 1;
-        Some(Permit(self))
     }
 
     fn acquire(&self) -> Permit<'_> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
+        loop {
+            if let Some(blocks) = free.pop() {
+                return Permit { gate: self, blocks };
+            }
             free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
         }
-        *free -= 1;
-        Permit(self)
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.cv.notify_one();
+        let blocks = std::mem::take(&mut self.blocks);
+        let mut free = self.gate.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.push(blocks);
+        self.gate.cv.notify_one();
     }
+}
+
+/// Verifies an Argon2id v1.3 PHC hash in `blocks` (grown as its parameters need).
+fn verify_in(parsed: &PasswordHash<'_>, password: &str, blocks: &mut Vec<Block>) -> bool {
+    if parsed.algorithm != argon2::ARGON2ID_IDENT || parsed.version != Some(0x13) {
+        // Not a hash Tessera writes: let the library handle it.
+        return Argon2::default()
+            .verify_password(password.as_bytes(), parsed)
+            .is_ok();
+    }
+    let (Ok(params), Some(expected), Some(salt)) =
+        (Params::try_from(parsed), &parsed.hash, &parsed.salt)
+    else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut blocks[..needed])
+        .is_ok()
+        && ct_eq(&out, expected.as_bytes())
 }
 
 #[cfg(test)]
@@ -160,6 +196,30 @@ mod tests {
         assert_eq!(h.verify("correct horse", Some(&phc)), Ok(true));
         assert_eq!(h.verify("wrong", Some(&phc)), Ok(false));
         assert_eq!(h.verify("correct horse", None), Ok(false));
+    }
+
+    #[test]
+    fn hashes_made_with_other_parameters_still_verify() {
+        let old = fast();
+        let phc = old.hash("correct horse").unwrap();
+        let settings = PasswordSettings {
+            argon2_memory_kib: 2048,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 1,
+            max_wait: Duration::from_millis(50),
+        };
+        let new = PasswordHasher::new(&settings, 1).unwrap();
+        assert_eq!(new.verify("correct horse", Some(&phc)), Ok(true));
+        assert_eq!(new.verify("correct horsf", Some(&phc)), Ok(false));
+        // A tampered hash output does not verify.
+        let tampered = format!("{}A", &phc[..phc.len() - 1]);
+        let tampered = if tampered == phc {
+            format!("{}B", &phc[..phc.len() - 1])
+        } else {
+            tampered
+        };
+        assert_eq!(new.verify("correct horse", Some(&tampered)), Ok(false));
     }
 
     #[test]
