@@ -36,9 +36,6 @@ impl RefreshSecret {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 impl std::fmt::Debug for RefreshSecret {
@@ -357,16 +354,6 @@ fn granted_scope(
         Some(r) if !r.is_empty() => Ok(r.clone()),
         _ => Ok(family_scope),
     }
-}
-
-/// Revokes one family; returns whether it was active.
-pub fn revoke(
-    conn: &mut AnyConnection,
-    family_id: &str,
-    reason: &str,
-    now: i64,
-) -> diesel::QueryResult<bool> {
-    TokenFamily::revoke(conn, family_id, reason, now)
 }
 
 #[cfg(test)]

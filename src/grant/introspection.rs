@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::family::{self, hash_token, PREFIX};
+use crate::domain::family::{hash_token, PREFIX};
 use crate::domain::now_ms;
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
@@ -64,7 +64,7 @@ impl TokenService {
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
                 let conn = &mut *self.pool.get()?;
-                family::revoke(conn, &family.id, REVOKED_BY_CLIENT, now)?;
+                TokenFamily::revoke(conn, &family.id, REVOKED_BY_CLIENT, now)?;
                 crate::domain::audit::Event {
                     kind: "family.revoked",
                     actor: Some(&client.id),

@@ -71,11 +71,6 @@ fn family_state(f: &TokenFamily, live: bool, now: i64) -> &'static str {
     }
 }
 
-/// Whether the family's current refresh token has not expired from disuse.
-fn is_live(conn: &mut AnyConnection, f: &TokenFamily, now: i64) -> anyhow::Result<bool> {
-    Ok(RefreshToken::active_in(conn, &f.id)?.is_some_and(|t| t.expires_at > now))
-}
-
 /// A token's state within its family.
 fn token_state(t: &RefreshToken, f: &TokenFamily, now: i64) -> &'static str {
     if t.rotated_at.is_some() {
@@ -189,10 +184,12 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             };
             let families = TokenFamily::list(conn, &filter, now)?;
             let names = Names::load(conn)?;
-            let views = families
+            let ids: Vec<String> = families.iter().map(|f| f.id.clone()).collect();
+            let live = RefreshToken::live_families(conn, &ids, now)?;
+            let views: Vec<FamilyView> = families
                 .iter()
-                .map(|f| Ok(names.family(f, is_live(conn, f, now)?, now)))
-                .collect::<anyhow::Result<Vec<FamilyView>>>()?;
+                .map(|f| names.family(f, live.contains(&f.id), now))
+                .collect();
             emit(ctx.output, &views, || {
                 let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
                 for v in &views {
@@ -216,7 +213,13 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             let incidents = ReuseIncident::for_family(conn, &family.id)?;
             let names = Names::load(conn)?;
             let lineage = Lineage {
-                family: names.family(&family, is_live(conn, &family, now)?, now),
+                family: names.family(
+                    &family,
+                    tokens
+                        .iter()
+                        .any(|t| t.rotated_at.is_none() && t.expires_at > now),
+                    now,
+                ),
                 tokens: tokens
                     .iter()
                     .map(|t| TokenView {

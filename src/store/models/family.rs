@@ -254,6 +254,21 @@ impl RefreshToken {
             .optional()
     }
 
+    /// Which of `family_ids` have an unrotated token that has not expired from disuse.
+    pub fn live_families(
+        conn: &mut AnyConnection,
+        family_ids: &[String],
+        now: i64,
+    ) -> QueryResult<std::collections::HashSet<String>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq_any(family_ids))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now))
+            .select(refresh_tokens::family_id)
+            .load(conn)
+            .map(|ids: Vec<String>| ids.into_iter().collect())
+    }
+
     /// The family's unrotated token, if any.
     pub fn active_in(
         conn: &mut AnyConnection,

@@ -52,20 +52,15 @@ impl StoredKey {
             .load(conn)
     }
 
-    /// The public JWKs of [`StoredKey::published`], without touching private keys.
+    /// The public JWKs of [`StoredKey::published`].
     pub fn published_jwks(
         conn: &mut AnyConnection,
         retired_after: i64,
     ) -> QueryResult<Vec<String>> {
-        signing_keys::table
-            .filter(
-                signing_keys::retired_at
-                    .is_null()
-                    .or(signing_keys::retired_at.gt(retired_after)),
-            )
-            .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
-            .select(signing_keys::public_jwk)
-            .load(conn)
+        Ok(Self::published(conn, retired_after)?
+            .into_iter()
+            .map(|k| k.public_jwk)
+            .collect())
     }
 
     pub fn find(conn: &mut AnyConnection, kid: &str) -> QueryResult<Option<StoredKey>> {
