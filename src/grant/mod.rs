@@ -28,8 +28,8 @@ use crate::domain::throttle::Policy;
 use crate::domain::user::Username;
 use crate::domain::{ms, now_ms};
 use crate::settings::Settings;
-use crate::store::models::{Client, RevokedAccessToken, StoredKey, TokenFamily, User};
-use crate::store::Pool;
+use crate::store::models::{Client, Standing, StoredKey, TokenRefs, User};
+use crate::store::{AnyConnection, Pool, PooledConn};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
@@ -119,15 +119,26 @@ impl TokenService {
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.required("grant_type")?;
         let creds = credentials(authorization, params)?;
-        let client = authenticate(&mut *self.pool.get()?, &creds)?;
+        // One pool checkout serves the whole request, except across a password hash: that
+        // would hold a connection for the hash's duration.
+        let mut conn = self.pool.get()?;
+        let client = authenticate(&mut conn, &creds)?;
         match grant_type.parse::<GrantType>() {
             Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"
             ))),
-            Ok(GrantType::Password) => self.password(&client, params, meta),
-            Ok(GrantType::AuthorizationCode) => self.authorization_code(&client, params, meta),
-            Ok(GrantType::ClientCredentials) => self.client_credentials(&client, params),
-            Ok(GrantType::RefreshToken) => self.refresh(&client, params, meta),
+            Ok(GrantType::Password) => {
+                drop(conn);
+                self.password(&client, params, meta)
+            }
+            Ok(GrantType::AuthorizationCode) => {
+                self.authorization_code(&mut conn, &client, params, meta)
+            }
+            Ok(GrantType::ClientCredentials) => {
+                drop(conn);
+                self.client_credentials(&client, params)
+            }
+            Ok(GrantType::RefreshToken) => self.refresh(&mut conn, &client, params, meta),
             _ => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type `{}` is not supported",
                 grant_type.chars().take(64).collect::<String>()
@@ -144,8 +155,8 @@ impl TokenService {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
-        let user = self
-            .sign_in(username, password, meta.client_ip.as_deref(), &client.id)
+        let (user, mut conn) = self
+            .sign_in_keeping(username, password, meta.client_ip.as_deref(), &client.id)
             .map_err(|e| {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
@@ -161,21 +172,15 @@ impl TokenService {
             auth_method: GrantType::Password.as_str(),
             same_password: true,
         };
-        let issued = family::start(
-            &mut *self.pool.get()?,
-            &self.master,
-            &grant,
-            meta,
-            self.life,
-            now,
-        )
-        .map_err(refresh_error)?;
+        let issued = family::start(&mut conn, &self.master, &grant, meta, self.life, now)
+            .map_err(refresh_error)?;
         tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
         self.respond(client, &user.id, &scope, Some(issued), now)
     }
 
     fn refresh(
         &self,
+        conn: &mut AnyConnection,
         client: &Client,
         params: &Params,
         meta: &RequestMeta,
@@ -187,7 +192,7 @@ impl TokenService {
             .transpose()
             .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
         let issued = family::rotate(
-            &mut *self.pool.get()?,
+            conn,
             &self.master,
             presented,
             &client.id,
@@ -218,13 +223,14 @@ impl TokenService {
 
     fn authorization_code(
         &self,
+        conn: &mut AnyConnection,
         client: &Client,
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let code = params.required("code")?;
         let issued = authcode::exchange(
-            &mut *self.pool.get()?,
+            conn,
             &self.master,
             code,
             &client.id,
@@ -293,13 +299,26 @@ impl TokenService {
         ip: Option<&str>,
         via: &str,
     ) -> Result<User, SignInError> {
+        self.sign_in_keeping(username, password, ip, via)
+            .map(|(user, _)| user)
+    }
+
+    /// [`TokenService::sign_in`], also handing back the connection it finished with. No
+    /// connection is held while the password is hashed.
+    fn sign_in_keeping(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<&str>,
+        via: &str,
+    ) -> Result<(User, PooledConn), SignInError> {
         let name = Username::parse(username).ok();
         let shown: String = username
             .chars()
             .filter(|c| !c.is_control())
             .take(64)
             .collect();
-        let audit = |kind: &str, subject: Option<&str>| -> Result<(), SignInError> {
+        let audit = |conn: &mut AnyConnection, kind: &str, subject: Option<&str>| {
             let detail = format!("username {shown:?}");
             Event {
                 kind,
@@ -308,37 +327,38 @@ impl TokenService {
                 client_ip: ip,
                 detail: Some(&detail),
             }
-            .record(&mut *self.pool.get()?);
-            Ok(())
+            .record(conn);
         };
-        let allowed = self.throttle.attempt(
-            &mut *self.pool.get()?,
-            name.as_ref().map(Username::as_str),
-            ip,
-            now_ms(),
-        )?;
-        if !allowed {
-            audit("login.throttled", None)?;
-            return Err(SignInError::Throttled);
-        }
-        let user = match &name {
-            Some(name) => User::find_by_username(&mut *self.pool.get()?, name.as_str())?,
-            None => None,
+        let user = {
+            let mut conn = self.pool.get()?;
+            let name = name.as_ref().map(Username::as_str);
+            if !self.throttle.attempt(&mut conn, name, ip, now_ms())? {
+                audit(&mut conn, "login.throttled", None);
+                return Err(SignInError::Throttled);
+            }
+            match name {
+                Some(name) => User::find_by_username(&mut conn, name)?,
+                None => None,
+            }
         };
         // Verified against a dummy hash when the user does not exist: same cost either way.
         let valid = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .map_err(|_| SignInError::Busy)?;
+        let mut conn = self.pool.get()?;
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
-                self.throttle
-                    .succeeded(&mut *self.pool.get()?, &u.username, ip)?;
-                audit("login.success", Some(&u.id))?;
-                Ok(u)
+                self.throttle.succeeded(&mut conn, &u.username, ip)?;
+                audit(&mut conn, "login.success", Some(&u.id));
+                Ok((u, conn))
             }
             other => {
-                audit("login.failure", other.as_ref().map(|u| u.id.as_str()))?;
+                audit(
+                    &mut conn,
+                    "login.failure",
+                    other.as_ref().map(|u| u.id.as_str()),
+                );
                 Err(SignInError::Invalid)
             }
         }
@@ -399,26 +419,29 @@ impl TokenService {
         }
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
         let revoked = || BearerError::InvalidToken("the access token has been revoked".into());
-        let mut conn = self.pool.get()?;
-        if RevokedAccessToken::is_revoked(&mut conn, &claims.jti)? {
+        // client_credentials tokens have the client as subject; every other token a user.
+        let for_user = !(claims.sub == claims.client_id && claims.sid.is_none());
+        let standing = Standing::read(
+            &mut *self.pool.get()?,
+            &TokenRefs {
+                jti: &claims.jti,
+                sid: claims.sid.as_deref(),
+                client_id: &claims.client_id,
+                user_id: for_user.then_some(claims.sub.as_str()),
+            },
+        )?;
+        if standing.revoked || !standing.family_active {
             return Err(revoked());
         }
-        if let Some(sid) = &claims.sid {
-            let family = TokenFamily::find(&mut conn, sid)?;
-            if family.is_none_or(|f| f.revoked_at.is_some()) {
-                return Err(revoked());
-            }
-        }
-        if Client::find(&mut conn, &claims.client_id)?.is_none_or(|c| c.disabled_at.is_some()) {
+        if !standing.client_active {
             return Err(BearerError::InvalidToken(
                 "the access token's client is not active".into(),
             ));
         }
-        // client_credentials tokens have the client as subject; every other token a user.
-        if claims.sub == claims.client_id && claims.sid.is_none() {
+        if !for_user {
             return Ok((claims, None));
         }
-        match User::find(&mut conn, &claims.sub)? {
+        match standing.user {
             Some(u) if u.disabled_at.is_none() => Ok((claims, Some(u))),
             _ => Err(BearerError::InvalidToken(
                 "the access token's user is not active".into(),

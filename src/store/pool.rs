@@ -62,9 +62,16 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
         match self.backend {
-            Backend::Postgres => PgConnection::establish(&self.address)
-                .map(AnyConnection::Postgresql)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn =
+                    PgConnection::establish(&self.address).map_err(r2d2::Error::ConnectionError)?;
+                // Single-statement writes (a rotation) rely on READ COMMITTED re-checking a row
+                // a concurrent writer changed; a server default of SERIALIZABLE would turn
+                // that into serialization failures.
+                conn.batch_execute("SET default_transaction_isolation = 'read committed'")
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Postgresql(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.address)
                     .map_err(r2d2::Error::ConnectionError)?;

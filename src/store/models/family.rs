@@ -4,7 +4,7 @@ use crate::store::schema::{refresh_tokens, reuse_incidents, token_families};
 use crate::store::AnyConnection;
 
 /// All refresh tokens descended from one grant. Revoking it revokes every token in it.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = token_families)]
 pub struct TokenFamily {
     pub id: String,

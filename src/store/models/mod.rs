@@ -6,6 +6,7 @@ mod client;
 mod family;
 mod key;
 mod revoked;
+mod standing;
 mod throttle;
 mod user;
 
@@ -18,5 +19,6 @@ pub use family::{
 };
 pub use key::StoredKey;
 pub use revoked::RevokedAccessToken;
+pub use standing::{Standing, TokenRefs};
 pub use throttle::LoginFailures;
 pub use user::{NewUser, User};
