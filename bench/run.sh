@@ -68,12 +68,39 @@ for _ in $(seq 1 $((conns + 2 * threads))); do
 done
 access=$(curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field access_token)
 
+# BENCH_PERF=DIR: also profile every process on the machine during each workload
+# (perf record -a, call graphs), and write DIR/NAME.txt: CPU time per process and the
+# server's hottest functions.
+perf_dir="${BENCH_PERF:-}"
+if [ -n "$perf_dir" ]; then
+    mkdir -p "$perf_dir"; perf_dir="$(cd "$perf_dir" && pwd)"
+    command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf; }
+fi
+profile_summary() {
+    local data=$1 out=$2
+    {
+        echo "## CPU samples per process (all CPUs; idle is 'swapper')"
+        perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -8
+        echo; echo "## tessera: hottest functions, self time"
+        perf report -i "$data" --no-children --pid "$server" --sort dso,symbol --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9]' | cut -c1-160 | head -40
+    } > "$out" || true
+}
+
 # run NAME SCRIPT [VAR=value…]: wrk with the summary hook; prints the BENCH JSON line.
 run() {
-    local name=$1 script=$2; shift 2
+    local name=$1 script=$2 perf_pid=""; shift 2
     cat "$here/$script" "$here/summary.lua" > "$work/$name.lua"
+    if [ -n "$perf_dir" ]; then
+        (sleep 1; exec perf record -F 499 -a -g -o "$perf_dir/$name.data" -- sleep $((secs - 2))) >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     env "$@" BENCH_THREADS=$threads wrk -t$threads -c$conns -d"${secs}s" --timeout 10s -s "$work/$name.lua" "$base$BENCH_PATH" \
         | grep '^BENCH ' | sed 's/^BENCH //'
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        profile_summary "$perf_dir/$name.data" "$perf_dir/$name.txt"
+    fi
 }
 echo "   (work directory: $work)"
 echo "== workloads (${secs}s each, $conns connections)"

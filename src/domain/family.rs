@@ -391,40 +391,96 @@ fn rotate_in_one_statement(
     meta: &RequestMeta,
     life: Lifetimes,
 ) -> diesel::QueryResult<Option<TokenFamily>> {
-    use diesel::sql_types::{BigInt, Nullable, Text};
     use diesel::RunQueryDsl;
-    diesel::sql_query(
-        "WITH family AS ( \
-             SELECT f.* FROM token_families AS f JOIN refresh_tokens AS t ON t.family_id = f.id \
-              WHERE t.id = $3 AND f.client_id = $5 AND f.revoked_at IS NULL \
-                AND f.expires_at > $1 \
-                FOR SHARE OF f \
-         ), old AS ( \
-             UPDATE refresh_tokens AS t SET rotated_at = $1, replaced_by = $2 \
-               FROM family AS f, users AS u \
-              WHERE t.id = $3 AND t.token_hash = $4 AND t.rotated_at IS NULL \
-                AND t.expires_at > $1 AND t.family_id = f.id \
-                AND u.id = f.user_id AND u.disabled_at IS NULL \
-          RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
-                    f.expires_at, f.revoked_at, f.revoked_reason \
-         ), successor AS ( \
-             INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
-                                         expires_at, client_ip, user_agent) \
-             SELECT $2, old.id, $3, $6, $1, LEAST($1 + $7, old.expires_at), $8, $9 FROM old \
-         ) \
-         SELECT * FROM old",
-    )
-    .bind::<BigInt, _>(step.now)
-    .bind::<Text, _>(step.successor)
-    .bind::<Text, _>(step.id)
-    .bind::<Text, _>(step.hash)
-    .bind::<Text, _>(step.client_id)
-    .bind::<Text, _>(step.successor_hash)
-    .bind::<BigInt, _>(life.idle)
-    .bind::<Nullable<Text>, _>(meta.client_ip.as_deref())
-    .bind::<Nullable<Text>, _>(meta.user_agent.as_deref())
+    OneStatementRotation {
+        step,
+        meta,
+        idle: life.idle,
+    }
     .get_result::<TokenFamily>(pg)
     .optional()
+}
+
+/// The statement behind [`rotate_in_one_statement`], as a query type of its own rather than
+/// `sql_query`: diesel then prepares it once per connection, and PostgreSQL stops planning it
+/// on every call (planning was a third of the database's time per rotation).
+struct OneStatementRotation<'a> {
+    step: &'a Step<'a>,
+    meta: &'a RequestMeta,
+    idle: i64,
+}
+
+impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
+    type QueryId = OneStatementRotation<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for OneStatementRotation<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> diesel::RunQueryDsl<Conn> for OneStatementRotation<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotation<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        let step = self.step;
+        // The SQL is in pieces between the binds; each bind is one `$n`.
+        out.push_sql(
+            "WITH family AS ( \
+               SELECT f.* FROM token_families AS f \
+                 JOIN refresh_tokens AS t ON t.family_id = f.id \
+                WHERE t.id = ",
+        );
+        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_sql(" AND f.client_id = ");
+        out.push_bind_param::<Text, _>(&step.client_id)?;
+        out.push_sql(" AND f.revoked_at IS NULL AND f.expires_at > ");
+        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_sql(
+            " FOR SHARE OF f \
+             ), old AS ( \
+               UPDATE refresh_tokens AS t SET rotated_at = ",
+        );
+        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_sql(", replaced_by = ");
+        out.push_bind_param::<Text, _>(&step.successor)?;
+        out.push_sql(" FROM family AS f, users AS u WHERE t.id = ");
+        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_sql(" AND t.token_hash = ");
+        out.push_bind_param::<Text, _>(&step.hash)?;
+        out.push_sql(" AND t.rotated_at IS NULL AND t.expires_at > ");
+        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_sql(
+            " AND t.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
+               RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
+                         f.expires_at, f.revoked_at, f.revoked_reason \
+             ), successor AS ( \
+               INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
+                                           expires_at, client_ip, user_agent) \
+               SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&step.successor)?;
+        out.push_sql(", old.id, ");
+        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&step.successor_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_sql(", LEAST(");
+        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_sql(" + ");
+        out.push_bind_param::<BigInt, _>(&self.idle)?;
+        out.push_sql(", old.expires_at), ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.meta.client_ip)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.meta.user_agent)?;
+        out.push_sql(" FROM old) SELECT * FROM old");
+        Ok(())
+    }
 }
 
 /// The scope for this refresh: the request's if it narrows the family's (RFC 6749 §6), else
