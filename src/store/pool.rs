@@ -1,7 +1,7 @@
 //! The r2d2 pool over either backend, and the embedded migrations.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -23,6 +23,29 @@ pub enum AnyConnection {
 
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// A connection used within this long is not checked with a round trip at checkout; see
+/// [`Manager::is_valid`]. HikariCP's default (`aliveBypassWindowMs`).
+const RECENTLY_USED: Duration = Duration::from_millis(500);
+
+/// A pooled connection: the connection and when it last went back to the pool.
+pub struct Conn {
+    conn: AnyConnection,
+    returned_at: Instant,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -56,11 +79,8 @@ pub struct Manager {
     address: String,
 }
 
-impl ManageConnection for Manager {
-    type Connection = AnyConnection;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+impl Manager {
+    fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match self.backend {
             Backend::Postgres => {
                 let mut conn =
@@ -75,29 +95,74 @@ impl ManageConnection for Manager {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.address)
                     .map_err(r2d2::Error::ConnectionError)?;
-                // busy_timeout first: every later statement, the journal-mode switch included,
-                // then waits for a lock instead of failing. WAL lets readers run beside the
-                // writer.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(r2d2::Error::QueryError)?;
+                // busy_timeout first: every later statement then waits for a lock instead of
+                // failing. WAL lets readers run beside the writer.
+                conn.batch_execute("PRAGMA busy_timeout = 10000")
+                    .map_err(r2d2::Error::QueryError)?;
+                // Switching to WAL while another process opens the same new file can fail
+                // with "database is locked" at once: SQLite skips the busy handler where
+                // waiting could deadlock. So it is retried here, within the same 10 s.
+                let started = Instant::now();
+                loop {
+                    match conn.batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON;",
+                    ) {
+                        Ok(()) => break,
+                        Err(e)
+                            if e.to_string().contains("database is locked")
+                                && started.elapsed() < Duration::from_secs(10) =>
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(e) => return Err(r2d2::Error::QueryError(e)),
+                    }
+                }
                 Ok(AnyConnection::Sqlite(conn))
             }
         }
     }
+}
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, r2d2::Error> {
+        Ok(Conn {
+            conn: self.open()?,
+            returned_at: Instant::now(),
+        })
+    }
+
+    /// Runs at every checkout, so that a connection that died with the database (a restart, a
+    /// failover) is replaced and the server recovers by itself. A connection back in the pool
+    /// for less than [`RECENTLY_USED`] is only checked for a closed socket, which costs a
+    /// non-blocking read instead of a round trip: under load, that is every checkout. Older
+    /// ones run `SELECT 1`, which also finds a silently dropped network path.
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), r2d2::Error> {
+        if conn.returned_at.elapsed() < RECENTLY_USED {
+            return match &mut conn.conn {
+                // Reads whatever the server sent since (nothing, normally), and fails on a
+                // closed connection.
+                AnyConnection::Postgresql(pg) => match pg.notifications_iter().next() {
+                    Some(Err(e)) => Err(r2d2::Error::QueryError(e)),
+                    _ => Ok(()),
+                },
+                AnyConnection::Sqlite(_) => Ok(()),
+            };
+        }
+        conn.conn
+            .batch_execute("SELECT 1")
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.returned_at = Instant::now();
         std::thread::panicking()
             || <<AnyConnection as Connection>::TransactionManager as TransactionManager<
                 AnyConnection,
-            >>::is_broken_transaction_manager(conn)
+            >>::is_broken_transaction_manager(&mut conn.conn)
     }
 }
 
@@ -133,7 +198,7 @@ pub fn open(
     let manager = Manager { backend, address };
     // Fail fast with the real reason rather than r2d2's generic time-out.
     let mut first = manager
-        .connect()
+        .open()
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     match schema {
         Schema::Migrate => {
@@ -157,8 +222,7 @@ pub fn open(
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
-        // A connection that died with the database (a restart, a failover) is found out and
-        // replaced at checkout, so the server recovers by itself. One `SELECT 1` per checkout.
+        // See `Manager::is_valid`.
         .test_on_check_out(true)
         .build(manager)
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
@@ -184,7 +248,7 @@ pub fn migrate_url(url: &str) -> anyhow::Result<Vec<String>> {
     let (backend, address) = Backend::parse(url)?;
     create_sqlite_dir(backend, &address)?;
     let mut conn = Manager { backend, address }
-        .connect()
+        .open()
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     migrate(&mut conn)
 }
