@@ -432,11 +432,12 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         out.push_sql(
             "WITH family AS ( \
                SELECT f.* FROM token_families AS f \
-                 JOIN refresh_tokens AS t ON t.family_id = f.id \
-                WHERE t.id = ",
+                WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
         );
         out.push_bind_param::<Text, _>(&step.id)?;
-        out.push_sql(" AND f.client_id = ");
+        // A subquery, not a join: a join let the generic plan start from every family of
+        // the client.
+        out.push_sql(") AND f.client_id = ");
         out.push_bind_param::<Text, _>(&step.client_id)?;
         out.push_sql(" AND f.revoked_at IS NULL AND f.expires_at > ");
         out.push_bind_param::<BigInt, _>(&step.now)?;
