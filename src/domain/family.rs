@@ -162,19 +162,30 @@ pub fn start_in(
             "the user's credentials changed; sign in again",
         ));
     }
+    let family = TokenFamily {
+        id: family_id,
+        client_id: grant.client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scope: scope_text,
+        auth_method: grant.auth_method.to_owned(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        revoked_reason: None,
+    };
     NewFamily {
-        id: &family_id,
-        client_id: grant.client_id,
+        id: &family.id,
+        client_id: &family.client_id,
         user_id,
-        scope: &scope_text,
-        auth_method: grant.auth_method,
+        scope: &family.scope,
+        auth_method: &family.auth_method,
         created_at: now,
         expires_at,
     }
     .insert(c)?;
     NewRefreshToken {
         id: &token_id,
-        family_id: &family_id,
+        family_id: &family.id,
         parent_id: None,
         token_hash: &hash_token(refresh_token.expose()),
         issued_at: now,
@@ -183,7 +194,6 @@ pub fn start_in(
         user_agent: meta.user_agent.as_deref(),
     }
     .insert(c)?;
-    let family = TokenFamily::find(c, &family_id)?.ok_or(diesel::result::Error::NotFound)?;
     Ok(Issued {
         family,
         token_id,

@@ -4,7 +4,8 @@ use crate::helpers::{assert_oauth_error, both_backends, Db, TestApp, PASSWORD};
 
 both_backends!(
     a_username_is_throttled_after_repeated_failures,
-    an_address_is_throttled_across_usernames
+    an_address_is_throttled_across_usernames,
+    the_count_starts_again_when_the_window_has_passed
 );
 
 async fn attempt(
@@ -122,4 +123,35 @@ async fn an_address_is_throttled_across_usernames(db: Db) {
             .contains("too many"),
         "{body}"
     );
+}
+
+async fn the_count_starts_again_when_the_window_has_passed(db: Db) {
+    let app = TestApp::spawn_with(
+        db,
+        &[
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "2"),
+            ("TESSERA_THROTTLE__WINDOW", "1s"),
+        ],
+    )
+    .await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    for _ in 0..2 {
+        attempt(&app, c, "alice", "wrong").await;
+    }
+    let body = assert_oauth_error(
+        attempt(&app, c, "alice", PASSWORD).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("too many"));
+    // The window passes: the next attempt opens a new one with a count of one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    attempt(&app, c, "alice", "wrong").await;
+    assert_eq!(attempt(&app, c, "alice", PASSWORD).await.status(), 200);
 }

@@ -37,52 +37,47 @@ impl LoginFailures {
     }
 
     /// Counts one failure: restarts the window when it has passed. Returns the new count.
+    /// One upsert, atomic on either backend: two instances counting at once both count.
     pub fn record(
         conn: &mut AnyConnection,
         key: &str,
         now: i64,
         window_ms: i64,
     ) -> QueryResult<i64> {
+        use diesel::dsl::case_when;
+        use diesel::sql_types::BigInt;
         let fresh = now.saturating_sub(window_ms);
-        // Increment within the window, or restart an expired one; insert when absent.
-        let bumped = diesel::update(
-            login_failures::table
-                .find(key)
-                .filter(login_failures::window_start.gt(fresh)),
-        )
-        .set(login_failures::failures.eq(login_failures::failures + 1))
-        .execute(conn)?;
-        if bumped == 0 {
-            let restarted = diesel::update(login_failures::table.find(key))
-                .set((
-                    login_failures::failures.eq(1),
-                    login_failures::window_start.eq(now),
-                ))
-                .execute(conn)?;
-            if restarted == 0 {
-                let row = LoginFailures {
-                    key: key.to_owned(),
-                    failures: 1,
-                    window_start: now,
-                };
-                match diesel::insert_into(login_failures::table)
+        let row = LoginFailures {
+            key: key.to_owned(),
+            failures: 1,
+            window_start: now,
+        };
+        let within = login_failures::window_start.gt(fresh);
+        macro_rules! upsert {
+            ($c:expr) => {
+                diesel::insert_into(login_failures::table)
                     .values(&row)
-                    .execute(conn)
-                {
-                    Ok(_) => {}
-                    // Another instance inserted it first: count on its row.
-                    Err(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    )) => {
-                        diesel::update(login_failures::table.find(key))
-                            .set(login_failures::failures.eq(login_failures::failures + 1))
-                            .execute(conn)?;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+                    .on_conflict(login_failures::key)
+                    .do_update()
+                    .set((
+                        login_failures::failures.eq(case_when(
+                            within,
+                            login_failures::failures + 1,
+                        )
+                        .otherwise(1i64.into_sql::<BigInt>())),
+                        login_failures::window_start.eq(case_when(
+                            within,
+                            login_failures::window_start,
+                        )
+                        .otherwise(now.into_sql::<BigInt>())),
+                    ))
+                    .returning(login_failures::failures)
+                    .get_result($c)
+            };
         }
-        Ok(Self::find(conn, key)?.map_or(1, |r| r.failures))
+        match conn {
+            AnyConnection::Postgresql(c) => upsert!(c),
+            AnyConnection::Sqlite(c) => upsert!(c),
+        }
     }
 }
