@@ -239,31 +239,6 @@ pub fn rotate(
     let key = master.refresh_key();
     let id = parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
     let hash = hash_token(presented);
-    // The common case on PostgreSQL: one statement. Anything it does not cover (a narrower
-    // scope, a token already rotated, any refusal) falls through to the transaction below,
-    // which gives the precise answer.
-    if let (AnyConnection::Postgresql(pg), None) = (&mut *conn, requested) {
-        let successor = random_id();
-        let refresh_token = token_for(key, &successor);
-        let step = Step {
-            id: &id,
-            hash: &hash,
-            client_id,
-            successor: &successor,
-            successor_hash: &hash_token(refresh_token.expose()),
-            now: now_ms(),
-        };
-        if let Some(family) = rotate_in_one_statement(pg, &step, meta, life)? {
-            let scope = Scope::parse(&family.scope).unwrap_or_default();
-            return Ok(Issued {
-                family,
-                token_id: successor,
-                refresh_token,
-                scope,
-                retried: false,
-            });
-        }
-    }
     let outcome = write_tx(conn, |c| -> Result<Outcome, RefreshError> {
         let mut token = RefreshToken::find(c, &id)?
             .filter(|t| t.token_hash == hash)
@@ -374,11 +349,62 @@ pub fn rotate(
     }
 }
 
+/// The common case of a refresh on PostgreSQL, client authentication included, in one
+/// statement: `None` when anything is out of the ordinary (another backend, a malformed
+/// token, wrong client credentials, a token already rotated, any refusal). Nothing is
+/// written then, and the caller takes the full path ([`rotate`] after authenticating the
+/// client), which gives the precise answer.
+pub fn rotate_for_client(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    presented: &str,
+    client: &ClientCheck<'_>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+) -> Result<Option<Issued>, diesel::result::Error> {
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(None);
+    };
+    let key = master.refresh_key();
+    let Some(id) = parse_token(key, presented) else {
+        return Ok(None);
+    };
+    let successor = random_id();
+    let refresh_token = token_for(key, &successor);
+    let step = Step {
+        id: &id,
+        hash: &hash_token(presented),
+        client,
+        successor: &successor,
+        successor_hash: &hash_token(refresh_token.expose()),
+        now: now_ms(),
+    };
+    Ok(
+        rotate_in_one_statement(pg, &step, meta, life)?.map(|family| {
+            let scope = Scope::parse(&family.scope).unwrap_or_default();
+            Issued {
+                family,
+                token_id: successor,
+                refresh_token,
+                scope,
+                retried: false,
+            }
+        }),
+    )
+}
+
+/// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it presented
+/// (`None` for a public client, which presents none).
+pub struct ClientCheck<'a> {
+    pub id: &'a str,
+    pub secret_hash: Option<&'a str>,
+}
+
 /// One rotation as [`rotate_in_one_statement`] attempts it.
 struct Step<'a> {
     id: &'a str,
     hash: &'a str,
-    client_id: &'a str,
+    client: &'a ClientCheck<'a>,
     successor: &'a str,
     successor_hash: &'a str,
     now: i64,
@@ -386,9 +412,11 @@ struct Step<'a> {
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
-/// token is unrotated and unexpired, its family belongs to the client, is unrevoked and
-/// unexpired, and its user is enabled. Returns `None` when any of them fails; nothing is then
-/// written.
+/// client is enabled, may refresh, and its secret's hash matches (no secret for a public
+/// client); the token is unrotated and unexpired; its family belongs to the client, is
+/// unrevoked and unexpired; its user is enabled. Returns `None` when any of them fails;
+/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
+/// attacker controls the secret, not its SHA-256.
 ///
 /// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
 /// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
@@ -448,8 +476,15 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
         out.push_sql(") AND f.client_id = ");
-        out.push_bind_param::<Text, _>(&step.client_id)?;
-        out.push_sql(" AND f.revoked_at IS NULL AND f.expires_at > ");
+        out.push_bind_param::<Text, _>(&step.client.id)?;
+        out.push_sql(
+            " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
+                 AND c.disabled_at IS NULL \
+                 AND ' ' || c.grant_types || ' ' LIKE '% refresh_token %' \
+                 AND c.secret_hash IS NOT DISTINCT FROM ",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&step.client.secret_hash)?;
+        out.push_sql(") AND f.revoked_at IS NULL AND f.expires_at > ");
         out.push_bind_param::<BigInt, _>(&step.now)?;
         out.push_sql(
             " FOR SHARE OF f \

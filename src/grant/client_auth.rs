@@ -93,19 +93,21 @@ pub fn credentials(
     }
 }
 
+/// Client ids are base64url; anything else cannot exist (and must not reach the database:
+/// PostgreSQL refuses NUL bytes in text).
+pub(crate) fn plausible(client_id: &str) -> bool {
+    !client_id.is_empty()
+        && client_id.len() <= 128
+        && client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Looks the client up and checks its credentials. Every failure reads the same, so the
 /// answer does not reveal which client ids exist.
 pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Client, OAuthError> {
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
-    // Client ids are base64url; anything else cannot exist (and must not reach the database:
-    // PostgreSQL refuses NUL bytes in text).
-    let plausible = !creds.client_id.is_empty()
-        && creds.client_id.len() <= 128
-        && creds
-            .client_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plausible {
+    if !plausible(&creds.client_id) {
         return Err(failed());
     }
     let client = Client::find(conn, &creds.client_id)?.ok_or_else(failed)?;

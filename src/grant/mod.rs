@@ -19,7 +19,7 @@ use crate::domain::access_token::{self, AccessClaims, Grant, TokenError};
 use crate::domain::audit::Event;
 use crate::domain::authcode::{self, ExchangeError};
 use crate::domain::client::GrantType;
-use crate::domain::crypto::MasterKey;
+use crate::domain::crypto::{sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
 use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
@@ -122,6 +122,9 @@ impl TokenService {
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
         let mut conn = self.pool.get()?;
+        if let Some(response) = self.plain_refresh(&mut conn, grant_type, &creds, params, meta)? {
+            return Ok(response);
+        }
         let client = authenticate(&mut conn, &creds)?;
         match grant_type.parse::<GrantType>() {
             Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
@@ -163,7 +166,7 @@ impl TokenService {
             })?;
         let now = now_ms();
         if !client.allows(GrantType::RefreshToken) {
-            return self.respond(client, &user.id, &scope, None, now);
+            return self.respond(&client.id, false, &user.id, &scope, None, now);
         }
         let grant = NewGrant {
             client_id: &client.id,
@@ -175,7 +178,40 @@ impl TokenService {
         let issued = family::start(&mut conn, &self.master, &grant, meta, self.life, now)
             .map_err(refresh_error)?;
         tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
-        self.respond(client, &user.id, &scope, Some(issued), now)
+        self.respond(&client.id, true, &user.id, &scope, Some(issued), now)
+    }
+
+    /// A refresh without a scope parameter, tried in one statement that also authenticates the
+    /// client ([`family::rotate_for_client`]). `None`: take the full path.
+    fn plain_refresh(
+        &self,
+        conn: &mut AnyConnection,
+        grant_type: &str,
+        creds: &Credentials,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<Option<TokenResponse>, OAuthError> {
+        let (Some(presented), None) = (params.get("refresh_token"), params.get("scope")) else {
+            return Ok(None);
+        };
+        if grant_type != GrantType::RefreshToken.as_str()
+            || !client_auth::plausible(&creds.client_id)
+        {
+            return Ok(None);
+        }
+        let secret_hash = creds.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
+        let client = family::ClientCheck {
+            id: &creds.client_id,
+            secret_hash: secret_hash.as_deref(),
+        };
+        let Some(issued) =
+            family::rotate_for_client(conn, &self.master, presented, &client, meta, self.life)?
+        else {
+            return Ok(None);
+        };
+        let (user_id, scope) = (issued.family.user_id.clone(), issued.scope.clone());
+        self.respond(client.id, true, &user_id, &scope, Some(issued), now_ms())
+            .map(Some)
     }
 
     fn refresh(
@@ -203,7 +239,15 @@ impl TokenService {
         .map_err(refresh_error)?;
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
-        self.respond(client, &user_id, &scope, Some(issued), now_ms())
+        let refresh_allowed = client.allows(GrantType::RefreshToken);
+        self.respond(
+            &client.id,
+            refresh_allowed,
+            &user_id,
+            &scope,
+            Some(issued),
+            now_ms(),
+        )
     }
 
     /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
@@ -218,7 +262,7 @@ impl TokenService {
             ));
         }
         let scope = requested_scope(client, params.get("scope"))?;
-        self.respond(client, &client.id, &scope, None, now_ms())
+        self.respond(&client.id, false, &client.id, &scope, None, now_ms())
     }
 
     fn authorization_code(
@@ -245,12 +289,22 @@ impl TokenService {
         })?;
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
-        self.respond(client, &user_id, &scope, Some(issued), now_ms())
+        let refresh_allowed = client.allows(GrantType::RefreshToken);
+        self.respond(
+            &client.id,
+            refresh_allowed,
+            &user_id,
+            &scope,
+            Some(issued),
+            now_ms(),
+        )
     }
 
+    /// The token response. `refresh_allowed`: the client has the refresh_token grant.
     fn respond(
         &self,
-        client: &Client,
+        client_id: &str,
+        refresh_allowed: bool,
         subject: &str,
         scope: &Scope,
         issued: Option<Issued>,
@@ -259,7 +313,7 @@ impl TokenService {
         let scope_text = scope.to_string();
         let grant = Grant {
             subject,
-            client_id: &client.id,
+            client_id,
             scope: &scope_text,
             family_id: issued.as_ref().map(|i| i.family.id.as_str()),
         };
@@ -267,7 +321,7 @@ impl TokenService {
         // backs the access token (its `sid`), so revoking the family revokes the token.
         let refresh_token = issued
             .as_ref()
-            .filter(|_| client.allows(GrantType::RefreshToken))
+            .filter(|_| refresh_allowed)
             .map(|i| i.refresh_token.expose().to_owned());
         let access_token = access_token::issue(
             &self.keys.get(),

@@ -13,6 +13,7 @@ both_backends!(
     grants_and_scopes_are_checked_against_the_client,
     bad_refresh_tokens_are_invalid_grant,
     method_content_type_and_size_are_checked,
+    a_refresh_refused_for_its_client_consumes_nothing,
 );
 
 async fn malformed_requests_are_invalid_request(db: Db) {
@@ -483,4 +484,113 @@ async fn odd_values_from_an_authenticated_client_never_give_a_500(db: Db) {
             );
         }
     }
+}
+
+/// Client authentication on a refresh happens before the token is touched (on PostgreSQL, in
+/// the same statement as the rotation): every refusal leaves the token as it was.
+async fn a_refresh_refused_for_its_client_consumes_nothing(db: Db) {
+    // No grace: a token consumed by any of the refusals would make the last refresh a replay.
+    let app = TestApp::spawn_with(db, &[("TESSERA_TOKENS__REUSE_GRACE", "0s")]).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    let token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", &token)];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut form: Vec<(&str, &str)> = refresh.to_vec();
+        form.extend_from_slice(extra);
+        form
+    };
+
+    assert_oauth_error(
+        app.refresh((&id, "wrong-secret"), &token).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    assert_oauth_error(app.refresh((&id, ""), &token).await, 401, "invalid_client").await;
+    let mut no_secret = with(&[]);
+    no_secret.push(("client_id", &id));
+    assert_oauth_error(app.token(None, &no_secret).await, 401, "invalid_client").await;
+    assert_oauth_error(
+        app.refresh(("a\u{0}b", &secret), &token).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    // Another client, even one allowed to refresh, cannot use it.
+    let (other, other_secret) = app.password_client().await;
+    assert_oauth_error(
+        app.refresh((&other, &other_secret), &token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // A client without the refresh_token grant.
+    let (no_refresh, no_refresh_secret) = app.client(&[GrantType::Password], false, "read").await;
+    assert_oauth_error(
+        app.refresh((&no_refresh, &no_refresh_secret.unwrap()), &token)
+            .await,
+        400,
+        "unauthorized_client",
+    )
+    .await;
+    // A disabled client, then enabled again.
+    let set_disabled = |at: Option<i64>| {
+        let id = id.clone();
+        app.with_conn(move |c| {
+            use diesel::prelude::*;
+            use tessera::store::schema::clients;
+            diesel::update(clients::table.find(id))
+                .set(clients::disabled_at.eq(at))
+                .execute(c)
+                .unwrap();
+        })
+    };
+    set_disabled(Some(1)).await;
+    assert_oauth_error(
+        app.refresh((&id, &secret), &token).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    set_disabled(None).await;
+
+    // None of that consumed the token, or counted as a replay.
+    let res = app.refresh((&id, &secret), &token).await;
+    assert_eq!(res.status(), 200);
+    let next: Value = res.json().await.unwrap();
+    assert_ne!(next["refresh_token"], tokens["refresh_token"]);
+    assert_eq!(next["scope"], tokens["scope"]);
+
+    // A public client refreshes with its id alone, and not with a secret.
+    let (public, _) = app
+        .client(
+            &[GrantType::Password, GrantType::RefreshToken],
+            true,
+            "read",
+        )
+        .await;
+    let login = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("client_id", public.as_str()),
+    ];
+    let res = app.token(None, &login).await;
+    assert_eq!(res.status(), 200);
+    let public_tokens: Value = res.json().await.unwrap();
+    let public_token = public_tokens["refresh_token"].as_str().unwrap();
+    assert_oauth_error(
+        app.refresh((&public, "a-secret"), public_token).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", public_token),
+        ("client_id", public.as_str()),
+    ];
+    assert_eq!(app.token(None, &form).await.status(), 200);
 }
