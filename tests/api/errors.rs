@@ -14,6 +14,7 @@ both_backends!(
     bad_refresh_tokens_are_invalid_grant,
     method_content_type_and_size_are_checked,
     a_refresh_refused_for_its_client_consumes_nothing,
+    a_client_changed_elsewhere_is_seen_by_the_next_request,
 );
 
 async fn malformed_requests_are_invalid_request(db: Db) {
@@ -593,4 +594,49 @@ async fn a_refresh_refused_for_its_client_consumes_nothing(db: Db) {
         ("client_id", public.as_str()),
     ];
     assert_eq!(app.token(None, &form).await.status(), 200);
+}
+
+/// Clients are cached on PostgreSQL; a change committed by anyone else (here: another
+/// connection, as the CLI or another instance would) applies to the very next request.
+async fn a_client_changed_elsewhere_is_seen_by_the_next_request(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, _) = app
+        .client(&[GrantType::ClientCredentials], false, "read")
+        .await;
+    let form = [("grant_type", "client_credentials")];
+    let mut secret = String::new();
+    for round in 0..30 {
+        let (id2, previous) = (id.clone(), secret.clone());
+        let fresh = app
+            .with_conn(move |c| {
+                tessera::domain::client::rotate_secret(c, &id2)
+                    .unwrap()
+                    .expose()
+                    .to_owned()
+            })
+            .await;
+        if round > 0 {
+            assert_oauth_error(
+                app.token(Some((&id, &previous)), &form).await,
+                401,
+                "invalid_client",
+            )
+            .await;
+        }
+        assert_eq!(
+            app.token(Some((&id, &fresh)), &form).await.status(),
+            200,
+            "round {round}"
+        );
+        secret = fresh;
+    }
+    let disabled = id.clone();
+    app.with_conn(move |c| tessera::domain::client::set_disabled(c, &disabled, true).unwrap())
+        .await;
+    assert_oauth_error(
+        app.token(Some((&id, &secret)), &form).await,
+        401,
+        "invalid_client",
+    )
+    .await;
 }
