@@ -2,7 +2,8 @@
 //! verifications and raw ES256 signatures and verifications per second, on this machine's
 //! cores, with the server's own code and parameters.
 //!
-//! `cargo run --release --example bench_limits -- [seconds]` prints one JSON object.
+//! `cargo run --release --example bench_limits -- argon2|es256 [seconds]` prints one JSON
+//! object.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,37 +41,41 @@ fn per_second(secs: f64, work: impl Fn() + Send + Sync + 'static) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     install_crypto_provider();
-    let secs: f64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
-    // The server's default configuration: Argon2id 19 MiB, t=2, p=1.
-    let settings = Settings::from_env(Vec::new())?;
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_default();
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let hasher = PasswordHasher::new(&settings.passwords, cores)?;
-    let phc = hasher.hash("correct horse battery staple")?;
-    let argon2 = per_second(secs, move || {
-        let _ = hasher.verify("wrong password", Some(&phc));
-    });
-    let (key, _) = SigningKey::generate(KeyAlgorithm::ES256)?;
-    let key = Arc::new(key);
-    let message = b"eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0";
-    let k = key.clone();
-    let es256_sign = per_second(secs, move || {
-        let _ = sign(message, &k.encoding, Algorithm::ES256);
-    });
-    let signature = sign(message, &key.encoding, Algorithm::ES256)?;
-    let es256_verify = per_second(secs, move || {
-        let _ = verify(&signature, message, &key.decoding, Algorithm::ES256);
-    });
-    println!(
-        "{}",
-        serde_json::json!({
-            "cores": cores,
-            "argon2id_verify_per_s": argon2.round(),
-            "es256_sign_per_s": es256_sign.round(),
-            "es256_verify_per_s": es256_verify.round(),
-        })
-    );
+    let result = match what.as_str() {
+        "argon2" => {
+            // The server's default configuration: Argon2id 19 MiB, t=2, p=1.
+            let settings = Settings::from_env(Vec::new())?;
+            let hasher = PasswordHasher::new(&settings.passwords, cores)?;
+            let phc = hasher.hash("correct horse battery staple")?;
+            let argon2 = per_second(secs, move || {
+                let _ = hasher.verify("wrong password", Some(&phc));
+            });
+            serde_json::json!({ "cores": cores, "argon2id_verify_per_s": argon2.round() })
+        }
+        "es256" => {
+            let (key, _) = SigningKey::generate(KeyAlgorithm::ES256)?;
+            let key = Arc::new(key);
+            let message = b"eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0";
+            let k = key.clone();
+            let es256_sign = per_second(secs, move || {
+                let _ = sign(message, &k.encoding, Algorithm::ES256);
+            });
+            let signature = sign(message, &key.encoding, Algorithm::ES256)?;
+            let es256_verify = per_second(secs, move || {
+                let _ = verify(&signature, message, &key.decoding, Algorithm::ES256);
+            });
+            serde_json::json!({
+                "cores": cores,
+                "es256_sign_per_s": es256_sign.round(),
+                "es256_verify_per_s": es256_verify.round(),
+            })
+        }
+        _ => anyhow::bail!("usage: bench_limits argon2|es256 [seconds]"),
+    };
+    println!("{result}");
     Ok(())
 }
