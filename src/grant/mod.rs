@@ -29,7 +29,7 @@ use crate::domain::user::Username;
 use crate::domain::{ms, now_ms};
 use crate::settings::Settings;
 use crate::store::models::{Client, Standing, StoredKey, TokenRefs, User};
-use crate::store::{AnyConnection, Backend, ClientCache, Pool, PooledConn};
+use crate::store::{write_tx, AnyConnection, Backend, ClientCache, Pool};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
@@ -165,27 +165,42 @@ impl TokenService {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
-        let (user, mut conn) = self
-            .sign_in_keeping(username, password, meta.client_ip.as_deref(), &client.id)
+        let now = now_ms();
+        // The family starts in the same transaction that records the successful sign-in.
+        let start_family = |c: &mut AnyConnection, user: &User| {
+            if !client.allows(GrantType::RefreshToken) {
+                return Ok(None);
+            }
+            let grant = NewGrant {
+                client_id: &client.id,
+                user,
+                scope: &scope,
+                auth_method: GrantType::Password.as_str(),
+                same_password: true,
+            };
+            family::start_in(c, &self.master, &grant, meta, self.life, now)
+                .map(Some)
+                .map_err(refresh_error)
+        };
+        let (user, issued) = self
+            .sign_in_then(
+                username,
+                password,
+                meta.client_ip.as_deref(),
+                &client.id,
+                start_family,
+            )
             .map_err(|e| {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
             })?;
-        let now = now_ms();
-        if !client.allows(GrantType::RefreshToken) {
-            return self.respond(&client.id, false, &user.id, &scope, None, now);
+        match issued {
+            Some(issued) => {
+                tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
+                self.respond(&client.id, true, &user.id, &scope, Some(issued), now)
+            }
+            None => self.respond(&client.id, false, &user.id, &scope, None, now),
         }
-        let grant = NewGrant {
-            client_id: &client.id,
-            user: &user,
-            scope: &scope,
-            auth_method: GrantType::Password.as_str(),
-            same_password: true,
-        };
-        let issued = family::start(&mut conn, &self.master, &grant, meta, self.life, now)
-            .map_err(refresh_error)?;
-        tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
-        self.respond(&client.id, true, &user.id, &scope, Some(issued), now)
     }
 
     /// A refresh without a scope parameter, tried in one statement that also authenticates the
@@ -360,19 +375,21 @@ impl TokenService {
         ip: Option<&str>,
         via: &str,
     ) -> Result<User, SignInError> {
-        self.sign_in_keeping(username, password, ip, via)
-            .map(|(user, _)| user)
+        self.sign_in_then(username, password, ip, via, |_, _| Ok(()))
+            .map(|(user, ())| user)
     }
 
-    /// [`TokenService::sign_in`], also handing back the connection it finished with. No
-    /// connection is held while the password is hashed.
-    fn sign_in_keeping(
+    /// [`TokenService::sign_in`], then `then` in the same transaction as the records of the
+    /// success (throttle counters, audit): one commit for all of it. No connection is held
+    /// while the password is hashed.
+    fn sign_in_then<T>(
         &self,
         username: &str,
         password: &str,
         ip: Option<&str>,
         via: &str,
-    ) -> Result<(User, PooledConn), SignInError> {
+        then: impl FnOnce(&mut AnyConnection, &User) -> Result<T, OAuthError>,
+    ) -> Result<(User, T), SignInError> {
         let name = Username::parse(username).ok();
         let shown: String = username
             .chars()
@@ -390,18 +407,22 @@ impl TokenService {
             }
             .record(conn);
         };
-        let user = {
-            let mut conn = self.pool.get()?;
-            let name = name.as_ref().map(Username::as_str);
-            if !self.throttle.attempt(&mut conn, name, ip, now_ms())? {
-                audit(&mut conn, "login.throttled", None);
-                return Err(SignInError::Throttled);
+        // The attempt is counted (and committed) before the hash, the user read with it.
+        let name = name.as_ref().map(Username::as_str);
+        let (allowed, user) = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
+            if !self.throttle.attempt(c, name, ip, now_ms())? {
+                audit(c, "login.throttled", None);
+                return Ok((false, None));
             }
-            match name {
-                Some(name) => User::find_by_username(&mut conn, name)?,
+            let user = match name {
+                Some(name) => User::find_by_username(c, name)?,
                 None => None,
-            }
-        };
+            };
+            Ok((true, user))
+        })?;
+        if !allowed {
+            return Err(SignInError::Throttled);
+        }
         // Verified against a dummy hash when the user does not exist: same cost either way.
         let valid = self
             .hasher
@@ -410,9 +431,12 @@ impl TokenService {
         let mut conn = self.pool.get()?;
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
-                self.throttle.succeeded(&mut conn, &u.username, ip)?;
-                audit(&mut conn, "login.success", Some(&u.id));
-                Ok((u, conn))
+                let done = write_tx(&mut conn, |c| -> Result<T, SignInError> {
+                    self.throttle.succeeded(c, &u.username, ip)?;
+                    audit(c, "login.success", Some(&u.id));
+                    then(c, &u).map_err(SignInError::Then)
+                })?;
+                Ok((u, done))
             }
             other => {
                 audit(
@@ -522,6 +546,9 @@ pub enum SignInError {
     Busy,
     #[error("{0}")]
     Unavailable(OAuthError),
+    /// What the caller asked to do after a successful sign-in failed.
+    #[error("{0}")]
+    Then(OAuthError),
 }
 
 impl SignInError {
@@ -531,7 +558,7 @@ impl SignInError {
                 OAuthError::InvalidGrant(self.to_string())
             }
             SignInError::Busy => OAuthError::TemporarilyUnavailable(self.to_string()),
-            SignInError::Unavailable(e) => e,
+            SignInError::Unavailable(e) | SignInError::Then(e) => e,
         }
     }
 }
