@@ -5,7 +5,7 @@ use base64::Engine;
 
 use crate::grant::{OAuthError, Params};
 use crate::store::models::Client;
-use crate::store::{AnyConnection, ClientCache};
+use crate::store::AnyConnection;
 
 /// Credentials as presented, before looking the client up.
 #[derive(PartialEq, Eq)]
@@ -105,16 +105,12 @@ pub(crate) fn plausible(client_id: &str) -> bool {
 
 /// Looks the client up and checks its credentials. Every failure reads the same, so the
 /// answer does not reveal which client ids exist.
-pub fn authenticate(
-    conn: &mut AnyConnection,
-    clients: &ClientCache,
-    creds: &Credentials,
-) -> Result<Client, OAuthError> {
+pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Client, OAuthError> {
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
     if !plausible(&creds.client_id) {
         return Err(failed());
     }
-    let client = clients.find(conn, &creds.client_id)?.ok_or_else(failed)?;
+    let client = Client::find(conn, &creds.client_id)?.ok_or_else(failed)?;
     if client.disabled_at.is_some() {
         return Err(failed());
     }

@@ -27,7 +27,7 @@ impl TokenService {
         params: &Params,
     ) -> Result<Client, OAuthError> {
         let creds = credentials(authorization, params)?;
-        authenticate(&mut *self.pool.get()?, &self.clients, &creds)
+        authenticate(&mut *self.pool.get()?, &creds)
     }
 
     /// Finds a refresh token (by its hash) or a valid access token.

@@ -29,7 +29,7 @@ use crate::domain::user::Username;
 use crate::domain::{ms, now_ms};
 use crate::settings::Settings;
 use crate::store::models::{Client, Standing, StoredKey, TokenRefs, User};
-use crate::store::{write_tx, AnyConnection, Backend, ClientCache, Pool};
+use crate::store::{write_tx, AnyConnection, Pool};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
@@ -62,8 +62,6 @@ pub struct UserInfo {
 #[derive(Clone)]
 pub struct TokenService {
     pub pool: Pool,
-    /// Clients as the token endpoint authenticates them.
-    pub clients: ClientCache,
     pub master: Arc<MasterKey>,
     pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
@@ -90,13 +88,8 @@ impl TokenService {
         hasher: PasswordHasher,
     ) -> Self {
         let t = &settings.tokens;
-        let url = settings.database.url.expose();
-        let clients = Backend::parse(url)
-            .map(|(backend, _)| ClientCache::start(backend, url))
-            .unwrap_or_default();
         Self {
             pool,
-            clients,
             master,
             keys,
             hasher,
@@ -132,7 +125,7 @@ impl TokenService {
         if let Some(response) = self.plain_refresh(&mut conn, grant_type, &creds, params, meta)? {
             return Ok(response);
         }
-        let client = authenticate(&mut conn, &self.clients, &creds)?;
+        let client = authenticate(&mut conn, &creds)?;
         match grant_type.parse::<GrantType>() {
             Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"

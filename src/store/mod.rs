@@ -1,11 +1,9 @@
 //! Storage: one code path over PostgreSQL and SQLite.
 
-pub mod client_cache;
 pub mod models;
 pub mod pool;
 pub mod schema;
 
-pub use client_cache::ClientCache;
 pub use pool::{connect, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};

@@ -596,8 +596,8 @@ async fn a_refresh_refused_for_its_client_consumes_nothing(db: Db) {
     assert_eq!(app.token(None, &form).await.status(), 200);
 }
 
-/// Clients are cached on PostgreSQL; a change committed by anyone else (here: another
-/// connection, as the CLI or another instance would) applies to the very next request.
+/// A change to a client committed by anyone else (here: another connection, as the CLI or
+/// another instance would) applies to the very next request: clients are not cached.
 async fn a_client_changed_elsewhere_is_seen_by_the_next_request(db: Db) {
     let app = TestApp::spawn(db).await;
     let (id, _) = app
