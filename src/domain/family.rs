@@ -67,6 +67,20 @@ fn parse_token(key: &hmac::Key, token: &str) -> Option<String> {
     Some(id.to_owned())
 }
 
+/// The stored token `presented` stands for, if it is one of ours: found by the id inside it
+/// (the MAC proves the id is ours), then checked against the stored hash.
+pub fn find_presented(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    presented: &str,
+) -> diesel::QueryResult<Option<RefreshToken>> {
+    let Some(id) = parse_token(master.refresh_key(), presented) else {
+        return Ok(None);
+    };
+    let hash = hash_token(presented);
+    Ok(RefreshToken::find(conn, &id)?.filter(|t| t.token_hash == hash))
+}
+
 pub fn hash_token(token: &str) -> String {
     sha256_hex(token.as_bytes())
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::family::{hash_token, PREFIX};
+use crate::domain::family::{self, PREFIX};
 use crate::domain::now_ms;
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
@@ -30,11 +30,11 @@ impl TokenService {
         authenticate(&mut *self.pool.get()?, &creds)
     }
 
-    /// Finds a refresh token (by its hash) or a valid access token.
+    /// Finds a refresh token or a valid access token.
     fn find(&self, token: &str) -> Result<Found, OAuthError> {
         if token.starts_with(PREFIX) {
             let conn = &mut *self.pool.get()?;
-            let Some(t) = RefreshToken::find_by_hash(conn, &hash_token(token))? else {
+            let Some(t) = family::find_presented(conn, &self.master, token)? else {
                 return Ok(Found::Nothing);
             };
             return Ok(match TokenFamily::find(conn, &t.family_id)? {

@@ -246,14 +246,6 @@ impl RefreshToken {
             .optional()
     }
 
-    pub fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<Option<RefreshToken>> {
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(hash))
-            .select(RefreshToken::as_select())
-            .first(conn)
-            .optional()
-    }
-
     /// Which of `family_ids` have an unrotated token that has not expired from disuse.
     pub fn live_families(
         conn: &mut AnyConnection,
