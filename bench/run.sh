@@ -81,10 +81,13 @@ profile_summary() {
     {
         echo "## CPU samples per process (all CPUs; idle is 'swapper')"
         perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -8
+        echo; echo "## PostgreSQL: time spent in (and under) these functions"
+        perf report -i "$data" --children --comm postgres --sort symbol --stdio -g none 2>/dev/null \
+            | grep -wE 'PostgresMain|exec_simple_query|exec_bind_message|exec_execute_message|pg_plan_queries|standard_ExecutorStart|standard_ExecutorRun|CommitTransactionCommand|XLogFlush|ExecInsertIndexTuples|heap_update|heap_insert|heap_lock_tuple|secure_read'
         echo; echo "## tessera: hottest functions, self time"
         perf report -i "$data" --no-children --pid "$server" --sort dso,symbol --stdio -g none 2>/dev/null \
-            | grep -E '^ +[0-9]' | cut -c1-160 | head -40
-    } > "$out" || true
+            | grep -E '^ +[0-9]' | head -40
+    } | sed -e 's/ *- *- *$//' -e 's/ *$//' | cut -c1-160 > "$out" || true
 }
 
 # run NAME SCRIPT [VAR=value…]: wrk with the summary hook; prints the BENCH JSON line.
@@ -92,8 +95,11 @@ run() {
     local name=$1 script=$2 perf_pid=""; shift 2
     cat "$here/$script" "$here/summary.lua" > "$work/$name.lua"
     if [ -n "$perf_dir" ]; then
-        (sleep 1; exec perf record -F 499 -a -g -o "$perf_dir/$name.data" -- sleep $((secs - 2))) >/dev/null 2>&1 &
+        # Started a second early, recording from the load's second second to its last: perf's
+        # own start-up would otherwise stall the server and show in the latencies.
+        perf record -D 2000 -F 499 -a -g -o "$perf_dir/$name.data" -- sleep "$secs" >/dev/null 2>&1 &
         perf_pid=$!
+        sleep 1
     fi
     env "$@" BENCH_THREADS=$threads wrk -t$threads -c$conns -d"${secs}s" --timeout 10s -s "$work/$name.lua" "$base$BENCH_PATH" \
         | grep '^BENCH ' | sed 's/^BENCH //'
@@ -201,7 +207,8 @@ if perf_dir:
                 if group:
                     share.setdefault(n, {})[group] = share.get(n, {}).get(group, 0) + float(parts[0][:-1])
     groups = ["tessera (HTTP workers)", "tessera (blocking pool)", "PostgreSQL", "wrk", "idle"]
-    lines += ["", "CPU time per process during each workload (\`perf record -a\`, both cores, BENCH_PERF):", "",
+    lines += ["", "CPU time per process during each workload (\`perf record -a\`, both cores, BENCH_PERF; the",
+              f"latencies above include the profiler's own overhead; summaries in {os.path.relpath(perf_dir, '$root')}/):", "",
               "| workload | " + " | ".join(groups) + " |", "|---|" + "---:|" * len(groups)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(f"{share.get(n, {}).get(g, 0):.0f}%" for g in groups) + " |")
