@@ -224,9 +224,7 @@ impl TokenService {
         else {
             return Ok(None);
         };
-        let (user_id, scope) = (issued.family.user_id.clone(), issued.scope.clone());
-        self.respond(client.id, true, &user_id, &scope, Some(issued), now_ms())
-            .map(Some)
+        self.respond_issued(client.id, true, issued).map(Some)
     }
 
     fn refresh(
@@ -252,17 +250,7 @@ impl TokenService {
             self.life,
         )
         .map_err(refresh_error)?;
-        let user_id = issued.family.user_id.clone();
-        let scope = issued.scope.clone();
-        let refresh_allowed = client.allows(GrantType::RefreshToken);
-        self.respond(
-            &client.id,
-            refresh_allowed,
-            &user_id,
-            &scope,
-            Some(issued),
-            now_ms(),
-        )
+        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
     }
 
     /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
@@ -302,11 +290,20 @@ impl TokenService {
             ExchangeError::Database(d) => d.into(),
             other => OAuthError::InvalidGrant(other.to_string()),
         })?;
+        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+    }
+
+    /// The response for a grant that issued a refresh token (or handed one out again).
+    fn respond_issued(
+        &self,
+        client_id: &str,
+        refresh_allowed: bool,
+        issued: Issued,
+    ) -> Result<TokenResponse, OAuthError> {
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
-        let refresh_allowed = client.allows(GrantType::RefreshToken);
         self.respond(
-            &client.id,
+            client_id,
             refresh_allowed,
             &user_id,
             &scope,
