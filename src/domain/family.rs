@@ -447,7 +447,7 @@ fn rotate_in_one_statement(
     OneStatementRotation {
         step,
         meta,
-        idle: life.idle,
+        idle_expiry: step.now.saturating_add(life.idle),
     }
     .get_result::<TokenFamily>(pg)
     .optional()
@@ -459,7 +459,8 @@ fn rotate_in_one_statement(
 struct OneStatementRotation<'a> {
     step: &'a Step<'a>,
     meta: &'a RequestMeta,
-    idle: i64,
+    /// When the successor expires from disuse, before the family's own cap.
+    idle_expiry: i64,
 }
 
 impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
@@ -494,7 +495,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         out.push_sql(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
                  AND c.disabled_at IS NULL \
-                 AND ' ' || c.grant_types || ' ' LIKE '% refresh_token %' \
+                 AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
                  AND c.secret_hash IS NOT DISTINCT FROM ",
         );
         out.push_bind_param::<Nullable<Text>, _>(&step.client.secret_hash)?;
@@ -531,9 +532,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&step.now)?;
         out.push_sql(", LEAST(");
-        out.push_bind_param::<BigInt, _>(&step.now)?;
-        out.push_sql(" + ");
-        out.push_bind_param::<BigInt, _>(&self.idle)?;
+        out.push_bind_param::<BigInt, _>(&self.idle_expiry)?;
         out.push_sql(", old.expires_at), ");
         out.push_bind_param::<Nullable<Text>, _>(&self.meta.client_ip)?;
         out.push_sql(", ");

@@ -143,12 +143,17 @@ impl ManageConnection for Manager {
     fn is_valid(&self, conn: &mut Conn) -> Result<(), r2d2::Error> {
         if conn.returned_at.elapsed() < RECENTLY_USED {
             return match &mut conn.conn {
-                // Reads whatever the server sent since (nothing, normally), and fails on a
-                // closed connection.
-                AnyConnection::Postgresql(pg) => match pg.notifications_iter().next() {
-                    Some(Err(e)) => Err(r2d2::Error::QueryError(e)),
-                    _ => Ok(()),
-                },
+                // Reads whatever the server sent since: nothing, normally. A server shutting
+                // down sends a FATAL message, which libpq takes as a notice, then closes the
+                // socket; the second read finds the end of the stream and fails.
+                AnyConnection::Postgresql(pg) => {
+                    for _ in 0..2 {
+                        if let Some(Err(e)) = pg.notifications_iter().next() {
+                            return Err(r2d2::Error::QueryError(e));
+                        }
+                    }
+                    Ok(())
+                }
                 AnyConnection::Sqlite(_) => Ok(()),
             };
         }
