@@ -135,19 +135,7 @@ pub struct NewGrant<'a> {
     pub same_password: bool,
 }
 
-/// Starts a family with its first refresh token, in its own transaction.
-pub fn start(
-    conn: &mut AnyConnection,
-    master: &MasterKey,
-    grant: &NewGrant<'_>,
-    meta: &RequestMeta,
-    life: Lifetimes,
-    now: i64,
-) -> Result<Issued, RefreshError> {
-    write_tx(conn, |c| start_in(c, master, grant, meta, life, now))
-}
-
-/// [`start`] inside the caller's write transaction.
+/// Starts a family with its first refresh token, inside the caller's write transaction.
 pub fn start_in(
     c: &mut AnyConnection,
     master: &MasterKey,
@@ -385,26 +373,31 @@ pub fn rotate_for_client(
     };
     let successor = random_id();
     let refresh_token = token_for(key, &successor);
-    let step = Step {
+    let now = now_ms();
+    let statement = OneStatementRotation {
         id: &id,
         hash: &hash_token(presented),
         client,
         successor: &successor,
         successor_hash: &hash_token(refresh_token.expose()),
-        now: now_ms(),
+        now,
+        idle_expiry: now.saturating_add(life.idle),
+        meta,
     };
-    Ok(
-        rotate_in_one_statement(pg, &step, meta, life)?.map(|family| {
-            let scope = Scope::parse(&family.scope).unwrap_or_default();
-            Issued {
-                family,
-                token_id: successor,
-                refresh_token,
-                scope,
-                retried: false,
-            }
-        }),
-    )
+    let family = {
+        use diesel::RunQueryDsl;
+        statement.get_result::<TokenFamily>(pg).optional()?
+    };
+    Ok(family.map(|family| {
+        let scope = Scope::parse(&family.scope).unwrap_or_default();
+        Issued {
+            family,
+            token_id: successor,
+            refresh_token,
+            scope,
+            retried: false,
+        }
+    }))
 }
 
 /// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it presented
@@ -414,53 +407,33 @@ pub struct ClientCheck<'a> {
     pub secret_hash: Option<&'a str>,
 }
 
-/// One rotation as [`rotate_in_one_statement`] attempts it.
-struct Step<'a> {
+/// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
+/// round trip, no explicit transaction), when every condition for a plain rotation holds: the
+/// client is enabled, may refresh, and its secret's hash matches (no secret for a public
+/// client); the token is unrotated and unexpired; its family belongs to the client, is
+/// unrevoked and unexpired; its user is enabled. Returns no row when any of them fails;
+/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
+/// attacker controls the secret, not its SHA-256.
+///
+/// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
+/// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
+/// first wrote. The family row is share-locked first, as [`rotate`]'s transaction locks it: a
+/// revocation in progress is waited for and then seen, and one that comes later waits for
+/// this statement.
+///
+/// A query type of its own rather than `sql_query`: diesel then prepares it once per
+/// connection, and PostgreSQL stops planning it on every call (planning was a third of the
+/// database's time per rotation).
+struct OneStatementRotation<'a> {
     id: &'a str,
     hash: &'a str,
     client: &'a ClientCheck<'a>,
     successor: &'a str,
     successor_hash: &'a str,
     now: i64,
-}
-
-/// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
-/// round trip, no explicit transaction), when every condition for a plain rotation holds: the
-/// client is enabled, may refresh, and its secret's hash matches (no secret for a public
-/// client); the token is unrotated and unexpired; its family belongs to the client, is
-/// unrevoked and unexpired; its user is enabled. Returns `None` when any of them fails;
-/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
-/// attacker controls the secret, not its SHA-256.
-///
-/// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
-/// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
-/// first wrote. The family row is share-locked first, as the transaction below locks it: a
-/// revocation in progress is waited for and then seen, and one that comes later waits for
-/// this statement.
-fn rotate_in_one_statement(
-    pg: &mut diesel::PgConnection,
-    step: &Step<'_>,
-    meta: &RequestMeta,
-    life: Lifetimes,
-) -> diesel::QueryResult<Option<TokenFamily>> {
-    use diesel::RunQueryDsl;
-    OneStatementRotation {
-        step,
-        meta,
-        idle_expiry: step.now.saturating_add(life.idle),
-    }
-    .get_result::<TokenFamily>(pg)
-    .optional()
-}
-
-/// The statement behind [`rotate_in_one_statement`], as a query type of its own rather than
-/// `sql_query`: diesel then prepares it once per connection, and PostgreSQL stops planning it
-/// on every call (planning was a third of the database's time per rotation).
-struct OneStatementRotation<'a> {
-    step: &'a Step<'a>,
-    meta: &'a RequestMeta,
     /// When the successor expires from disuse, before the family's own cap.
     idle_expiry: i64,
+    meta: &'a RequestMeta,
 }
 
 impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
@@ -480,41 +453,40 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> diesel::QueryResult<()> {
         use diesel::sql_types::{BigInt, Nullable, Text};
-        let step = self.step;
         // The SQL is in pieces between the binds; each bind is one `$n`.
         out.push_sql(
             "WITH family AS ( \
                SELECT f.* FROM token_families AS f \
                 WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
         );
-        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_bind_param::<Text, _>(&self.id)?;
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
         out.push_sql(") AND f.client_id = ");
-        out.push_bind_param::<Text, _>(&step.client.id)?;
+        out.push_bind_param::<Text, _>(&self.client.id)?;
         out.push_sql(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
                  AND c.disabled_at IS NULL \
                  AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
                  AND c.secret_hash IS NOT DISTINCT FROM ",
         );
-        out.push_bind_param::<Nullable<Text>, _>(&step.client.secret_hash)?;
+        out.push_bind_param::<Nullable<Text>, _>(&self.client.secret_hash)?;
         out.push_sql(") AND f.revoked_at IS NULL AND f.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_bind_param::<BigInt, _>(&self.now)?;
         out.push_sql(
             " FOR SHARE OF f \
              ), old AS ( \
                UPDATE refresh_tokens AS t SET rotated_at = ",
         );
-        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_bind_param::<BigInt, _>(&self.now)?;
         out.push_sql(", replaced_by = ");
-        out.push_bind_param::<Text, _>(&step.successor)?;
+        out.push_bind_param::<Text, _>(&self.successor)?;
         out.push_sql(" FROM family AS f, users AS u WHERE t.id = ");
-        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_bind_param::<Text, _>(&self.id)?;
         out.push_sql(" AND t.token_hash = ");
-        out.push_bind_param::<Text, _>(&step.hash)?;
+        out.push_bind_param::<Text, _>(&self.hash)?;
         out.push_sql(" AND t.rotated_at IS NULL AND t.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_bind_param::<BigInt, _>(&self.now)?;
         out.push_sql(
             " AND t.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
@@ -524,13 +496,13 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
                                            expires_at, client_ip, user_agent) \
                SELECT ",
         );
-        out.push_bind_param::<Text, _>(&step.successor)?;
+        out.push_bind_param::<Text, _>(&self.successor)?;
         out.push_sql(", old.id, ");
-        out.push_bind_param::<Text, _>(&step.id)?;
+        out.push_bind_param::<Text, _>(&self.id)?;
         out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&step.successor_hash)?;
+        out.push_bind_param::<Text, _>(&self.successor_hash)?;
         out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&step.now)?;
+        out.push_bind_param::<BigInt, _>(&self.now)?;
         out.push_sql(", LEAST(");
         out.push_bind_param::<BigInt, _>(&self.idle_expiry)?;
         out.push_sql(", old.expires_at), ");
