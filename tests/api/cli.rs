@@ -475,11 +475,8 @@ async fn family_show_draws_the_lineage_and_the_incident(db: Db) {
     let mut current = first.clone();
     for _ in 0..3 {
         current = app
-            .refresh((&id, &secret), &s(&current["refresh_token"]))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .refreshed((&id, &secret), &s(&current["refresh_token"]))
+            .await;
     }
     // A thief replays the first token from elsewhere.
     let res = app

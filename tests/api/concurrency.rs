@@ -165,11 +165,8 @@ async fn postgres_two_instances_detect_a_replay_across_them() {
     a.user("alice").await;
     let first = a.password_grant((&id, &secret), "alice").await;
     let second: Value = a
-        .refresh((&id, &secret), first["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+        .refreshed((&id, &secret), first["refresh_token"].as_str().unwrap())
+        .await;
     // The successor is used on instance B...
     let third = b
         .refresh((&id, &secret), second["refresh_token"].as_str().unwrap())

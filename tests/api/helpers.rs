@@ -289,6 +289,13 @@ impl TestApp {
         .await
     }
 
+    /// A refresh that must succeed; returns the token response.
+    pub async fn refreshed(&self, client: (&str, &str), refresh_token: &str) -> Value {
+        let res = self.refresh(client, refresh_token).await;
+        assert_eq!(res.status(), 200, "refresh refused");
+        res.json().await.unwrap()
+    }
+
     pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/userinfo", self.address))

@@ -281,12 +281,7 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     );
 
     // Rotated, revoked, reused, expired, forged: inactive, and nothing else.
-    let next: Value = app
-        .refresh(c, t["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let next: Value = app.refreshed(c, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(
         introspect(&app, c, t["refresh_token"].as_str().unwrap()).await,
         json!({"active": false}),
@@ -323,17 +318,11 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     // A family killed by a real replay: every token of it is inactive.
     let f1 = app.password_grant(c, "alice").await;
     let f2: Value = app
-        .refresh(c, f1["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+        .refreshed(c, f1["refresh_token"].as_str().unwrap())
+        .await;
     let f3: Value = app
-        .refresh(c, f2["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+        .refreshed(c, f2["refresh_token"].as_str().unwrap())
+        .await;
     app.refresh(c, f1["refresh_token"].as_str().unwrap()).await;
     for token in [&f3["refresh_token"], &f3["access_token"]] {
         assert_eq!(

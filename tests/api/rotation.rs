@@ -41,19 +41,9 @@ async fn retry_within_grace_returns_the_same_successor(db: Db) {
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
 
-    let a: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     // The response was "lost"; the app retries with the same token.
-    let b: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let b: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     assert_eq!(
         rt(&a),
         rt(&b),
@@ -83,18 +73,8 @@ async fn replay_after_the_successor_is_used_revokes_the_family(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
-    let second: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let third: Value = app
-        .refresh((&id, &secret), &rt(&second))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
+    let third: Value = app.refreshed((&id, &secret), &rt(&second)).await;
 
     // An attacker replays the first token: its successor has been used, so this is theft.
     let res = app
@@ -176,12 +156,7 @@ async fn strict_mode_treats_any_replay_as_reuse(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
-    let second: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     assert_oauth_error(
         app.refresh((&id, &secret), &rt(&first)).await,
         400,
@@ -201,12 +176,7 @@ async fn replay_after_the_grace_window_revokes_the_family(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
-    let second: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_oauth_error(
         app.refresh((&id, &secret), &rt(&first)).await,
@@ -227,12 +197,7 @@ async fn idle_lifetime_is_enforced(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
-    let second: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let body = assert_oauth_error(
         app.refresh((&id, &secret), &rt(&second)).await,
@@ -259,12 +224,7 @@ async fn absolute_lifetime_caps_the_family(db: Db) {
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let second: Value = app
-        .refresh((&id, &secret), &rt(&first))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     // The successor's idle lifetime would reach t+5s; the family ends at t+4s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_oauth_error(
