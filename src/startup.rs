@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::domain::crypto::MasterKey;
 use crate::domain::keys::{install_crypto_provider, KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
+use crate::domain::Clock;
 use crate::grant::TokenService;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
@@ -23,6 +24,12 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, loads or creates the signing key, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with the clock the server reads "now" from: tests pass an
+    /// adjustable one and move it instead of sleeping.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         install_crypto_provider();
         let settings = Arc::new(settings);
         let prepared = {
@@ -34,7 +41,13 @@ impl Application {
                 let keys = {
                     let mut conn = pool.get().context("database unreachable")?;
                     let retention = settings.key_retention_ms();
-                    KeySet::load_or_create(&mut conn, &master, settings.keys.algorithm, retention)?
+                    KeySet::load_or_create(
+                        &mut conn,
+                        &master,
+                        settings.keys.algorithm,
+                        retention,
+                        clock.now_ms(),
+                    )?
                 };
                 let hasher = PasswordHasher::new(&settings.passwords, settings.hash_concurrency())?;
                 Ok(TokenService::new(
@@ -43,6 +56,7 @@ impl Application {
                     master,
                     Arc::new(KeyRing::new(keys)),
                     hasher,
+                    clock,
                 ))
             })
             .await

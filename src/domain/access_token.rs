@@ -1,5 +1,6 @@
 //! JWT access tokens per RFC 9068.
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,9 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Never issued by this server; honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// The refresh-token family this token was issued from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -65,17 +69,20 @@ pub fn issue(
         iat: now_secs,
         exp: now_secs + ttl_secs,
         jti: random_id(),
+        nbf: None,
         sid: grant.family_id.map(str::to_owned),
     };
     encode(&header, &claims, &key.encoding)
 }
 
-/// Verifies signature, `typ`, `iss`, `aud` and `exp` (no leeway: the clock is our own).
+/// Verifies signature, `typ`, `iss`, `aud`, and `exp` and `nbf` against `now_secs` (no leeway:
+/// the clock is our own).
 pub fn verify(
     keys: &KeySet,
     issuer: &str,
     audience: &str,
     token: &str,
+    now_secs: i64,
 ) -> Result<AccessClaims, TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if header.typ.as_deref() != Some(TYP) {
@@ -88,16 +95,25 @@ pub fn verify(
         .ok_or(TokenError::UnknownKey)?;
     // The algorithm comes from our key, never from the token.
     let mut validation = Validation::new(key.alg.jwt());
-    validation.leeway = 0;
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    validation.validate_nbf = true;
+    // Checked below against our clock, not the system's.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     let claims = decode::<AccessClaims>(token, &key.decoding, &validation)
         .map(|data| data.claims)
         .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let refused =
+        |kind: ErrorKind| TokenError::Invalid(jsonwebtoken::errors::Error::from(kind).to_string());
+    if claims.exp < now_secs {
+        return Err(refused(ErrorKind::ExpiredSignature));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now_secs) {
+        return Err(refused(ErrorKind::ImmatureSignature));
+    }
     // Issued in the future: not ours (our clocks agree to within a minute).
-    if claims.iat > jsonwebtoken::get_current_timestamp() as i64 + 60 {
+    if claims.iat > now_secs + 60 {
         return Err(TokenError::Invalid(
             "the access token is not valid yet".into(),
         ));

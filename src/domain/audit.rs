@@ -2,7 +2,6 @@
 //! log (target `audit`). Events carry ids, addresses and reasons, never a secret.
 
 use crate::domain::crypto::random_id;
-use crate::domain::now_ms;
 use crate::store::models::AuditEvent;
 use crate::store::AnyConnection;
 
@@ -19,7 +18,7 @@ pub struct Event<'a> {
 impl Event<'_> {
     /// Stores and logs the event. A failure to store is logged, never passed on: auditing must
     /// not turn a refused login into a server error.
-    pub fn record(&self, conn: &mut AnyConnection) {
+    pub fn record(&self, conn: &mut AnyConnection, now: i64) {
         tracing::info!(
             target: "audit",
             kind = self.kind,
@@ -31,7 +30,7 @@ impl Event<'_> {
         );
         let row = AuditEvent {
             id: random_id(),
-            occurred_at: now_ms(),
+            occurred_at: now,
             kind: self.kind.to_owned(),
             actor: self.actor.map(str::to_owned),
             subject: self.subject.map(str::to_owned),

@@ -13,8 +13,8 @@ use oxide_auth::primitives::grant::Value;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
-use crate::domain::now_ms;
 use crate::domain::scope::Scope;
+use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, TokenFamily, User};
 use crate::store::{write_tx, AnyConnection};
 
@@ -77,9 +77,12 @@ pub struct CodeGrant<'a> {
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
-pub fn issue(conn: &mut AnyConnection, grant: &CodeGrant<'_>) -> diesel::QueryResult<String> {
+pub fn issue(
+    conn: &mut AnyConnection,
+    grant: &CodeGrant<'_>,
+    now: i64,
+) -> diesel::QueryResult<String> {
     let code = format!("tsc_{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
-    let now = now_ms();
     AuthorizationCode {
         code_hash: sha256_hex(code.as_bytes()),
         client_id: grant.client_id.to_owned(),
@@ -125,10 +128,11 @@ pub fn exchange(
     verifier: Option<&str>,
     meta: &RequestMeta,
     life: Lifetimes,
+    clock: &Clock,
 ) -> Result<Issued, ExchangeError> {
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
-        let now = now_ms();
+        let now = clock.now_ms();
         // Locked before it is read: a concurrent exchange of the same code waits, then sees
         // it used (and revokes what the first one issued).
         AuthorizationCode::lock(c, &hash)?;
@@ -150,7 +154,7 @@ pub fn exchange(
                         client_ip: meta.client_ip.as_deref(),
                         detail: Some("authorization code presented again; family revoked"),
                     }
-                    .record(c);
+                    .record(c, now);
                     tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
                 }
                 return Ok(Outcome::Refused(ExchangeError::Replayed));

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
-use crate::domain::now_ms;
 use crate::domain::scope::Scope;
+use crate::domain::Clock;
 use crate::store::models::{Client, ClientChanges, NewClient, TokenFamily};
 use crate::store::AnyConnection;
 use diesel::RunQueryDsl;
@@ -165,6 +165,7 @@ fn find(conn: &mut AnyConnection, id: &str) -> Result<Client, ClientError> {
 pub fn register(
     conn: &mut AnyConnection,
     spec: &ClientSpec,
+    clock: &Clock,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
     let name = check_name(&spec.name)?;
     let grants = grants_text(&spec.grants, spec.public)?;
@@ -180,7 +181,7 @@ pub fn register(
         redirect_uris: &uris,
         grant_types: &grants,
         scopes: &scopes,
-        created_at: now_ms(),
+        created_at: clock.now_ms(),
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -260,10 +261,11 @@ pub fn set_disabled(
     conn: &mut AnyConnection,
     id: &str,
     disabled: bool,
+    clock: &Clock,
 ) -> Result<Client, ClientError> {
     find(conn, id)?;
     ClientChanges {
-        disabled_at: Some(disabled.then(now_ms)),
+        disabled_at: Some(disabled.then(|| clock.now_ms())),
         ..ClientChanges::default()
     }
     .apply(conn, id)?;
@@ -276,6 +278,7 @@ pub fn delete(
     conn: &mut AnyConnection,
     id: &str,
     revoke_families: bool,
+    clock: &Clock,
 ) -> Result<i64, ClientError> {
     crate::store::write_tx(conn, |c| {
         // FOR UPDATE conflicts with the key-share lock a new family's foreign key takes, so no
@@ -286,7 +289,7 @@ pub fn delete(
                 .execute(pg)?;
         }
         find(c, id)?;
-        let active = TokenFamily::count_active(c, None, Some(id))?;
+        let active = TokenFamily::count_active(c, None, Some(id), clock.now_ms())?;
         if active > 0 && !revoke_families {
             return Err(invalid(format!(
                 "client {id} has {active} active token families: revoke them first, or pass --revoke-families"

@@ -14,8 +14,8 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{random_id, sha256_hex, MasterKey};
-use crate::domain::now_ms;
 use crate::domain::scope::Scope;
+use crate::domain::Clock;
 use crate::store::models::{
     NewFamily, NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User,
 };
@@ -237,6 +237,7 @@ pub fn rotate(
     requested: Option<&Scope>,
     meta: &RequestMeta,
     life: Lifetimes,
+    clock: &Clock,
 ) -> Result<Issued, RefreshError> {
     let key = master.refresh_key();
     let id = parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
@@ -253,7 +254,7 @@ pub fn rotate(
             TokenFamily::find(c, &token.family_id)?.ok_or(diesel::result::Error::NotFound)?;
         // The time is read under the lock: waits for a connection or a lock do not count
         // against lifetimes or the grace window.
-        let now = now_ms();
+        let now = clock.now_ms();
         if family.client_id != client_id {
             return Err(RefreshError::Invalid(
                 "refresh token was issued to another client",
@@ -327,7 +328,7 @@ pub fn rotate(
                 client_ip: meta.client_ip.as_deref(),
                 detail: Some(&detail),
             }
-            .record(c);
+            .record(c, now);
             NewIncident {
                 id: &random_id(),
                 family_id: &family.id,
@@ -363,6 +364,7 @@ pub fn rotate_for_client(
     client: &ClientCheck<'_>,
     meta: &RequestMeta,
     life: Lifetimes,
+    clock: &Clock,
 ) -> Result<Option<Issued>, diesel::result::Error> {
     let AnyConnection::Postgresql(pg) = conn else {
         return Ok(None);
@@ -373,7 +375,7 @@ pub fn rotate_for_client(
     };
     let successor = random_id();
     let refresh_token = token_for(key, &successor);
-    let now = now_ms();
+    let now = clock.now_ms();
     let statement = OneStatementRotation {
         id: &id,
         hash: &hash_token(presented),

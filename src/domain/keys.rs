@@ -15,7 +15,6 @@ use ring::signature::{self as rsig, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::crypto::MasterKey;
-use crate::domain::now_ms;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -345,13 +344,13 @@ impl KeySet {
         master: &MasterKey,
         alg: KeyAlgorithm,
         retention_ms: i64,
+        now: i64,
     ) -> anyhow::Result<Self> {
         // Serialised, so that instances starting together on a fresh database create one key.
         write_tx(conn, |c| -> anyhow::Result<()> {
             if let AnyConnection::Postgresql(_) = c {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(7365726102)").execute(c)?;
             }
-            let now = now_ms();
             if !StoredKey::published(c, now)?
                 .iter()
                 .any(|k| k.retired_at.is_none())
@@ -360,7 +359,7 @@ impl KeySet {
             }
             Ok(())
         })?;
-        Self::load(conn, master, retention_ms)
+        Self::load(conn, master, retention_ms, now)
     }
 
     /// Loads every key still published: unretired, or retired less than `retention_ms` ago.
@@ -368,8 +367,8 @@ impl KeySet {
         conn: &mut AnyConnection,
         master: &MasterKey,
         retention_ms: i64,
+        now: i64,
     ) -> anyhow::Result<Self> {
-        let now = now_ms();
         let stored = StoredKey::published(conn, now.saturating_sub(retention_ms))?;
         let mut keys = Vec::with_capacity(stored.len());
         for s in &stored {

@@ -1,8 +1,8 @@
 //! Users who sign in with a password.
 
 use crate::domain::crypto::random_id;
-use crate::domain::now_ms;
 use crate::domain::password::PasswordHasher;
+use crate::domain::Clock;
 use crate::store::models::{LoginFailures, NewUser, Session, TokenFamily, User};
 use crate::store::AnyConnection;
 
@@ -73,6 +73,7 @@ pub fn set_password(
     hasher: &PasswordHasher,
     username: &str,
     password: &str,
+    clock: &Clock,
 ) -> Result<usize, UserError> {
     check_password(password)?;
     let user = find(conn, username)?;
@@ -86,7 +87,7 @@ pub fn set_password(
             Some(&user.id),
             None,
             PASSWORD_CHANGED,
-            now_ms(),
+            clock.now_ms(),
         )?)
     })
 }
@@ -96,10 +97,11 @@ pub fn set_disabled(
     conn: &mut AnyConnection,
     username: &str,
     disabled: bool,
+    clock: &Clock,
 ) -> Result<usize, UserError> {
     let user = find(conn, username)?;
     crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
-        let now = now_ms();
+        let now = clock.now_ms();
         if disabled {
             User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
             Session::delete_for_user(c, &user.id)?;
@@ -129,6 +131,7 @@ pub fn create(
     hasher: &PasswordHasher,
     username: &Username,
     password: &str,
+    clock: &Clock,
 ) -> Result<User, UserError> {
     check_password(password)?;
     if User::find_by_username(conn, username.as_str())?.is_some() {
@@ -140,7 +143,7 @@ pub fn create(
         id: &id,
         username: username.as_str(),
         password_hash: &hash,
-        created_at: now_ms(),
+        created_at: clock.now_ms(),
     }
     .insert(conn);
     match inserted {

@@ -283,7 +283,7 @@ impl crate::grant::TokenService {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let now = crate::domain::now_ms();
+        let now = self.clock.now_ms();
         let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
@@ -321,7 +321,7 @@ impl crate::grant::TokenService {
                 &self.master,
                 cookie,
                 self.sessions,
-                crate::domain::now_ms(),
+                self.clock.now_ms(),
             )?,
             None => None,
         })
@@ -344,6 +344,7 @@ impl crate::grant::TokenService {
                 ttl_ms: self.code_ttl_ms,
                 redirect_uri_given: request.redirect_uri_given,
             },
+            self.clock.now_ms(),
         )?;
         let mut pairs = vec![("code", code.as_str())];
         if let Some(s) = &request.state {
@@ -374,7 +375,7 @@ impl crate::grant::TokenService {
             &mut *self.pool.get()?,
             &self.master,
             &user.id,
-            crate::domain::now_ms(),
+            self.clock.now_ms(),
         )?)
     }
 

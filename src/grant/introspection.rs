@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use crate::domain::family::{self, PREFIX};
-use crate::domain::now_ms;
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
 
@@ -60,7 +59,7 @@ impl TokenService {
                 "authorization codes cannot be revoked; they expire within a minute".into(),
             ));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
                 let conn = &mut *self.pool.get()?;
@@ -72,7 +71,7 @@ impl TokenService {
                     detail: Some(REVOKED_BY_CLIENT),
                     ..Default::default()
                 }
-                .record(conn);
+                .record(conn, now);
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }
             Found::Access(claims, _) if claims.client_id == client.id => {
@@ -109,7 +108,7 @@ impl TokenService {
         // Access tokens: its own, or any if it is a resource server with the right.
         // Refresh tokens: only its own (a resource server never needs another's).
         let may_see_access = |owner: &str| owner == client.id || client.allow_introspection;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let answer = match self.find(token)? {
             Found::Access(c, user) if may_see_access(&c.client_id) => json!({
                 "active": true,

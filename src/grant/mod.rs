@@ -26,7 +26,7 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::scope::Scope;
 use crate::domain::throttle::Policy;
 use crate::domain::user::Username;
-use crate::domain::{ms, now_ms};
+use crate::domain::{ms, Clock};
 use crate::settings::Settings;
 use crate::store::models::{Client, Standing, StoredKey, TokenRefs, User};
 use crate::store::{write_tx, AnyConnection, Pool};
@@ -74,6 +74,7 @@ pub struct TokenService {
     pub key_retention_ms: i64,
     pub sessions: crate::domain::browser::SessionLimits,
     pub code_ttl_ms: i64,
+    pub clock: Clock,
 }
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
@@ -86,6 +87,7 @@ impl TokenService {
         master: Arc<MasterKey>,
         keys: Arc<KeyRing>,
         hasher: PasswordHasher,
+        clock: Clock,
     ) -> Self {
         let t = &settings.tokens;
         Self {
@@ -107,6 +109,7 @@ impl TokenService {
             key_retention_ms: settings.key_retention_ms(),
             sessions: settings.session_limits(),
             code_ttl_ms: ms(t.code_ttl),
+            clock,
         }
     }
 
@@ -158,7 +161,7 @@ impl TokenService {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // The family starts in the same transaction that records the successful sign-in.
         let start_family = |c: &mut AnyConnection, user: &User| {
             if !client.allows(GrantType::RefreshToken) {
@@ -219,8 +222,15 @@ impl TokenService {
             id: &creds.client_id,
             secret_hash: secret_hash.as_deref(),
         };
-        let Some(issued) =
-            family::rotate_for_client(conn, &self.master, presented, &client, meta, self.life)?
+        let Some(issued) = family::rotate_for_client(
+            conn,
+            &self.master,
+            presented,
+            &client,
+            meta,
+            self.life,
+            &self.clock,
+        )?
         else {
             return Ok(None);
         };
@@ -248,6 +258,7 @@ impl TokenService {
             requested.as_ref(),
             meta,
             self.life,
+            &self.clock,
         )
         .map_err(refresh_error)?;
         self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
@@ -265,7 +276,14 @@ impl TokenService {
             ));
         }
         let scope = requested_scope(client, params.get("scope"))?;
-        self.respond(&client.id, false, &client.id, &scope, None, now_ms())
+        self.respond(
+            &client.id,
+            false,
+            &client.id,
+            &scope,
+            None,
+            self.clock.now_ms(),
+        )
     }
 
     fn authorization_code(
@@ -285,6 +303,7 @@ impl TokenService {
             params.get("code_verifier"),
             meta,
             self.life,
+            &self.clock,
         )
         .map_err(|e| match e {
             ExchangeError::Database(d) => d.into(),
@@ -308,7 +327,7 @@ impl TokenService {
             &user_id,
             &scope,
             Some(issued),
-            now_ms(),
+            self.clock.now_ms(),
         )
     }
 
@@ -395,12 +414,12 @@ impl TokenService {
                 client_ip: ip,
                 detail: Some(&detail),
             }
-            .record(conn);
+            .record(conn, self.clock.now_ms());
         };
         // The attempt is counted (and committed) before the hash, the user read with it.
         let name = name.as_ref().map(Username::as_str);
         let (allowed, user) = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
-            if !self.throttle.attempt(c, name, ip, now_ms())? {
+            if !self.throttle.attempt(c, name, ip, self.clock.now_ms())? {
                 audit(c, "login.throttled", None);
                 return Ok((false, None));
             }
@@ -441,7 +460,12 @@ impl TokenService {
 
     /// Every key still published and the current signer, from the database.
     pub fn reload_keys(&self) -> anyhow::Result<()> {
-        let keys = KeySet::load(&mut *self.pool.get()?, &self.master, self.key_retention_ms)?;
+        let keys = KeySet::load(
+            &mut *self.pool.get()?,
+            &self.master,
+            self.key_retention_ms,
+            self.clock.now_ms(),
+        )?;
         self.keys.replace(keys);
         Ok(())
     }
@@ -450,7 +474,7 @@ impl TokenService {
     /// `tessera-admin key rotate` is published at once, and a retired key stays until every
     /// token it signed has expired (`Settings::key_retention_ms`).
     pub fn jwks(&self) -> Result<serde_json::Value, OAuthError> {
-        let cutoff = now_ms().saturating_sub(self.key_retention_ms);
+        let cutoff = self.clock.now_ms().saturating_sub(self.key_retention_ms);
         let jwks = StoredKey::published_jwks(&mut *self.pool.get()?, cutoff)?;
         let keys: Vec<serde_json::Value> = jwks
             .iter()
@@ -479,8 +503,15 @@ impl TokenService {
         &self,
         token: &str,
     ) -> Result<(AccessClaims, Option<User>), BearerError> {
-        let verify =
-            |keys: &KeySet| access_token::verify(keys, &self.issuer, &self.audience, token);
+        let verify = |keys: &KeySet| {
+            access_token::verify(
+                keys,
+                &self.issuer,
+                &self.audience,
+                token,
+                self.clock.now_secs(),
+            )
+        };
         let claims = match verify(&self.keys.get()) {
             // Perhaps a key made since the last reload (by the CLI or another instance).
             Err(TokenError::UnknownKey) if self.keys.may_reload(FORCED_RELOAD_INTERVAL) => {

@@ -37,9 +37,7 @@ pub async fn setup(app: &TestApp) -> String {
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
     };
-    let id = app
-        .with_conn(move |c| tessera::domain::client::register(c, &spec).unwrap().0.id)
-        .await;
+    let id = app.register(spec).await.0;
     app.user("alice").await;
     id
 }
@@ -416,7 +414,7 @@ async fn codes_are_single_use_and_short_lived(db: Db) {
     assert_oauth_error(res, 400, "invalid_grant").await;
     // Expired.
     let code = code_for(&app, &browser, &client_id).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.advance(std::time::Duration::from_millis(1200));
     let body = assert_oauth_error(
         exchange(&app, &client_id, &code, VERIFIER).await,
         400,
@@ -517,8 +515,7 @@ async fn confidential(app: &TestApp) -> String {
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
     };
-    app.with_conn(move |c| tessera::domain::client::register(c, &spec).unwrap().0.id)
-        .await
+    app.register(spec).await.0
 }
 
 async fn consent_is_remembered_until_revoked(db: Db) {
@@ -653,9 +650,7 @@ async fn pages_carry_security_headers_and_safe_cookies(db: Db) {
         scope: tessera::domain::scope::Scope::parse("profile").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
     };
-    let evil_id = app
-        .with_conn(move |c| tessera::domain::client::register(c, &evil).unwrap().0.id)
-        .await;
+    let evil_id = app.register(evil).await.0;
     let html = browser
         .authorize(&query(&evil_id, &[]))
         .await
@@ -770,7 +765,7 @@ async fn signing_out_ends_the_session(db: Db) {
     browser
         .sign_in(&query(&client_id, &[]), "alice", PASSWORD)
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    app.advance(std::time::Duration::from_millis(1300));
     let html = browser
         .authorize(&query(&client_id, &[]))
         .await
@@ -918,7 +913,7 @@ async fn sessions_end_at_their_absolute_lifetime() {
         .await;
     // Kept busy (so never idle), it still ends.
     for _ in 0..3 {
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        app.advance(std::time::Duration::from_millis(800));
         browser.authorize(&query(&client_id, &[])).await;
     }
     let html = browser

@@ -631,8 +631,11 @@ async fn a_client_changed_elsewhere_is_seen_by_the_next_request(db: Db) {
         secret = fresh;
     }
     let disabled = id.clone();
-    app.with_conn(move |c| tessera::domain::client::set_disabled(c, &disabled, true).unwrap())
-        .await;
+    let clock = app.clock.clone();
+    app.with_conn(move |c| {
+        tessera::domain::client::set_disabled(c, &disabled, true, &clock).unwrap()
+    })
+    .await;
     assert_oauth_error(
         app.token(Some((&id, &secret)), &form).await,
         401,

@@ -14,6 +14,7 @@ use tessera::domain::client::{self, ClientSpec, GrantType};
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::scope::Scope;
 use tessera::domain::user::{self, Username};
+use tessera::domain::{Clock, ClockHand};
 use tessera::settings::Settings;
 use tessera::startup::Application;
 use tessera::store::{self, AnyConnection, Pool};
@@ -148,6 +149,9 @@ pub struct TestApp {
     pub settings: Settings,
     /// The server's `TESSERA_…` environment, given to the CLI too.
     pub env: Vec<(String, String)>,
+    /// The server's clock: [`TestApp::advance`] moves it.
+    pub clock: Clock,
+    hand: ClockHand,
     _db: Option<TestDb>,
 }
 
@@ -175,7 +179,10 @@ impl TestApp {
         let mut env = test_env(db_url, master_key);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::from_env(env.clone()).unwrap();
-        let app = Application::build(settings.clone()).await.unwrap();
+        let (clock, hand) = Clock::adjustable();
+        let app = Application::build_with_clock(settings.clone(), clock.clone())
+            .await
+            .unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let url = db_url.to_owned();
@@ -195,8 +202,15 @@ impl TestApp {
             pool,
             settings,
             env,
+            clock,
+            hand,
             _db: None,
         }
+    }
+
+    /// Moves the server's clock forward: lifetimes and windows pass without a sleep.
+    pub fn advance(&self, by: Duration) {
+        self.hand.advance(by);
     }
 
     /// Runs `f` on a connection to the test database.
@@ -224,8 +238,14 @@ impl TestApp {
             scope: Scope::parse(scope).unwrap(),
             redirect_uris: vec![],
         };
+        self.register(spec).await
+    }
+
+    /// Registers `spec` through the domain layer; returns (id, secret).
+    pub async fn register(&self, spec: ClientSpec) -> (String, Option<String>) {
+        let clock = self.clock.clone();
         self.with_conn(move |c| {
-            let (client, secret) = client::register(c, &spec).unwrap();
+            let (client, secret) = client::register(c, &spec, &clock).unwrap();
             (client.id, secret.map(|s| s.expose().to_owned()))
         })
         .await
@@ -246,8 +266,13 @@ impl TestApp {
     pub async fn user(&self, name: &str) -> String {
         let hasher = PasswordHasher::new(&self.settings.passwords, 1).unwrap();
         let name = Username::parse(name).unwrap();
-        self.with_conn(move |c| user::create(c, &hasher, &name, PASSWORD).unwrap().id)
-            .await
+        let clock = self.clock.clone();
+        self.with_conn(move |c| {
+            user::create(c, &hasher, &name, PASSWORD, &clock)
+                .unwrap()
+                .id
+        })
+        .await
     }
 
     /// `POST /token` with a form body and optional Basic credentials.

@@ -224,8 +224,9 @@ async fn tokens_with_wrong_claims_or_a_foreign_key_are_rejected() {
     let (id, _) = app.password_client().await;
     let user_id = app.user("alice").await;
     let master = MasterKey::from_text(&app.master_key).unwrap();
+    let now_ms = app.clock.now_ms();
     let keys = app
-        .with_conn(move |c| KeySet::load(c, &master, 60_000).unwrap())
+        .with_conn(move |c| KeySet::load(c, &master, 60_000, now_ms).unwrap())
         .await;
     let ours = keys.signing();
     let now = jsonwebtoken::get_current_timestamp() as i64;

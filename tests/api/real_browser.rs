@@ -230,9 +230,7 @@ async fn a_real_browser_signs_in_consents_and_returns_with_a_code() {
         scope: Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(&redirect).unwrap()],
     };
-    let client_id = app
-        .with_conn(move |c| tessera::domain::client::register(c, &spec).unwrap().0.id)
-        .await;
+    let client_id = app.register(spec).await.0;
     app.user("alice").await;
 
     let mut authorize = url::Url::parse(&format!("{}/authorize", app.address)).unwrap();

@@ -308,7 +308,7 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     );
     let fresh = app.password_grant(c, "alice").await;
     // exp is whole seconds after a floored iat: past it for sure after ttl + 1s.
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    app.advance(std::time::Duration::from_millis(3200));
     assert_eq!(
         introspect(&app, c, fresh["access_token"].as_str().unwrap()).await,
         json!({"active": false}),

@@ -177,7 +177,7 @@ async fn replay_after_the_grace_window_revokes_the_family(db: Db) {
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
     let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.advance(Duration::from_millis(1300));
     assert_oauth_error(
         app.refresh((&id, &secret), &rt(&first)).await,
         400,
@@ -198,7 +198,7 @@ async fn idle_lifetime_is_enforced(db: Db) {
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
     let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.advance(Duration::from_millis(1300));
     let body = assert_oauth_error(
         app.refresh((&id, &secret), &rt(&second)).await,
         400,
@@ -223,10 +223,10 @@ async fn absolute_lifetime_caps_the_family(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let first = app.password_grant((&id, &secret), "alice").await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    app.advance(Duration::from_millis(2000));
     let second: Value = app.refreshed((&id, &secret), &rt(&first)).await;
     // The successor's idle lifetime would reach t+5s; the family ends at t+4s.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.advance(Duration::from_millis(2500));
     assert_oauth_error(
         app.refresh((&id, &secret), &rt(&second)).await,
         400,

@@ -35,7 +35,7 @@ async fn mobile_app_logs_in_and_refreshes_without_asking_again(db: Db) {
     assert_eq!(info["preferred_username"], "alice");
 
     // 3. The access token expires.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_millis(2100));
     let res = app.userinfo(access).await;
     assert_eq!(res.status(), 401);
     let challenge = res.headers()["www-authenticate"]

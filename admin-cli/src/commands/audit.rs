@@ -1,6 +1,6 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::{ms, now_ms};
+use tessera::domain::ms;
 use tessera::store::models::AuditEvent;
 
 use super::{parse_duration, Context};
@@ -36,7 +36,7 @@ struct EventView {
 pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::List { since, kind, limit } => {
-            let since = since.map(|d| now_ms().saturating_sub(ms(d)));
+            let since = since.map(|d| ctx.clock.now_ms().saturating_sub(ms(d)));
             let events =
                 AuditEvent::list(ctx.conn()?, since, kind.as_deref(), limit.clamp(1, 10_000))?;
             let views: Vec<EventView> = events

@@ -166,6 +166,7 @@ fn show(ctx: &Context, client: &Client, secret: Option<Option<&str>>) -> anyhow:
 }
 
 pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
     match cmd {
         ClientCommand::Register {
             name,
@@ -181,7 +182,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 scope: parse_scope(&scope)?,
                 redirect_uris: parse_uris(&redirect_uris)?,
             };
-            let (client, secret) = client::register(ctx.conn()?, &spec)?;
+            let (client, secret) = client::register(ctx.conn()?, &spec, &clock)?;
             ctx.audit("client.registered", Some(&client.id), Some(&client.name))?;
             show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
         }
@@ -260,12 +261,12 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             confirm: c,
         } => {
             confirm(c.yes, &format!("disable client {client_id}"))?;
-            let client = client::set_disabled(ctx.conn()?, &client_id, true)?;
+            let client = client::set_disabled(ctx.conn()?, &client_id, true, &clock)?;
             ctx.audit("client.disabled", Some(&client_id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::Enable { client_id } => {
-            let client = client::set_disabled(ctx.conn()?, &client_id, false)?;
+            let client = client::set_disabled(ctx.conn()?, &client_id, false, &clock)?;
             ctx.audit("client.enabled", Some(&client_id), None)?;
             show(ctx, &client, None)
         }
@@ -280,7 +281,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 c.yes,
                 &format!("delete client {client_id} with its token families"),
             )?;
-            let revoked = client::delete(ctx.conn()?, &client_id, revoke_families)?;
+            let revoked = client::delete(ctx.conn()?, &client_id, revoke_families, &clock)?;
             ctx.audit(
                 "client.deleted",
                 Some(&client_id),

@@ -2,7 +2,6 @@ use std::collections::HashMap;
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
-use tessera::domain::now_ms;
 use tessera::domain::user;
 use tessera::store::models::{
     Client, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
@@ -159,7 +158,7 @@ impl Names {
 }
 
 pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     match cmd {
         FamilyCommand::List {
             user,

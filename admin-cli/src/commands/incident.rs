@@ -1,6 +1,6 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::{ms, now_ms};
+use tessera::domain::ms;
 use tessera::store::models::{IncidentFilter, ReuseIncident};
 
 use super::{parse_duration, Context};
@@ -65,10 +65,11 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
             user,
             limit,
         } => {
+            let now = ctx.clock.now_ms();
             let conn = ctx.conn()?;
             let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
             let filter = IncidentFilter {
-                since: since.map(|d| now_ms().saturating_sub(ms(d))),
+                since: since.map(|d| now.saturating_sub(ms(d))),
                 client_id: client,
                 user_id,
                 limit: limit.clamp(1, 10_000),

@@ -2,7 +2,7 @@ use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use tessera::domain::crypto::MasterKey;
 use tessera::domain::keys::{self, KeyAlgorithm, KeyState};
-use tessera::domain::{ms, now_ms};
+use tessera::domain::ms;
 use tessera::store::models::StoredKey;
 
 use super::{Confirm, Context};
@@ -59,7 +59,7 @@ struct KeyView {
 fn views(ctx: &mut Context) -> anyhow::Result<Vec<KeyView>> {
     let ttl = ctx.settings.key_retention_ms();
     let all = StoredKey::all(ctx.conn()?)?;
-    let states = keys::states(&all, now_ms(), ttl);
+    let states = keys::states(&all, ctx.clock.now_ms(), ttl);
     Ok(all
         .iter()
         .zip(states)
@@ -131,7 +131,7 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
                 None => ctx.settings.keys.algorithm,
             };
-            let now = now_ms();
+            let now = ctx.clock.now_ms();
             let delay = if immediately {
                 0
             } else {
@@ -161,7 +161,8 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
             StoredKey::find(ctx.conn()?, &kid)?
                 .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
             confirm(c.yes, &format!("retire signing key {kid}"))?;
-            keys::retire(ctx.conn()?, &kid, force, now_ms())?;
+            let now = ctx.clock.now_ms();
+            keys::retire(ctx.conn()?, &kid, force, now)?;
             ctx.audit("key.retired", Some(&kid), None)?;
             let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
             emit(ctx.output, &view, || {

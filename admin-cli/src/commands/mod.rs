@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use tessera::domain::Clock;
 use tessera::settings::Settings;
 use tessera::store::{self, AnyConnection, PooledConn};
 
@@ -87,6 +88,8 @@ pub struct Confirm {
 pub struct Context {
     pub settings: Settings,
     pub output: Format,
+    /// Where every command reads "now".
+    pub clock: Clock,
     conn: Option<PooledConn>,
 }
 
@@ -98,6 +101,7 @@ impl Context {
         subject: Option<&str>,
         detail: Option<&str>,
     ) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
         let actor = tessera::domain::audit::admin_actor();
         tessera::domain::audit::Event {
             kind,
@@ -106,7 +110,7 @@ impl Context {
             client_ip: None,
             detail,
         }
-        .record(self.conn()?);
+        .record(self.conn()?, now);
         Ok(())
     }
 
@@ -141,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut ctx = Context {
         settings,
         output: cli.output,
+        clock: Clock::system(),
         conn: None,
     };
     match cli.command {

@@ -74,9 +74,9 @@ struct UserView {
 
 fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
     let policy = ctx.settings.throttle_policy();
+    let now = ctx.clock.now_ms();
     let conn = ctx.conn()?;
-    let now = tessera::domain::now_ms();
-    let active_families = TokenFamily::count_active(conn, Some(&u.id), None)?;
+    let active_families = TokenFamily::count_active(conn, Some(&u.id), None, now)?;
     let failed_logins = LoginFailures::find(conn, &throttle::user_key(&u.username))?
         .filter(|f| f.window_start > now - policy.window_ms)
         .map_or(0, |f| f.failures);
@@ -131,6 +131,7 @@ struct Changed {
 }
 
 pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
     match cmd {
         UserCommand::Create {
             username,
@@ -139,7 +140,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let username = Username::parse(&username)?;
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
-            let user = user::create(ctx.conn()?, &hasher, &username, &password)?;
+            let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
             ctx.audit("user.created", Some(&user.id), Some(&user.username))?;
             let v = view(ctx, &user)?;
             emit(ctx.output, &v, || {
@@ -199,7 +200,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             )?;
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
-            let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password)?;
+            let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password, &clock)?;
             ctx.audit(
                 "user.password_changed",
                 Some(&username),
@@ -227,7 +228,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                 c.yes,
                 &format!("disable user {username} and revoke their token families"),
             )?;
-            let revoked = user::set_disabled(ctx.conn()?, &username, true)?;
+            let revoked = user::set_disabled(ctx.conn()?, &username, true, &clock)?;
             ctx.audit(
                 "user.disabled",
                 Some(&username),
@@ -243,7 +244,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             )
         }
         UserCommand::Enable { username } => {
-            user::set_disabled(ctx.conn()?, &username, false)?;
+            user::set_disabled(ctx.conn()?, &username, false, &clock)?;
             ctx.audit("user.enabled", Some(&username), None)?;
             emit(
                 ctx.output,

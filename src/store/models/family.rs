@@ -183,8 +183,8 @@ impl TokenFamily {
         conn: &mut AnyConnection,
         user_id: Option<&str>,
         client_id: Option<&str>,
+        now: i64,
     ) -> QueryResult<i64> {
-        let now = crate::domain::now_ms();
         let mut q = token_families::table
             .filter(token_families::revoked_at.is_null())
             .filter(token_families::expires_at.gt(now))
