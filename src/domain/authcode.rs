@@ -13,13 +13,11 @@ use oxide_auth::primitives::grant::Value;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
+use crate::domain::revocation::{self, Families, Revocation, CODE_REPLAYED};
 use crate::domain::scope::Scope;
 use crate::domain::Clock;
-use crate::store::models::{AuthorizationCode, TokenFamily, User};
+use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
-
-/// `revoked_reason` of a family whose authorization code was presented again.
-pub const CODE_REPLAYED: &str = "code_replayed";
 
 /// Encodes a PKCE challenge for storage; `Err` with the reason when it is missing, `plain`,
 /// or malformed (RFC 7636 §4.2: 43 to 128 unreserved characters).
@@ -146,15 +144,13 @@ pub fn exchange(
         if !AuthorizationCode::consume(c, &hash, now)? {
             if row.used_at.is_some() {
                 if let Some(family_id) = &row.family_id {
-                    TokenFamily::revoke(c, family_id, CODE_REPLAYED, now)?;
-                    crate::domain::audit::Event {
+                    let why = Revocation {
                         kind: "code.replayed",
-                        actor: Some(client_id),
-                        subject: Some(family_id),
                         client_ip: meta.client_ip.as_deref(),
                         detail: Some("authorization code presented again; family revoked"),
-                    }
-                    .record(c, now);
+                        ..Revocation::new(CODE_REPLAYED, Some(client_id))
+                    };
+                    revocation::revoke_in(c, Families::One(family_id), &why, now)?;
                     tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
                 }
                 return Ok(Outcome::Refused(ExchangeError::Replayed));

@@ -14,6 +14,7 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{random_id, sha256_hex, MasterKey};
+use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
 use crate::domain::Clock;
 use crate::store::models::{
@@ -27,9 +28,6 @@ use crate::store::{write_tx, AnyConnection};
 pub const PREFIX: &str = "tsr_";
 const ID_LEN: usize = 22; // 16 random bytes, base64url
 const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
-
-/// `revoked_reason` of a family killed by reuse detection.
-pub const REUSE_DETECTED: &str = "reuse_detected";
 
 /// A refresh token in plaintext: handed to the client, never stored or logged.
 pub struct RefreshSecret(String);
@@ -83,6 +81,44 @@ pub fn find_presented(
 
 pub fn hash_token(token: &str) -> String {
     sha256_hex(token.as_bytes())
+}
+
+/// Where a family stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyState {
+    /// Its current refresh token works.
+    Active,
+    /// Past its absolute lifetime, or its current token expired from disuse.
+    Expired,
+    Revoked,
+}
+
+impl FamilyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyState::Active => "active",
+            FamilyState::Expired => "expired",
+            FamilyState::Revoked => "revoked",
+        }
+    }
+}
+
+/// The rule for "is this family live?": unrevoked, within its absolute lifetime, and its
+/// current refresh token still live ([`token_live`]). The store's `FamilyFilter::active` is
+/// the same rule in SQL.
+pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> FamilyState {
+    if family.revoked_at.is_some() {
+        FamilyState::Revoked
+    } else if family.expires_at <= now || !current_token_live {
+        FamilyState::Expired
+    } else {
+        FamilyState::Active
+    }
+}
+
+/// A refresh token is live while it is unrotated and has not expired from disuse.
+pub fn token_live(token: &RefreshToken, now: i64) -> bool {
+    token.rotated_at.is_none() && token.expires_at > now
 }
 
 /// Lifetimes in milliseconds.
@@ -315,20 +351,18 @@ pub fn rotate(
             })));
         }
         let active = RefreshToken::active_in(c, &family.id)?;
-        if TokenFamily::revoke(c, &family.id, REUSE_DETECTED, now)? {
-            let detail = format!(
-                "refresh token {} replayed; active token {}; family revoked",
-                token.id,
-                active.as_ref().map_or("none", |t| t.id.as_str())
-            );
-            crate::domain::audit::Event {
-                kind: "refresh.reuse_detected",
-                actor: Some(client_id),
-                subject: Some(&family.id),
-                client_ip: meta.client_ip.as_deref(),
-                detail: Some(&detail),
-            }
-            .record(c, now);
+        let detail = format!(
+            "refresh token {} replayed; active token {}; family revoked",
+            token.id,
+            active.as_ref().map_or("none", |t| t.id.as_str())
+        );
+        let why = Revocation {
+            kind: "refresh.reuse_detected",
+            client_ip: meta.client_ip.as_deref(),
+            detail: Some(&detail),
+            ..Revocation::new(REUSE_DETECTED, Some(client_id))
+        };
+        if revocation::revoke_in(c, Families::One(&family.id), &why, now)? > 0 {
             NewIncident {
                 id: &random_id(),
                 family_id: &family.id,

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod family;
 pub mod keys;
 pub mod password;
+pub mod revocation;
 pub mod scope;
 pub mod throttle;
 pub mod user;

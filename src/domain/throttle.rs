@@ -43,6 +43,23 @@ impl Policy {
         Ok(allowed)
     }
 
+    /// Failed attempts for `username` in the current window.
+    pub fn failures(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+        now: i64,
+    ) -> diesel::QueryResult<i64> {
+        Ok(LoginFailures::find(conn, &user_key(username))?
+            .filter(|f| f.window_start > now - self.window_ms)
+            .map_or(0, |f| f.failures))
+    }
+
+    /// Whether sign-ins for `username` are refused now.
+    pub fn locked(&self, failures: i64) -> bool {
+        failures >= self.per_user
+    }
+
     /// A successful sign-in clears the username's counter and takes its own attempt back off
     /// the IP's (not more: one account an attacker controls must not reset the count for the
     /// others they try).
@@ -58,4 +75,9 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Clears the failed-sign-in counter of a client address. Returns whether there was one.
+pub fn unlock_ip(conn: &mut AnyConnection, ip: &str) -> diesel::QueryResult<bool> {
+    Ok(LoginFailures::delete(conn, &ip_key(ip))? > 0)
 }

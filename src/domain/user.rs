@@ -2,8 +2,9 @@
 
 use crate::domain::crypto::random_id;
 use crate::domain::password::PasswordHasher;
+use crate::domain::revocation::{self, Families, Revocation, PASSWORD_CHANGED, USER_DISABLED};
 use crate::domain::Clock;
-use crate::store::models::{LoginFailures, NewUser, Session, TokenFamily, User};
+use crate::store::models::{LoginFailures, NewUser, Session, User};
 use crate::store::AnyConnection;
 
 /// A username: 1 to 64 characters, no control characters or surrounding spaces.
@@ -61,11 +62,6 @@ pub fn find(conn: &mut AnyConnection, username: &str) -> Result<User, UserError>
     User::find_by_username(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))
 }
 
-/// `revoked_reason` of families revoked because their user's password was changed.
-pub const PASSWORD_CHANGED: &str = "password_changed";
-/// `revoked_reason` of families revoked because their user was disabled.
-pub const USER_DISABLED: &str = "user_disabled";
-
 /// Sets a new password and revokes the user's active families (whoever held them no longer
 /// knows the password). Returns how many were revoked. Blocks (hashing).
 pub fn set_password(
@@ -82,11 +78,11 @@ pub fn set_password(
         User::set_password_hash(c, &user.id, &hash)?;
         // Browsers signed in with the old password must sign in again.
         Session::delete_for_user(c, &user.id)?;
-        Ok(TokenFamily::revoke_where(
+        let why = Revocation::new(PASSWORD_CHANGED, None);
+        Ok(revocation::revoke_in(
             c,
-            Some(&user.id),
-            None,
-            PASSWORD_CHANGED,
+            Families::OfUser(&user.id),
+            &why,
             clock.now_ms(),
         )?)
     })
@@ -105,11 +101,11 @@ pub fn set_disabled(
         if disabled {
             User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
             Session::delete_for_user(c, &user.id)?;
-            Ok(TokenFamily::revoke_where(
+            let why = Revocation::new(USER_DISABLED, None);
+            Ok(revocation::revoke_in(
                 c,
-                Some(&user.id),
-                None,
-                USER_DISABLED,
+                Families::OfUser(&user.id),
+                &why,
                 now,
             )?)
         } else {

@@ -2,12 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::family::{self, PREFIX};
+use crate::domain::family::{self, FamilyState, PREFIX};
+use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
-
-/// `revoked_reason` of a family revoked through the revocation endpoint.
-pub const REVOKED_BY_CLIENT: &str = "revoked_by_client";
 
 /// What a presented token turned out to be.
 enum Found {
@@ -62,16 +60,8 @@ impl TokenService {
         let now = self.clock.now_ms();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
-                let conn = &mut *self.pool.get()?;
-                TokenFamily::revoke(conn, &family.id, REVOKED_BY_CLIENT, now)?;
-                crate::domain::audit::Event {
-                    kind: "family.revoked",
-                    actor: Some(&client.id),
-                    subject: Some(&family.id),
-                    detail: Some(REVOKED_BY_CLIENT),
-                    ..Default::default()
-                }
-                .record(conn, now);
+                let why = Revocation::new(REVOKED_BY_CLIENT, Some(&client.id));
+                revocation::revoke(&mut *self.pool.get()?, Families::One(&family.id), &why, now)?;
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }
             Found::Access(claims, _) if claims.client_id == client.id => {
@@ -125,10 +115,8 @@ impl TokenService {
             }),
             Found::Refresh { token, family }
                 if family.client_id == client.id
-                    && token.rotated_at.is_none()
-                    && family.revoked_at.is_none()
-                    && token.expires_at > now
-                    && family.expires_at > now =>
+                    && family::state(&family, family::token_live(&token, now), now)
+                        == FamilyState::Active =>
             {
                 let user = User::find(&mut *self.pool.get()?, &family.user_id)?;
                 match user.filter(|u| u.disabled_at.is_none() && client.disabled_at.is_none()) {

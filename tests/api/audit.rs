@@ -4,7 +4,10 @@ use serde_json::Value;
 
 use crate::helpers::{both_backends, claims, Db, TestApp, PASSWORD};
 
-both_backends!(security_events_are_audited_without_secrets);
+both_backends!(
+    security_events_are_audited_without_secrets,
+    every_way_of_revoking_a_family_is_audited_once,
+);
 
 async fn security_events_are_audited_without_secrets(db: Db) {
     let app = TestApp::spawn_with(db, &[("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "2")]).await;
@@ -121,4 +124,90 @@ async fn security_events_are_audited_without_secrets(db: Db) {
         text.starts_with("AT") && text.contains("refresh.reuse_detected"),
         "{text}"
     );
+}
+
+/// A client's revocation request, the admin CLI and a password change all revoke through one
+/// rule: the families change and one `family.revoked` event records who and why; revoking a
+/// family that is already revoked records nothing more.
+async fn every_way_of_revoking_a_family_is_audited_once(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    let alice = app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let sid = |tokens: &Value| {
+        claims(tokens["access_token"].as_str().unwrap())["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let revoke = |token: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(format!("{}/revoke", app.address))
+                .basic_auth(c.0, Some(c.1))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    };
+    let by_client = app.password_grant(c, "alice").await;
+    let rt = by_client["refresh_token"].as_str().unwrap().to_owned();
+    revoke(rt.clone()).await;
+    revoke(rt).await;
+    let by_admin = app.password_grant(c, "alice").await;
+    let out = app
+        .admin(&["family", "revoke", &sid(&by_admin), "--yes"], None)
+        .await;
+    assert!(out.status.success());
+    let by_password = app.password_grant(c, "alice").await;
+    let out = app
+        .admin(
+            &["user", "set-password", "alice", "--password-stdin", "--yes"],
+            Some("another long passphrase\n"),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = app
+        .admin(
+            &["audit", "list", "--kind", "family.revoked", "-o", "json"],
+            None,
+        )
+        .await;
+    let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = events.as_array().unwrap();
+    let about = |subject: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["subject"] == subject).collect()
+    };
+    let client_event = about(&sid(&by_client));
+    assert_eq!(client_event.len(), 1, "{events:?}");
+    assert_eq!(client_event[0]["actor"], id.as_str());
+    assert!(client_event[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("revoked_by_client"));
+    let admin_event = about(&sid(&by_admin));
+    assert_eq!(admin_event.len(), 1, "{events:?}");
+    assert!(admin_event[0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("admin:"));
+    let password_event = about(&alice);
+    assert_eq!(password_event.len(), 1, "{events:?}");
+    assert!(password_event[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 families revoked: password_changed"));
+    let res = app
+        .refresh(c, by_password["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), 400);
 }

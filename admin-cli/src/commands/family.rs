@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
+use tessera::domain::family;
+use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
 use tessera::store::models::{
     Client, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
@@ -52,34 +54,19 @@ pub enum FamilyCommand {
         #[arg(long, value_name = "CLIENT_ID")]
         client: Option<String>,
         /// Recorded as the families' revoked_reason
-        #[arg(long, default_value = "revoked_by_admin")]
+        #[arg(long, default_value = revocation::REVOKED_BY_ADMIN)]
         reason: String,
         #[command(flatten)]
         confirm: Confirm,
     },
 }
 
-/// A family's state; `live` says whether its current token is unexpired.
-fn family_state(f: &TokenFamily, live: bool, now: i64) -> &'static str {
-    if f.revoked_at.is_some() {
-        "revoked"
-    } else if f.expires_at <= now || !live {
-        "expired"
-    } else {
-        "active"
-    }
-}
-
 /// A token's state within its family.
 fn token_state(t: &RefreshToken, f: &TokenFamily, now: i64) -> &'static str {
     if t.rotated_at.is_some() {
         "rotated"
-    } else if f.revoked_at.is_some() {
-        "revoked"
-    } else if t.expires_at <= now || f.expires_at <= now {
-        "expired"
     } else {
-        "active"
+        family::state(f, family::token_live(t, now), now).as_str()
     }
 }
 
@@ -148,7 +135,7 @@ impl Names {
             client_name: self.clients.get(&f.client_id).cloned(),
             scope: f.scope.clone(),
             auth_method: f.auth_method.clone(),
-            state: family_state(f, live, now),
+            state: family::state(f, live, now).as_str(),
             created_at: rfc3339(f.created_at),
             expires_at: rfc3339(f.expires_at),
             revoked_at: f.revoked_at.map(rfc3339),
@@ -214,9 +201,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             let lineage = Lineage {
                 family: names.family(
                     &family,
-                    tokens
-                        .iter()
-                        .any(|t| t.rotated_at.is_none() && t.expires_at > now),
+                    tokens.iter().any(|t| family::token_live(t, now)),
                     now,
                 ),
                 tokens: tokens
@@ -244,44 +229,35 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             confirm: c,
         } => {
             let conn = ctx.conn()?;
-            let (what, user_id, client_id) = if let Some(id) = &family_id {
+            let (what, user_id) = if let Some(id) = &family_id {
                 TokenFamily::find(conn, id)?
                     .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
-                (format!("family {id}"), None, None)
+                (format!("family {id}"), None)
             } else if let Some(name) = &user {
                 (
                     format!("every active family of user {name}"),
                     Some(user::find(conn, name)?.id),
-                    None,
                 )
             } else if let Some(id) = &client {
                 Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-                (
-                    format!("every active family of client {id}"),
-                    None,
-                    Some(id.clone()),
-                )
+                (format!("every active family of client {id}"), None)
             } else {
                 anyhow::bail!("give a family id, --user or --client");
             };
             confirm(c.yes, &format!("revoke {what}"))?;
-            let conn = ctx.conn()?;
-            let revoked = match &family_id {
-                Some(id) => usize::from(TokenFamily::revoke(conn, id, &reason, now)?),
-                None => TokenFamily::revoke_where(
-                    conn,
-                    user_id.as_deref(),
-                    client_id.as_deref(),
-                    &reason,
-                    now,
-                )?,
+            let families = match (&family_id, &user_id, &client) {
+                (Some(id), _, _) => Families::One(id),
+                (None, Some(user_id), _) => Families::OfUser(user_id),
+                (None, None, Some(client_id)) => Families::OfClient(client_id),
+                (None, None, None) => anyhow::bail!("give a family id, --user or --client"),
             };
-            let subject = family_id
-                .as_deref()
-                .or(user.as_deref())
-                .or(client.as_deref());
-            let detail = format!("{revoked} families revoked ({what}): {reason}");
-            ctx.audit("family.revoked", subject, Some(&detail))?;
+            let actor = tessera::domain::audit::admin_actor();
+            let why = Revocation {
+                // The name the admin typed, rather than the user's id.
+                subject: user.as_deref(),
+                ..Revocation::new(&reason, Some(&actor))
+            };
+            let revoked = revocation::revoke(ctx.conn()?, families, &why, now)?;
             #[derive(Serialize)]
             struct Revoked {
                 revoked: usize,

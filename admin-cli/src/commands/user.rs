@@ -6,7 +6,7 @@ use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
-use tessera::store::models::{Client, Consent, LoginFailures, TokenFamily, User};
+use tessera::store::models::{Client, Consent, TokenFamily, User};
 
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
@@ -77,9 +77,7 @@ fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
     let now = ctx.clock.now_ms();
     let conn = ctx.conn()?;
     let active_families = TokenFamily::count_active(conn, Some(&u.id), None, now)?;
-    let failed_logins = LoginFailures::find(conn, &throttle::user_key(&u.username))?
-        .filter(|f| f.window_start > now - policy.window_ms)
-        .map_or(0, |f| f.failures);
+    let failed_logins = policy.failures(conn, &u.username, now)?;
     Ok(UserView {
         id: u.id.clone(),
         username: u.username.clone(),
@@ -87,7 +85,7 @@ fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
         disabled_at: u.disabled_at.map(rfc3339),
         active_families,
         failed_logins,
-        locked: failed_logins >= policy.per_user,
+        locked: policy.locked(failed_logins),
     })
 }
 
@@ -316,7 +314,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let conn = ctx.conn()?;
             let mut had = user::unlock(conn, &username)?;
             if let Some(ip) = ip {
-                had |= LoginFailures::delete(conn, &throttle::ip_key(&ip.to_string()))? > 0;
+                had |= throttle::unlock_ip(conn, &ip.to_string())?;
             }
             ctx.audit(
                 "user.unlocked",

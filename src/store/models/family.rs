@@ -143,7 +143,8 @@ impl TokenFamily {
 }
 
 /// The family's current refresh token has not expired from disuse: with the family unrevoked
-/// and within its absolute lifetime, this is what makes a family usable.
+/// and within its absolute lifetime, this is what makes a family usable (the SQL form of
+/// `domain::family::state`).
 #[allow(clippy::type_complexity)]
 fn has_live_token(
     now: i64,

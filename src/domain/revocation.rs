@@ -1,0 +1,100 @@
+//! Revoking token families: the one place that marks families revoked and records who did it
+//! and why, in the same transaction. Reuse detection, a replayed authorization code, a client's
+//! RFC 7009 request and the admin CLI all come through here.
+
+use crate::domain::audit::Event;
+use crate::store::models::TokenFamily;
+use crate::store::{write_tx, AnyConnection};
+
+/// `revoked_reason` of a family killed by reuse detection.
+pub const REUSE_DETECTED: &str = "reuse_detected";
+/// `revoked_reason` of a family whose authorization code was presented again.
+pub const CODE_REPLAYED: &str = "code_replayed";
+/// `revoked_reason` of a family revoked through the revocation endpoint.
+pub const REVOKED_BY_CLIENT: &str = "revoked_by_client";
+/// `revoked_reason` the admin CLI records unless told otherwise.
+pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
+/// `revoked_reason` of families revoked because their user's password was changed.
+pub const PASSWORD_CHANGED: &str = "password_changed";
+/// `revoked_reason` of families revoked because their user was disabled.
+pub const USER_DISABLED: &str = "user_disabled";
+
+/// Which families to revoke. Families already revoked are left as they are.
+#[derive(Debug, Clone, Copy)]
+pub enum Families<'a> {
+    One(&'a str),
+    /// Every family of the user with this id.
+    OfUser(&'a str),
+    /// Every family of the client with this id.
+    OfClient(&'a str),
+}
+
+/// Why, and by whom: `reason` is stored on each family, the rest goes into the audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    pub reason: &'a str,
+    /// The audit event's kind: `family.revoked`, `refresh.reuse_detected`, `code.replayed`.
+    pub kind: &'a str,
+    pub actor: Option<&'a str>,
+    /// The audit event's subject; the family's id when `None` and one family is revoked.
+    pub subject: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    /// The audit event's detail; `None`: how many were revoked, and the reason.
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> Revocation<'a> {
+    /// A plain revocation (`family.revoked`) for `reason` by `actor`.
+    pub fn new(reason: &'a str, actor: Option<&'a str>) -> Self {
+        Self {
+            reason,
+            kind: "family.revoked",
+            actor,
+            subject: None,
+            client_ip: None,
+            detail: None,
+        }
+    }
+}
+
+/// Revokes `families` inside the caller's write transaction and, when any changed, records
+/// the audit event there too. Returns how many were revoked.
+pub fn revoke_in(
+    c: &mut AnyConnection,
+    families: Families<'_>,
+    why: &Revocation<'_>,
+    now: i64,
+) -> diesel::QueryResult<usize> {
+    let revoked = match families {
+        Families::One(id) => usize::from(TokenFamily::revoke(c, id, why.reason, now)?),
+        Families::OfUser(user_id) => {
+            TokenFamily::revoke_where(c, Some(user_id), None, why.reason, now)?
+        }
+        Families::OfClient(client_id) => {
+            TokenFamily::revoke_where(c, None, Some(client_id), why.reason, now)?
+        }
+    };
+    if revoked > 0 {
+        let counted = format!("{revoked} families revoked: {}", why.reason);
+        let (Families::One(id) | Families::OfUser(id) | Families::OfClient(id)) = families;
+        Event {
+            kind: why.kind,
+            actor: why.actor,
+            subject: why.subject.or(Some(id)),
+            client_ip: why.client_ip,
+            detail: Some(why.detail.unwrap_or(&counted)),
+        }
+        .record(c, now);
+    }
+    Ok(revoked)
+}
+
+/// [`revoke_in`] in a write transaction of its own.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    families: Families<'_>,
+    why: &Revocation<'_>,
+    now: i64,
+) -> diesel::QueryResult<usize> {
+    write_tx(conn, |c| revoke_in(c, families, why, now))
+}
