@@ -2,15 +2,23 @@
 //!
 //! Layers, each depending only on those below it:
 //! - [`http`] (feature `server`): actix-web routes and the RFC 6749 error mapping;
-//! - [`grant`]: the token endpoint's grants, independent of any web framework;
-//! - [`domain`]: clients, users, token families and rotation, signing keys;
-//! - [`store`]: diesel schema, connection pool and embedded migrations;
+//! - [`grant`] (feature `protocol`): the protocol, independent of any web framework: the
+//!   token endpoint's grants, sign-in, the authorization request and the browser flow, bearer
+//!   checks, revocation and introspection;
+//! - [`domain`]: the rules: clients, users, token families and rotation, revocation, keys,
+//!   passwords, throttling, audit, and the [`domain::Clock`] every rule reads "now" from;
+//! - [`store`]: diesel schema, models and their queries (all the SQL), the connection pool and
+//!   embedded migrations;
 //! - [`settings`]: layered configuration.
+//!
+//! The admin CLI (`tessera-admin`) builds this library with neither feature, and so links no
+//! actix-web, askama or oxide-auth.
 //!
 //! Error policy: `QueryResult` in model code, [`grant::OAuthError`] wherever a client sees the
 //! error, `anyhow` only at the edges (start-up, the admin CLI).
 
 pub mod domain;
+#[cfg(feature = "protocol")]
 pub mod grant;
 pub mod settings;
 pub mod store;

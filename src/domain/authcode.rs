@@ -1,15 +1,11 @@
 //! Authorization codes (RFC 6749 §4.1) with PKCE (RFC 7636).
 //!
-//! PKCE is oxide-auth's `Pkce::required()`: S256 only (`plain` is refused), verified in constant
-//! time. Codes are single-use and live `tokens.code_ttl` (60 s at most); only their SHA-256 is stored. A code presented
+//! The PKCE check itself is the caller's (`grant::pkce`, through oxide-auth), so that the
+//! domain links no OAuth library. Codes are single-use and live `tokens.code_ttl` (60 s at most); only their SHA-256 is stored. A code presented
 //! a second time revokes the family its first exchange started (RFC 6749 §4.1.2).
-
-use std::borrow::Cow;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use oxide_auth::code_grant::extensions::Pkce;
-use oxide_auth::primitives::grant::Value;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
@@ -19,54 +15,13 @@ use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
 
-/// Encodes a PKCE challenge for storage; `Err` with the reason when it is missing, `plain`,
-/// or malformed (RFC 7636 §4.2: 43 to 128 unreserved characters).
-pub fn pkce_challenge(
-    method: Option<&str>,
-    challenge: Option<&str>,
-) -> Result<String, &'static str> {
-    let challenge = challenge.ok_or("code_challenge is required (PKCE with S256)")?;
-    let well_formed = (43..=128).contains(&challenge.len())
-        && challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    if !well_formed {
-        return Err("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]");
-    }
-    match Pkce::required().challenge(method.map(Cow::Borrowed), Some(Cow::Borrowed(challenge))) {
-        Ok(Some(value)) => match value.into_private_value() {
-            Ok(Some(encoded)) => Ok(encoded),
-            _ => Err("code_challenge could not be stored"),
-        },
-        _ => Err("code_challenge_method must be S256"),
-    }
-}
-
-fn pkce_verifies(encoded: &str, verifier: Option<&str>) -> bool {
-    // RFC 7636 §4.1: 43 to 128 unreserved characters.
-    let well_formed = |v: &str| {
-        (43..=128).contains(&v.len())
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-    };
-    if !verifier.is_some_and(well_formed) {
-        return false;
-    }
-    Pkce::required()
-        .verify(
-            Some(Value::private(Some(encoded.to_owned()))),
-            verifier.map(Cow::Borrowed),
-        )
-        .is_ok()
-}
-
 /// What a code stands for.
 pub struct CodeGrant<'a> {
     pub client_id: &'a str,
     pub user_id: &'a str,
     pub scope: &'a Scope,
     pub redirect_uri: &'a str,
-    /// From [`pkce_challenge`].
+    /// The PKCE challenge, encoded for storage by the caller.
     pub pkce: &'a str,
     /// How long the code may wait for its exchange.
     pub ttl_ms: i64,
@@ -114,20 +69,31 @@ enum Outcome {
     Refused(ExchangeError),
 }
 
-/// Exchanges `code` for a new token family. A replay revokes the family the code started; a
+/// A token request presenting an authorization code.
+pub struct CodeExchange<'a> {
+    pub code: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    /// Whether the request's PKCE verifier answers the code's stored challenge.
+    pub pkce_verifies: &'a dyn Fn(&str) -> bool,
+}
+
+/// Exchanges a code for a new token family. A replay revokes the family the code started; a
 /// wrong PKCE verifier spends the code. Both are committed although the request fails.
-#[allow(clippy::too_many_arguments)]
 pub fn exchange(
     conn: &mut AnyConnection,
     master: &MasterKey,
-    code: &str,
-    client_id: &str,
-    redirect_uri: Option<&str>,
-    verifier: Option<&str>,
+    request: &CodeExchange<'_>,
     meta: &RequestMeta,
     life: Lifetimes,
     clock: &Clock,
 ) -> Result<Issued, ExchangeError> {
+    let CodeExchange {
+        code,
+        client_id,
+        redirect_uri,
+        pkce_verifies,
+    } = *request;
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
         let now = clock.now_ms();
@@ -165,7 +131,7 @@ pub fn exchange(
                 "redirect_uri does not match the authorization request",
             ));
         }
-        if !pkce_verifies(&row.pkce, verifier) {
+        if !pkce_verifies(&row.pkce) {
             // The code stays spent: no second guess at the verifier.
             return Ok(Outcome::Refused(ExchangeError::Invalid(
                 "PKCE verification failed",
@@ -191,37 +157,5 @@ pub fn exchange(
     match outcome {
         Outcome::Issued(issued) => Ok(*issued),
         Outcome::Refused(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    // RFC 7636 appendix B.
-    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-    #[test]
-    fn s256_challenge_of_rfc7636_appendix_b_verifies() {
-        let encoded = pkce_challenge(Some("S256"), Some(CHALLENGE)).unwrap();
-        assert!(pkce_verifies(&encoded, Some(VERIFIER)));
-        assert!(!pkce_verifies(
-            &encoded,
-            Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx")
-        ));
-        assert!(!pkce_verifies(&encoded, None));
-    }
-
-    #[test]
-    fn plain_missing_and_malformed_challenges_are_refused() {
-        assert!(pkce_challenge(Some("plain"), Some(CHALLENGE)).is_err());
-        assert!(
-            pkce_challenge(None, Some(CHALLENGE)).is_err(),
-            "the default method is plain"
-        );
-        assert!(pkce_challenge(Some("S256"), None).is_err());
-        assert!(pkce_challenge(Some("S256"), Some("short")).is_err());
-        assert!(pkce_challenge(Some("S256"), Some(&format!("{CHALLENGE}!"))).is_err());
     }
 }

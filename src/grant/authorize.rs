@@ -1,6 +1,5 @@
 //! The authorization endpoint's request (RFC 6749 §4.1.1), checked without any web framework.
 
-use crate::domain::authcode::pkce_challenge;
 use crate::domain::client::GrantType;
 use crate::domain::scope::Scope;
 use crate::store::models::Client;
@@ -35,7 +34,7 @@ pub enum AuthorizeError {
 }
 
 impl AuthorizeError {
-    fn redirect(
+    pub(crate) fn redirect(
         to: &str,
         state: Option<&str>,
         error: &'static str,
@@ -166,7 +165,7 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
             "the requested scope is not allowed for this client",
         ));
     }
-    let pkce = pkce_challenge(get("code_challenge_method"), get("code_challenge"))
+    let pkce = crate::grant::pkce::challenge(get("code_challenge_method"), get("code_challenge"))
         .map_err(|why| fail("invalid_request", why))?;
     Ok(AuthorizeRequest {
         redirect_uri,
@@ -179,7 +178,6 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
 }
 
 /// Where the authorization endpoint goes next.
-#[derive(Debug)]
 pub enum Step {
     /// Show the login page.
     Login { client_name: String },
@@ -195,8 +193,37 @@ pub enum Step {
     Page(String),
 }
 
+/// A redirect may carry an authorization code: `Debug` shows where it goes, not its query.
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Login { client_name } => f
+                .debug_struct("Login")
+                .field("client_name", client_name)
+                .finish(),
+            Step::Consent {
+                client_name,
+                username,
+                scope,
+            } => f
+                .debug_struct("Consent")
+                .field("client_name", client_name)
+                .field("username", username)
+                .field("scope", scope)
+                .finish(),
+            Step::Redirect(url) => {
+                let target = url.split(['?', '#']).next().unwrap_or_default();
+                f.debug_tuple("Redirect")
+                    .field(&format_args!("{target}?[redacted]"))
+                    .finish()
+            }
+            Step::Page(message) => f.debug_tuple("Page").field(message).finish(),
+        }
+    }
+}
+
 /// `redirect_uri` with `pairs` added to its query.
-fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+pub(crate) fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(pairs);
@@ -231,160 +258,15 @@ impl From<AuthorizeError> for Step {
     }
 }
 
-impl crate::grant::TokenService {
-    /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
-    pub fn authorize(
-        &self,
-        query: &str,
-        session: Option<&str>,
-    ) -> Result<Step, crate::grant::OAuthError> {
-        let conn = &mut *self.pool.get()?;
-        let request = match check(conn, query) {
-            Ok(r) => r,
-            Err(e) => return Ok(self.with_iss(e.into())),
-        };
-        let user = self.session_user(conn, session)?;
-        let Some(user) = user else {
-            return Ok(Step::Login {
-                client_name: request.client.name.clone(),
-            });
-        };
-        // A remembered consent answers without a page only where the redirect reaches the
-        // real client: a confidential client, or an https redirect URI. A public client on a
-        // custom scheme or loopback could be impersonated (RFC 6749 §10.2, RFC 8252 §8.6).
-        let trusted_redirect =
-            !request.client.is_public() || request.redirect_uri.starts_with("https://");
-        if trusted_redirect
-            && crate::domain::browser::consent_covers(
-                conn,
-                &user.id,
-                &request.client.id,
-                &request.scope,
-            )?
-        {
-            return self.issue_code(conn, &request, &user.id);
-        }
-        Ok(Step::Consent {
-            client_name: request.client.name.clone(),
-            username: user.username,
-            scope: request.scope,
-        })
-    }
+#[cfg(test)]
+mod tests {
+    use super::Step;
 
-    /// `POST /consent`: the user approved or denied.
-    pub fn consent(
-        &self,
-        query: &str,
-        session: Option<&str>,
-        approve: bool,
-    ) -> Result<Step, crate::grant::OAuthError> {
-        let conn = &mut *self.pool.get()?;
-        let request = match check(conn, query) {
-            Ok(r) => r,
-            Err(e) => return Ok(self.with_iss(e.into())),
-        };
-        let now = self.clock.now_ms();
-        let user = self.session_user(conn, session)?;
-        let Some(user) = user else {
-            return Ok(Step::Login {
-                client_name: request.client.name.clone(),
-            });
-        };
-        if !approve {
-            let e = AuthorizeError::redirect(
-                &request.redirect_uri,
-                request.state.as_deref(),
-                "access_denied",
-                "the user denied the request",
-            );
-            return Ok(self.with_iss(e.into()));
-        }
-        crate::domain::browser::remember_consent(
-            conn,
-            &user.id,
-            &request.client.id,
-            &request.scope,
-            now,
-        )?;
-        self.issue_code(conn, &request, &user.id)
-    }
-
-    /// The signed-in user of the session cookie, if it still stands.
-    fn session_user(
-        &self,
-        conn: &mut AnyConnection,
-        session: Option<&str>,
-    ) -> Result<Option<crate::store::models::User>, crate::grant::OAuthError> {
-        Ok(match session {
-            Some(cookie) => crate::domain::browser::session_user(
-                conn,
-                &self.master,
-                cookie,
-                self.sessions,
-                self.clock.now_ms(),
-            )?,
-            None => None,
-        })
-    }
-
-    fn issue_code(
-        &self,
-        conn: &mut AnyConnection,
-        request: &AuthorizeRequest,
-        user_id: &str,
-    ) -> Result<Step, crate::grant::OAuthError> {
-        let code = crate::domain::authcode::issue(
-            conn,
-            &crate::domain::authcode::CodeGrant {
-                client_id: &request.client.id,
-                user_id,
-                scope: &request.scope,
-                redirect_uri: &request.redirect_uri,
-                pkce: &request.pkce,
-                ttl_ms: self.code_ttl_ms,
-                redirect_uri_given: request.redirect_uri_given,
-            },
-            self.clock.now_ms(),
-        )?;
-        let mut pairs = vec![("code", code.as_str())];
-        if let Some(s) = &request.state {
-            pairs.push(("state", s));
-        }
-        // RFC 9207: say who issued the code, against mix-up attacks.
-        pairs.push(("iss", &self.issuer));
-        Ok(Step::Redirect(with_query(&request.redirect_uri, &pairs)))
-    }
-
-    /// Adds `iss` (RFC 9207) to error redirects too.
-    fn with_iss(&self, step: Step) -> Step {
-        match step {
-            Step::Redirect(url) => Step::Redirect(with_query(&url, &[("iss", &self.issuer)])),
-            other => other,
-        }
-    }
-
-    /// `POST /login`: a session cookie value for a good username and password.
-    pub fn login(
-        &self,
-        username: &str,
-        password: &str,
-        ip: Option<&str>,
-    ) -> Result<String, crate::grant::SignInError> {
-        let user = self.sign_in(username, password, ip, "login page")?;
-        Ok(crate::domain::browser::start_session(
-            &mut *self.pool.get()?,
-            &self.master,
-            &user.id,
-            self.clock.now_ms(),
-        )?)
-    }
-
-    /// `POST /logout`.
-    pub fn logout(&self, session: &str) -> Result<(), crate::grant::OAuthError> {
-        Ok(crate::domain::browser::end_session(
-            &mut *self.pool.get()?,
-            &self.master,
-            session,
-        )?)
+    #[test]
+    fn a_redirect_shows_where_it_goes_but_not_its_code() {
+        let step = Step::Redirect("https://app.example/cb?code=tsc_secret&state=s".into());
+        let shown = format!("{step:?}");
+        assert!(!shown.contains("tsc_secret"), "{shown}");
+        assert!(shown.contains("https://app.example/cb"), "{shown}");
     }
 }

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
 
 use crate::domain::browser;
-use crate::domain::crypto::MasterKey;
+use crate::grant::TokenService;
 
 /// Cookie names; on https with the `__Host-` prefix, which browsers accept only from this host,
 /// with `Secure` and `Path=/`, so a sibling subdomain cannot plant them.
@@ -111,16 +111,16 @@ pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
 }
 
 /// A new CSRF cookie and its token (at sign-in: a planted cookie does not survive it).
-pub fn fresh_csrf(master: &MasterKey, secure: bool) -> (String, Cookie<'static>) {
+pub fn fresh_csrf(service: &TokenService, secure: bool) -> (String, Cookie<'static>) {
     let value = browser::new_csrf_cookie();
-    let token = browser::csrf_token(master, &value);
+    let token = service.csrf_token(&value);
     (token, cookie(csrf_cookie(secure), value, secure))
 }
 
 /// The CSRF cookie of the request, or a new one to set; and the token forms must carry.
 pub fn csrf(
     req: &HttpRequest,
-    master: &MasterKey,
+    service: &TokenService,
     secure: bool,
 ) -> (String, Option<Cookie<'static>>) {
     match req
@@ -128,11 +128,10 @@ pub fn csrf(
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
     {
-        Some(value) => (browser::csrf_token(master, &value), None),
+        Some(value) => (service.csrf_token(&value), None),
         None => {
-            let value = browser::new_csrf_cookie();
-            let token = browser::csrf_token(master, &value);
-            (token, Some(cookie(csrf_cookie(secure), value, secure)))
+            let (token, set) = fresh_csrf(service, secure);
+            (token, Some(set))
         }
     }
 }

@@ -3,7 +3,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::domain::browser;
 use crate::grant::authorize::{canonical_query, Step};
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
@@ -35,7 +34,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
         Step::Redirect(url) => see_other(&url, Vec::new()),
         Step::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
         Step::Login { client_name } => {
-            let (token, set) = csrf(req, &state.service.master, secure);
+            let (token, set) = csrf(req, &state.service, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,
@@ -50,7 +49,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
             username,
             scope,
         } => {
-            let (token, set) = csrf(req, &state.service.master, secure);
+            let (token, set) = csrf(req, &state.service, secure);
             let scopes = scope
                 .iter()
                 .map(|s| (s.to_owned(), describe_scope(s)))
@@ -90,7 +89,7 @@ fn checked_form(
     let cookie = req
         .cookie(pages::csrf_cookie(state.secure_cookies))
         .map(|c| c.value().to_owned());
-    if !browser::csrf_ok(&state.service.master, cookie.as_deref(), form.get("csrf")) {
+    if !state.service.csrf_ok(cookie.as_deref(), form.get("csrf")) {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site. Go back, reload the page and try again.",
@@ -129,7 +128,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     match result {
         Ok(Ok(session)) => {
             // A CSRF cookie planted before sign-in does not outlive it.
-            let (_, csrf_cookie) = fresh_csrf(&state.service.master, secure);
+            let (_, csrf_cookie) = fresh_csrf(&state.service, secure);
             let session_cookie = pages::cookie(pages::session_cookie(secure), session, secure);
             see_other(
                 &format!("/authorize?{authorize}"),
@@ -140,7 +139,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             tracing::info!(reason = %e, "sign-in refused");
             // One message whatever the reason: nothing about which part was wrong.
             let client_name = client_name(&state, &authorize).await;
-            let (token, set) = csrf(&req, &state.service.master, secure);
+            let (token, set) = csrf(&req, &state.service, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,

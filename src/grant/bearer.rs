@@ -1,0 +1,113 @@
+//! Access tokens presented as bearer tokens (RFC 6750): the check every protected resource
+//! makes, and `/userinfo`.
+
+use serde::Serialize;
+
+use crate::domain::access_token::{self, AccessClaims, TokenError};
+use crate::domain::keys::KeySet;
+use crate::grant::{OAuthError, TokenService};
+use crate::store::models::{Standing, TokenRefs, User};
+
+/// Fewest seconds between two reloads forced by an unknown `kid`.
+const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `/userinfo` (OpenID Connect Core §5.3 members).
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    pub preferred_username: String,
+}
+
+impl TokenService {
+    /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
+    pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
+        let (_, user) = self.check_access_token(bearer)?;
+        match user {
+            Some(u) => Ok(UserInfo {
+                sub: u.id,
+                preferred_username: u.username,
+            }),
+            None => Err(BearerError::InvalidToken(
+                "the access token was not issued to a user".into(),
+            )),
+        }
+    }
+
+    /// Verifies an access token and that it still stands: not revoked (by jti, or through its
+    /// family), its user (if any) enabled, its client enabled. Returns the claims and the user.
+    pub fn check_access_token(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, Option<User>), BearerError> {
+        let verify = |keys: &KeySet| {
+            access_token::verify(
+                keys,
+                &self.issuer,
+                &self.audience,
+                token,
+                self.clock.now_secs(),
+            )
+        };
+        let claims = match verify(&self.keys.get()) {
+            // Perhaps a key made since the last reload (by the CLI or another instance).
+            Err(TokenError::UnknownKey) if self.keys.may_reload(FORCED_RELOAD_INTERVAL) => {
+                self.reload_keys().map_err(|e| {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                    BearerError::Unavailable(OAuthError::ServerError)
+                })?;
+                verify(&self.keys.get())
+            }
+            other => other,
+        }
+        .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+        let revoked = || BearerError::InvalidToken("the access token has been revoked".into());
+        // client_credentials tokens have the client as subject; every other token a user.
+        let for_user = !(claims.sub == claims.client_id && claims.sid.is_none());
+        let standing = Standing::read(
+            &mut *self.pool.get()?,
+            &TokenRefs {
+                jti: &claims.jti,
+                sid: claims.sid.as_deref(),
+                client_id: &claims.client_id,
+                user_id: for_user.then_some(claims.sub.as_str()),
+            },
+        )?;
+        if standing.revoked || !standing.family_active {
+            return Err(revoked());
+        }
+        if !standing.client_active {
+            return Err(BearerError::InvalidToken(
+                "the access token's client is not active".into(),
+            ));
+        }
+        if !for_user {
+            return Ok((claims, None));
+        }
+        match standing.user {
+            Some(u) if u.disabled_at.is_none() => Ok((claims, Some(u))),
+            _ => Err(BearerError::InvalidToken(
+                "the access token's user is not active".into(),
+            )),
+        }
+    }
+}
+
+/// Why a bearer token was refused (RFC 6750 §3.1).
+#[derive(Debug)]
+pub enum BearerError {
+    InvalidToken(String),
+    /// The check could not be made; the caller answers 503, not 401.
+    Unavailable(OAuthError),
+}
+
+impl From<r2d2::Error> for BearerError {
+    fn from(e: r2d2::Error) -> Self {
+        BearerError::Unavailable(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for BearerError {
+    fn from(e: diesel::result::Error) -> Self {
+        BearerError::Unavailable(e.into())
+    }
+}

@@ -1,0 +1,162 @@
+//! The browser flow behind `/authorize`, `/login`, `/consent` and `/logout`: sessions,
+//! remembered consent, CSRF tokens and the authorization code at the end.
+
+use crate::domain::authcode::{self, CodeGrant};
+use crate::domain::browser;
+use crate::grant::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
+use crate::grant::{OAuthError, SignInError, TokenService};
+use crate::store::models::User;
+use crate::store::AnyConnection;
+
+impl TokenService {
+    /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
+    pub fn authorize(&self, query: &str, session: Option<&str>) -> Result<Step, OAuthError> {
+        let conn = &mut *self.pool.get()?;
+        let request = match check(conn, query) {
+            Ok(r) => r,
+            Err(e) => return Ok(self.with_iss(e.into())),
+        };
+        let user = self.session_user(conn, session)?;
+        let Some(user) = user else {
+            return Ok(Step::Login {
+                client_name: request.client.name.clone(),
+            });
+        };
+        // A remembered consent answers without a page only where the redirect reaches the
+        // real client: a confidential client, or an https redirect URI. A public client on a
+        // custom scheme or loopback could be impersonated (RFC 6749 §10.2, RFC 8252 §8.6).
+        let trusted_redirect =
+            !request.client.is_public() || request.redirect_uri.starts_with("https://");
+        if trusted_redirect
+            && browser::consent_covers(conn, &user.id, &request.client.id, &request.scope)?
+        {
+            return self.issue_code(conn, &request, &user.id);
+        }
+        Ok(Step::Consent {
+            client_name: request.client.name.clone(),
+            username: user.username,
+            scope: request.scope,
+        })
+    }
+
+    /// `POST /consent`: the user approved or denied.
+    pub fn consent(
+        &self,
+        query: &str,
+        session: Option<&str>,
+        approve: bool,
+    ) -> Result<Step, OAuthError> {
+        let conn = &mut *self.pool.get()?;
+        let request = match check(conn, query) {
+            Ok(r) => r,
+            Err(e) => return Ok(self.with_iss(e.into())),
+        };
+        let now = self.clock.now_ms();
+        let user = self.session_user(conn, session)?;
+        let Some(user) = user else {
+            return Ok(Step::Login {
+                client_name: request.client.name.clone(),
+            });
+        };
+        if !approve {
+            let e = AuthorizeError::redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                "access_denied",
+                "the user denied the request",
+            );
+            return Ok(self.with_iss(e.into()));
+        }
+        browser::remember_consent(conn, &user.id, &request.client.id, &request.scope, now)?;
+        self.issue_code(conn, &request, &user.id)
+    }
+
+    /// The signed-in user of the session cookie, if it still stands.
+    fn session_user(
+        &self,
+        conn: &mut AnyConnection,
+        session: Option<&str>,
+    ) -> Result<Option<User>, OAuthError> {
+        Ok(match session {
+            Some(cookie) => browser::session_user(
+                conn,
+                &self.master,
+                cookie,
+                self.sessions,
+                self.clock.now_ms(),
+            )?,
+            None => None,
+        })
+    }
+
+    fn issue_code(
+        &self,
+        conn: &mut AnyConnection,
+        request: &AuthorizeRequest,
+        user_id: &str,
+    ) -> Result<Step, OAuthError> {
+        let code = authcode::issue(
+            conn,
+            &CodeGrant {
+                client_id: &request.client.id,
+                user_id,
+                scope: &request.scope,
+                redirect_uri: &request.redirect_uri,
+                pkce: &request.pkce,
+                ttl_ms: self.code_ttl_ms,
+                redirect_uri_given: request.redirect_uri_given,
+            },
+            self.clock.now_ms(),
+        )?;
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(s) = &request.state {
+            pairs.push(("state", s));
+        }
+        // RFC 9207: say who issued the code, against mix-up attacks.
+        pairs.push(("iss", &self.issuer));
+        Ok(Step::Redirect(with_query(&request.redirect_uri, &pairs)))
+    }
+
+    /// Adds `iss` (RFC 9207) to error redirects too.
+    fn with_iss(&self, step: Step) -> Step {
+        match step {
+            Step::Redirect(url) => Step::Redirect(with_query(&url, &[("iss", &self.issuer)])),
+            other => other,
+        }
+    }
+
+    /// `POST /login`: a session cookie value for a good username and password.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<String, SignInError> {
+        let user = self.sign_in(username, password, ip, "login page")?;
+        Ok(browser::start_session(
+            &mut *self.pool.get()?,
+            &self.master,
+            &user.id,
+            self.clock.now_ms(),
+        )?)
+    }
+
+    /// The token a page's form carries for the CSRF cookie `cookie`.
+    pub fn csrf_token(&self, cookie: &str) -> String {
+        browser::csrf_token(&self.master, cookie)
+    }
+
+    /// Whether a posted form's CSRF token matches the request's CSRF cookie.
+    pub fn csrf_ok(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
+        browser::csrf_ok(&self.master, cookie, token)
+    }
+
+    /// `POST /logout`.
+    pub fn logout(&self, session: &str) -> Result<(), OAuthError> {
+        Ok(browser::end_session(
+            &mut *self.pool.get()?,
+            &self.master,
+            session,
+        )?)
+    }
+}

@@ -1,0 +1,134 @@
+//! Username and password sign-in, shared by the password grant and the login page: throttled
+//! per username and per client IP, the same cost for unknown users, and no connection held
+//! while the password is hashed.
+
+use crate::domain::audit::Event;
+use crate::domain::user::Username;
+use crate::grant::{OAuthError, TokenService};
+use crate::store::models::User;
+use crate::store::{write_tx, AnyConnection};
+
+impl TokenService {
+    /// Checks a username and password, with throttling (per username and per IP) and a dummy
+    /// hash for unknown users. Shared by the password grant and the login page.
+    pub fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<&str>,
+        via: &str,
+    ) -> Result<User, SignInError> {
+        self.sign_in_then(username, password, ip, via, |_, _| Ok(()))
+            .map(|(user, ())| user)
+    }
+
+    /// [`TokenService::sign_in`], then `then` in the same transaction as the records of the
+    /// success (throttle counters, audit): one commit for all of it. No connection is held
+    /// while the password is hashed.
+    pub(crate) fn sign_in_then<T>(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<&str>,
+        via: &str,
+        then: impl FnOnce(&mut AnyConnection, &User) -> Result<T, OAuthError>,
+    ) -> Result<(User, T), SignInError> {
+        let name = Username::parse(username).ok();
+        let shown: String = username
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let audit = |conn: &mut AnyConnection, kind: &str, subject: Option<&str>| {
+            let detail = format!("username {shown:?}");
+            Event {
+                kind,
+                actor: Some(via),
+                subject,
+                client_ip: ip,
+                detail: Some(&detail),
+            }
+            .record(conn, self.clock.now_ms());
+        };
+        // The attempt is counted (and committed) before the hash, the user read with it.
+        let name = name.as_ref().map(Username::as_str);
+        let (allowed, user) = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
+            if !self.throttle.attempt(c, name, ip, self.clock.now_ms())? {
+                audit(c, "login.throttled", None);
+                return Ok((false, None));
+            }
+            let user = match name {
+                Some(name) => User::find_by_username(c, name)?,
+                None => None,
+            };
+            Ok((true, user))
+        })?;
+        if !allowed {
+            return Err(SignInError::Throttled);
+        }
+        // Verified against a dummy hash when the user does not exist: same cost either way.
+        let valid = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .map_err(|_| SignInError::Busy)?;
+        let mut conn = self.pool.get()?;
+        match user {
+            Some(u) if valid && u.disabled_at.is_none() => {
+                let done = write_tx(&mut conn, |c| -> Result<T, SignInError> {
+                    self.throttle.succeeded(c, &u.username, ip)?;
+                    audit(c, "login.success", Some(&u.id));
+                    then(c, &u).map_err(SignInError::Then)
+                })?;
+                Ok((u, done))
+            }
+            other => {
+                audit(
+                    &mut conn,
+                    "login.failure",
+                    other.as_ref().map(|u| u.id.as_str()),
+                );
+                Err(SignInError::Invalid)
+            }
+        }
+    }
+}
+
+/// Why [`TokenService::sign_in`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("invalid username or password")]
+    Invalid,
+    #[error("too many failed sign-in attempts; try again later")]
+    Throttled,
+    #[error("too many sign-ins at once; retry shortly")]
+    Busy,
+    #[error("{0}")]
+    Unavailable(OAuthError),
+    /// What the caller asked to do after a successful sign-in failed.
+    #[error("{0}")]
+    Then(OAuthError),
+}
+
+impl SignInError {
+    pub fn into_oauth(self) -> OAuthError {
+        match self {
+            SignInError::Invalid | SignInError::Throttled => {
+                OAuthError::InvalidGrant(self.to_string())
+            }
+            SignInError::Busy => OAuthError::TemporarilyUnavailable(self.to_string()),
+            SignInError::Unavailable(e) | SignInError::Then(e) => e,
+        }
+    }
+}
+
+impl From<r2d2::Error> for SignInError {
+    fn from(e: r2d2::Error) -> Self {
+        SignInError::Unavailable(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for SignInError {
+    fn from(e: diesel::result::Error) -> Self {
+        SignInError::Unavailable(e.into())
+    }
+}

@@ -1,0 +1,318 @@
+//! `POST /token`: every grant, and the token response (RFC 6749 §5.1).
+
+use serde::Serialize;
+
+use crate::domain::access_token::{self, Grant};
+use crate::domain::authcode::{self, CodeExchange, ExchangeError};
+use crate::domain::client::GrantType;
+use crate::domain::crypto::sha256_hex;
+use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
+use crate::domain::scope::Scope;
+use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
+use crate::grant::{pkce, OAuthError, Params, TokenService};
+use crate::store::models::{Client, User};
+use crate::store::AnyConnection;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// `POST /token`.
+    pub fn token(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_type = params.required("grant_type")?;
+        let creds = credentials(authorization, params)?;
+        // One pool checkout serves the whole request, except across a password hash: that
+        // would hold a connection for the hash's duration.
+        let mut conn = self.pool.get()?;
+        if let Some(response) = self.plain_refresh(&mut conn, grant_type, &creds, params, meta)? {
+            return Ok(response);
+        }
+        let client = authenticate(&mut conn, &creds)?;
+        match grant_type.parse::<GrantType>() {
+            Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant} grant"
+            ))),
+            Ok(GrantType::Password) => {
+                drop(conn);
+                self.password(&client, params, meta)
+            }
+            Ok(GrantType::AuthorizationCode) => {
+                self.authorization_code(&mut conn, &client, params, meta)
+            }
+            Ok(GrantType::ClientCredentials) => {
+                drop(conn);
+                self.client_credentials(&client, params)
+            }
+            Ok(GrantType::RefreshToken) => self.refresh(&mut conn, &client, params, meta),
+            _ => Err(OAuthError::UnsupportedGrantType(format!(
+                "grant_type `{}` is not supported",
+                grant_type.chars().take(64).collect::<String>()
+            ))),
+        }
+    }
+
+    fn password(
+        &self,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let username = params.required("username")?;
+        let password = params.required("password")?;
+        let scope = requested_scope(client, params.get("scope"))?;
+        let now = self.clock.now_ms();
+        // The family starts in the same transaction that records the successful sign-in.
+        let start_family = |c: &mut AnyConnection, user: &User| {
+            if !client.allows(GrantType::RefreshToken) {
+                return Ok(None);
+            }
+            let grant = NewGrant {
+                client_id: &client.id,
+                user,
+                scope: &scope,
+                auth_method: GrantType::Password.as_str(),
+                same_password: true,
+            };
+            family::start_in(c, &self.master, &grant, meta, self.life, now)
+                .map(Some)
+                .map_err(refresh_error)
+        };
+        let (user, issued) = self
+            .sign_in_then(
+                username,
+                password,
+                meta.client_ip.as_deref(),
+                &client.id,
+                start_family,
+            )
+            .map_err(|e| {
+                tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
+                e.into_oauth()
+            })?;
+        match issued {
+            Some(issued) => {
+                tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
+                self.respond(&client.id, true, &user.id, &scope, Some(issued), now)
+            }
+            None => self.respond(&client.id, false, &user.id, &scope, None, now),
+        }
+    }
+
+    /// A refresh without a scope parameter, tried in one statement that also authenticates the
+    /// client ([`family::rotate_for_client`]). `None`: take the full path.
+    fn plain_refresh(
+        &self,
+        conn: &mut AnyConnection,
+        grant_type: &str,
+        creds: &Credentials,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<Option<TokenResponse>, OAuthError> {
+        let (Some(presented), None) = (params.get("refresh_token"), params.get("scope")) else {
+            return Ok(None);
+        };
+        if grant_type != GrantType::RefreshToken.as_str()
+            || !client_auth::plausible(&creds.client_id)
+        {
+            return Ok(None);
+        }
+        let secret_hash = creds.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
+        let client = family::ClientCheck {
+            id: &creds.client_id,
+            secret_hash: secret_hash.as_deref(),
+        };
+        let Some(issued) = family::rotate_for_client(
+            conn,
+            &self.master,
+            presented,
+            &client,
+            meta,
+            self.life,
+            &self.clock,
+        )?
+        else {
+            return Ok(None);
+        };
+        self.respond_issued(client.id, true, issued).map(Some)
+    }
+
+    fn refresh(
+        &self,
+        conn: &mut AnyConnection,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = params.required("refresh_token")?;
+        let requested = params
+            .get("scope")
+            .map(Scope::parse)
+            .transpose()
+            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+        let issued = family::rotate(
+            conn,
+            &self.master,
+            presented,
+            &client.id,
+            requested.as_ref(),
+            meta,
+            self.life,
+            &self.clock,
+        )
+        .map_err(refresh_error)?;
+        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+    }
+
+    /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
+    fn client_credentials(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::UnauthorizedClient(
+                "client_credentials is for confidential clients".into(),
+            ));
+        }
+        let scope = requested_scope(client, params.get("scope"))?;
+        self.respond(
+            &client.id,
+            false,
+            &client.id,
+            &scope,
+            None,
+            self.clock.now_ms(),
+        )
+    }
+
+    fn authorization_code(
+        &self,
+        conn: &mut AnyConnection,
+        client: &Client,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = params.required("code")?;
+        let verifier = params.get("code_verifier");
+        let request = CodeExchange {
+            code,
+            client_id: &client.id,
+            redirect_uri: params.get("redirect_uri"),
+            pkce_verifies: &|stored| pkce::verifies(stored, verifier),
+        };
+        let issued = authcode::exchange(conn, &self.master, &request, meta, self.life, &self.clock)
+            .map_err(|e| match e {
+                ExchangeError::Database(d) => d.into(),
+                other => OAuthError::InvalidGrant(other.to_string()),
+            })?;
+        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+    }
+
+    /// The response for a grant that issued a refresh token (or handed one out again).
+    fn respond_issued(
+        &self,
+        client_id: &str,
+        refresh_allowed: bool,
+        issued: Issued,
+    ) -> Result<TokenResponse, OAuthError> {
+        let user_id = issued.family.user_id.clone();
+        let scope = issued.scope.clone();
+        self.respond(
+            client_id,
+            refresh_allowed,
+            &user_id,
+            &scope,
+            Some(issued),
+            self.clock.now_ms(),
+        )
+    }
+
+    /// The token response. `refresh_allowed`: the client has the refresh_token grant.
+    fn respond(
+        &self,
+        client_id: &str,
+        refresh_allowed: bool,
+        subject: &str,
+        scope: &Scope,
+        issued: Option<Issued>,
+        now_ms: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let scope_text = scope.to_string();
+        let grant = Grant {
+            subject,
+            client_id,
+            scope: &scope_text,
+            family_id: issued.as_ref().map(|i| i.family.id.as_str()),
+        };
+        // A client without the refresh_token grant gets no refresh token; the family still
+        // backs the access token (its `sid`), so revoking the family revokes the token.
+        let refresh_token = issued
+            .as_ref()
+            .filter(|_| refresh_allowed)
+            .map(|i| i.refresh_token.expose().to_owned());
+        let access_token = access_token::issue(
+            &self.keys.get(),
+            &self.issuer,
+            &self.audience,
+            &grant,
+            now_ms / 1000,
+            self.access_ttl_secs,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            OAuthError::ServerError
+        })?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.access_ttl_secs,
+            refresh_token,
+            scope: scope_text,
+        })
+    }
+}
+
+fn refresh_error(e: RefreshError) -> OAuthError {
+    match e {
+        RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
+        RefreshError::Database(db) => db.into(),
+        other => OAuthError::InvalidGrant(other.to_string()),
+    }
+}
+
+/// The scope for a new grant: the request's if within the client's, else the client's own.
+fn requested_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
+    let allowed = client.scope();
+    let Some(text) = requested else {
+        return Ok(allowed);
+    };
+    let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+    if !scope.is_subset_of(&allowed) {
+        return Err(OAuthError::InvalidScope(
+            "the requested scope is not allowed for this client".into(),
+        ));
+    }
+    Ok(scope)
+}
