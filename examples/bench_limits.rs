@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::crypto::{sign, verify};
 use jsonwebtoken::Algorithm;
-use tessera::domain::keys::{install_crypto_provider, KeyAlgorithm, SigningKey};
+use tessera::domain::jwt_crypto::install_crypto_provider;
+use tessera::domain::keys::{KeyAlgorithm, SigningKey};
 use tessera::domain::password::PasswordHasher;
 use tessera::settings::Settings;
 

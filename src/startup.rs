@@ -8,7 +8,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::domain::crypto::MasterKey;
-use crate::domain::keys::{install_crypto_provider, KeyRing, KeySet};
+use crate::domain::jwt_crypto::install_crypto_provider;
+use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
 use crate::domain::Clock;
 use crate::grant::TokenService;

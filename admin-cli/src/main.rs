@@ -7,6 +7,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tessera::store::one_line;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
@@ -17,10 +18,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

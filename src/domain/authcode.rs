@@ -15,6 +15,9 @@ use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
 
+/// Prefix of every authorization code, so secret scanners can recognise leaked ones.
+pub const CODE_PREFIX: &str = "tsc_";
+
 /// What a code stands for.
 pub struct CodeGrant<'a> {
     pub client_id: &'a str,
@@ -35,7 +38,7 @@ pub fn issue(
     grant: &CodeGrant<'_>,
     now: i64,
 ) -> diesel::QueryResult<String> {
-    let code = format!("tsc_{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
+    let code = format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
     AuthorizationCode {
         code_hash: sha256_hex(code.as_bytes()),
         client_id: grant.client_id.to_owned(),

@@ -11,7 +11,6 @@ use crate::domain::scope::Scope;
 use crate::domain::Clock;
 use crate::store::models::{Client, ClientChanges, NewClient, TokenFamily};
 use crate::store::AnyConnection;
-use diesel::RunQueryDsl;
 
 /// A grant type a client may be allowed to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -283,11 +282,7 @@ pub fn delete(
     crate::store::write_tx(conn, |c| {
         // FOR UPDATE conflicts with the key-share lock a new family's foreign key takes, so no
         // login can add a family between the count and the delete.
-        if let AnyConnection::Postgresql(pg) = c {
-            diesel::sql_query("SELECT id FROM clients WHERE id = $1 FOR UPDATE")
-                .bind::<diesel::sql_types::Text, _>(id)
-                .execute(pg)?;
-        }
+        Client::lock(c, id)?;
         find(c, id)?;
         let active = TokenFamily::count_active(c, None, Some(id), clock.now_ms())?;
         if active > 0 && !revoke_families {

@@ -1,87 +1,22 @@
-//! Refresh-token families: issue, rotation with reuse detection, revocation.
+//! Refresh-token families: issue, liveness, rotation with reuse detection. The token format is
+//! in [`refresh_token`](crate::domain::refresh_token), revocation in
+//! [`revocation`](crate::domain::revocation).
 //!
 //! Invariant: a family has at most one active (unrotated) refresh token. Rotation consumes the
 //! presented token with one conditional `UPDATE … WHERE rotated_at IS NULL` inside a write
 //! transaction, so of any number of concurrent requests exactly one wins; the database's partial
 //! unique index `refresh_tokens_one_active` enforces the invariant again underneath.
-//!
-//! A refresh token is `tsr_` + id + HMAC(refresh key, id). Only its SHA-256 is stored; the MAC
-//! lets the server recompute a token from its id (to answer an idempotent retry with the same
-//! successor) while a database dump alone yields no usable token.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ring::hmac;
-
-use crate::domain::crypto::{random_id, sha256_hex, MasterKey};
+use crate::domain::crypto::{random_id, MasterKey};
+use crate::domain::refresh_token::{hash_token, parse_token, token_for, RefreshSecret};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
 use crate::domain::Clock;
 use crate::store::models::{
     NewFamily, NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User,
 };
-use diesel::OptionalExtension;
-
+use crate::store::rotation::OneStatementRotation;
 use crate::store::{write_tx, AnyConnection};
-
-/// Prefix of every refresh token, so secret scanners can recognise leaked ones.
-pub const PREFIX: &str = "tsr_";
-const ID_LEN: usize = 22; // 16 random bytes, base64url
-const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
-
-/// A refresh token in plaintext: handed to the client, never stored or logged.
-pub struct RefreshSecret(String);
-
-impl RefreshSecret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RefreshSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshSecret([redacted])")
-    }
-}
-
-/// The plaintext token for `id`.
-fn token_for(key: &hmac::Key, id: &str) -> RefreshSecret {
-    let mac = hmac::sign(key, id.as_bytes());
-    RefreshSecret(format!(
-        "{PREFIX}{id}{}",
-        URL_SAFE_NO_PAD.encode(mac.as_ref())
-    ))
-}
-
-/// The id inside a token, if the token is well-formed and was made by this server.
-fn parse_token(key: &hmac::Key, token: &str) -> Option<String> {
-    let body = token.strip_prefix(PREFIX)?;
-    if body.len() != ID_LEN + MAC_LEN || !body.is_ascii() {
-        return None;
-    }
-    let (id, mac) = body.split_at(ID_LEN);
-    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-    hmac::verify(key, id.as_bytes(), &mac).ok()?;
-    Some(id.to_owned())
-}
-
-/// The stored token `presented` stands for, if it is one of ours: found by the id inside it
-/// (the MAC proves the id is ours), then checked against the stored hash.
-pub fn find_presented(
-    conn: &mut AnyConnection,
-    master: &MasterKey,
-    presented: &str,
-) -> diesel::QueryResult<Option<RefreshToken>> {
-    let Some(id) = parse_token(master.refresh_key(), presented) else {
-        return Ok(None);
-    };
-    let hash = hash_token(presented);
-    Ok(RefreshToken::find(conn, &id)?.filter(|t| t.token_hash == hash))
-}
-
-pub fn hash_token(token: &str) -> String {
-    sha256_hex(token.as_bytes())
-}
 
 /// Where a family stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,20 +345,19 @@ pub fn rotate_for_client(
     let successor = random_id();
     let refresh_token = token_for(key, &successor);
     let now = clock.now_ms();
-    let statement = OneStatementRotation {
+    let family = OneStatementRotation {
         id: &id,
         hash: &hash_token(presented),
-        client,
+        client_id: client.id,
+        client_secret_hash: client.secret_hash,
         successor: &successor,
         successor_hash: &hash_token(refresh_token.expose()),
         now,
         idle_expiry: now.saturating_add(life.idle),
-        meta,
-    };
-    let family = {
-        use diesel::RunQueryDsl;
-        statement.get_result::<TokenFamily>(pg).optional()?
-    };
+        client_ip: meta.client_ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    }
+    .run(pg)?;
     Ok(family.map(|family| {
         let scope = Scope::parse(&family.scope).unwrap_or_default();
         Issued {
@@ -443,113 +377,6 @@ pub struct ClientCheck<'a> {
     pub secret_hash: Option<&'a str>,
 }
 
-/// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
-/// round trip, no explicit transaction), when every condition for a plain rotation holds: the
-/// client is enabled, may refresh, and its secret's hash matches (no secret for a public
-/// client); the token is unrotated and unexpired; its family belongs to the client, is
-/// unrevoked and unexpired; its user is enabled. Returns no row when any of them fails;
-/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
-/// attacker controls the secret, not its SHA-256.
-///
-/// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
-/// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
-/// first wrote. The family row is share-locked first, as [`rotate`]'s transaction locks it: a
-/// revocation in progress is waited for and then seen, and one that comes later waits for
-/// this statement.
-///
-/// A query type of its own rather than `sql_query`: diesel then prepares it once per
-/// connection, and PostgreSQL stops planning it on every call (planning was a third of the
-/// database's time per rotation).
-struct OneStatementRotation<'a> {
-    id: &'a str,
-    hash: &'a str,
-    client: &'a ClientCheck<'a>,
-    successor: &'a str,
-    successor_hash: &'a str,
-    now: i64,
-    /// When the successor expires from disuse, before the family's own cap.
-    idle_expiry: i64,
-    meta: &'a RequestMeta,
-}
-
-impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
-    type QueryId = OneStatementRotation<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for OneStatementRotation<'_> {
-    type SqlType = diesel::sql_types::Untyped;
-}
-
-impl<Conn> diesel::RunQueryDsl<Conn> for OneStatementRotation<'_> {}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotation<'_> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> diesel::QueryResult<()> {
-        use diesel::sql_types::{BigInt, Nullable, Text};
-        // The SQL is in pieces between the binds; each bind is one `$n`.
-        out.push_sql(
-            "WITH family AS ( \
-               SELECT f.* FROM token_families AS f \
-                WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
-        );
-        out.push_bind_param::<Text, _>(&self.id)?;
-        // A subquery, not a join: a join let the generic plan start from every family of
-        // the client.
-        out.push_sql(") AND f.client_id = ");
-        out.push_bind_param::<Text, _>(&self.client.id)?;
-        out.push_sql(
-            " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
-                 AND c.disabled_at IS NULL \
-                 AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
-                 AND c.secret_hash IS NOT DISTINCT FROM ",
-        );
-        out.push_bind_param::<Nullable<Text>, _>(&self.client.secret_hash)?;
-        out.push_sql(") AND f.revoked_at IS NULL AND f.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(
-            " FOR SHARE OF f \
-             ), old AS ( \
-               UPDATE refresh_tokens AS t SET rotated_at = ",
-        );
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(", replaced_by = ");
-        out.push_bind_param::<Text, _>(&self.successor)?;
-        out.push_sql(" FROM family AS f, users AS u WHERE t.id = ");
-        out.push_bind_param::<Text, _>(&self.id)?;
-        out.push_sql(" AND t.token_hash = ");
-        out.push_bind_param::<Text, _>(&self.hash)?;
-        out.push_sql(" AND t.rotated_at IS NULL AND t.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(
-            " AND t.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
-               RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
-                         f.expires_at, f.revoked_at, f.revoked_reason \
-             ), successor AS ( \
-               INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
-                                           expires_at, client_ip, user_agent) \
-               SELECT ",
-        );
-        out.push_bind_param::<Text, _>(&self.successor)?;
-        out.push_sql(", old.id, ");
-        out.push_bind_param::<Text, _>(&self.id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.successor_hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(", LEAST(");
-        out.push_bind_param::<BigInt, _>(&self.idle_expiry)?;
-        out.push_sql(", old.expires_at), ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.meta.client_ip)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.meta.user_agent)?;
-        out.push_sql(" FROM old) SELECT * FROM old");
-        Ok(())
-    }
-}
-
 /// The scope for this refresh: the request's if it narrows the family's (RFC 6749 §6), else
 /// the family's. Also refuses a user who has been disabled since.
 fn granted_scope(
@@ -566,25 +393,5 @@ fn granted_scope(
         Some(r) if !r.is_subset_of(&family_scope) => Err(RefreshError::Scope),
         Some(r) if !r.is_empty() => Ok(r.clone()),
         _ => Ok(family_scope),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_carry_prefix_and_verify_only_with_their_key() {
-        let a = MasterKey::from_bytes(&[1u8; 32]).unwrap();
-        let b = MasterKey::from_bytes(&[2u8; 32]).unwrap();
-        let id = random_id();
-        let token = token_for(a.refresh_key(), &id);
-        assert!(token.expose().starts_with("tsr_"));
-        assert_eq!(parse_token(a.refresh_key(), token.expose()), Some(id));
-        assert_eq!(parse_token(b.refresh_key(), token.expose()), None);
-        let truncated = &token.expose()[..token.expose().len() - 1];
-        assert_eq!(parse_token(a.refresh_key(), truncated), None);
-        assert_eq!(parse_token(a.refresh_key(), "tsr_é"), None);
-        assert!(!format!("{token:?}").contains(token.expose()));
     }
 }

@@ -90,11 +90,7 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
     let client_id = get("client_id").ok_or_else(|| {
         AuthorizeError::Page("The request names no client (client_id is missing).".into())
     })?;
-    let plausible = client_id.len() <= 128
-        && client_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let client = if plausible {
+    let client = if crate::grant::client_auth::plausible(client_id) {
         Client::find(conn, client_id)
             .map_err(|_| AuthorizeError::Page("The service is unavailable; try again.".into()))?
     } else {

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::family::{self, FamilyState, PREFIX};
+use crate::domain::authcode::CODE_PREFIX;
+use crate::domain::family::{self, FamilyState};
+use crate::domain::refresh_token::{self, PREFIX};
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
@@ -31,7 +33,7 @@ impl TokenService {
     fn find(&self, token: &str) -> Result<Found, OAuthError> {
         if token.starts_with(PREFIX) {
             let conn = &mut *self.pool.get()?;
-            let Some(t) = family::find_presented(conn, &self.master, token)? else {
+            let Some(t) = refresh_token::find_presented(conn, &self.master, token)? else {
                 return Ok(Found::Nothing);
             };
             return Ok(match TokenFamily::find(conn, &t.family_id)? {
@@ -52,7 +54,7 @@ impl TokenService {
     pub fn revoke(&self, authorization: Option<&str>, params: &Params) -> Result<(), OAuthError> {
         let client = self.authenticated(authorization, params)?;
         let token = params.required("token")?;
-        if token.starts_with("tsc_") {
+        if token.starts_with(CODE_PREFIX) {
             return Err(OAuthError::UnsupportedTokenType(
                 "authorization codes cannot be revoked; they expire within a minute".into(),
             ));

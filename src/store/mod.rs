@@ -2,7 +2,21 @@
 
 pub mod models;
 pub mod pool;
+pub mod rotation;
 pub mod schema;
+
+/// PostgreSQL advisory lock ids, one per thing that must not run twice at once.
+pub mod advisory {
+    /// Held while migrations run (session-level).
+    pub const MIGRATIONS: i64 = 7365726101;
+    /// Held by a transaction that creates or retires signing keys.
+    pub const SIGNING_KEYS: i64 = 7365726102;
+}
+
+/// One line of text: error messages from libraries may span several.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 pub use pool::{connect, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema};
 

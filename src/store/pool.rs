@@ -1,5 +1,6 @@
 //! The r2d2 pool over either backend, and the embedded migrations.
 
+use crate::store::{advisory, one_line};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -266,11 +267,17 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
     };
     let result = match conn {
         AnyConnection::Postgresql(c) => {
-            c.batch_execute("SELECT pg_advisory_lock(7365726101)")
-                .context("cannot lock the database for migrations")?;
+            c.batch_execute(&format!(
+                "SELECT pg_advisory_lock({})",
+                advisory::MIGRATIONS
+            ))
+            .context("cannot lock the database for migrations")?;
             let r = c.run_pending_migrations(PG_MIGRATIONS).map(versions);
-            c.batch_execute("SELECT pg_advisory_unlock(7365726101)")
-                .context("cannot unlock the database after migrations")?;
+            c.batch_execute(&format!(
+                "SELECT pg_advisory_unlock({})",
+                advisory::MIGRATIONS
+            ))
+            .context("cannot unlock the database after migrations")?;
             r
         }
         // BEGIN IMMEDIATE takes the write lock first: a second instance starting at the same
@@ -306,8 +313,4 @@ fn create_sqlite_dir(backend: Backend, address: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

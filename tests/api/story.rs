@@ -132,7 +132,10 @@ async fn token_response_is_rfc_6749_shaped(db: Db) {
         !stored[0].contains(&plain[4..]),
         "the plaintext token must not be stored"
     );
-    assert_eq!(stored[0], tessera::domain::family::hash_token(&plain));
+    assert_eq!(
+        stored[0],
+        tessera::domain::refresh_token::hash_token(&plain)
+    );
     assert_eq!(family_scope, "read");
 }
 

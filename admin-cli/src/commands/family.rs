@@ -11,8 +11,8 @@ use tessera::store::models::{
 use tessera::store::AnyConnection;
 
 use super::{Confirm, Context};
-use crate::commands::incident::IncidentView;
-use crate::output::{confirm, emit, rfc3339, rfc3339_opt, short, Table};
+use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, TokenView};
+use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum FamilyCommand {
@@ -68,43 +68,6 @@ fn token_state(t: &RefreshToken, f: &TokenFamily, now: i64) -> &'static str {
     } else {
         family::state(f, family::token_live(t, now), now).as_str()
     }
-}
-
-/// The JSON shape of a family.
-#[derive(Serialize)]
-struct FamilyView {
-    id: String,
-    user_id: String,
-    username: Option<String>,
-    client_id: String,
-    client_name: Option<String>,
-    scope: String,
-    auth_method: String,
-    state: &'static str,
-    created_at: String,
-    expires_at: String,
-    revoked_at: Option<String>,
-    revoked_reason: Option<String>,
-}
-
-/// The JSON shape of a refresh token: its id, never the token.
-#[derive(Serialize)]
-struct TokenView {
-    id: String,
-    parent_id: Option<String>,
-    state: &'static str,
-    issued_at: String,
-    expires_at: String,
-    rotated_at: Option<String>,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Lineage {
-    family: FamilyView,
-    tokens: Vec<TokenView>,
-    incidents: Vec<IncidentView>,
 }
 
 struct Names {
@@ -267,133 +230,4 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             })
         }
     }
-}
-
-/// The lineage as a tree: each token under its parent, the incident beneath.
-fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -> String {
-    let f = &l.family;
-    let mut out = format!("family {}\n", f.id);
-    let who = |name: &Option<String>, id: &str| match name {
-        Some(n) => format!("{n} ({})", short(id)),
-        None => id.to_owned(),
-    };
-    out.push_str(&format!("  user     {}\n", who(&f.username, &f.user_id)));
-    out.push_str(&format!(
-        "  client   {}\n",
-        who(&f.client_name, &f.client_id)
-    ));
-    out.push_str(&format!(
-        "  scope    {}    (granted by {})\n",
-        if f.scope.is_empty() { "-" } else { &f.scope },
-        f.auth_method
-    ));
-    out.push_str(&format!(
-        "  created  {}    expires {}\n",
-        f.created_at, f.expires_at
-    ));
-    let state = match (&f.revoked_at, &f.revoked_reason) {
-        (Some(at), reason) => format!("REVOKED {at} ({})", reason.as_deref().unwrap_or("-")),
-        _ => f.state.to_uppercase(),
-    };
-    out.push_str(&format!("  state    {state}\n\n"));
-
-    let replayed: HashMap<&str, &ReuseIncident> = incidents
-        .iter()
-        .map(|i| (i.replayed_token_id.as_str(), i))
-        .collect();
-    let holder: HashMap<&str, &ReuseIncident> = incidents
-        .iter()
-        .filter_map(|i| i.active_token_id.as_deref().map(|a| (a, i)))
-        .collect();
-    // Tokens form a chain (each has at most one successor); roots have no parent.
-    let by_parent: HashMap<Option<&str>, Vec<usize>> =
-        tokens
-            .iter()
-            .enumerate()
-            .fold(HashMap::new(), |mut m, (i, t)| {
-                m.entry(t.parent_id.as_deref()).or_default().push(i);
-                m
-            });
-    let mut stack: Vec<(usize, usize)> = by_parent
-        .get(&None)
-        .map_or_else(Vec::new, |r| r.iter().rev().map(|&i| (i, 0)).collect());
-    while let Some((i, depth)) = stack.pop() {
-        let t = &tokens[i];
-        let v = &l.tokens[i];
-        let indent = if depth == 0 {
-            "  ".to_owned()
-        } else {
-            format!("  {}└─ ", "   ".repeat(depth - 1))
-        };
-        let mut line = format!(
-            "{indent}{}  issued {}  {}  \"{}\"  ",
-            short(&t.id),
-            v.issued_at,
-            t.client_ip.as_deref().unwrap_or("-"),
-            t.user_agent.as_deref().unwrap_or("-"),
-        );
-        match v.state {
-            "rotated" => line.push_str(&format!("rotated {}", rfc3339_opt(t.rotated_at))),
-            other => line.push_str(&other.to_uppercase()),
-        }
-        if replayed.contains_key(t.id.as_str()) {
-            line.push_str("  ◀ replayed");
-        }
-        if holder.contains_key(t.id.as_str()) {
-            line.push_str("  ◀ held at the replay");
-        }
-        out.push_str(&line);
-        out.push('\n');
-        if let Some(children) = by_parent.get(&Some(t.id.as_str())) {
-            stack.extend(children.iter().rev().map(|&c| (c, depth + 1)));
-        }
-    }
-    for (inc, view) in incidents.iter().zip(&l.incidents) {
-        out.push_str(&format!(
-            "\nreuse incident {}  at {}\n",
-            inc.id, view.occurred_at
-        ));
-        out.push_str(&format!(
-            "  token {} was presented again after it had been rotated\n",
-            short(&inc.replayed_token_id)
-        ));
-        let active = inc
-            .active_token_id
-            .as_deref()
-            .and_then(|a| tokens.iter().find(|t| t.id == a));
-        let mut t = Table::new(&["", "REPLAYED BY", "ACTIVE TOKEN HOLDER"]);
-        t.row(vec![
-            "token".into(),
-            short(&inc.replayed_token_id),
-            active.map_or_else(|| "-".to_owned(), |a| short(&a.id)),
-        ]);
-        t.row(vec![
-            "ip".into(),
-            inc.client_ip.clone().unwrap_or_else(|| "-".into()),
-            active
-                .and_then(|a| a.client_ip.clone())
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.row(vec![
-            "user agent".into(),
-            inc.user_agent.clone().unwrap_or_else(|| "-".into()),
-            active
-                .and_then(|a| a.user_agent.clone())
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.row(vec![
-            "at".into(),
-            view.occurred_at.clone(),
-            active.map_or_else(
-                || "-".to_owned(),
-                |a| format!("issued {}", rfc3339(a.issued_at)),
-            ),
-        ]);
-        for line in t.render_width(None).lines() {
-            out.push_str("  ");
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out.trim_end().to_owned()
 }

@@ -1,10 +1,10 @@
 use clap::Subcommand;
-use serde::Serialize;
 use tessera::domain::ms;
 use tessera::store::models::{IncidentFilter, ReuseIncident};
 
 use super::{parse_duration, Context};
-use crate::output::{emit, rfc3339, short, Table};
+use crate::output::lineage::IncidentView;
+use crate::output::{emit, short, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum IncidentCommand {
@@ -27,34 +27,6 @@ pub enum IncidentCommand {
         #[arg(allow_hyphen_values = true)]
         incident_id: String,
     },
-}
-
-/// The JSON shape of an incident.
-#[derive(Serialize)]
-pub struct IncidentView {
-    pub id: String,
-    pub family_id: String,
-    pub replayed_token_id: String,
-    pub active_token_id: Option<String>,
-    pub client_id: String,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub occurred_at: String,
-}
-
-impl IncidentView {
-    pub fn new(i: &ReuseIncident) -> Self {
-        Self {
-            id: i.id.clone(),
-            family_id: i.family_id.clone(),
-            replayed_token_id: i.replayed_token_id.clone(),
-            active_token_id: i.active_token_id.clone(),
-            client_id: i.client_id.clone(),
-            client_ip: i.client_ip.clone(),
-            user_agent: i.user_agent.clone(),
-            occurred_at: rfc3339(i.occurred_at),
-        }
-    }
 }
 
 pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {

@@ -32,6 +32,17 @@ pub struct NewClient<'a> {
 }
 
 impl Client {
+    /// Locks the client's row until the end of the transaction (PostgreSQL: `FOR UPDATE`,
+    /// which conflicts with the key-share lock a new family's foreign key takes).
+    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+        if let AnyConnection::Postgresql(pg) = conn {
+            diesel::sql_query("SELECT id FROM clients WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Text, _>(id)
+                .execute(pg)?;
+        }
+        Ok(())
+    }
+
     pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Client>> {
         clients::table
             .find(id)

@@ -4,7 +4,9 @@ mod audit;
 mod browser;
 mod client;
 mod family;
+mod incident;
 mod key;
+mod refresh_token;
 mod revoked;
 mod standing;
 mod throttle;
@@ -13,11 +15,10 @@ mod user;
 pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{Client, ClientChanges, NewClient};
-pub use family::{
-    FamilyFilter, IncidentFilter, NewFamily, NewIncident, NewRefreshToken, RefreshToken,
-    ReuseIncident, TokenFamily,
-};
+pub use family::{FamilyFilter, NewFamily, TokenFamily};
+pub use incident::{IncidentFilter, NewIncident, ReuseIncident};
 pub use key::StoredKey;
+pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use revoked::RevokedAccessToken;
 pub use standing::{Standing, TokenRefs};
 pub use throttle::LoginFailures;

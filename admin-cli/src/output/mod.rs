@@ -1,5 +1,7 @@
 //! Text or JSON output. With `--output json`, stdout carries the JSON document and nothing else.
 
+pub mod lineage;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, UNIX_EPOCH};
 

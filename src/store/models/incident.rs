@@ -1,0 +1,93 @@
+use diesel::prelude::*;
+
+use crate::store::schema::{reuse_incidents, token_families};
+use crate::store::AnyConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reuse_incidents)]
+pub struct ReuseIncident {
+    pub id: String,
+    pub family_id: String,
+    pub replayed_token_id: String,
+    pub active_token_id: Option<String>,
+    pub client_id: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub occurred_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = reuse_incidents)]
+pub struct NewIncident<'a> {
+    pub id: &'a str,
+    pub family_id: &'a str,
+    pub replayed_token_id: &'a str,
+    pub active_token_id: Option<&'a str>,
+    pub client_id: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub occurred_at: i64,
+}
+
+impl ReuseIncident {
+    pub fn for_family(
+        conn: &mut AnyConnection,
+        family_id: &str,
+    ) -> QueryResult<Vec<ReuseIncident>> {
+        reuse_incidents::table
+            .filter(reuse_incidents::family_id.eq(family_id))
+            .order(reuse_incidents::occurred_at.asc())
+            .select(ReuseIncident::as_select())
+            .load(conn)
+    }
+}
+
+/// Filters for [`ReuseIncident::list`].
+#[derive(Debug, Default, Clone)]
+pub struct IncidentFilter {
+    pub since: Option<i64>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub limit: i64,
+}
+
+impl ReuseIncident {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ReuseIncident>> {
+        reuse_incidents::table
+            .find(id)
+            .select(ReuseIncident::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Newest first.
+    pub fn list(conn: &mut AnyConnection, f: &IncidentFilter) -> QueryResult<Vec<ReuseIncident>> {
+        let mut q = reuse_incidents::table
+            .inner_join(token_families::table)
+            .into_boxed();
+        if let Some(since) = f.since {
+            q = q.filter(reuse_incidents::occurred_at.ge(since));
+        }
+        if let Some(c) = &f.client_id {
+            q = q.filter(reuse_incidents::client_id.eq(c.clone()));
+        }
+        if let Some(u) = &f.user_id {
+            q = q.filter(token_families::user_id.eq(u.clone()));
+        }
+        q.order((
+            reuse_incidents::occurred_at.desc(),
+            reuse_incidents::id.asc(),
+        ))
+        .limit(f.limit)
+        .select(ReuseIncident::as_select())
+        .load(conn)
+    }
+}
+
+impl NewIncident<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(reuse_incidents::table)
+            .values(self)
+            .execute(conn)
+    }
+}

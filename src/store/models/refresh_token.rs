@@ -1,0 +1,108 @@
+use diesel::prelude::*;
+
+use crate::store::schema::refresh_tokens;
+use crate::store::AnyConnection;
+
+/// One refresh token of a family. Invariant: at most one per family has `rotated_at` unset.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub parent_id: Option<String>,
+    pub token_hash: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub id: &'a str,
+    pub family_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub token_hash: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl RefreshToken {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .find(id)
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Which of `family_ids` have an unrotated token that has not expired from disuse.
+    pub fn live_families(
+        conn: &mut AnyConnection,
+        family_ids: &[String],
+        now: i64,
+    ) -> QueryResult<std::collections::HashSet<String>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq_any(family_ids))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now))
+            .select(refresh_tokens::family_id)
+            .load(conn)
+            .map(|ids: Vec<String>| ids.into_iter().collect())
+    }
+
+    /// The family's unrotated token, if any.
+    pub fn active_in(
+        conn: &mut AnyConnection,
+        family_id: &str,
+    ) -> QueryResult<Option<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .select(RefreshToken::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn in_family(conn: &mut AnyConnection, family_id: &str) -> QueryResult<Vec<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .order((refresh_tokens::issued_at.asc(), refresh_tokens::id.asc()))
+            .select(RefreshToken::as_select())
+            .load(conn)
+    }
+
+    /// Consumes the token if nobody has yet: the one conditional statement that makes
+    /// rotation safe under concurrency. Returns whether this caller won.
+    pub fn mark_rotated(
+        conn: &mut AnyConnection,
+        id: &str,
+        successor: &str,
+        now: i64,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::id.eq(id))
+                .filter(refresh_tokens::rotated_at.is_null()),
+        )
+        .set((
+            refresh_tokens::rotated_at.eq(now),
+            refresh_tokens::replaced_by.eq(successor),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+}
+
+impl NewRefreshToken<'_> {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(refresh_tokens::table)
+            .values(self)
+            .execute(conn)
+    }
+}

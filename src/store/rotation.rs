@@ -1,0 +1,129 @@
+//! The hot path's one statement: a plain refresh on PostgreSQL, client authentication
+//! included, in one prepared statement. The rules it encodes are those of
+//! `domain::family::rotate`; anything out of the ordinary returns no row, and the caller takes
+//! that full path.
+
+use diesel::pg::PgConnection;
+use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
+
+use crate::store::models::TokenFamily;
+
+/// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
+/// round trip, no explicit transaction), when every condition for a plain rotation holds: the
+/// client is enabled, may refresh, and its secret's hash matches (no secret for a public
+/// client); the token is unrotated and unexpired; its family belongs to the client, is
+/// unrevoked and unexpired; its user is enabled. Returns no row when any of them fails;
+/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
+/// attacker controls the secret, not its SHA-256.
+///
+/// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
+/// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
+/// first wrote. The family row is share-locked first, as the full rotation's transaction locks it: a
+/// revocation in progress is waited for and then seen, and one that comes later waits for
+/// this statement.
+///
+/// A query type of its own rather than `sql_query`: diesel then prepares it once per
+/// connection, and PostgreSQL stops planning it on every call (planning was a third of the
+/// database's time per rotation).
+pub struct OneStatementRotation<'a> {
+    /// The presented token's id and SHA-256.
+    pub id: &'a str,
+    pub hash: &'a str,
+    /// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it
+    /// presented (`None` for a public client, which presents none).
+    pub client_id: &'a str,
+    pub client_secret_hash: Option<&'a str>,
+    /// The successor's id and SHA-256.
+    pub successor: &'a str,
+    pub successor_hash: &'a str,
+    pub now: i64,
+    /// When the successor expires from disuse, before the family's own cap.
+    pub idle_expiry: i64,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl OneStatementRotation<'_> {
+    /// Runs the statement: the family, when the token was rotated.
+    pub fn run(self, conn: &mut PgConnection) -> QueryResult<Option<TokenFamily>> {
+        self.get_result::<TokenFamily>(conn).optional()
+    }
+}
+
+impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
+    type QueryId = OneStatementRotation<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for OneStatementRotation<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> diesel::RunQueryDsl<Conn> for OneStatementRotation<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotation<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        // The SQL is in pieces between the binds; each bind is one `$n`.
+        out.push_sql(
+            "WITH family AS ( \
+               SELECT f.* FROM token_families AS f \
+                WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
+        );
+        out.push_bind_param::<Text, _>(&self.id)?;
+        // A subquery, not a join: a join let the generic plan start from every family of
+        // the client.
+        out.push_sql(") AND f.client_id = ");
+        out.push_bind_param::<Text, _>(&self.client_id)?;
+        out.push_sql(
+            " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
+                 AND c.disabled_at IS NULL \
+                 AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
+                 AND c.secret_hash IS NOT DISTINCT FROM ",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&self.client_secret_hash)?;
+        out.push_sql(") AND f.revoked_at IS NULL AND f.expires_at > ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(
+            " FOR SHARE OF f \
+             ), old AS ( \
+               UPDATE refresh_tokens AS t SET rotated_at = ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(", replaced_by = ");
+        out.push_bind_param::<Text, _>(&self.successor)?;
+        out.push_sql(" FROM family AS f, users AS u WHERE t.id = ");
+        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_sql(" AND t.token_hash = ");
+        out.push_bind_param::<Text, _>(&self.hash)?;
+        out.push_sql(" AND t.rotated_at IS NULL AND t.expires_at > ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(
+            " AND t.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
+               RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
+                         f.expires_at, f.revoked_at, f.revoked_reason \
+             ), successor AS ( \
+               INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
+                                           expires_at, client_ip, user_agent) \
+               SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&self.successor)?;
+        out.push_sql(", old.id, ");
+        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.successor_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(", LEAST(");
+        out.push_bind_param::<BigInt, _>(&self.idle_expiry)?;
+        out.push_sql(", old.expires_at), ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.client_ip)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.user_agent)?;
+        out.push_sql(" FROM old) SELECT * FROM old");
+        Ok(())
+    }
+}
