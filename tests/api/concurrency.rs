@@ -3,7 +3,7 @@
 use serde_json::Value;
 use tessera::store::models::{RefreshToken, TokenFamily};
 
-use crate::helpers::{both_backends, claims, postgres_url, Db, TestApp};
+use crate::helpers::{both_backends, claims, postgres_url, skipped, Db, TestApp};
 
 both_backends!(
     thirty_two_refreshes_with_grace_share_one_successor,
@@ -149,8 +149,11 @@ async fn thirty_two_refreshes_strict_leave_one_winner(db: Db) {
 }
 
 /// Two server instances on one PostgreSQL database.
-async fn two_instances(extra: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
-    postgres_url()?;
+async fn two_instances(test: &str, extra: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
+    if postgres_url().is_none() {
+        skipped(test, "TESSERA_TEST_POSTGRES_URL is not set");
+        return None;
+    }
     let a = TestApp::spawn_with(Db::Postgres, extra).await;
     let b = TestApp::spawn_on(Db::Postgres, &a.db_url, &a.master_key, extra).await;
     Some((a, b))
@@ -158,7 +161,9 @@ async fn two_instances(extra: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_detect_a_replay_across_them() {
-    let Some((a, b)) = two_instances(&[]).await else {
+    let Some((a, b)) =
+        two_instances("postgres_two_instances_detect_a_replay_across_them", &[]).await
+    else {
         return;
     };
     let (id, secret) = a.password_client().await;
@@ -193,7 +198,12 @@ async fn postgres_two_instances_detect_a_replay_across_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_thirty_two_refreshes_with_grace() {
-    let Some((a, b)) = two_instances(&[]).await else {
+    let Some((a, b)) = two_instances(
+        "postgres_two_instances_thirty_two_refreshes_with_grace",
+        &[],
+    )
+    .await
+    else {
         return;
     };
     grace_storm(&[&a, &b]).await;
@@ -201,7 +211,12 @@ async fn postgres_two_instances_thirty_two_refreshes_with_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_thirty_two_refreshes_strict() {
-    let Some((a, b)) = two_instances(&[("TESSERA_TOKENS__REUSE_GRACE", "0s")]).await else {
+    let Some((a, b)) = two_instances(
+        "postgres_two_instances_thirty_two_refreshes_strict",
+        &[("TESSERA_TOKENS__REUSE_GRACE", "0s")],
+    )
+    .await
+    else {
         return;
     };
     strict_storm(&[&a, &b]).await;
@@ -240,6 +255,10 @@ async fn postgres_refresh_racing_a_revocation_is_refused() {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     if postgres_url().is_none() {
+        skipped(
+            "postgres_refresh_racing_a_revocation_is_refused",
+            "TESSERA_TEST_POSTGRES_URL is not set",
+        );
         return;
     }
     let app = TestApp::spawn(Db::Postgres).await;

@@ -2,7 +2,6 @@
 //! time, never a 500 or a hang; when it comes back, the server recovers without a restart.
 //! The test runs its own PostgreSQL (initdb/pg_ctl as the `postgres` user) so it may stop it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -125,9 +124,9 @@ async fn postgres_outage_answers_503_and_the_server_recovers_by_itself() {
         .await
         .unwrap()
     else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** no PostgreSQL binaries or no `postgres` user: the database-outage test was SKIPPED ***\n"
+        crate::helpers::skipped(
+            "db_faults::postgres_outage_answers_503_and_the_server_recovers_by_itself",
+            "no PostgreSQL binaries or no `postgres` user",
         );
         return;
     };

@@ -2,7 +2,6 @@
 //! and lands on the application's redirect target with a code. Screenshots of the pages are
 //! saved under target/screenshots/.
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -214,9 +213,9 @@ async fn a_real_browser_signs_in_consents_and_returns_with_a_code() {
         uuid::Uuid::new_v4().simple()
     ));
     let Some(driver) = Driver::start(&profile).await else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** chromedriver is not installed: the real-browser test was SKIPPED (apt install chromium chromium-driver) ***\n"
+        crate::helpers::skipped(
+            "real_browser::a_real_browser_signs_in_consents_and_returns_with_a_code",
+            "chromedriver is not installed (apt install chromium chromium-driver)",
         );
         return;
     };
