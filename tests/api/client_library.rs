@@ -6,7 +6,7 @@ use oauth2::{
     RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername, Scope, TokenResponse, TokenUrl,
 };
 
-use crate::browser::{redirect_params, setup, Browser, REDIRECT};
+use crate::helpers::browser::{redirect_params, setup, Browser, REDIRECT};
 use crate::helpers::{both_backends, Db, TestApp, PASSWORD};
 
 both_backends!(

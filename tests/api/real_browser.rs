@@ -13,7 +13,7 @@ use tessera::domain::client::{ClientSpec, GrantType};
 use tessera::domain::scope::Scope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::browser::{CHALLENGE, VERIFIER};
+use crate::helpers::browser::{CHALLENGE, VERIFIER};
 use crate::helpers::{Db, TestApp, PASSWORD};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

@@ -11,28 +11,6 @@ both_backends!(
     introspection_answers_for_own_tokens_and_granted_resource_servers,
 );
 
-async fn post(
-    app: &TestApp,
-    path: &str,
-    basic: (&str, &str),
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    app.http
-        .post(format!("{}{path}", app.address))
-        .basic_auth(basic.0, Some(basic.1))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn introspect(app: &TestApp, basic: (&str, &str), token: &str) -> Value {
-    let res = post(app, "/introspect", basic, &[("token", token)]).await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    res.json().await.unwrap()
-}
-
 async fn client_credentials_issue_an_access_token_only(db: Db) {
     let app = TestApp::spawn(db).await;
     let (id, secret) = app
@@ -106,13 +84,13 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
     let t = app.password_grant(c, "alice").await;
     let refresh = t["refresh_token"].as_str().unwrap();
     // Another client cannot revoke it (and is told nothing).
-    let res = post(
-        &app,
-        "/revoke",
-        (&other, &other_secret),
-        &[("token", refresh), ("token_type_hint", "refresh_token")],
-    )
-    .await;
+    let res = app
+        .post_as(
+            "/revoke",
+            (&other, &other_secret),
+            &[("token", refresh), ("token_type_hint", "refresh_token")],
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         app.refresh(c, refresh).await.status(),
@@ -121,13 +99,13 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
     );
     let t = app.password_grant(c, "alice").await;
     let refresh = t["refresh_token"].as_str().unwrap();
-    let res = post(
-        &app,
-        "/revoke",
-        c,
-        &[("token", refresh), ("token_type_hint", "refresh_token")],
-    )
-    .await;
+    let res = app
+        .post_as(
+            "/revoke",
+            c,
+            &[("token", refresh), ("token_type_hint", "refresh_token")],
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_oauth_error(app.refresh(c, refresh).await, 400, "invalid_grant").await;
@@ -141,13 +119,9 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
     // An access token: by its jti; the family (and its refresh token) stay.
     let t = app.password_grant(c, "alice").await;
     let access = t["access_token"].as_str().unwrap();
-    let res = post(
-        &app,
-        "/revoke",
-        (&other, &other_secret),
-        &[("token", access)],
-    )
-    .await;
+    let res = app
+        .post_as("/revoke", (&other, &other_secret), &[("token", access)])
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         app.userinfo(access).await.status(),
@@ -155,8 +129,7 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
         "not revoked by another client"
     );
     assert_eq!(
-        post(
-            &app,
+        app.post_as(
             "/revoke",
             c,
             &[("token", access), ("token_type_hint", "access_token")]
@@ -166,7 +139,7 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
         200
     );
     assert_eq!(app.userinfo(access).await.status(), 401);
-    assert_eq!(introspect(&app, c, access).await, json!({"active": false}));
+    assert_eq!(app.introspect(c, access).await, json!({"active": false}));
     assert_eq!(
         app.refresh(c, t["refresh_token"].as_str().unwrap())
             .await
@@ -175,7 +148,7 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
     );
     // Twice is fine.
     assert_eq!(
-        post(&app, "/revoke", c, &[("token", access)])
+        app.post_as("/revoke", c, &[("token", access)])
             .await
             .status(),
         200
@@ -184,8 +157,7 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
     // Unknown tokens and wrong hints: 200.
     for token in ["tsr_unknown", "not-a-token", "eyJhbGciOiJub25lIn0.e30."] {
         assert_eq!(
-            post(
-                &app,
+            app.post_as(
                 "/revoke",
                 c,
                 &[("token", token), ("token_type_hint", "access_token")]
@@ -196,15 +168,17 @@ async fn revocation_revokes_families_and_access_tokens(db: Db) {
         );
     }
     // Errors: no token, bad client, an authorization code.
-    assert_oauth_error(post(&app, "/revoke", c, &[]).await, 400, "invalid_request").await;
-    let res = post(&app, "/revoke", (&id, "wrong"), &[("token", "x")]).await;
+    assert_oauth_error(app.post_as("/revoke", c, &[]).await, 400, "invalid_request").await;
+    let res = app
+        .post_as("/revoke", (&id, "wrong"), &[("token", "x")])
+        .await;
     assert!(res.headers()["www-authenticate"]
         .to_str()
         .unwrap()
         .starts_with("Basic"));
     assert_oauth_error(res, 401, "invalid_client").await;
     assert_oauth_error(
-        post(&app, "/revoke", c, &[("token", "tsc_abc")]).await,
+        app.post_as("/revoke", c, &[("token", "tsc_abc")]).await,
         400,
         "unsupported_token_type",
     )
@@ -228,7 +202,7 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     let t = app.password_grant(c, "alice").await;
     let access = t["access_token"].as_str().unwrap();
 
-    let a = introspect(&app, c, access).await;
+    let a = app.introspect(c, access).await;
     assert_eq!(a["active"], true);
     assert_eq!(a["token_type"], "Bearer");
     assert_eq!(a["client_id"], id.as_str());
@@ -240,7 +214,9 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     for field in ["exp", "iat", "jti"] {
         assert!(!a[field].is_null(), "{field}: {a}");
     }
-    let r = introspect(&app, c, t["refresh_token"].as_str().unwrap()).await;
+    let r = app
+        .introspect(c, t["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(r["active"], true);
     assert_eq!(r["username"], "alice");
     assert!(
@@ -250,7 +226,7 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
 
     // A resource server sees nothing of other clients' tokens until the CLI allows it.
     assert_eq!(
-        introspect(&app, (&rs, &rs_secret), access).await,
+        app.introspect((&rs, &rs_secret), access).await,
         json!({"active": false})
     );
     let out = app
@@ -276,21 +252,22 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
         true
     );
     assert_eq!(
-        introspect(&app, (&rs, &rs_secret), access).await["active"],
+        app.introspect((&rs, &rs_secret), access).await["active"],
         true
     );
 
     // Rotated, revoked, reused, expired, forged: inactive, and nothing else.
     let next: Value = app.refreshed(c, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(
-        introspect(&app, c, t["refresh_token"].as_str().unwrap()).await,
+        app.introspect(c, t["refresh_token"].as_str().unwrap())
+            .await,
         json!({"active": false}),
         "rotated"
     );
     let mut forged: Vec<String> = access.split('.').map(str::to_owned).collect();
     forged[2] = "AAAA".into();
     for token in [forged.join("."), "tsr_nope".into(), "garbage".into()] {
-        assert_eq!(introspect(&app, c, &token).await, json!({"active": false}));
+        assert_eq!(app.introspect(c, &token).await, json!({"active": false}));
     }
     let sid = claims(next["access_token"].as_str().unwrap())["sid"]
         .as_str()
@@ -299,18 +276,21 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     let out = app.admin(&["family", "revoke", &sid, "--yes"], None).await;
     assert!(out.status.success());
     assert_eq!(
-        introspect(&app, c, next["refresh_token"].as_str().unwrap()).await,
+        app.introspect(c, next["refresh_token"].as_str().unwrap())
+            .await,
         json!({"active": false})
     );
     assert_eq!(
-        introspect(&app, c, next["access_token"].as_str().unwrap()).await,
+        app.introspect(c, next["access_token"].as_str().unwrap())
+            .await,
         json!({"active": false})
     );
     let fresh = app.password_grant(c, "alice").await;
     // exp is whole seconds after a floored iat: past it for sure after ttl + 1s.
     app.advance(std::time::Duration::from_millis(3200));
     assert_eq!(
-        introspect(&app, c, fresh["access_token"].as_str().unwrap()).await,
+        app.introspect(c, fresh["access_token"].as_str().unwrap())
+            .await,
         json!({"active": false}),
         "expired"
     );
@@ -326,7 +306,7 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     app.refresh(c, f1["refresh_token"].as_str().unwrap()).await;
     for token in [&f3["refresh_token"], &f3["access_token"]] {
         assert_eq!(
-            introspect(&app, c, token.as_str().unwrap()).await,
+            app.introspect(c, token.as_str().unwrap()).await,
             json!({"active": false}),
             "reused family"
         );
@@ -334,12 +314,14 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
 
     // Errors.
     assert_oauth_error(
-        post(&app, "/introspect", c, &[]).await,
+        app.post_as("/introspect", c, &[]).await,
         400,
         "invalid_request",
     )
     .await;
-    let res = post(&app, "/introspect", (&id, "wrong"), &[("token", "x")]).await;
+    let res = app
+        .post_as("/introspect", (&id, "wrong"), &[("token", "x")])
+        .await;
     assert!(res.headers()["www-authenticate"]
         .to_str()
         .unwrap()
@@ -382,22 +364,14 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
     );
     let third = app.password_grant(c, "alice").await;
     assert_eq!(
-        introspect(
-            &app,
-            (&rs, &rs_secret),
-            third["access_token"].as_str().unwrap()
-        )
-        .await,
+        app.introspect((&rs, &rs_secret), third["access_token"].as_str().unwrap())
+            .await,
         json!({"active": false})
     );
     // Refresh tokens stay private to their client.
     assert_eq!(
-        introspect(
-            &app,
-            (&rs, &rs_secret),
-            third["refresh_token"].as_str().unwrap()
-        )
-        .await,
+        app.introspect((&rs, &rs_secret), third["refresh_token"].as_str().unwrap())
+            .await,
         json!({"active": false})
     );
 
@@ -415,12 +389,9 @@ async fn introspection_answers_for_own_tokens_and_granted_resource_servers(db: D
         .json()
         .await
         .unwrap();
-    let seen = introspect(
-        &app,
-        (&svc, &svc_secret),
-        cc["access_token"].as_str().unwrap(),
-    )
-    .await;
+    let seen = app
+        .introspect((&svc, &svc_secret), cc["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(seen["active"], true);
     assert_eq!(seen["sub"], svc.as_str());
     assert!(seen.get("username").is_none(), "{seen}");

@@ -1,3 +1,5 @@
+pub mod browser;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -339,6 +341,37 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `POST path` with Basic client credentials and a form body.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        basic: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.address))
+            .basic_auth(basic.0, Some(basic.1))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /revoke` (RFC 7009) for `token`.
+    pub async fn revoke(&self, basic: (&str, &str), token: &str) -> reqwest::Response {
+        self.post_as("/revoke", basic, &[("token", token)]).await
+    }
+
+    /// `POST /introspect` (RFC 7662) for `token`: a 200, uncached; its JSON.
+    pub async fn introspect(&self, basic: (&str, &str), token: &str) -> Value {
+        let res = self
+            .post_as("/introspect", basic, &[("token", token)])
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
     }
 
     /// Runs the real `tessera-admin` binary against this test's database.

@@ -1,0 +1,5 @@
+//! Browser sign-in (authorization_code + PKCE), following the pages with a cookie jar.
+
+mod codes;
+mod flow;
+mod pages;
