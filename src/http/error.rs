@@ -1,10 +1,11 @@
 //! The one place where errors become HTTP responses.
 
+use actix_web::error::BlockingError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
-use crate::grant::OAuthError;
+use crate::grant::{BearerError, OAuthError, SignInError};
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store(builder: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
@@ -41,6 +42,59 @@ pub fn oauth_error(e: &OAuthError) -> HttpResponse {
         "error": e.code(),
         "error_description": sanitize(e.description()),
     }))
+}
+
+/// RFC 6750 §3: the 401 for a bearer token that is missing (`None`: the challenge alone) or
+/// refused (`Some(why)`: `invalid_token`, in the challenge and the body).
+pub fn bearer_challenge(error: Option<&str>) -> HttpResponse {
+    let value = match error {
+        None => r#"Bearer realm="tessera""#.to_owned(),
+        Some(why) => format!(
+            r#"Bearer realm="tessera", error="invalid_token", error_description="{}""#,
+            sanitize(why)
+        ),
+    };
+    let mut builder = HttpResponse::Unauthorized();
+    no_store(&mut builder).insert_header((header::WWW_AUTHENTICATE, value));
+    match error {
+        None => builder.finish(),
+        Some(why) => builder.json(
+            serde_json::json!({"error": "invalid_token", "error_description": sanitize(why)}),
+        ),
+    }
+}
+
+/// 405 with the methods the resource takes.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .json(serde_json::json!({"error": "invalid_request", "error_description": "method not allowed"}))
+}
+
+/// 431 for requests whose headers are larger than the server takes.
+pub fn headers_too_large() -> HttpResponse {
+    HttpResponse::build(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(
+        serde_json::json!({"error": "invalid_request", "error_description": "the request headers are too large"}),
+    )
+}
+
+/// The blocking pool failed (a panic in the closure, or shutdown): a server error.
+impl From<BlockingError> for OAuthError {
+    fn from(_: BlockingError) -> Self {
+        OAuthError::ServerError
+    }
+}
+
+impl From<BlockingError> for BearerError {
+    fn from(_: BlockingError) -> Self {
+        BearerError::Unavailable(OAuthError::ServerError)
+    }
+}
+
+impl From<BlockingError> for SignInError {
+    fn from(_: BlockingError) -> Self {
+        SignInError::Unavailable(OAuthError::ServerError)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod routes;
 
 pub use error::{no_store, oauth_error};
 
+use actix_web::error::BlockingError;
 use actix_web::web;
 
 use crate::grant::TokenService;
@@ -15,6 +16,22 @@ pub struct AppState {
     pub service: TokenService,
     /// Cookies get `Secure` (the issuer is https).
     pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// Runs `f` with the service on a blocking thread (diesel, r2d2 and Argon2 block), so that
+    /// the async workers never wait on them.
+    pub async fn blocking<T, E>(
+        &self,
+        f: impl FnOnce(&TokenService) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<BlockingError>,
+    {
+        let service = self.service.clone();
+        web::block(move || f(&service)).await?
+    }
 }
 
 /// Mounts every route.
@@ -39,9 +56,7 @@ pub async fn limit_headers(
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if size > MAX_HEADER_BYTES {
-        let res = actix_web::HttpResponse::build(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).json(
-            serde_json::json!({"error": "invalid_request", "error_description": "the request headers are too large"}),
-        );
+        let res = error::headers_too_large();
         return Ok(req.into_response(res).map_into_right_body());
     }
     next.call(req)

@@ -69,12 +69,14 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
 /// `GET /authorize` (RFC 6749 §4.1.1).
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let query = req.query_string().to_owned();
-    let service = state.service.clone();
     let cookie = session(&req, state.secure_cookies);
     let q = query.clone();
-    match web::block(move || service.authorize(&q, cookie.as_deref())).await {
-        Ok(Ok(step)) => show(&req, &state, step, &query),
-        _ => unavailable(),
+    match state
+        .blocking(move |s| s.authorize(&q, cookie.as_deref()))
+        .await
+    {
+        Ok(step) => show(&req, &state, step, &query),
+        Err(_) => unavailable(),
     }
 }
 
@@ -114,19 +116,19 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     let password = field(&form, "password").to_owned();
     let ip = req.peer_addr().map(|a| a.ip().to_string());
     let previous = session(&req, state.secure_cookies);
-    let service = state.service.clone();
-    let result = web::block(move || {
-        let started = service.login(&username, &password, ip.as_deref());
-        // A new sign-in replaces whatever session this browser had.
-        if let (Ok(_), Some(old)) = (&started, previous) {
-            let _ = service.logout(&old);
-        }
-        started
-    })
-    .await;
+    let result = state
+        .blocking(move |s| {
+            let started = s.login(&username, &password, ip.as_deref());
+            // A new sign-in replaces whatever session this browser had.
+            if let (Ok(_), Some(old)) = (&started, previous) {
+                let _ = s.logout(&old);
+            }
+            started
+        })
+        .await;
     let secure = state.secure_cookies;
     match result {
-        Ok(Ok(session)) => {
+        Ok(session) => {
             // A CSRF cookie planted before sign-in does not outlive it.
             let (_, csrf_cookie) = fresh_csrf(&state.service, secure);
             let session_cookie = pages::cookie(pages::session_cookie(secure), session, secure);
@@ -135,7 +137,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 vec![session_cookie, csrf_cookie],
             )
         }
-        Ok(Err(e @ (SignInError::Invalid | SignInError::Throttled))) => {
+        Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "sign-in refused");
             // One message whatever the reason: nothing about which part was wrong.
             let client_name = client_name(&state, &authorize).await;
@@ -149,16 +151,15 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             };
             render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
         }
-        _ => unavailable(),
+        Err(_) => unavailable(),
     }
 }
 
 /// The name of the client an authorize query string names, for the login page.
 async fn client_name(state: &AppState, authorize: &str) -> String {
-    let service = state.service.clone();
     let authorize = authorize.to_owned();
-    match web::block(move || service.authorize(&authorize, None)).await {
-        Ok(Ok(Step::Login { client_name })) => client_name,
+    match state.blocking(move |s| s.authorize(&authorize, None)).await {
+        Ok(Step::Login { client_name }) => client_name,
         _ => "the application".to_owned(),
     }
 }
@@ -179,12 +180,14 @@ pub async fn consent(
         Some("deny") => false,
         _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     };
-    let service = state.service.clone();
     let cookie = session(&req, state.secure_cookies);
     let q = authorize.clone();
-    match web::block(move || service.consent(&q, cookie.as_deref(), approve)).await {
-        Ok(Ok(step)) => show(&req, &state, step, &authorize),
-        _ => unavailable(),
+    match state
+        .blocking(move |s| s.consent(&q, cookie.as_deref(), approve))
+        .await
+    {
+        Ok(step) => show(&req, &state, step, &authorize),
+        Err(_) => unavailable(),
     }
 }
 
@@ -199,11 +202,7 @@ pub async fn logout(
     }
     let secure = state.secure_cookies;
     if let Some(cookie) = session(&req, secure) {
-        let service = state.service.clone();
-        if !matches!(
-            web::block(move || service.logout(&cookie)).await,
-            Ok(Ok(()))
-        ) {
+        if state.blocking(move |s| s.logout(&cookie)).await.is_err() {
             return unavailable();
         }
     }

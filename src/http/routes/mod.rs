@@ -43,7 +43,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header(("Allow", allow))
-        .json(serde_json::json!({"error": "invalid_request", "error_description": "method not allowed"}))
+    crate::http::error::method_not_allowed(allow)
 }

@@ -59,10 +59,7 @@ async fn handle<T: Send + 'static>(
     f: impl FnOnce(&crate::grant::TokenService, ClientForm) -> Result<T, OAuthError> + Send + 'static,
 ) -> Result<T, OAuthError> {
     let form = client_form(req, body)?;
-    let service = state.service.clone();
-    web::block(move || f(&service, form))
-        .await
-        .map_err(|_| OAuthError::ServerError)?
+    state.blocking(move |s| f(s, form)).await
 }
 
 /// `POST /token` (RFC 6749 §3.2).

@@ -2,7 +2,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::BearerError;
-use crate::http::{error::sanitize, no_store, oauth_error, AppState};
+use crate::http::error::bearer_challenge;
+use crate::http::{no_store, oauth_error, AppState};
 
 /// `GET|POST /userinfo` with `Authorization: Bearer …` (RFC 6750 §2.1).
 pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -19,31 +20,11 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
-        return challenge(None);
+        return bearer_challenge(None);
     };
-    let service = state.service.clone();
-    match web::block(move || service.userinfo(&token)).await {
-        Ok(Ok(info)) => no_store(&mut HttpResponse::Ok()).json(info),
-        Ok(Err(BearerError::InvalidToken(why))) => challenge(Some(&why)),
-        Ok(Err(BearerError::Unavailable(e))) => oauth_error(&e),
-        Err(_) => oauth_error(&crate::grant::OAuthError::ServerError),
-    }
-}
-
-fn challenge(error: Option<&str>) -> HttpResponse {
-    let value = match error {
-        None => r#"Bearer realm="tessera""#.to_owned(),
-        Some(why) => format!(
-            r#"Bearer realm="tessera", error="invalid_token", error_description="{}""#,
-            sanitize(why)
-        ),
-    };
-    let mut builder = HttpResponse::Unauthorized();
-    no_store(&mut builder).insert_header((header::WWW_AUTHENTICATE, value));
-    match error {
-        None => builder.finish(),
-        Some(why) => builder.json(
-            serde_json::json!({"error": "invalid_token", "error_description": sanitize(why)}),
-        ),
+    match state.blocking(move |s| s.userinfo(&token)).await {
+        Ok(info) => no_store(&mut HttpResponse::Ok()).json(info),
+        Err(BearerError::InvalidToken(why)) => bearer_challenge(Some(&why)),
+        Err(BearerError::Unavailable(e)) => oauth_error(&e),
     }
 }
