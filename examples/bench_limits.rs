@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         "argon2" => {
             // The server's default configuration: Argon2id 19 MiB, t=2, p=1.
             let settings = Settings::from_env(Vec::new())?;
-            let hasher = PasswordHasher::new(&settings.passwords, cores)?;
+            let hasher = PasswordHasher::new(&settings.hash_policy(Some(cores)))?;
             let phc = hasher.hash("correct horse battery staple")?;
             let argon2 = per_second(secs, move || {
                 let _ = hasher.verify("wrong password", Some(&phc));

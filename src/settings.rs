@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Deserializer};
 
+use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
+use crate::domain::password::HashPolicy;
 
 /// `TESSERA_…` variables that are not configuration keys. Every other `TESSERA_…` variable is
 /// one, so a misspelt section fails start-up instead of being ignored.
@@ -270,6 +272,9 @@ impl Settings {
         if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
+        if let Err(e) = self.hash_policy(Some(1)).check() {
+            anyhow::bail!("invalid configuration: passwords.argon2_*: {e}");
+        }
         if !matches!(self.server.issuer.scheme(), "http" | "https") {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
         }
@@ -318,6 +323,33 @@ impl Settings {
     /// Whether cookies get `Secure`: the issuer is served over https.
     pub fn secure_cookies(&self) -> bool {
         self.server.issuer.scheme() == "https"
+    }
+
+    /// How passwords are hashed, with `concurrency` hashes at once (`None`: `passwords.
+    /// max_concurrent_hashes`, or one per CPU core).
+    pub fn hash_policy(&self, concurrency: Option<usize>) -> HashPolicy {
+        let p = &self.passwords;
+        HashPolicy {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+            concurrency: concurrency.unwrap_or_else(|| self.hash_concurrency()),
+            max_wait: p.max_wait,
+        }
+    }
+
+    /// The configured master key: `master_key` if set, else `master_key_file`, created when
+    /// missing if `create` (the server's first start).
+    pub fn master_key(&self, create: bool) -> anyhow::Result<MasterKey> {
+        match (&self.master_key, create) {
+            (Some(secret), _) => MasterKey::from_text(secret.expose()).context("master_key"),
+            (None, true) => Ok(MasterKey::load_or_create(&self.master_key_file)?),
+            (None, false) => match MasterKey::load_existing(&self.master_key_file) {
+                Err(e @ MasterKeyError::Read { .. }) => Err(anyhow::Error::new(e)
+                    .context("no master key: set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the server's key")),
+                other => Ok(other?),
+            },
+        }
     }
 
     pub fn hash_concurrency(&self) -> usize {

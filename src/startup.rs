@@ -7,7 +7,6 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
-use crate::domain::crypto::MasterKey;
 use crate::domain::jwt_crypto::install_crypto_provider;
 use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
@@ -36,7 +35,7 @@ impl Application {
         let prepared = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<TokenService> {
-                let master = Arc::new(MasterKey::from_settings(&settings, true)?);
+                let master = Arc::new(settings.master_key(true)?);
                 let db = &settings.database;
                 let (pool, _) = store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
                 let keys = {
@@ -50,7 +49,7 @@ impl Application {
                         clock.now_ms(),
                     )?
                 };
-                let hasher = PasswordHasher::new(&settings.passwords, settings.hash_concurrency())?;
+                let hasher = PasswordHasher::new(&settings.hash_policy(None))?;
                 Ok(TokenService::new(
                     &settings,
                     pool,

@@ -1,8 +1,7 @@
 //! Every cryptographic primitive Tessera uses, from ring.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -39,6 +38,37 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Why the master key could not be had, or could not open what was sealed under it.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error("the master key must be at least 32 bytes")]
+    TooShort,
+    #[error("the master key is not valid base64")]
+    NotBase64,
+    #[error("key derivation failed")]
+    Derivation,
+    #[error("cannot decrypt: the master key does not match the one the data was sealed with")]
+    Mismatch,
+    #[error("cannot read master key file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create master key file {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("master key file {}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<MasterKeyError>,
+    },
+}
+
 /// The master secret, from which every server key is derived (HKDF-SHA256).
 pub struct MasterKey {
     refresh: hmac::Key,
@@ -61,21 +91,21 @@ impl hkdf::KeyType for Len {
 
 impl MasterKey {
     /// Derives the subkeys from ≥ 32 bytes of secret.
-    pub fn from_bytes(secret: &[u8]) -> anyhow::Result<Self> {
+    pub fn from_bytes(secret: &[u8]) -> Result<Self, MasterKeyError> {
         if secret.len() < 32 {
-            anyhow::bail!("the master key must be at least 32 bytes");
+            return Err(MasterKeyError::TooShort);
         }
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera master key v1").extract(secret);
-        let derive = |info: &'static [u8]| -> anyhow::Result<Vec<u8>> {
+        let derive = |info: &'static [u8]| -> Result<Vec<u8>, MasterKeyError> {
             let mut out = vec![0u8; 32];
             prk.expand(&[info], Len(32))
                 .and_then(|okm| okm.fill(&mut out))
-                .map_err(|_| anyhow::anyhow!("key derivation failed"))?;
+                .map_err(|_| MasterKeyError::Derivation)?;
             Ok(out)
         };
         let refresh = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"refresh-token-mac")?);
         let sealing = aead::UnboundKey::new(&aead::AES_256_GCM, &derive(b"signing-key-sealing")?)
-            .map_err(|_| anyhow::anyhow!("key derivation failed"))?;
+            .map_err(|_| MasterKeyError::Derivation)?;
         let cookies = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"browser-cookies")?);
         Ok(Self {
             refresh,
@@ -85,55 +115,42 @@ impl MasterKey {
     }
 
     /// Parses base64 (standard or URL-safe) text.
-    pub fn from_text(text: &str) -> anyhow::Result<Self> {
+    pub fn from_text(text: &str) -> Result<Self, MasterKeyError> {
         let text = text.trim();
         let bytes = URL_SAFE_NO_PAD
             .decode(text.trim_end_matches('='))
             .or_else(|_| STANDARD.decode(text))
-            .map_err(|_| anyhow::anyhow!("the master key is not valid base64"))?;
+            .map_err(|_| MasterKeyError::NotBase64)?;
         Self::from_bytes(&bytes)
     }
 
     /// Reads the key file, creating it (mode 0600) with a fresh key when it does not exist.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+    pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_text(&text)
-                .with_context(|| format!("master key file {}", path.display())),
+            Ok(text) => Self::from_text(&text).map_err(|e| in_file(path, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = URL_SAFE_NO_PAD.encode(random_bytes(32));
-                write_private(path, &text)
-                    .with_context(|| format!("cannot create master key file {}", path.display()))?;
+                write_private(path, &text).map_err(|source| MasterKeyError::Create {
+                    path: path.to_owned(),
+                    source,
+                })?;
                 tracing::info!(path = %path.display(), "generated a new master key");
                 Self::from_text(&text)
             }
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot read master key file {}", path.display()))
-            }
+            Err(source) => Err(MasterKeyError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
     /// Reads an existing key file; never creates one (for tools that must use the server's key).
-    pub fn load_existing(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read master key file {} (set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the server's key)",
-                path.display()
-            )
+    pub fn load_existing(path: &Path) -> Result<Self, MasterKeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MasterKeyError::Read {
+            path: path.to_owned(),
+            source,
         })?;
-        Self::from_text(&text).with_context(|| format!("master key file {}", path.display()))
-    }
-
-    /// The configured key: `master_key` if set, else `master_key_file`, created when missing if
-    /// `create` (the server's first start).
-    pub fn from_settings(
-        settings: &crate::settings::Settings,
-        create: bool,
-    ) -> anyhow::Result<Self> {
-        match (&settings.master_key, create) {
-            (Some(secret), _) => Self::from_text(secret.expose()).context("master_key"),
-            (None, true) => Self::load_or_create(&settings.master_key_file),
-            (None, false) => Self::load_existing(&settings.master_key_file),
-        }
+        Self::from_text(&text).map_err(|e| in_file(path, e))
     }
 
     /// Signs session and CSRF cookie values.
@@ -164,12 +181,8 @@ impl MasterKey {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    pub fn open(&self, context: &[u8], sealed: &str) -> anyhow::Result<Vec<u8>> {
-        let bad = || {
-            anyhow::anyhow!(
-                "cannot decrypt: the master key does not match the one the data was sealed with"
-            )
-        };
+    pub fn open(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>, MasterKeyError> {
+        let bad = || MasterKeyError::Mismatch;
         let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| bad())?;
         if raw.len() < aead::NONCE_LEN {
             return Err(bad());
@@ -182,6 +195,13 @@ impl MasterKey {
             .open_in_place(nonce, aead::Aad::from(context), &mut buf)
             .map_err(|_| bad())?;
         Ok(plain.to_vec())
+    }
+}
+
+fn in_file(path: &Path, e: MasterKeyError) -> MasterKeyError {
+    MasterKeyError::InFile {
+        path: path.to_owned(),
+        source: Box::new(e),
     }
 }
 

@@ -8,12 +8,48 @@ use ring::rand::SystemRandom;
 use ring::signature::{self as rsig, KeyPair};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::crypto::MasterKey;
+use crate::domain::crypto::{MasterKey, MasterKeyError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::store::models::StoredKey;
 use crate::store::{write_tx, AnyConnection};
+
+/// Why a key could not be made, loaded or retired.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a P-256 PKCS#8 key")]
+    NotP256,
+    #[error("not an Ed25519 PKCS#8 key")]
+    NotEd25519,
+    #[error("key generation failed")]
+    Generation,
+    #[error("no signing key with kid {0}")]
+    NotFound(String),
+    #[error("key {0} is already retired")]
+    AlreadyRetired(String),
+    /// Retiring it would leave nothing to sign with.
+    #[error("key {0} is the only signing key")]
+    OnlySigningKey(String),
+    /// Every other key is still pending: retiring this one would make a key sign before
+    /// relying parties have fetched it.
+    #[error("the other keys are not active yet: retiring {0} now would make a key sign before relying parties have fetched it")]
+    OthersPending(String),
+    #[error("signing key {kid} has unknown algorithm {alg}")]
+    UnknownAlgorithm { kid: String, alg: String },
+    #[error("signing key {kid}")]
+    Sealed {
+        kid: String,
+        #[source]
+        source: MasterKeyError,
+    },
+    #[error("no usable signing key in the database")]
+    NoUsableKey,
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
 
 /// The algorithms Tessera signs access tokens with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +100,7 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Builds the key from its PKCS#8 document.
-    pub fn from_pkcs8(alg: KeyAlgorithm, pkcs8: &[u8]) -> anyhow::Result<Self> {
+    pub fn from_pkcs8(alg: KeyAlgorithm, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let (thumb_input, mut jwk, encoding, decoding) = match alg {
             KeyAlgorithm::ES256 => {
@@ -73,7 +109,7 @@ impl SigningKey {
                     pkcs8,
                     &SystemRandom::new(),
                 )
-                .map_err(|_| anyhow::anyhow!("not a P-256 PKCS#8 key"))?;
+                .map_err(|_| KeyError::NotP256)?;
                 let point = pair.public_key().as_ref();
                 let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
                 (
@@ -86,7 +122,7 @@ impl SigningKey {
             }
             KeyAlgorithm::EdDSA => {
                 let pair = rsig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-                    .map_err(|_| anyhow::anyhow!("not an Ed25519 PKCS#8 key"))?;
+                    .map_err(|_| KeyError::NotEd25519)?;
                 let x = b64(pair.public_key().as_ref());
                 (
                     format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
@@ -110,7 +146,7 @@ impl SigningKey {
     }
 
     /// A new random key.
-    pub fn generate(alg: KeyAlgorithm) -> anyhow::Result<(Self, Vec<u8>)> {
+    pub fn generate(alg: KeyAlgorithm) -> Result<(Self, Vec<u8>), KeyError> {
         let rng = SystemRandom::new();
         let doc = match alg {
             KeyAlgorithm::ES256 => {
@@ -118,7 +154,7 @@ impl SigningKey {
             }
             KeyAlgorithm::EdDSA => rsig::Ed25519KeyPair::generate_pkcs8(&rng),
         }
-        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+        .map_err(|_| KeyError::Generation)?;
         let pkcs8 = doc.as_ref().to_vec();
         Ok((Self::from_pkcs8(alg, &pkcs8)?, pkcs8))
     }
@@ -137,7 +173,7 @@ pub fn create(
     alg: KeyAlgorithm,
     now: i64,
     activates_at: i64,
-) -> anyhow::Result<StoredKey> {
+) -> Result<StoredKey, KeyError> {
     let (key, pkcs8) = SigningKey::generate(alg)?;
     let stored = StoredKey {
         kid: key.kid.clone(),
@@ -188,31 +224,30 @@ pub fn states(keys: &[StoredKey], now: i64, retention_ms: i64) -> Vec<KeyState> 
 }
 
 /// Retires `kid`: servers stop signing with it at their next key reload, and it leaves the
-/// JWKS once the tokens it signed have expired (`Settings::key_retention_ms`). Refused when no other key would be left, and, without `force`, when no other key is
-/// active yet (the pending one would sign before relying parties know it).
-pub fn retire(conn: &mut AnyConnection, kid: &str, force: bool, now: i64) -> anyhow::Result<()> {
-    write_tx(conn, |c| -> anyhow::Result<()> {
+/// JWKS once the tokens it signed have expired (the key retention the caller passes to
+/// [`states`]). Refused when no other key would be left, and, without `force`, when no other
+/// key is active yet (the pending one would sign before relying parties know it).
+pub fn retire(conn: &mut AnyConnection, kid: &str, force: bool, now: i64) -> Result<(), KeyError> {
+    write_tx(conn, |c| -> Result<(), KeyError> {
         // Two retirements at once must not retire every key between them.
         StoredKey::lock_all(c)?;
         let keys = StoredKey::all(c)?;
         let key = keys
             .iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
+            .ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
         if key.retired_at.is_some() {
-            anyhow::bail!("key {kid} is already retired");
+            return Err(KeyError::AlreadyRetired(kid.to_owned()));
         }
         let others: Vec<&StoredKey> = keys
             .iter()
             .filter(|k| k.kid != kid && k.retired_at.is_none())
             .collect();
         if others.is_empty() {
-            anyhow::bail!("key {kid} is the only signing key: run `key rotate` first");
+            return Err(KeyError::OnlySigningKey(kid.to_owned()));
         }
         if !force && !others.iter().any(|k| k.activates_at <= now) {
-            anyhow::bail!(
-                "the other keys are not active yet: retiring {kid} now would make a key sign before relying parties have fetched it; wait, or pass --force"
-            );
+            return Err(KeyError::OthersPending(kid.to_owned()));
         }
         StoredKey::retire(c, kid, now)?;
         Ok(())
@@ -234,9 +269,9 @@ impl KeySet {
         alg: KeyAlgorithm,
         retention_ms: i64,
         now: i64,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, KeyError> {
         // Serialised, so that instances starting together on a fresh database create one key.
-        write_tx(conn, |c| -> anyhow::Result<()> {
+        write_tx(conn, |c| -> Result<(), KeyError> {
             StoredKey::lock_all(c)?;
             if !StoredKey::published(c, now)?
                 .iter()
@@ -255,16 +290,20 @@ impl KeySet {
         master: &MasterKey,
         retention_ms: i64,
         now: i64,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, KeyError> {
         let stored = StoredKey::published(conn, now.saturating_sub(retention_ms))?;
         let mut keys = Vec::with_capacity(stored.len());
         for s in &stored {
-            let alg = KeyAlgorithm::parse(&s.alg).ok_or_else(|| {
-                anyhow::anyhow!("signing key {} has unknown algorithm {}", s.kid, s.alg)
+            let alg = KeyAlgorithm::parse(&s.alg).ok_or_else(|| KeyError::UnknownAlgorithm {
+                kid: s.kid.clone(),
+                alg: s.alg.clone(),
             })?;
             let pkcs8 = master
                 .open(s.kid.as_bytes(), &s.private_key)
-                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", s.kid))?;
+                .map_err(|source| KeyError::Sealed {
+                    kid: s.kid.clone(),
+                    source,
+                })?;
             keys.push(SigningKey::from_pkcs8(alg, &pkcs8)?);
         }
         // Newest active key; failing that (every key pending), the newest unretired one.
@@ -273,7 +312,7 @@ impl KeySet {
             .iter()
             .position(|s| usable(&s) && s.activates_at <= now)
             .or_else(|| stored.iter().position(|s| usable(&s)))
-            .ok_or_else(|| anyhow::anyhow!("no usable signing key in the database"))?;
+            .ok_or(KeyError::NoUsableKey)?;
         Ok(Self { keys, signer })
     }
 

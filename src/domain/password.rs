@@ -8,7 +8,38 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::domain::crypto::ct_eq;
 
-use crate::settings::PasswordSettings;
+/// How passwords are hashed: Argon2id's costs, and how many hashes may run at once.
+#[derive(Debug, Clone, Copy)]
+pub struct HashPolicy {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once (at least one).
+    pub concurrency: usize,
+    /// Longest wait for a hashing slot before a sign-in is answered [`Busy`].
+    pub max_wait: Duration,
+}
+
+impl HashPolicy {
+    fn params(&self) -> Result<Params, HashError> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| HashError::Parameters(e.to_string()))
+    }
+
+    /// Whether Argon2 accepts these costs.
+    pub fn check(&self) -> Result<(), HashError> {
+        self.params().map(|_| ())
+    }
+}
+
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("invalid Argon2 parameters: {0}")]
+    Parameters(String),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
 
 /// Hashes and verifies passwords. Cloning shares the concurrency limit.
 #[derive(Clone)]
@@ -31,18 +62,11 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(settings: &PasswordSettings, concurrency: usize) -> anyhow::Result<Self> {
-        let params = Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("invalid configuration: passwords.argon2_*: {e}"))?;
+    pub fn new(policy: &HashPolicy) -> Result<Self, HashError> {
         let mut hasher = Self {
-            params,
-            max_wait: settings.max_wait,
-            gate: Arc::new(Gate::new(concurrency.max(1))),
+            params: policy.params()?,
+            max_wait: policy.max_wait,
+            gate: Arc::new(Gate::new(policy.concurrency.max(1))),
             dummy: Arc::new(String::new()),
         };
         let random = crate::domain::crypto::random_id();
@@ -55,14 +79,14 @@ impl PasswordHasher {
     }
 
     /// A PHC string for `password`. Blocks: call from a blocking thread.
-    pub fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub fn hash(&self, password: &str) -> Result<String, HashError> {
         let salt = SaltString::encode_b64(&crate::domain::crypto::random_bytes(16))
-            .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+            .map_err(|e| HashError::Hashing(format!("salt: {e}")))?;
         let _permit = self.gate.acquire();
         self.argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+            .map_err(|e| HashError::Hashing(e.to_string()))
     }
 
     /// Checks `password` against `phc`, or against a dummy hash when `phc` is `None`, so both
@@ -178,14 +202,14 @@ mod tests {
     use super::*;
 
     fn fast() -> PasswordHasher {
-        let s = PasswordSettings {
-            argon2_memory_kib: 1024,
-            argon2_iterations: 1,
-            argon2_parallelism: 1,
-            max_concurrent_hashes: 1,
+        let s = HashPolicy {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            concurrency: 1,
             max_wait: Duration::from_millis(50),
         };
-        PasswordHasher::new(&s, 1).unwrap()
+        PasswordHasher::new(&s).unwrap()
     }
 
     #[test]
@@ -202,14 +226,14 @@ mod tests {
     fn hashes_made_with_other_parameters_still_verify() {
         let old = fast();
         let phc = old.hash("correct horse").unwrap();
-        let settings = PasswordSettings {
-            argon2_memory_kib: 2048,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            max_concurrent_hashes: 1,
+        let policy = HashPolicy {
+            memory_kib: 2048,
+            iterations: 2,
+            parallelism: 1,
+            concurrency: 1,
             max_wait: Duration::from_millis(50),
         };
-        let new = PasswordHasher::new(&settings, 1).unwrap();
+        let new = PasswordHasher::new(&policy).unwrap();
         assert_eq!(new.verify("correct horse", Some(&phc)), Ok(true));
         assert_eq!(new.verify("correct horsf", Some(&phc)), Ok(false));
         // A tampered hash output does not verify.

@@ -42,7 +42,7 @@ pub enum UserError {
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Hashing(#[from] crate::domain::password::HashError),
 }
 
 /// Passwords shorter than this are refused.

@@ -47,6 +47,14 @@ fn environment_overrides_and_errors_name_the_key() {
     assert!(format!("{e:#}").contains("keys.algorithm"), "{e:#}");
 }
 
+/// Argon2 costs it cannot use are refused when the configuration is read, naming the keys.
+#[test]
+fn impossible_argon2_costs_name_their_keys() {
+    let e = Settings::from_env(env(&[("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "1")])).unwrap_err();
+    assert!(format!("{e:#}").contains("passwords.argon2_"), "{e:#}");
+    Settings::from_env(env(&[("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "4096")])).unwrap();
+}
+
 #[test]
 fn the_example_file_is_valid_and_complete() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tessera.example.toml");

@@ -1,7 +1,7 @@
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use tessera::domain::crypto::MasterKey;
-use tessera::domain::keys::{self, KeyAlgorithm, KeyState};
+use tessera::domain::keys::{self, KeyAlgorithm, KeyError, KeyState};
 use tessera::domain::ms;
 use tessera::store::models::StoredKey;
 
@@ -88,7 +88,7 @@ fn state_text(s: KeyState) -> &'static str {
 /// The server's master key, refusing one that cannot open the keys already stored (a key
 /// sealed under the wrong master key would stop the server).
 fn master_key(ctx: &mut Context) -> anyhow::Result<MasterKey> {
-    let master = MasterKey::from_settings(&ctx.settings, false)?;
+    let master = ctx.settings.master_key(false)?;
     if let Some(existing) = StoredKey::all(ctx.conn()?)?.first() {
         master
             .open(existing.kid.as_bytes(), &existing.private_key)
@@ -162,7 +162,12 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
             confirm(c.yes, &format!("retire signing key {kid}"))?;
             let now = ctx.clock.now_ms();
-            keys::retire(ctx.conn()?, &kid, force, now)?;
+            keys::retire(ctx.conn()?, &kid, force, now).map_err(|e| match e {
+                // What to do about it, in this command's words.
+                KeyError::OnlySigningKey(_) => anyhow::anyhow!("{e}: run `key rotate` first"),
+                KeyError::OthersPending(_) => anyhow::anyhow!("{e}; wait, or pass --force"),
+                other => other.into(),
+            })?;
             ctx.audit("key.retired", Some(&kid), None)?;
             let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
             emit(ctx.output, &view, || {

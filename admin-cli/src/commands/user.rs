@@ -110,7 +110,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 fn hasher(ctx: &Context) -> anyhow::Result<PasswordHasher> {
-    PasswordHasher::new(&ctx.settings.passwords, 1)
+    Ok(PasswordHasher::new(&ctx.settings.hash_policy(Some(1)))?)
 }
 
 /// The JSON shape of a consent.

@@ -277,7 +277,7 @@ impl TestApp {
     }
 
     pub async fn user(&self, name: &str) -> String {
-        let hasher = PasswordHasher::new(&self.settings.passwords, 1).unwrap();
+        let hasher = PasswordHasher::new(&self.settings.hash_policy(Some(1))).unwrap();
         let name = Username::parse(name).unwrap();
         let clock = self.clock.clone();
         self.with_conn(move |c| {
