@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
 use crate::domain::password::HashPolicy;
+pub use crate::domain::secret::Secret;
 
 /// `TESSERA_…` variables that are not configuration keys. Every other `TESSERA_…` variable is
 /// one, so a misspelt section fails start-up instead of being ignored.
@@ -130,26 +131,6 @@ pub struct SessionSettings {
     /// ...and after this long in any case.
     #[serde(deserialize_with = "human_duration")]
     pub absolute_ttl: Duration,
-}
-
-/// A configuration value that must not be printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

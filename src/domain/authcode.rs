@@ -11,6 +11,7 @@ use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
 use crate::domain::revocation::{self, Families, Revocation, CODE_REPLAYED};
 use crate::domain::scope::Scope;
+use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
@@ -37,7 +38,7 @@ pub fn issue(
     conn: &mut AnyConnection,
     grant: &CodeGrant<'_>,
     now: i64,
-) -> diesel::QueryResult<String> {
+) -> diesel::QueryResult<Secret> {
     let code = format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
     AuthorizationCode {
         code_hash: sha256_hex(code.as_bytes()),
@@ -53,7 +54,7 @@ pub fn issue(
         redirect_uri_given: grant.redirect_uri_given,
     }
     .insert(conn)?;
-    Ok(code)
+    Ok(Secret::new(code))
 }
 
 /// Why an exchange was refused; all are `invalid_grant`.
@@ -142,7 +143,7 @@ pub fn exchange(
         }
         let user = User::find(c, &row.user_id)?
             .ok_or(ExchangeError::Invalid("the user no longer exists"))?;
-        let scope = Scope::parse(&row.scope).unwrap_or_default();
+        let scope = Scope::stored(&row.scope);
         let grant = NewGrant {
             client_id,
             user: &user,

@@ -1,5 +1,6 @@
 //! Sign-in sessions, CSRF tokens and remembered consent for Tessera's own pages.
 
+use crate::domain::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hmac;
@@ -36,7 +37,7 @@ pub fn start_session(
     master: &MasterKey,
     user_id: &str,
     now: i64,
-) -> diesel::QueryResult<String> {
+) -> diesel::QueryResult<Secret> {
     let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
     Session {
         id_hash: sha256_hex(id.as_bytes()),
@@ -45,7 +46,7 @@ pub fn start_session(
         last_seen_at: now,
     }
     .insert(conn)?;
-    Ok(sign(master, &id))
+    Ok(Secret::new(sign(master, &id)))
 }
 
 /// The signed-in user of a session cookie: the signature holds, the session exists, is within
@@ -125,7 +126,7 @@ pub fn consent_covers(
     scope: &Scope,
 ) -> diesel::QueryResult<bool> {
     Ok(Consent::find(conn, user_id, client_id)?
-        .is_some_and(|c| scope.is_subset_of(&Scope::parse(&c.scope).unwrap_or_default())))
+        .is_some_and(|c| scope.is_subset_of(&Scope::stored(&c.scope))))
 }
 
 /// Remembers that the user allowed `scope` (added to what they allowed before).
@@ -137,9 +138,9 @@ pub fn remember_consent(
     now: i64,
 ) -> diesel::QueryResult<()> {
     let before = Consent::find(conn, user_id, client_id)?
-        .map(|c| Scope::parse(&c.scope).unwrap_or_default())
+        .map(|c| Scope::stored(&c.scope))
         .unwrap_or_default();
-    let all = Scope::parse(&format!("{before} {scope}")).unwrap_or_default();
+    let all = before.union(scope);
     Consent {
         user_id: user_id.to_owned(),
         client_id: client_id.to_owned(),

@@ -8,8 +8,9 @@ use base64::Engine;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
 use crate::domain::scope::Scope;
+use crate::domain::secret::Secret;
 use crate::domain::Clock;
-use crate::store::models::{Client, ClientChanges, NewClient, TokenFamily};
+use crate::store::models::{ClientChanges, ClientRow, NewClient, TokenFamily};
 use crate::store::AnyConnection;
 
 /// A grant type a client may be allowed to use.
@@ -59,23 +60,75 @@ impl FromStr for GrantType {
     }
 }
 
-/// A client secret as handed out once; never stored.
-pub struct ClientSecret(String);
+/// A registered client, its stored values parsed once, when the row is read. Values that no
+/// longer parse (a database edited by hand) are left out: a client loses a grant or a redirect
+/// URI rather than gains one.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex; `None` for public clients.
+    secret_hash: Option<String>,
+    pub redirect_uris: Vec<url::Url>,
+    pub grants: Vec<GrantType>,
+    pub scope: Scope,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    /// May introspect tokens issued to other clients (a resource server).
+    pub allow_introspection: bool,
+}
 
-impl ClientSecret {
-    fn generate() -> Self {
-        // 256 bits, URL-safe alphabet: no escaping needed in Basic credentials or forms.
-        Self(format!("tss_{}", URL_SAFE_NO_PAD.encode(random_bytes(32))))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
+impl From<ClientRow> for Client {
+    fn from(row: ClientRow) -> Self {
+        Self {
+            redirect_uris: row
+                .redirect_uris
+                .split_whitespace()
+                .filter_map(|u| url::Url::parse(u).ok())
+                .collect(),
+            grants: row
+                .grant_types
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect(),
+            scope: Scope::stored(&row.scopes),
+            id: row.id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            created_at: row.created_at,
+            disabled_at: row.disabled_at,
+            allow_introspection: row.allow_introspection,
+        }
     }
 }
 
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret([redacted])")
-    }
+/// The client with this id, if there is one.
+pub fn get(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<Option<Client>> {
+    Ok(ClientRow::find(conn, id)?.map(Client::from))
+}
+
+/// Every client, oldest first.
+pub fn list(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<Client>> {
+    Ok(ClientRow::list(conn)?
+        .into_iter()
+        .map(Client::from)
+        .collect())
+}
+
+/// Every scope some enabled client may request, sorted (for the metadata document).
+pub fn all_scopes(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<String>> {
+    let scopes: std::collections::BTreeSet<String> = ClientRow::enabled_scopes(conn)?
+        .iter()
+        .filter_map(|s| Scope::parse(s).ok())
+        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    Ok(scopes.into_iter().collect())
+}
+
+/// A new client secret: shown once, stored only as its hash. 256 bits, URL-safe alphabet:
+/// no escaping needed in Basic credentials or forms.
+fn generate_secret() -> Secret {
+    Secret::new(format!("tss_{}", URL_SAFE_NO_PAD.encode(random_bytes(32))))
 }
 
 /// What an administrator asks for when registering a client.
@@ -94,6 +147,13 @@ pub enum ClientError {
     Invalid(String),
     #[error("no client with id {0}")]
     NotFound(String),
+    #[error("a client needs at least one grant type")]
+    NoGrants,
+    #[error("nothing to change")]
+    NothingToChange,
+    /// Deleting it would delete families that still work.
+    #[error("client {id} has {active} active token families")]
+    HasActiveFamilies { id: String, active: i64 },
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -114,7 +174,7 @@ fn check_name(name: &str) -> Result<&str, ClientError> {
 
 fn grants_text(grants: &[GrantType], public: bool) -> Result<String, ClientError> {
     if grants.is_empty() {
-        return Err(invalid("give at least one --grant"));
+        return Err(ClientError::NoGrants);
     }
     if public && grants.contains(&GrantType::ClientCredentials) {
         return Err(invalid("a public client cannot use client_credentials"));
@@ -156,8 +216,9 @@ fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
         .join(" "))
 }
 
-fn find(conn: &mut AnyConnection, id: &str) -> Result<Client, ClientError> {
-    Client::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
+/// The client with this id, or [`ClientError::NotFound`].
+pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Client, ClientError> {
+    get(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
@@ -165,11 +226,11 @@ pub fn register(
     conn: &mut AnyConnection,
     spec: &ClientSpec,
     clock: &Clock,
-) -> Result<(Client, Option<ClientSecret>), ClientError> {
+) -> Result<(Client, Option<Secret>), ClientError> {
     let name = check_name(&spec.name)?;
     let grants = grants_text(&spec.grants, spec.public)?;
     let uris = uris_text(&spec.redirect_uris)?;
-    let secret = (!spec.public).then(ClientSecret::generate);
+    let secret = (!spec.public).then(generate_secret);
     let secret_hash = secret.as_ref().map(|s| sha256_hex(s.expose().as_bytes()));
     let id = random_id();
     let scopes = spec.scope.to_string();
@@ -231,21 +292,19 @@ pub fn update(
         && changes.redirect_uris.is_none()
         && changes.allow_introspection.is_none()
     {
-        return Err(invalid(
-            "nothing to change: give --name, --grant, --scope, --redirect-uri or --allow-introspection",
-        ));
+        return Err(ClientError::NothingToChange);
     }
     changes.apply(conn, id)?;
     find(conn, id)
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.
-pub fn rotate_secret(conn: &mut AnyConnection, id: &str) -> Result<ClientSecret, ClientError> {
+pub fn rotate_secret(conn: &mut AnyConnection, id: &str) -> Result<Secret, ClientError> {
     let client = find(conn, id)?;
     if client.is_public() {
         return Err(invalid(format!("client {id} is public: it has no secret")));
     }
-    let secret = ClientSecret::generate();
+    let secret = generate_secret();
     ClientChanges {
         secret_hash: Some(Some(sha256_hex(secret.expose().as_bytes()))),
         ..ClientChanges::default()
@@ -282,15 +341,16 @@ pub fn delete(
     crate::store::write_tx(conn, |c| {
         // FOR UPDATE conflicts with the key-share lock a new family's foreign key takes, so no
         // login can add a family between the count and the delete.
-        Client::lock(c, id)?;
+        ClientRow::lock(c, id)?;
         find(c, id)?;
         let active = TokenFamily::count_active(c, None, Some(id), clock.now_ms())?;
         if active > 0 && !revoke_families {
-            return Err(invalid(format!(
-                "client {id} has {active} active token families: revoke them first, or pass --revoke-families"
-            )));
+            return Err(ClientError::HasActiveFamilies {
+                id: id.to_owned(),
+                active,
+            });
         }
-        Client::delete(c, id)?;
+        ClientRow::delete(c, id)?;
         Ok(active)
     })
 }
@@ -301,12 +361,7 @@ impl Client {
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {
-        self.grant_types.split(' ').any(|g| g == grant.as_str())
-    }
-
-    pub fn scope(&self) -> Scope {
-        // Stored scopes were validated on the way in.
-        Scope::parse(&self.scopes).unwrap_or_default()
+        self.grants.contains(&grant)
     }
 
     /// Checks a presented secret in constant time.

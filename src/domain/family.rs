@@ -8,9 +8,10 @@
 //! unique index `refresh_tokens_one_active` enforces the invariant again underneath.
 
 use crate::domain::crypto::{random_id, MasterKey};
-use crate::domain::refresh_token::{hash_token, parse_token, token_for, RefreshSecret};
+use crate::domain::refresh_token::{hash_token, parse_token, token_for};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
+use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{
     NewFamily, NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User,
@@ -87,7 +88,7 @@ impl RequestMeta {
 pub struct Issued {
     pub family: TokenFamily,
     pub token_id: String,
-    pub refresh_token: RefreshSecret,
+    pub refresh_token: Secret,
     /// The scope granted for this request's access token.
     pub scope: Scope,
     /// True when this answers an idempotent retry with the already-issued successor.
@@ -359,7 +360,7 @@ pub fn rotate_for_client(
     }
     .run(pg)?;
     Ok(family.map(|family| {
-        let scope = Scope::parse(&family.scope).unwrap_or_default();
+        let scope = Scope::stored(&family.scope);
         Issued {
             family,
             token_id: successor,
@@ -388,7 +389,7 @@ fn granted_scope(
     if user.is_none_or(|u| u.disabled_at.is_some()) {
         return Err(RefreshError::Invalid("the user is disabled"));
     }
-    let family_scope = Scope::parse(&family.scope).unwrap_or_default();
+    let family_scope = Scope::stored(&family.scope);
     match requested {
         Some(r) if !r.is_subset_of(&family_scope) => Err(RefreshError::Scope),
         Some(r) if !r.is_empty() => Ok(r.clone()),

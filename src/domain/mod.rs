@@ -14,6 +14,7 @@ pub mod password;
 pub mod refresh_token;
 pub mod revocation;
 pub mod scope;
+pub mod secret;
 pub mod throttle;
 pub mod user;
 

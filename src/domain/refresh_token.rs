@@ -8,6 +8,7 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{sha256_hex, MasterKey};
+use crate::domain::secret::Secret;
 use crate::store::models::RefreshToken;
 use crate::store::AnyConnection;
 
@@ -16,25 +17,10 @@ pub const PREFIX: &str = "tsr_";
 const ID_LEN: usize = 22; // 16 random bytes, base64url
 const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
 
-/// A refresh token in plaintext: handed to the client, never stored or logged.
-pub struct RefreshSecret(String);
-
-impl RefreshSecret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RefreshSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshSecret([redacted])")
-    }
-}
-
 /// The plaintext token for `id`.
-pub(crate) fn token_for(key: &hmac::Key, id: &str) -> RefreshSecret {
+pub(crate) fn token_for(key: &hmac::Key, id: &str) -> Secret {
     let mac = hmac::sign(key, id.as_bytes());
-    RefreshSecret(format!(
+    Secret::new(format!(
         "{PREFIX}{id}{}",
         URL_SAFE_NO_PAD.encode(mac.as_ref())
     ))

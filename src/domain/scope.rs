@@ -34,6 +34,17 @@ impl Scope {
         Ok(Self(set))
     }
 
+    /// A scope read back from the database. It was parsed on the way in; one that no longer
+    /// parses (a database edited by hand) grants nothing.
+    pub fn stored(text: &str) -> Self {
+        Self::parse(text).unwrap_or_default()
+    }
+
+    /// Every token of either.
+    pub fn union(&self, other: &Scope) -> Scope {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,8 +1,8 @@
 //! The authorization endpoint's request (RFC 6749 §4.1.1), checked without any web framework.
 
 use crate::domain::client::GrantType;
+use crate::domain::client::{self, Client};
 use crate::domain::scope::Scope;
-use crate::store::models::Client;
 use crate::store::AnyConnection;
 
 /// A request that passed every check.
@@ -91,7 +91,7 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
         AuthorizeError::Page("The request names no client (client_id is missing).".into())
     })?;
     let client = if crate::grant::client_auth::plausible(client_id) {
-        Client::find(conn, client_id)
+        client::get(conn, client_id)
             .map_err(|_| AuthorizeError::Page("The service is unavailable; try again.".into()))?
     } else {
         None
@@ -101,11 +101,7 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
             "The application that sent you here is not known to this server.".into(),
         )
     })?;
-    let registered: Vec<&str> = client
-        .redirect_uris
-        .split(' ')
-        .filter(|u| !u.is_empty())
-        .collect();
+    let registered: Vec<&str> = client.redirect_uris.iter().map(url::Url::as_str).collect();
     // RFC 9700 §4.1.3: exact string match; without one in the request, only an unambiguous
     // registration will do.
     let redirect_uri = match get("redirect_uri") {
@@ -148,7 +144,7 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
             "this client may not use the authorization_code grant",
         ));
     }
-    let allowed = client.scope();
+    let allowed = client.scope.clone();
     let scope = match get("scope") {
         None => allowed.clone(),
         Some(text) => {

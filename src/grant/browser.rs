@@ -3,6 +3,7 @@
 
 use crate::domain::authcode::{self, CodeGrant};
 use crate::domain::browser;
+use crate::domain::secret::Secret;
 use crate::grant::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
 use crate::grant::{OAuthError, SignInError, TokenService};
 use crate::store::models::User;
@@ -108,7 +109,7 @@ impl TokenService {
             },
             self.clock.now_ms(),
         )?;
-        let mut pairs = vec![("code", code.as_str())];
+        let mut pairs = vec![("code", code.expose())];
         if let Some(s) = &request.state {
             pairs.push(("state", s));
         }
@@ -131,7 +132,7 @@ impl TokenService {
         username: &str,
         password: &str,
         ip: Option<&str>,
-    ) -> Result<String, SignInError> {
+    ) -> Result<Secret, SignInError> {
         let user = self.sign_in(username, password, ip, "login page")?;
         Ok(browser::start_session(
             &mut *self.pool.get()?,

@@ -3,8 +3,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use crate::domain::client::{self, Client};
 use crate::grant::{OAuthError, Params};
-use crate::store::models::Client;
 use crate::store::AnyConnection;
 
 /// Credentials as presented, before looking the client up.
@@ -110,7 +110,7 @@ pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Cli
     if !plausible(&creds.client_id) {
         return Err(failed());
     }
-    let client = Client::find(conn, &creds.client_id)?.ok_or_else(failed)?;
+    let client = client::get(conn, &creds.client_id)?.ok_or_else(failed)?;
     if client.disabled_at.is_some() {
         return Err(failed());
     }

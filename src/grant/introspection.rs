@@ -3,11 +3,12 @@
 use serde_json::{json, Value};
 
 use crate::domain::authcode::CODE_PREFIX;
+use crate::domain::client::Client;
 use crate::domain::family::{self, FamilyState};
 use crate::domain::refresh_token::{self, PREFIX};
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
-use crate::store::models::{Client, RefreshToken, RevokedAccessToken, TokenFamily, User};
+use crate::store::models::{RefreshToken, RevokedAccessToken, TokenFamily, User};
 
 /// What a presented token turned out to be.
 enum Found {

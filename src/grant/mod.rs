@@ -38,7 +38,7 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::throttle::Policy;
 use crate::domain::{ms, Clock};
 use crate::settings::Settings;
-use crate::store::models::{Client, StoredKey};
+use crate::store::models::StoredKey;
 use crate::store::Pool;
 
 /// Everything the protocol needs. Cheap to clone; every method blocks (database, Argon2).
@@ -120,7 +120,7 @@ impl TokenService {
 
     /// Authorization server metadata (RFC 8414): only what is actually supported.
     pub fn metadata(&self) -> Result<serde_json::Value, OAuthError> {
-        let scopes = Client::all_scopes(&mut *self.pool.get()?)?;
+        let scopes = crate::domain::client::all_scopes(&mut *self.pool.get()?)?;
         let issuer = &self.issuer;
         Ok(serde_json::json!({
             "issuer": issuer,

@@ -4,13 +4,14 @@ use serde::Serialize;
 
 use crate::domain::access_token::{self, Grant};
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
+use crate::domain::client::Client;
 use crate::domain::client::GrantType;
 use crate::domain::crypto::sha256_hex;
 use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
 use crate::domain::scope::Scope;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params, TokenService};
-use crate::store::models::{Client, User};
+use crate::store::models::User;
 use crate::store::AnyConnection;
 
 /// A successful token response (RFC 6749 §5.1).
@@ -304,12 +305,11 @@ fn refresh_error(e: RefreshError) -> OAuthError {
 
 /// The scope for a new grant: the request's if within the client's, else the client's own.
 fn requested_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
-    let allowed = client.scope();
     let Some(text) = requested else {
-        return Ok(allowed);
+        return Ok(client.scope.clone());
     };
     let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-    if !scope.is_subset_of(&allowed) {
+    if !scope.is_subset_of(&client.scope) {
         return Err(OAuthError::InvalidScope(
             "the requested scope is not allowed for this client".into(),
         ));

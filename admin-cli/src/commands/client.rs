@@ -1,8 +1,7 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::client::{self, ClientSpec, ClientUpdate, GrantType};
+use tessera::domain::client::{self, Client, ClientError, ClientSpec, ClientUpdate, GrantType};
 use tessera::domain::scope::Scope;
-use tessera::store::models::Client;
 
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
@@ -110,8 +109,8 @@ struct ClientView<'a> {
     client_secret: Option<Option<&'a str>>,
     name: &'a str,
     public: bool,
-    grant_types: Vec<&'a str>,
-    scope: &'a str,
+    grant_types: Vec<&'static str>,
+    scope: String,
     redirect_uris: Vec<&'a str>,
     created_at: String,
     disabled_at: Option<String>,
@@ -120,15 +119,14 @@ struct ClientView<'a> {
 
 impl<'a> ClientView<'a> {
     fn new(c: &'a Client) -> Self {
-        let words = |s: &'a str| s.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>();
         Self {
             client_id: &c.id,
             client_secret: None,
             name: &c.name,
             public: c.is_public(),
-            grant_types: words(&c.grant_types),
-            scope: &c.scopes,
-            redirect_uris: words(&c.redirect_uris),
+            grant_types: c.grants.iter().map(|g| g.as_str()).collect(),
+            scope: c.scope.to_string(),
+            redirect_uris: c.redirect_uris.iter().map(url::Url::as_str).collect(),
             created_at: rfc3339(c.created_at),
             disabled_at: c.disabled_at.map(rfc3339),
             allow_introspection: c.allow_introspection,
@@ -182,12 +180,12 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 scope: parse_scope(&scope)?,
                 redirect_uris: parse_uris(&redirect_uris)?,
             };
-            let (client, secret) = client::register(ctx.conn()?, &spec, &clock)?;
+            let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
             ctx.audit("client.registered", Some(&client.id), Some(&client.name))?;
             show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
         }
         ClientCommand::List => {
-            let clients = Client::list(ctx.conn()?)?;
+            let clients = client::list(ctx.conn()?)?;
             let views: Vec<_> = clients.iter().map(ClientView::new).collect();
             emit(ctx.output, &views, || {
                 let mut t = Table::new(&["CLIENT_ID", "NAME", "TYPE", "STATE", "GRANTS", "SCOPE"]);
@@ -210,7 +208,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             })
         }
         ClientCommand::Show { client_id } => {
-            let client = Client::find(ctx.conn()?, &client_id)?
+            let client = client::get(ctx.conn()?, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
             show(ctx, &client, None)
         }
@@ -236,7 +234,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                     _ => None,
                 },
             };
-            let client = client::update(ctx.conn()?, &client_id, &update)?;
+            let client = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
             ctx.audit("client.updated", Some(&client.id), None)?;
             show(ctx, &client, None)
         }
@@ -252,7 +250,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             )?;
             let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
             ctx.audit("client.secret_rotated", Some(&client_id), None)?;
-            let client = Client::find(ctx.conn()?, &client_id)?
+            let client = client::get(ctx.conn()?, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
             show(ctx, &client, Some(Some(secret.expose())))
         }
@@ -275,13 +273,14 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             revoke_families,
             confirm: c,
         } => {
-            Client::find(ctx.conn()?, &client_id)?
+            client::get(ctx.conn()?, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
             confirm(
                 c.yes,
                 &format!("delete client {client_id} with its token families"),
             )?;
-            let revoked = client::delete(ctx.conn()?, &client_id, revoke_families, &clock)?;
+            let revoked =
+                client::delete(ctx.conn()?, &client_id, revoke_families, &clock).map_err(hint)?;
             ctx.audit(
                 "client.deleted",
                 Some(&client_id),
@@ -301,5 +300,19 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 || format!("deleted client {client_id} ({revoked} active token families revoked)"),
             )
         }
+    }
+}
+
+/// A refusal from the domain, with what to do about it in this command's words.
+fn hint(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::NoGrants => anyhow::anyhow!("{e}: give at least one --grant"),
+        ClientError::NothingToChange => anyhow::anyhow!(
+            "{e}: give --name, --grant, --scope, --redirect-uri or --allow-introspection"
+        ),
+        ClientError::HasActiveFamilies { .. } => {
+            anyhow::anyhow!("{e}: revoke them first, or pass --revoke-families")
+        }
+        other => other.into(),
     }
 }

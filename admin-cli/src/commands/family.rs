@@ -2,12 +2,10 @@ use std::collections::HashMap;
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
-use tessera::domain::family;
 use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
-use tessera::store::models::{
-    Client, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
-};
+use tessera::domain::{client, family};
+use tessera::store::models::{FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User};
 use tessera::store::AnyConnection;
 
 use super::{Confirm, Context};
@@ -82,7 +80,7 @@ impl Names {
                 .into_iter()
                 .map(|u| (u.id, u.username))
                 .collect(),
-            clients: Client::list(conn)?
+            clients: client::list(conn)?
                 .into_iter()
                 .map(|c| (c.id, c.name))
                 .collect(),
@@ -202,7 +200,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     Some(user::find(conn, name)?.id),
                 )
             } else if let Some(id) = &client {
-                Client::find(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+                client::get(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
                 (format!("every active family of client {id}"), None)
             } else {
                 anyhow::bail!("give a family id, --user or --client");

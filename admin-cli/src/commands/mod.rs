@@ -175,7 +175,7 @@ pub fn check_filters(
     client: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
     if let Some(id) = client {
-        tessera::store::models::Client::find(conn, id)?
+        tessera::domain::client::get(conn, id)?
             .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
     }
     Ok(match user {

@@ -3,10 +3,11 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
+use tessera::domain::client;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
-use tessera::store::models::{Client, Consent, TokenFamily, User};
+use tessera::store::models::{Consent, TokenFamily, User};
 
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
@@ -256,7 +257,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Consents { username } => {
             let conn = ctx.conn()?;
             let u = user::find(conn, &username)?;
-            let names: std::collections::HashMap<String, String> = Client::list(conn)?
+            let names: std::collections::HashMap<String, String> = client::list(conn)?
                 .into_iter()
                 .map(|c| (c.id, c.name))
                 .collect();

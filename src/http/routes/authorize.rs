@@ -131,7 +131,11 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Ok(session) => {
             // A CSRF cookie planted before sign-in does not outlive it.
             let (_, csrf_cookie) = fresh_csrf(&state.service, secure);
-            let session_cookie = pages::cookie(pages::session_cookie(secure), session, secure);
+            let session_cookie = pages::cookie(
+                pages::session_cookie(secure),
+                session.expose().to_owned(),
+                secure,
+            );
             see_other(
                 &format!("/authorize?{authorize}"),
                 vec![session_cookie, csrf_cookie],

@@ -3,9 +3,11 @@ use diesel::prelude::*;
 use crate::store::schema::clients;
 use crate::store::AnyConnection;
 
+/// A client as stored: scopes, grant types and redirect URIs as space-separated text. The
+/// domain's `Client` is what the rest of the code works with, parsed from this once.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
-pub struct Client {
+pub struct ClientRow {
     pub id: String,
     pub name: String,
     /// SHA-256 of the secret, hex; `None` for public clients.
@@ -31,7 +33,7 @@ pub struct NewClient<'a> {
     pub created_at: i64,
 }
 
-impl Client {
+impl ClientRow {
     /// Locks the client's row until the end of the transaction (PostgreSQL: `FOR UPDATE`,
     /// which conflicts with the key-share lock a new family's foreign key takes).
     pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
@@ -43,33 +45,26 @@ impl Client {
         Ok(())
     }
 
-    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Client>> {
+    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ClientRow>> {
         clients::table
             .find(id)
-            .select(Client::as_select())
+            .select(ClientRow::as_select())
             .first(conn)
             .optional()
     }
 
-    /// Every scope some enabled client may request, sorted, for the metadata document.
-    pub fn all_scopes(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
-        let rows: Vec<String> = clients::table
+    /// The stored scopes of every enabled client.
+    pub fn enabled_scopes(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+        clients::table
             .filter(clients::disabled_at.is_null())
             .select(clients::scopes)
-            .load(conn)?;
-        let set: std::collections::BTreeSet<String> = rows
-            .iter()
-            .flat_map(|s| s.split(' '))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(set.into_iter().collect())
+            .load(conn)
     }
 
-    pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<Client>> {
+    pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ClientRow>> {
         clients::table
             .order(clients::created_at.asc())
-            .select(Client::as_select())
+            .select(ClientRow::as_select())
             .load(conn)
     }
 }
@@ -96,7 +91,7 @@ impl ClientChanges {
     }
 }
 
-impl Client {
+impl ClientRow {
     pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
         diesel::delete(clients::table.find(id))
             .execute(conn)

@@ -14,7 +14,7 @@ mod user;
 
 pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
-pub use client::{Client, ClientChanges, NewClient};
+pub use client::{ClientChanges, ClientRow, NewClient};
 pub use family::{FamilyFilter, NewFamily, TokenFamily};
 pub use incident::{IncidentFilter, NewIncident, ReuseIncident};
 pub use key::StoredKey;
