@@ -150,6 +150,16 @@ pub fn remember_consent(
     .save(conn)
 }
 
+/// Forgets the user's consent for a client: the next authorization request asks again.
+/// Returns whether there was one.
+pub fn forget_consent(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+) -> diesel::QueryResult<bool> {
+    Consent::delete(conn, user_id, client_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Refresh-token families: issue, liveness, rotation with reuse detection. The token format is
 //! in [`refresh_token`](crate::domain::refresh_token), revocation in
-//! [`revocation`](crate::domain::revocation).
+//! [`revocation`].
 //!
 //! Invariant: a family has at most one active (unrotated) refresh token. Rotation consumes the
 //! presented token with one conditional `UPDATE … WHERE rotated_at IS NULL` inside a write

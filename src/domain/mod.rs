@@ -1,4 +1,8 @@
-//! The identity logic: no HTTP here, so the admin CLI applies exactly the server's rules.
+//! The rules: no HTTP and no SQL here, so the admin CLI applies exactly the server's rules.
+//! Each rule has one home: rotation and liveness in [`family`], revoking (with its audit
+//! event) in [`revocation`], the throttle in [`throttle`]. Functions that need "now" take the
+//! [`Clock`] (or the time read from it); settings build each module's own config values
+//! ([`password::HashPolicy`], [`throttle::Policy`], ...), and errors are typed.
 
 pub mod access_token;
 pub mod audit;

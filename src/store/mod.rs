@@ -1,4 +1,7 @@
-//! Storage: one code path over PostgreSQL and SQLite.
+//! Storage: one code path over PostgreSQL and SQLite, and all the SQL. Models are plain rows
+//! (one file per table under [`models`]); queries are associated functions over a connection
+//! that take "now" as a parameter and know no rule but the one their SQL states. The hot
+//! path's single statement is in [`rotation`].
 
 pub mod models;
 pub mod pool;

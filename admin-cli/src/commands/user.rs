@@ -3,10 +3,10 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::client;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
+use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
 
 use super::{Confirm, Context};
@@ -289,7 +289,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let conn = ctx.conn()?;
             let u = user::find(conn, &username)?;
-            if !Consent::delete(conn, &u.id, &client_id)? {
+            if !browser::forget_consent(conn, &u.id, &client_id)? {
                 anyhow::bail!("{username} has no consent for client {client_id}");
             }
             ctx.audit(
