@@ -46,7 +46,7 @@ impl Application {
                         &master,
                         settings.keys.algorithm,
                         retention,
-                        clock.now_ms(),
+                        &clock,
                     )?
                 };
                 let hasher = PasswordHasher::new(&settings.hash_policy(None))?;

@@ -95,12 +95,11 @@ pub fn verify(
         .ok_or(TokenError::UnknownKey)?;
     // The algorithm comes from our key, never from the token.
     let mut validation = Validation::new(key.alg.jwt());
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    // Checked below against our clock, not the system's.
+    // Checked below, in jsonwebtoken's order, and against our clock rather than the system's.
     validation.validate_exp = false;
     validation.validate_nbf = false;
+    validation.validate_aud = false;
     let claims = decode::<AccessClaims>(token, &key.decoding, &validation)
         .map(|data| data.claims)
         .map_err(|e| TokenError::Invalid(e.to_string()))?;
@@ -111,6 +110,12 @@ pub fn verify(
     }
     if claims.nbf.is_some_and(|nbf| nbf > now_secs) {
         return Err(refused(ErrorKind::ImmatureSignature));
+    }
+    if claims.iss != issuer {
+        return Err(refused(ErrorKind::InvalidIssuer));
+    }
+    if claims.aud != audience {
+        return Err(refused(ErrorKind::InvalidAudience));
     }
     // Issued in the future: not ours (our clocks agree to within a minute).
     if claims.iat > now_secs + 60 {

@@ -4,6 +4,7 @@
 use crate::domain::crypto::random_id;
 use crate::store::models::AuditEvent;
 use crate::store::AnyConnection;
+use diesel::Connection;
 
 /// An event to record.
 #[derive(Debug, Default, Clone)]
@@ -37,7 +38,9 @@ impl Event<'_> {
             client_ip: self.client_ip.map(str::to_owned),
             detail: self.detail.map(|d| d.chars().take(500).collect()),
         };
-        if let Err(e) = row.insert(conn) {
+        // In a savepoint when the caller is in a transaction: on PostgreSQL a failed INSERT
+        // would abort it, and its COMMIT would quietly roll back what the event records.
+        if let Err(e) = conn.transaction(|c| row.insert(c)) {
             tracing::error!(error = %e, kind = self.kind, "could not store an audit event");
         }
     }

@@ -118,6 +118,7 @@ pub fn exchange(
                         kind: "code.replayed",
                         client_ip: meta.client_ip.as_deref(),
                         detail: Some("authorization code presented again; family revoked"),
+                        always_audit: true,
                         ..Revocation::new(CODE_REPLAYED, Some(client_id))
                     };
                     revocation::revoke_in(c, Families::One(family_id), &why, now)?;

@@ -61,8 +61,8 @@ impl FromStr for GrantType {
 }
 
 /// A registered client, its stored values parsed once, when the row is read. Values that no
-/// longer parse (a database edited by hand) are left out: a client loses a grant or a redirect
-/// URI rather than gains one.
+/// longer parse (a database edited by hand) are left out: a client loses a grant, its scope or
+/// its redirect URIs rather than gains anything.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
@@ -81,11 +81,13 @@ pub struct Client {
 impl From<ClientRow> for Client {
     fn from(row: ClientRow) -> Self {
         Self {
+            // All or none: dropping one of two would make the other the implicit choice.
             redirect_uris: row
                 .redirect_uris
                 .split_whitespace()
-                .filter_map(|u| url::Url::parse(u).ok())
-                .collect(),
+                .map(url::Url::parse)
+                .collect::<Result<_, _>>()
+                .unwrap_or_default(),
             grants: row
                 .grant_types
                 .split_whitespace()

@@ -9,6 +9,7 @@ use ring::signature::{self as rsig, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::crypto::{MasterKey, MasterKeyError};
+use crate::domain::Clock;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -268,11 +269,13 @@ impl KeySet {
         master: &MasterKey,
         alg: KeyAlgorithm,
         retention_ms: i64,
-        now: i64,
+        clock: &Clock,
     ) -> Result<Self, KeyError> {
         // Serialised, so that instances starting together on a fresh database create one key.
         write_tx(conn, |c| -> Result<(), KeyError> {
             StoredKey::lock_all(c)?;
+            // Read under the lock: an instance that waited for it sees the time it got it.
+            let now = clock.now_ms();
             if !StoredKey::published(c, now)?
                 .iter()
                 .any(|k| k.retired_at.is_none())
@@ -281,7 +284,7 @@ impl KeySet {
             }
             Ok(())
         })?;
-        Self::load(conn, master, retention_ms, now)
+        Self::load(conn, master, retention_ms, clock.now_ms())
     }
 
     /// Loads every key still published: unretired, or retired less than `retention_ms` ago.

@@ -1,6 +1,7 @@
 //! Revoking token families: the one place that marks families revoked and records who did it
 //! and why, in the same transaction. Reuse detection, a replayed authorization code, a client's
-//! RFC 7009 request and the admin CLI all come through here.
+//! RFC 7009 request, a password change, a disabled user and the admin CLI all come through
+//! here.
 
 use crate::domain::audit::Event;
 use crate::store::models::TokenFamily;
@@ -39,8 +40,14 @@ pub struct Revocation<'a> {
     /// The audit event's subject; the family's id when `None` and one family is revoked.
     pub subject: Option<&'a str>,
     pub client_ip: Option<&'a str>,
-    /// The audit event's detail; `None`: how many were revoked, and the reason.
+    /// The audit event's detail; `None`: how many were revoked, what was asked for
+    /// ([`Revocation::about`]), and the reason.
     pub detail: Option<&'a str>,
+    /// What was asked for, in words, for the default detail: `every active family of user x`.
+    pub about: Option<&'a str>,
+    /// Record the event even when every family was revoked already: a request that is itself
+    /// worth knowing about (an admin's command, a client's revocation, a replayed code).
+    pub always_audit: bool,
 }
 
 impl<'a> Revocation<'a> {
@@ -53,12 +60,15 @@ impl<'a> Revocation<'a> {
             subject: None,
             client_ip: None,
             detail: None,
+            about: None,
+            always_audit: false,
         }
     }
 }
 
-/// Revokes `families` inside the caller's write transaction and, when any changed, records
-/// the audit event there too. Returns how many were revoked.
+/// Revokes `families` inside the caller's write transaction and, when any changed (or
+/// [`Revocation::always_audit`]), records the audit event there too. Returns how many were
+/// revoked.
 pub fn revoke_in(
     c: &mut AnyConnection,
     families: Families<'_>,
@@ -74,8 +84,11 @@ pub fn revoke_in(
             TokenFamily::revoke_where(c, None, Some(client_id), why.reason, now)?
         }
     };
-    if revoked > 0 {
-        let counted = format!("{revoked} families revoked: {}", why.reason);
+    if revoked > 0 || why.always_audit {
+        let counted = match why.about {
+            Some(about) => format!("{revoked} families revoked ({about}): {}", why.reason),
+            None => format!("{revoked} families revoked: {}", why.reason),
+        };
         let (Families::One(id) | Families::OfUser(id) | Families::OfClient(id)) = families;
         Event {
             kind: why.kind,

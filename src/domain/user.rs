@@ -63,12 +63,14 @@ pub fn find(conn: &mut AnyConnection, username: &str) -> Result<User, UserError>
 }
 
 /// Sets a new password and revokes the user's active families (whoever held them no longer
-/// knows the password). Returns how many were revoked. Blocks (hashing).
+/// knows the password), recorded as done by `actor`. Returns how many were revoked. Blocks
+/// (hashing).
 pub fn set_password(
     conn: &mut AnyConnection,
     hasher: &PasswordHasher,
     username: &str,
     password: &str,
+    actor: &str,
     clock: &Clock,
 ) -> Result<usize, UserError> {
     check_password(password)?;
@@ -78,7 +80,7 @@ pub fn set_password(
         User::set_password_hash(c, &user.id, &hash)?;
         // Browsers signed in with the old password must sign in again.
         Session::delete_for_user(c, &user.id)?;
-        let why = Revocation::new(PASSWORD_CHANGED, None);
+        let why = Revocation::new(PASSWORD_CHANGED, Some(actor));
         Ok(revocation::revoke_in(
             c,
             Families::OfUser(&user.id),
@@ -93,6 +95,7 @@ pub fn set_disabled(
     conn: &mut AnyConnection,
     username: &str,
     disabled: bool,
+    actor: &str,
     clock: &Clock,
 ) -> Result<usize, UserError> {
     let user = find(conn, username)?;
@@ -101,7 +104,7 @@ pub fn set_disabled(
         if disabled {
             User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
             Session::delete_for_user(c, &user.id)?;
-            let why = Revocation::new(USER_DISABLED, None);
+            let why = Revocation::new(USER_DISABLED, Some(actor));
             Ok(revocation::revoke_in(
                 c,
                 Families::OfUser(&user.id),

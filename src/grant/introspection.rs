@@ -63,7 +63,11 @@ impl TokenService {
         let now = self.clock.now_ms();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
-                let why = Revocation::new(REVOKED_BY_CLIENT, Some(&client.id));
+                let why = Revocation {
+                    detail: Some(REVOKED_BY_CLIENT),
+                    always_audit: true,
+                    ..Revocation::new(REVOKED_BY_CLIENT, Some(&client.id))
+                };
                 revocation::revoke(&mut *self.pool.get()?, Families::One(&family.id), &why, now)?;
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }

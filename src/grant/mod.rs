@@ -3,7 +3,8 @@
 //!
 //! - [`token`]: `POST /token`, every grant, and the token response;
 //! - [`sign_in`]: username and password, throttled (the password grant and the login page);
-//! - [`authorize`]: the authorization request (RFC 6749 §4.1.1) and PKCE;
+//! - [`authorize`]: the authorization request (RFC 6749 §4.1.1);
+//! - [`pkce`]: PKCE (RFC 7636) through oxide-auth;
 //! - [`browser`]: the login and consent pages' flow: sessions, consent, codes;
 //! - [`bearer`]: access tokens presented as bearer tokens, and `/userinfo`;
 //! - [`introspection`]: revocation (RFC 7009) and introspection (RFC 7662);

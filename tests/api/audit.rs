@@ -7,6 +7,7 @@ use crate::helpers::{both_backends, claims, Db, TestApp, PASSWORD};
 both_backends!(
     security_events_are_audited_without_secrets,
     every_way_of_revoking_a_family_is_audited_once,
+    a_failed_audit_write_does_not_undo_what_it_records,
 );
 
 async fn security_events_are_audited_without_secrets(db: Db) {
@@ -127,8 +128,7 @@ async fn security_events_are_audited_without_secrets(db: Db) {
 }
 
 /// A client's revocation request, the admin CLI and a password change all revoke through one
-/// rule: the families change and one `family.revoked` event records who and why; revoking a
-/// family that is already revoked records nothing more.
+/// rule: the families change and one `family.revoked` event records who and why.
 async fn every_way_of_revoking_a_family_is_audited_once(db: Db) {
     let app = TestApp::spawn(db).await;
     let (id, secret) = app.password_client().await;
@@ -142,7 +142,6 @@ async fn every_way_of_revoking_a_family_is_audited_once(db: Db) {
     };
     let by_client = app.password_grant(c, "alice").await;
     let rt = by_client["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(app.revoke(c, &rt).await.status(), 200);
     assert_eq!(app.revoke(c, &rt).await.status(), 200);
     let by_admin = app.password_grant(c, "alice").await;
     let out = app
@@ -188,6 +187,10 @@ async fn every_way_of_revoking_a_family_is_audited_once(db: Db) {
         .starts_with("admin:"));
     let password_event = about(&alice);
     assert_eq!(password_event.len(), 1, "{events:?}");
+    assert!(password_event[0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("admin:"));
     assert!(password_event[0]["detail"]
         .as_str()
         .unwrap()
@@ -196,4 +199,19 @@ async fn every_way_of_revoking_a_family_is_audited_once(db: Db) {
         .refresh(c, by_password["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(res.status(), 400);
+}
+
+/// Auditing never decides the outcome: with the audit table gone, a revocation still commits.
+async fn a_failed_audit_write_does_not_undo_what_it_records(db: Db) {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let tokens = app.password_grant(c, "alice").await;
+    app.with_conn(|conn| conn.batch_execute("DROP TABLE audit_events").unwrap())
+        .await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(app.revoke(c, rt).await.status(), 200);
+    crate::helpers::assert_oauth_error(app.refresh(c, rt).await, 400, "invalid_grant").await;
 }

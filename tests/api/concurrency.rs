@@ -161,8 +161,11 @@ async fn two_instances(test: &str, extra: &[(&str, &str)]) -> Option<(TestApp, T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_detect_a_replay_across_them() {
-    let Some((a, b)) =
-        two_instances("postgres_two_instances_detect_a_replay_across_them", &[]).await
+    let Some((a, b)) = two_instances(
+        "concurrency::postgres_two_instances_detect_a_replay_across_them",
+        &[],
+    )
+    .await
     else {
         return;
     };
@@ -199,7 +202,7 @@ async fn postgres_two_instances_detect_a_replay_across_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_thirty_two_refreshes_with_grace() {
     let Some((a, b)) = two_instances(
-        "postgres_two_instances_thirty_two_refreshes_with_grace",
+        "concurrency::postgres_two_instances_thirty_two_refreshes_with_grace",
         &[],
     )
     .await
@@ -212,7 +215,7 @@ async fn postgres_two_instances_thirty_two_refreshes_with_grace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_instances_thirty_two_refreshes_strict() {
     let Some((a, b)) = two_instances(
-        "postgres_two_instances_thirty_two_refreshes_strict",
+        "concurrency::postgres_two_instances_thirty_two_refreshes_strict",
         &[("TESSERA_TOKENS__REUSE_GRACE", "0s")],
     )
     .await
@@ -256,7 +259,7 @@ async fn postgres_refresh_racing_a_revocation_is_refused() {
     use diesel::Connection;
     if postgres_url().is_none() {
         skipped(
-            "postgres_refresh_racing_a_revocation_is_refused",
+            "concurrency::postgres_refresh_racing_a_revocation_is_refused",
             "TESSERA_TEST_POSTGRES_URL is not set",
         );
         return;

@@ -190,34 +190,42 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             confirm: c,
         } => {
             let conn = ctx.conn()?;
-            let (what, user_id) = if let Some(id) = &family_id {
-                TokenFamily::find(conn, id)?
-                    .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
-                (format!("family {id}"), None)
-            } else if let Some(name) = &user {
-                (
+            let user_id = match &user {
+                Some(name) => Some(user::find(conn, name)?.id),
+                None => None,
+            };
+            // clap lets exactly one of the three through.
+            let (what, families) = match (&family_id, &user, &user_id, &client) {
+                (Some(id), ..) => {
+                    TokenFamily::find(conn, id)?
+                        .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
+                    (format!("family {id}"), Families::One(id))
+                }
+                (None, Some(name), Some(user_id), _) => (
                     format!("every active family of user {name}"),
-                    Some(user::find(conn, name)?.id),
-                )
-            } else if let Some(id) = &client {
-                client::get(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-                (format!("every active family of client {id}"), None)
-            } else {
-                anyhow::bail!("give a family id, --user or --client");
+                    Families::OfUser(user_id),
+                ),
+                (None, None, None, Some(id)) => {
+                    client::get(conn, id)?
+                        .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+                    (
+                        format!("every active family of client {id}"),
+                        Families::OfClient(id),
+                    )
+                }
+                _ => anyhow::bail!("give a family id, --user or --client"),
             };
             confirm(c.yes, &format!("revoke {what}"))?;
-            let families = match (&family_id, &user_id, &client) {
-                (Some(id), _, _) => Families::One(id),
-                (None, Some(user_id), _) => Families::OfUser(user_id),
-                (None, None, Some(client_id)) => Families::OfClient(client_id),
-                (None, None, None) => anyhow::bail!("give a family id, --user or --client"),
-            };
             let actor = tessera::domain::audit::admin_actor();
             let why = Revocation {
                 // The name the admin typed, rather than the user's id.
                 subject: user.as_deref(),
+                about: Some(&what),
+                always_audit: true,
                 ..Revocation::new(&reason, Some(&actor))
             };
+            // Read after the question: the answer may have taken a while.
+            let now = ctx.clock.now_ms();
             let revoked = revocation::revoke(ctx.conn()?, families, &why, now)?;
             #[derive(Serialize)]
             struct Revoked {

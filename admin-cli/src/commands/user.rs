@@ -131,6 +131,7 @@ struct Changed {
 
 pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
+    let actor = tessera::domain::audit::admin_actor();
     match cmd {
         UserCommand::Create {
             username,
@@ -199,7 +200,8 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             )?;
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
-            let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password, &clock)?;
+            let revoked =
+                user::set_password(ctx.conn()?, &hasher, &username, &password, &actor, &clock)?;
             ctx.audit(
                 "user.password_changed",
                 Some(&username),
@@ -227,7 +229,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                 c.yes,
                 &format!("disable user {username} and revoke their token families"),
             )?;
-            let revoked = user::set_disabled(ctx.conn()?, &username, true, &clock)?;
+            let revoked = user::set_disabled(ctx.conn()?, &username, true, &actor, &clock)?;
             ctx.audit(
                 "user.disabled",
                 Some(&username),
@@ -243,7 +245,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             )
         }
         UserCommand::Enable { username } => {
-            user::set_disabled(ctx.conn()?, &username, false, &clock)?;
+            user::set_disabled(ctx.conn()?, &username, false, &actor, &clock)?;
             ctx.audit("user.enabled", Some(&username), None)?;
             emit(
                 ctx.output,
