@@ -84,11 +84,10 @@ impl TokenService {
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"))?;
         let now = self.clock.now_ms();
-        // The family starts in the same transaction that records the successful sign-in.
+        // The family starts in the same transaction that records the successful sign-in. Every
+        // grant that acts for a user starts one, refresh token or not: the access token's
+        // `sid` is what lets a revocation (a password change, a disabled user) reach it.
         let start_family = |c: &mut AnyConnection, user: &User| {
-            if !client.allows(GrantType::RefreshToken) {
-                return Ok(None);
-            }
             let grant = NewGrant {
                 client_id: &client.id,
                 user,
@@ -96,9 +95,7 @@ impl TokenService {
                 auth_method: GrantType::Password.as_str(),
                 same_password: true,
             };
-            family::start_in(c, &self.master, &grant, meta, self.life, now)
-                .map(Some)
-                .map_err(refresh_error)
+            family::start_in(c, &self.master, &grant, meta, self.life, now).map_err(refresh_error)
         };
         let (user, issued) = self
             .sign_in_then(
@@ -112,13 +109,16 @@ impl TokenService {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
             })?;
-        match issued {
-            Some(issued) => {
-                tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
-                self.respond(&client.id, true, &user.id, &scope, Some(issued), now)
-            }
-            None => self.respond(&client.id, false, &user.id, &scope, None, now),
-        }
+        tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
+        let refresh_allowed = client.allows(GrantType::RefreshToken);
+        self.respond(
+            &client.id,
+            refresh_allowed,
+            &user.id,
+            &scope,
+            Some(issued),
+            now,
+        )
     }
 
     /// A refresh without a scope parameter, tried in one statement that also authenticates the

@@ -19,5 +19,6 @@ mod keys;
 mod real_browser;
 mod revocation;
 mod rotation;
+mod security;
 mod story;
 mod throttle;
