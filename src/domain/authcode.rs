@@ -107,9 +107,9 @@ pub fn exchange(
         let row = AuthorizationCode::find(c, &hash)?
             .ok_or(ExchangeError::Invalid("unknown authorization code"))?;
         if row.client_id != client_id {
-            return Err(ExchangeError::Invalid(
-                "the authorization code was issued to another client",
-            ));
+            // Worded as for an unknown code: the answer must not confirm that it exists.
+            tracing::info!(client_id, "authorization code presented by another client");
+            return Err(ExchangeError::Invalid("unknown authorization code"));
         }
         if !AuthorizationCode::consume(c, &hash, now)? {
             if row.used_at.is_some() {

@@ -228,9 +228,9 @@ pub fn rotate(
         // against lifetimes or the grace window.
         let now = clock.now_ms();
         if family.client_id != client_id {
-            return Err(RefreshError::Invalid(
-                "refresh token was issued to another client",
-            ));
+            // Worded as for an unknown token: the answer must not confirm that it is live.
+            tracing::info!(family_id = %family.id, client_id, "refresh token presented by another client");
+            return Err(RefreshError::Invalid("unknown refresh token"));
         }
         if family.revoked_at.is_some() {
             return Err(RefreshError::Invalid("refresh token has been revoked"));

@@ -46,20 +46,26 @@ pub fn oauth_error(e: &OAuthError) -> HttpResponse {
 
 /// RFC 6750 §3: the 401 for a bearer token that is missing (`None`: the challenge alone) or
 /// refused (`Some(why)`: `invalid_token`, in the challenge and the body).
-pub fn bearer_challenge(error: Option<&str>) -> HttpResponse {
-    let value = match error {
+///
+/// Every refused token gets the same description: which check failed (expired, revoked,
+/// forged, the library's parse error) goes to the log, not to whoever holds the token.
+pub fn bearer_challenge(refused: Option<&str>) -> HttpResponse {
+    const INVALID_TOKEN: &str = "the access token is invalid, expired or revoked";
+    let value = match refused {
         None => r#"Bearer realm="tessera""#.to_owned(),
-        Some(why) => format!(
-            r#"Bearer realm="tessera", error="invalid_token", error_description="{}""#,
-            sanitize(why)
-        ),
+        Some(why) => {
+            tracing::info!(reason = %sanitize(why), "bearer token refused");
+            format!(
+                r#"Bearer realm="tessera", error="invalid_token", error_description="{INVALID_TOKEN}""#
+            )
+        }
     };
     let mut builder = HttpResponse::Unauthorized();
     no_store(&mut builder).insert_header((header::WWW_AUTHENTICATE, value));
-    match error {
+    match refused {
         None => builder.finish(),
-        Some(why) => builder.json(
-            serde_json::json!({"error": "invalid_token", "error_description": sanitize(why)}),
+        Some(_) => builder.json(
+            serde_json::json!({"error": "invalid_token", "error_description": INVALID_TOKEN}),
         ),
     }
 }

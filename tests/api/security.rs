@@ -3,9 +3,14 @@
 use serde_json::Value;
 use tessera::domain::client::GrantType;
 
-use crate::helpers::{both_backends, claims, Db, TestApp};
+use crate::helpers::browser::{code_for, exchange, setup, Browser, REDIRECT, VERIFIER};
+use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp};
 
-both_backends!(an_access_token_without_a_refresh_token_can_still_be_revoked);
+both_backends!(
+    an_access_token_without_a_refresh_token_can_still_be_revoked,
+    another_clients_token_or_code_reads_as_unknown,
+    every_refused_bearer_token_gets_one_description,
+);
 
 /// A password grant for a client that may not refresh still starts a family, so its access
 /// token has a `sid` and revoking the user's families reaches it.
@@ -24,4 +29,104 @@ async fn an_access_token_without_a_refresh_token_can_still_be_revoked(db: Db) {
         .await;
     assert!(out.status.success());
     assert_eq!(app.userinfo(access).await.status(), 401);
+}
+
+/// A refresh token or an authorization code presented by another client gets the answer an
+/// unknown one gets: the description must not confirm that it is live.
+async fn another_clients_token_or_code_reads_as_unknown(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    let (other, other_secret) = app.password_client().await;
+    // A public client for the browser flow, and alice.
+    let public = setup(&app).await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    let description = |body: Value| body["error_description"].as_str().unwrap().to_owned();
+    let foreign = description(
+        assert_oauth_error(
+            app.refresh(
+                (&other, &other_secret),
+                tokens["refresh_token"].as_str().unwrap(),
+            )
+            .await,
+            400,
+            "invalid_grant",
+        )
+        .await,
+    );
+    let unknown_token = format!("tsr_{}", "A".repeat(65));
+    let unknown = description(
+        assert_oauth_error(
+            app.refresh((&other, &other_secret), &unknown_token).await,
+            400,
+            "invalid_grant",
+        )
+        .await,
+    );
+    assert_eq!(foreign, unknown);
+
+    let spec = tessera::domain::client::ClientSpec {
+        name: "Another app".into(),
+        public: true,
+        grants: vec![GrantType::AuthorizationCode],
+        scope: tessera::domain::scope::Scope::parse("profile").unwrap(),
+        redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+    };
+    let other_public = app.register(spec).await.0;
+    let code = code_for(&app, &Browser::new(&app), &public).await;
+    let foreign = description(
+        assert_oauth_error(
+            exchange(&app, &other_public, &code, VERIFIER).await,
+            400,
+            "invalid_grant",
+        )
+        .await,
+    );
+    let unknown = description(
+        assert_oauth_error(
+            exchange(&app, &other_public, "tsc_unknown", VERIFIER).await,
+            400,
+            "invalid_grant",
+        )
+        .await,
+    );
+    assert_eq!(foreign, unknown);
+}
+
+/// Expired, revoked, forged and malformed access tokens all get one fixed description: no
+/// library text, nothing that tells which check failed.
+async fn every_refused_bearer_token_gets_one_description(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_TOKENS__ACCESS_TTL", "60s")]).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let revoked = app.password_grant(c, "alice").await;
+    let revoked = revoked["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.revoke(c, &revoked).await.status(), 200);
+    let expiring = app.password_grant(c, "alice").await;
+    let expiring = expiring["access_token"].as_str().unwrap().to_owned();
+    let mut parts: Vec<String> = expiring.split('.').map(str::to_owned).collect();
+    parts[1] = "eyJub3QiOiJjbGFpbXMifQ".into();
+    let wrong_claims = parts.join(".");
+    app.advance(std::time::Duration::from_secs(120));
+    let mut descriptions = std::collections::BTreeSet::new();
+    for token in [
+        revoked.as_str(),
+        &expiring,
+        &wrong_claims,
+        "garbage",
+        "a.b.c",
+    ] {
+        let res = app.userinfo(token).await;
+        assert_eq!(res.status(), 401, "{token}");
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        let text = body["error_description"].as_str().unwrap().to_owned();
+        assert!(challenge.contains(&text), "{challenge}");
+        descriptions.insert(text);
+    }
+    assert_eq!(descriptions.len(), 1, "{descriptions:?}");
 }
