@@ -61,6 +61,9 @@ pub enum MasterKeyError {
         #[source]
         source: std::io::Error,
     },
+    /// Group or others may read it: whoever can has every refresh token.
+    #[error("master key file {} is readable by other users (mode {mode:o}): run chmod 600 {}", path.display(), path.display())]
+    Exposed { path: PathBuf, mode: u32 },
     #[error("master key file {}", path.display())]
     InFile {
         path: PathBuf,
@@ -127,7 +130,10 @@ impl MasterKey {
     /// Reads the key file, creating it (mode 0600) with a fresh key when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_text(&text).map_err(|e| in_file(path, e)),
+            Ok(text) => {
+                check_private(path)?;
+                Self::from_text(&text).map_err(|e| in_file(path, e))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = URL_SAFE_NO_PAD.encode(random_bytes(32));
                 write_private(path, &text).map_err(|source| MasterKeyError::Create {
@@ -150,6 +156,7 @@ impl MasterKey {
             path: path.to_owned(),
             source,
         })?;
+        check_private(path)?;
         Self::from_text(&text).map_err(|e| in_file(path, e))
     }
 
@@ -198,6 +205,29 @@ impl MasterKey {
     }
 }
 
+/// Refuses a key file that group or others may read.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), MasterKeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read = |source| MasterKeyError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(MasterKeyError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<(), MasterKeyError> {
+    Ok(())
+}
+
 fn in_file(path: &Path, e: MasterKeyError) -> MasterKeyError {
     MasterKeyError::InFile {
         path: path.to_owned(),
@@ -208,9 +238,13 @@ fn in_file(path: &Path, e: MasterKeyError) -> MasterKeyError {
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        // Folders it creates are the owner's alone; an existing one is left as it is.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)

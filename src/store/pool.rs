@@ -301,16 +301,54 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
     result.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }
 
+/// Creates a SQLite database's folder (0700) and file (0600) when they do not exist yet, so
+/// that other local users cannot read password hashes. SQLite gives its WAL and shared-memory
+/// files the database file's mode.
 fn create_sqlite_dir(backend: Backend, address: &str) -> anyhow::Result<()> {
-    if backend == Backend::Sqlite {
-        if let Some(dir) = Path::new(address)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the database directory {}", dir.display())
-            })?;
-        }
+    if backend != Backend::Sqlite {
+        return Ok(());
     }
-    Ok(())
+    let path = Path::new(address);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_dir(dir)
+            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+    }
+    match private_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).with_context(|| format!("cannot create the database file {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }

@@ -195,3 +195,36 @@ async fn first_start_creates_the_database_the_master_key_and_a_signing_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The data folder and the database are the owner's alone, and a master key file that other
+/// users may read stops the server with the command that fixes it.
+#[tokio::test]
+async fn data_files_are_private_and_an_exposed_master_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tessera-perm-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut server, _) = start_binary(&dir, &[]).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/tessera.db"), 0o600);
+    assert_eq!(mode("data/master.key"), 0o600);
+
+    let key = dir.join("data/master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("TESSERA_SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("readable by other users") && last.contains("chmod 600"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
