@@ -80,10 +80,15 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: Option<&'a str>,
     /// Whether the request's PKCE verifier answers the code's stored challenge.
     pub pkce_verifies: &'a dyn Fn(&str) -> bool,
+    /// The client proved who it is with a secret (a confidential client).
+    pub client_authenticated: bool,
 }
 
-/// Exchanges a code for a new token family. A replay revokes the family the code started; a
-/// wrong PKCE verifier spends the code. Both are committed although the request fails.
+/// Exchanges a code for a new token family. A replay that proves possession of the code (an
+/// authenticated client, or the right PKCE verifier) revokes the family the code started; any
+/// other replay is refused and changes nothing, so that whoever saw a used code cannot sign
+/// its user out. A wrong PKCE verifier spends the code. Revocations and spent codes are
+/// committed although the request fails.
 pub fn exchange(
     conn: &mut AnyConnection,
     master: &MasterKey,
@@ -97,6 +102,7 @@ pub fn exchange(
         client_id,
         redirect_uri,
         pkce_verifies,
+        client_authenticated,
     } = *request;
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
@@ -113,6 +119,11 @@ pub fn exchange(
         }
         if !AuthorizationCode::consume(c, &hash, now)? {
             if row.used_at.is_some() {
+                if !(client_authenticated || pkce_verifies(&row.pkce)) {
+                    return Err(ExchangeError::Invalid(
+                        "the authorization code was already used",
+                    ));
+                }
                 if let Some(family_id) = &row.family_id {
                     let why = Revocation {
                         kind: "code.replayed",

@@ -222,6 +222,7 @@ impl TokenService {
             client_id: &client.id,
             redirect_uri: params.get("redirect_uri"),
             pkce_verifies: &|stored| pkce::verifies(stored, verifier),
+            client_authenticated: !client.is_public(),
         };
         let issued = authcode::exchange(conn, &self.master, &request, meta, self.life, &self.clock)
             .map_err(|e| match e {

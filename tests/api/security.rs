@@ -10,6 +10,7 @@ both_backends!(
     an_access_token_without_a_refresh_token_can_still_be_revoked,
     another_clients_token_or_code_reads_as_unknown,
     every_refused_bearer_token_gets_one_description,
+    a_code_replay_without_proof_of_possession_changes_nothing,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -129,4 +130,56 @@ async fn every_refused_bearer_token_gets_one_description(db: Db) {
         descriptions.insert(text);
     }
     assert_eq!(descriptions.len(), 1, "{descriptions:?}");
+}
+
+/// Whoever saw a used authorization code (in a log, say) but has no verifier cannot sign its
+/// user out: the replay is refused and the family stands. A replay with the verifier still
+/// revokes it (RFC 6749 §4.1.2).
+async fn a_code_replay_without_proof_of_possession_changes_nothing(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let code = code_for(&app, &Browser::new(&app), &client_id).await;
+    let res = exchange(&app, &client_id, &code, VERIFIER).await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    let wrong = "A".repeat(43);
+    for verifier in [wrong.as_str(), ""] {
+        assert_oauth_error(
+            exchange(&app, &client_id, &code, verifier).await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let refresh = |rt: String| {
+        let app = &app;
+        let client_id = client_id.clone();
+        async move {
+            app.token(
+                None,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &client_id),
+                    ("refresh_token", &rt),
+                ],
+            )
+            .await
+        }
+    };
+    let res = refresh(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), 200, "the family still stands");
+    let next: Value = res.json().await.unwrap();
+    // With the verifier, the replay proves possession and revokes the family.
+    assert_oauth_error(
+        exchange(&app, &client_id, &code, VERIFIER).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_oauth_error(
+        refresh(next["refresh_token"].as_str().unwrap().to_owned()).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
