@@ -184,7 +184,7 @@ impl Settings {
             .set_default("tokens.access_ttl", "15m")?
             .set_default("tokens.refresh_idle_ttl", "14d")?
             .set_default("tokens.refresh_absolute_ttl", "30d")?
-            .set_default("tokens.reuse_grace", "10s")?
+            .set_default("tokens.reuse_grace", "5s")?
             .set_default("tokens.audience", "")?
             .set_default("tokens.code_ttl", "60s")?
             .set_default("keys.algorithm", "ES256")?

@@ -20,7 +20,7 @@ fn defaults_match_the_documented_ones() {
     assert_eq!(s.tokens.access_ttl.as_secs(), 15 * 60);
     assert_eq!(s.tokens.refresh_idle_ttl.as_secs(), 14 * 86400);
     assert_eq!(s.tokens.refresh_absolute_ttl.as_secs(), 30 * 86400);
-    assert_eq!(s.tokens.reuse_grace.as_secs(), 10);
+    assert_eq!(s.tokens.reuse_grace.as_secs(), 5);
     assert_eq!(s.keys.algorithm, tessera::domain::keys::KeyAlgorithm::ES256);
     assert_eq!(s.master_key_file.to_str(), Some("data/master.key"));
 }

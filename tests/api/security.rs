@@ -11,6 +11,7 @@ both_backends!(
     another_clients_token_or_code_reads_as_unknown,
     every_refused_bearer_token_gets_one_description,
     a_code_replay_without_proof_of_possession_changes_nothing,
+    a_grace_retry_is_audited_and_another_user_agent_is_reuse,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -178,6 +179,89 @@ async fn a_code_replay_without_proof_of_possession_changes_nothing(db: Db) {
     .await;
     assert_oauth_error(
         refresh(next["refresh_token"].as_str().unwrap().to_owned()).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+/// A retry inside the grace window is answered, audited and shown in the lineage; the same
+/// token from another user agent inside the window is reuse.
+async fn a_grace_retry_is_audited_and_another_user_agent_is_reuse(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let first = app.password_grant(c, "alice").await;
+    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rt = first["refresh_token"].as_str().unwrap();
+    let second = app.refreshed(c, rt).await;
+    let retry = app.refreshed(c, rt).await;
+    assert_eq!(retry["refresh_token"], second["refresh_token"]);
+
+    let json = |out: std::process::Output| -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let events = json(
+        app.admin(
+            &[
+                "audit",
+                "list",
+                "--kind",
+                "refresh.grace_retry",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["subject"], sid.as_str());
+    let detail = events[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("retried") && detail.contains("tessera-tests/1.0"),
+        "{detail}"
+    );
+    let shown = json(
+        app.admin(&["family", "show", &sid, "-o", "json"], None)
+            .await,
+    );
+    assert_eq!(
+        shown["grace_retries"].as_array().unwrap().len(),
+        1,
+        "{shown}"
+    );
+    let text = String::from_utf8(app.admin(&["family", "show", &sid], None).await.stdout).unwrap();
+    assert!(text.contains("grace retries"), "{text}");
+
+    // Inside the window, but another user agent: reuse, and the family is revoked.
+    let res = app
+        .http
+        .post(format!("{}/token", app.address))
+        .header(reqwest::header::USER_AGENT, "someone-else/1.0")
+        .basic_auth(c.0, Some(c.1))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .send()
+        .await
+        .unwrap();
+    let body = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("reuse"));
+    assert_oauth_error(
+        app.refresh(c, second["refresh_token"].as_str().unwrap())
+            .await,
         400,
         "invalid_grant",
     )

@@ -5,11 +5,13 @@ use serde::Serialize;
 use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
 use tessera::domain::{client, family};
-use tessera::store::models::{FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User};
+use tessera::store::models::{
+    AuditEvent, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
+};
 use tessera::store::AnyConnection;
 
 use super::{Confirm, Context};
-use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, TokenView};
+use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, RetryView, TokenView};
 use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +181,10 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     })
                     .collect(),
                 incidents: incidents.iter().map(IncidentView::new).collect(),
+                grace_retries: AuditEvent::about(conn, &family.id, family::GRACE_RETRY)?
+                    .iter()
+                    .map(RetryView::new)
+                    .collect(),
             };
             emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tessera::store::models::{RefreshToken, ReuseIncident};
+use tessera::store::models::{AuditEvent, RefreshToken, ReuseIncident};
 
 use crate::output::{rfc3339, rfc3339_opt, short, Table};
 
@@ -70,6 +70,27 @@ pub struct Lineage {
     pub family: FamilyView,
     pub tokens: Vec<TokenView>,
     pub incidents: Vec<IncidentView>,
+    /// Just-rotated tokens presented again within the grace window by the same app instance,
+    /// and answered with their successor.
+    pub grace_retries: Vec<RetryView>,
+}
+
+/// The JSON shape of a grace retry, from its audit event.
+#[derive(Serialize)]
+pub struct RetryView {
+    pub at: String,
+    pub client_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl RetryView {
+    pub fn new(e: &AuditEvent) -> Self {
+        Self {
+            at: rfc3339(e.occurred_at),
+            client_ip: e.client_ip.clone(),
+            detail: e.detail.clone(),
+        }
+    }
 }
 
 /// The lineage as a tree: each token under its parent, the incident beneath.
@@ -149,6 +170,16 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
         out.push('\n');
         if let Some(children) = by_parent.get(&Some(t.id.as_str())) {
             stack.extend(children.iter().rev().map(|&c| (c, depth + 1)));
+        }
+    }
+    if !l.grace_retries.is_empty() {
+        out.push_str("\ngrace retries (the same app instance, answered with the successor)\n");
+        for r in &l.grace_retries {
+            out.push_str(&format!(
+                "  {}  {}\n",
+                r.at,
+                r.detail.as_deref().unwrap_or("-")
+            ));
         }
     }
     for (inc, view) in incidents.iter().zip(&l.incidents) {

@@ -23,6 +23,20 @@ impl AuditEvent {
             .execute(conn)
     }
 
+    /// Events of one `kind` about one subject, oldest first.
+    pub fn about(
+        conn: &mut AnyConnection,
+        subject: &str,
+        kind: &str,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        audit_events::table
+            .filter(audit_events::subject.eq(subject))
+            .filter(audit_events::kind.eq(kind))
+            .order((audit_events::occurred_at.asc(), audit_events::id.asc()))
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+
     /// Newest first; `kind` matches a prefix (`login` finds `login.failure`).
     pub fn list(
         conn: &mut AnyConnection,

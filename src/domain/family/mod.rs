@@ -1,0 +1,194 @@
+//! Refresh-token families: issue and liveness here, rotation with reuse detection in
+//! [`rotation`]. The token format is in [`refresh_token`](crate::domain::refresh_token),
+//! revocation in [`revocation`](crate::domain::revocation).
+//!
+//! Invariant: a family has at most one active (unrotated) refresh token. Rotation consumes the
+//! presented token with one conditional `UPDATE … WHERE rotated_at IS NULL` inside a write
+//! transaction, so of any number of concurrent requests exactly one wins; the database's partial
+//! unique index `refresh_tokens_one_active` enforces the invariant again underneath.
+
+pub mod rotation;
+
+pub use rotation::{rotate, rotate_for_client, ClientCheck};
+
+use crate::domain::crypto::{random_id, MasterKey};
+use crate::domain::refresh_token::{hash_token, token_for};
+use crate::domain::scope::Scope;
+use crate::domain::secret::Secret;
+use crate::store::models::{NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User};
+use crate::store::AnyConnection;
+
+/// The audit event of a just-rotated token presented again within the grace window, by the
+/// same app instance, and answered with its successor.
+pub const GRACE_RETRY: &str = "refresh.grace_retry";
+
+/// Where a family stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyState {
+    /// Its current refresh token works.
+    Active,
+    /// Past its absolute lifetime, or its current token expired from disuse.
+    Expired,
+    Revoked,
+}
+
+impl FamilyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyState::Active => "active",
+            FamilyState::Expired => "expired",
+            FamilyState::Revoked => "revoked",
+        }
+    }
+}
+
+/// The rule for "is this family live?": unrevoked, within its absolute lifetime, and its
+/// current refresh token still live ([`token_live`]). The store's `FamilyFilter::active` is
+/// the same rule in SQL.
+pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> FamilyState {
+    if family.revoked_at.is_some() {
+        FamilyState::Revoked
+    } else if family.expires_at <= now || !current_token_live {
+        FamilyState::Expired
+    } else {
+        FamilyState::Active
+    }
+}
+
+/// A refresh token is live while it is unrotated and has not expired from disuse.
+pub fn token_live(token: &RefreshToken, now: i64) -> bool {
+    token.rotated_at.is_none() && token.expires_at > now
+}
+
+/// Lifetimes in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: i64,
+    pub absolute: i64,
+    pub reuse_grace: i64,
+}
+
+/// Who asked: recorded with each token for the family's lineage and for incidents.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn new(client_ip: Option<String>, user_agent: Option<&str>) -> Self {
+        // Bounded: the value is stored per token.
+        let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
+        Self {
+            client_ip,
+            user_agent,
+        }
+    }
+}
+
+/// A refresh token just issued or handed out again.
+#[derive(Debug)]
+pub struct Issued {
+    pub family: TokenFamily,
+    pub token_id: String,
+    pub refresh_token: Secret,
+    /// The scope granted for this request's access token.
+    pub scope: Scope,
+    /// True when this answers an idempotent retry with the already-issued successor.
+    pub retried: bool,
+}
+
+/// What a new family is started for.
+pub struct NewGrant<'a> {
+    pub client_id: &'a str,
+    /// The user as authenticated; see [`NewGrant::same_password`].
+    pub user: &'a User,
+    pub scope: &'a Scope,
+    /// The grant that started it: `password`, `authorization_code`.
+    pub auth_method: &'a str,
+    /// Refuse if the user's password changed since `user` was read (password grant).
+    pub same_password: bool,
+}
+
+/// Starts a family with its first refresh token, inside the caller's write transaction.
+pub fn start_in(
+    c: &mut AnyConnection,
+    master: &MasterKey,
+    grant: &NewGrant<'_>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+    now: i64,
+) -> Result<Issued, RefreshError> {
+    let user_id = grant.user.id.as_str();
+    let family_id = random_id();
+    let token_id = random_id();
+    let refresh_token = token_for(master.refresh_key(), &token_id);
+    let scope_text = grant.scope.to_string();
+    let expires_at = now.saturating_add(life.absolute);
+    // The user was checked before this transaction (a password hash takes a while). Lock the
+    // row and check again: a password change or a disable that committed meanwhile wins, and
+    // one that comes later waits for this family and then revokes it.
+    User::lock(c, user_id)?;
+    let current = User::find(c, user_id)?;
+    let changed = current.is_none_or(|u| {
+        u.disabled_at.is_some()
+            || (grant.same_password && u.password_hash != grant.user.password_hash)
+    });
+    if changed {
+        return Err(RefreshError::Invalid(
+            "the user's credentials changed; sign in again",
+        ));
+    }
+    let family = TokenFamily {
+        id: family_id,
+        client_id: grant.client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scope: scope_text,
+        auth_method: grant.auth_method.to_owned(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    NewFamily {
+        id: &family.id,
+        client_id: &family.client_id,
+        user_id,
+        scope: &family.scope,
+        auth_method: &family.auth_method,
+        created_at: now,
+        expires_at,
+    }
+    .insert(c)?;
+    NewRefreshToken {
+        id: &token_id,
+        family_id: &family.id,
+        parent_id: None,
+        token_hash: &hash_token(refresh_token.expose()),
+        issued_at: now,
+        expires_at: now.saturating_add(life.idle).min(expires_at),
+        client_ip: meta.client_ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    }
+    .insert(c)?;
+    Ok(Issued {
+        family,
+        token_id,
+        refresh_token,
+        scope: grant.scope.clone(),
+        retried: false,
+    })
+}
+
+/// Why a refresh was refused. Every variant but `Scope` and `Database` is `invalid_grant`.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("refresh token reuse detected; the token family has been revoked")]
+    Reused { family_id: String },
+    #[error("the requested scope exceeds the scope originally granted")]
+    Scope,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
