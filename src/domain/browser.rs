@@ -95,27 +95,47 @@ pub fn new_csrf_cookie() -> String {
 
 /// The token a form must carry for this CSRF cookie.
 pub fn csrf_token(master: &MasterKey, csrf_cookie: &str) -> String {
-    let mac = hmac::sign(
-        master.cookie_key(),
-        format!("csrf:{csrf_cookie}").as_bytes(),
-    );
-    URL_SAFE_NO_PAD.encode(mac.as_ref())
+    form_mac(master, &format!("csrf:{csrf_cookie}"))
 }
 
 /// Whether `token` belongs to `csrf_cookie` (constant time).
 pub fn csrf_ok(master: &MasterKey, csrf_cookie: Option<&str>, token: Option<&str>) -> bool {
-    match (
-        csrf_cookie,
-        token.and_then(|t| URL_SAFE_NO_PAD.decode(t).ok()),
-    ) {
-        (Some(cookie), Some(mac)) if !cookie.is_empty() => hmac::verify(
-            master.cookie_key(),
-            format!("csrf:{cookie}").as_bytes(),
-            &mac,
-        )
-        .is_ok(),
+    match csrf_cookie {
+        Some(cookie) if !cookie.is_empty() => form_mac_ok(master, &format!("csrf:{cookie}"), token),
         _ => false,
     }
+}
+
+/// The token the consent form carries: bound to the CSRF cookie and to the exact
+/// authorization request the page shows (its query string: client, redirect URI, scope, PKCE
+/// challenge), so that no other request can be approved with it.
+pub fn consent_token(master: &MasterKey, csrf_cookie: &str, authorize: &str) -> String {
+    form_mac(master, &format!("consent:{csrf_cookie}\n{authorize}"))
+}
+
+/// Whether `token` was made by [`consent_token`] for this cookie and request (constant time).
+pub fn consent_token_ok(
+    master: &MasterKey,
+    csrf_cookie: Option<&str>,
+    authorize: &str,
+    token: Option<&str>,
+) -> bool {
+    match csrf_cookie {
+        Some(cookie) if !cookie.is_empty() => {
+            form_mac_ok(master, &format!("consent:{cookie}\n{authorize}"), token)
+        }
+        _ => false,
+    }
+}
+
+fn form_mac(master: &MasterKey, message: &str) -> String {
+    URL_SAFE_NO_PAD.encode(hmac::sign(master.cookie_key(), message.as_bytes()).as_ref())
+}
+
+fn form_mac_ok(master: &MasterKey, message: &str, token: Option<&str>) -> bool {
+    token
+        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+        .is_some_and(|mac| hmac::verify(master.cookie_key(), message.as_bytes(), &mac).is_ok())
 }
 
 /// Whether the user already allowed the client every scope in `scope`.

@@ -152,6 +152,22 @@ impl TokenService {
         browser::csrf_ok(&self.master, cookie, token)
     }
 
+    /// The token the consent form carries for the request it shows (see
+    /// [`browser::consent_token`]).
+    pub fn consent_token(&self, csrf_cookie: &str, authorize: &str) -> String {
+        browser::consent_token(&self.master, csrf_cookie, authorize)
+    }
+
+    /// Whether a posted consent is for the very request its page showed.
+    pub fn consent_token_ok(
+        &self,
+        csrf_cookie: Option<&str>,
+        authorize: &str,
+        token: Option<&str>,
+    ) -> bool {
+        browser::consent_token_ok(&self.master, csrf_cookie, authorize, token)
+    }
+
     /// `POST /logout`.
     pub fn logout(&self, session: &str) -> Result<(), OAuthError> {
         Ok(browser::end_session(

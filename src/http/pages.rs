@@ -57,6 +57,8 @@ pub struct ConsentPage<'a> {
     pub username: &'a str,
     pub scopes: Vec<(String, String)>,
     pub csrf: &'a str,
+    /// Binds the decision to this page's request.
+    pub shown: &'a str,
     pub authorize: &'a str,
 }
 

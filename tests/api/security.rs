@@ -3,8 +3,10 @@
 use serde_json::Value;
 use tessera::domain::client::GrantType;
 
-use crate::helpers::browser::{code_for, exchange, setup, Browser, REDIRECT, VERIFIER};
-use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp};
+use crate::helpers::browser::{
+    code_for, exchange, field, query, setup, Browser, REDIRECT, VERIFIER,
+};
+use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp, PASSWORD};
 
 both_backends!(
     an_access_token_without_a_refresh_token_can_still_be_revoked,
@@ -12,6 +14,7 @@ both_backends!(
     every_refused_bearer_token_gets_one_description,
     a_code_replay_without_proof_of_possession_changes_nothing,
     a_grace_retry_is_audited_and_another_user_agent_is_reuse,
+    a_consent_approves_only_the_request_its_page_showed,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -266,4 +269,38 @@ async fn a_grace_retry_is_audited_and_another_user_agent_is_reuse(db: Db) {
         "invalid_grant",
     )
     .await;
+}
+
+/// The consent form's tokens are valid for this browser, but a decision posted with them for
+/// another request (a wider scope here) is refused: nothing is granted that no page showed.
+async fn a_consent_approves_only_the_request_its_page_showed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let q = query(&client_id, &[]);
+    let page = browser
+        .sign_in(&q, "alice", PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Allow"), "{page}");
+    let shown = field(&page, "authorize");
+    assert!(shown.contains("scope=profile&"), "{shown}");
+    let wider = shown.replacen("scope=profile&", "scope=profile+photos%3Aread&", 1);
+    let mut form = vec![
+        ("csrf", field(&page, "csrf")),
+        ("authorize", wider),
+        ("decision", "approve".to_owned()),
+    ];
+    if page.contains("name=\"shown\"") {
+        form.push(("shown", field(&page, "shown")));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = browser.post("/consent", &form).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("location").is_none());
+    // The page's own request is still approved.
+    let res = browser.decide(&page, "approve").await;
+    assert_eq!(res.status(), 303);
 }

@@ -50,6 +50,11 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
             scope,
         } => {
             let (token, set) = csrf(req, &state.service, secure);
+            let cookie = match &set {
+                Some(c) => c.value().to_owned(),
+                None => csrf_cookie_value(req, secure).unwrap_or_default(),
+            };
+            let shown = state.service.consent_token(&cookie, authorize);
             let scopes = scope
                 .iter()
                 .map(|s| (s.to_owned(), describe_scope(s)))
@@ -59,6 +64,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
                 username: &username,
                 scopes,
                 csrf: &token,
+                shown: &shown,
                 authorize,
             };
             render(StatusCode::OK, &page, set.into_iter().collect())
@@ -88,9 +94,7 @@ fn checked_form(
 ) -> Result<Params, Box<HttpResponse>> {
     let form = Params::parse_with_limit(body, FORM_VALUE_LIMIT)
         .map_err(|e| Box::new(error_page(StatusCode::BAD_REQUEST, e.description())))?;
-    let cookie = req
-        .cookie(pages::csrf_cookie(state.secure_cookies))
-        .map(|c| c.value().to_owned());
+    let cookie = csrf_cookie_value(req, state.secure_cookies);
     if !state.service.csrf_ok(cookie.as_deref(), form.get("csrf")) {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
@@ -98,6 +102,12 @@ fn checked_form(
         )));
     }
     Ok(form)
+}
+
+fn csrf_cookie_value(req: &HttpRequest, secure: bool) -> Option<String> {
+    req.cookie(pages::csrf_cookie(secure))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn field<'a>(form: &'a Params, name: &str) -> &'a str {
@@ -179,6 +189,18 @@ pub async fn consent(
         Err(page) => return *page,
     };
     let authorize = field(&form, "authorize").to_owned();
+    let cookie = csrf_cookie_value(&req, state.secure_cookies);
+    if !state
+        .service
+        .consent_token_ok(cookie.as_deref(), &authorize, form.get("shown"))
+    {
+        // Valid for this browser, but not for the request being approved: refused, so that
+        // nothing is granted that its page did not show.
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form does not match the request it was shown for. Go back, reload the page and try again.",
+        );
+    }
     let approve = match form.get("decision") {
         Some("approve") => true,
         Some("deny") => false,

@@ -89,6 +89,7 @@ impl<'a> Browser<'a> {
             "/consent",
             &[
                 ("csrf", &field(html, "csrf")),
+                ("shown", &field(html, "shown")),
                 ("authorize", &field(html, "authorize")),
                 ("decision", decision),
             ],
