@@ -260,11 +260,34 @@ pub struct ClientUpdate {
     pub allow_introspection: Option<bool>,
 }
 
+/// A client after [`update`], and how many of its families a narrower scope reached.
+#[derive(Debug)]
+pub struct Updated {
+    pub client: Client,
+    pub narrowed_families: usize,
+}
+
+/// Changes a client. A narrower scope reaches its families too, in the same transaction: each
+/// unrevoked family keeps only the scopes the client still has, so no refresh returns a scope
+/// the client lost.
 pub fn update(
     conn: &mut AnyConnection,
     id: &str,
     upd: &ClientUpdate,
-) -> Result<Client, ClientError> {
+) -> Result<Updated, ClientError> {
+    crate::store::write_tx(conn, |c| {
+        // Locked first: a family started meanwhile waits for this change (its foreign key
+        // takes a share lock on the client row).
+        ClientRow::lock(c, id)?;
+        update_in(c, id, upd)
+    })
+}
+
+fn update_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    upd: &ClientUpdate,
+) -> Result<Updated, ClientError> {
     let client = find(conn, id)?;
     if upd.allow_introspection == Some(true) && client.is_public() {
         return Err(invalid(
@@ -297,7 +320,21 @@ pub fn update(
         return Err(ClientError::NothingToChange);
     }
     changes.apply(conn, id)?;
-    find(conn, id)
+    let mut narrowed_families = 0;
+    if let Some(scope) = &upd.scope {
+        for (family_id, stored) in TokenFamily::unrevoked_scopes(conn, id)? {
+            let before = Scope::stored(&stored);
+            let after = before.intersection(scope);
+            if after != before {
+                TokenFamily::set_scope(conn, &family_id, &after.to_string())?;
+                narrowed_families += 1;
+            }
+        }
+    }
+    Ok(Updated {
+        client: find(conn, id)?,
+        narrowed_families,
+    })
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.

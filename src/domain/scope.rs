@@ -40,6 +40,11 @@ impl Scope {
         Self::parse(text).unwrap_or_default()
     }
 
+    /// The tokens in both.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
     /// Every token of either.
     pub fn union(&self, other: &Scope) -> Scope {
         Self(self.0.union(&other.0).cloned().collect())

@@ -15,6 +15,7 @@ both_backends!(
     a_code_replay_without_proof_of_possession_changes_nothing,
     a_grace_retry_is_audited_and_another_user_agent_is_reuse,
     a_consent_approves_only_the_request_its_page_showed,
+    narrowing_a_clients_scope_reaches_its_families,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -303,4 +304,36 @@ async fn a_consent_approves_only_the_request_its_page_showed(db: Db) {
     // The page's own request is still approved.
     let res = browser.decide(&page, "approve").await;
     assert_eq!(res.status(), 303);
+}
+
+/// After `client update --scope`, a family granted more refreshes to what the client may
+/// still ask for, and the command says how many families it narrowed.
+async fn narrowing_a_clients_scope_reaches_its_families(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let c = (id.as_str(), secret.as_str());
+    let tokens = app.password_grant(c, "alice").await;
+    assert_eq!(tokens["scope"], "read write");
+    let out = app
+        .admin(
+            &["client", "update", &id, "--scope", "read", "-o", "json"],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["narrowed_families"], 1, "{shown}");
+    let next = app
+        .refreshed(c, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(next["scope"], "read");
+    assert_eq!(
+        claims(next["access_token"].as_str().unwrap())["scope"],
+        "read"
+    );
 }

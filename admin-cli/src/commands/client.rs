@@ -107,6 +107,9 @@ struct ClientView<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<Option<&'a str>>,
+    /// After `client update --scope`: the families whose scope it narrowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    narrowed_families: Option<usize>,
     name: &'a str,
     public: bool,
     grant_types: Vec<&'static str>,
@@ -122,6 +125,7 @@ impl<'a> ClientView<'a> {
         Self {
             client_id: &c.id,
             client_secret: None,
+            narrowed_families: None,
             name: &c.name,
             public: c.is_public(),
             grant_types: c.grants.iter().map(|g| g.as_str()).collect(),
@@ -234,9 +238,21 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                     _ => None,
                 },
             };
-            let client = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
-            ctx.audit("client.updated", Some(&client.id), None)?;
-            show(ctx, &client, None)
+            let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
+            let narrowed = updated.narrowed_families;
+            let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
+            ctx.audit("client.updated", Some(&client_id), detail.as_deref())?;
+            let mut view = ClientView::new(&updated.client);
+            view.narrowed_families = update.scope.is_some().then_some(narrowed);
+            emit(ctx.output, &view, || {
+                let mut text = view.text();
+                if let Some(n) = view.narrowed_families {
+                    text.push_str(&format!(
+                        "\n\nnarrowed the scope of {n} token families to what the client may still ask for"
+                    ));
+                }
+                text
+            })
         }
         ClientCommand::RotateSecret {
             client_id,

@@ -46,6 +46,24 @@ impl TokenFamily {
             .execute(conn)
     }
 
+    /// The id and scope of every unrevoked family of a client.
+    pub fn unrevoked_scopes(
+        conn: &mut AnyConnection,
+        client_id: &str,
+    ) -> QueryResult<Vec<(String, String)>> {
+        token_families::table
+            .filter(token_families::client_id.eq(client_id))
+            .filter(token_families::revoked_at.is_null())
+            .select((token_families::id, token_families::scope))
+            .load(conn)
+    }
+
+    pub fn set_scope(conn: &mut AnyConnection, id: &str, scope: &str) -> QueryResult<usize> {
+        diesel::update(token_families::table.find(id))
+            .set(token_families::scope.eq(scope))
+            .execute(conn)
+    }
+
     /// Marks the family revoked unless it already is; returns whether it changed.
     pub fn revoke(conn: &mut AnyConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
         diesel::update(
