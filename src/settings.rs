@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
 use crate::domain::password::HashPolicy;
+use crate::domain::scope::Scope;
 pub use crate::domain::secret::Secret;
 
 /// `TESSERA_…` variables that are not configuration keys. Every other `TESSERA_…` variable is
@@ -81,6 +82,9 @@ pub struct TokenSettings {
     /// How long an authorization code may wait for its exchange (at most 60s).
     #[serde(deserialize_with = "human_duration")]
     pub code_ttl: Duration,
+    /// Scopes published as `scopes_supported` in the metadata, space-separated. Empty: the
+    /// member is left out, so the metadata does not list what clients were granted.
+    pub public_scopes: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +190,7 @@ impl Settings {
             .set_default("tokens.refresh_absolute_ttl", "30d")?
             .set_default("tokens.reuse_grace", "5s")?
             .set_default("tokens.audience", "")?
+            .set_default("tokens.public_scopes", "")?
             .set_default("tokens.code_ttl", "60s")?
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
@@ -253,6 +258,9 @@ impl Settings {
         if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
+        if let Err(e) = Scope::parse(&self.tokens.public_scopes) {
+            anyhow::bail!("invalid configuration: tokens.public_scopes: {e}");
+        }
         if let Err(e) = self.hash_policy(Some(1)).check() {
             anyhow::bail!("invalid configuration: passwords.argon2_*: {e}");
         }
@@ -260,6 +268,11 @@ impl Settings {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
         }
         Ok(())
+    }
+
+    /// The scopes the metadata publishes (`tokens.public_scopes`).
+    pub fn public_scopes(&self) -> Scope {
+        Scope::stored(&self.tokens.public_scopes)
     }
 
     /// `aud` of access tokens.

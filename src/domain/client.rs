@@ -117,16 +117,6 @@ pub fn list(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<Client>> {
         .collect())
 }
 
-/// Every scope some enabled client may request, sorted (for the metadata document).
-pub fn all_scopes(conn: &mut AnyConnection) -> diesel::QueryResult<Vec<String>> {
-    let scopes: std::collections::BTreeSet<String> = ClientRow::enabled_scopes(conn)?
-        .iter()
-        .filter_map(|s| Scope::parse(s).ok())
-        .flat_map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    Ok(scopes.into_iter().collect())
-}
-
 /// A new client secret: shown once, stored only as its hash. 256 bits, URL-safe alphabet:
 /// no escaping needed in Basic credentials or forms.
 fn generate_secret() -> Secret {

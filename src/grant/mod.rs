@@ -36,6 +36,7 @@ use crate::domain::crypto::MasterKey;
 use crate::domain::family::Lifetimes;
 use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
+use crate::domain::scope::Scope;
 use crate::domain::throttle::Policy;
 use crate::domain::{ms, Clock};
 use crate::settings::Settings;
@@ -58,6 +59,8 @@ pub struct TokenService {
     key_retention_ms: i64,
     sessions: SessionLimits,
     code_ttl_ms: i64,
+    /// `scopes_supported` in the metadata.
+    public_scopes: Scope,
     clock: Clock,
 }
 
@@ -90,6 +93,7 @@ impl TokenService {
             key_retention_ms: settings.key_retention_ms(),
             sessions: settings.session_limits(),
             code_ttl_ms: ms(t.code_ttl),
+            public_scopes: settings.public_scopes(),
             clock,
         }
     }
@@ -121,9 +125,8 @@ impl TokenService {
 
     /// Authorization server metadata (RFC 8414): only what is actually supported.
     pub fn metadata(&self) -> Result<serde_json::Value, OAuthError> {
-        let scopes = crate::domain::client::all_scopes(&mut *self.pool.get()?)?;
         let issuer = &self.issuer;
-        Ok(serde_json::json!({
+        let mut document = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
@@ -139,8 +142,14 @@ impl TokenService {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "scopes_supported": scopes,
             "access_token_signing_alg_values_supported": self.keys.get().algorithms(),
-        }))
+        });
+        // Only what an administrator chose to publish: a list built from the clients would
+        // tell anyone what every client was granted.
+        if !self.public_scopes.is_empty() {
+            let scopes: Vec<&str> = self.public_scopes.iter().collect();
+            document["scopes_supported"] = scopes.into();
+        }
+        Ok(document)
     }
 }

@@ -66,7 +66,11 @@ async fn access_token_verifies_against_the_jwks_independently(db: Db) {
 }
 
 async fn metadata_lists_what_is_supported(db: Db) {
-    let app = TestApp::spawn(db).await;
+    let app = TestApp::spawn_with(
+        db,
+        &[("TESSERA_TOKENS__PUBLIC_SCOPES", "profile read write")],
+    )
+    .await;
     app.client(
         &[tessera::domain::client::GrantType::Password],
         false,

@@ -16,6 +16,7 @@ both_backends!(
     a_grace_retry_is_audited_and_another_user_agent_is_reuse,
     a_consent_approves_only_the_request_its_page_showed,
     narrowing_a_clients_scope_reaches_its_families,
+    the_metadata_lists_only_scopes_published_on_purpose,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -335,5 +336,30 @@ async fn narrowing_a_clients_scope_reaches_its_families(db: Db) {
     assert_eq!(
         claims(next["access_token"].as_str().unwrap())["scope"],
         "read"
+    );
+}
+
+/// `scopes_supported` lists what the configuration publishes, never what clients were granted.
+async fn the_metadata_lists_only_scopes_published_on_purpose(db: Db) {
+    let metadata = |app: &TestApp| {
+        let url = format!("{}/.well-known/oauth-authorization-server", app.address);
+        let http = app.http.clone();
+        async move {
+            let m: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            m
+        }
+    };
+    let app = TestApp::spawn(db).await;
+    app.client(&[GrantType::Password], false, "payroll:admin read")
+        .await;
+    let m = metadata(&app).await;
+    assert!(m.get("scopes_supported").is_none(), "{m}");
+    assert!(!m.to_string().contains("payroll"), "{m}");
+    let app = TestApp::spawn_with(db, &[("TESSERA_TOKENS__PUBLIC_SCOPES", "openid profile")]).await;
+    app.client(&[GrantType::Password], false, "payroll:admin read")
+        .await;
+    assert_eq!(
+        metadata(&app).await["scopes_supported"],
+        serde_json::json!(["openid", "profile"])
     );
 }

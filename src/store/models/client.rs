@@ -53,14 +53,6 @@ impl ClientRow {
             .optional()
     }
 
-    /// The stored scopes of every enabled client.
-    pub fn enabled_scopes(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
-        clients::table
-            .filter(clients::disabled_at.is_null())
-            .select(clients::scopes)
-            .load(conn)
-    }
-
     pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ClientRow>> {
         clients::table
             .order(clients::created_at.asc())
