@@ -1,8 +1,9 @@
 //! Authorization codes (RFC 6749 §4.1) with PKCE (RFC 7636).
 //!
 //! The PKCE check itself is the caller's (`grant::pkce`, through oxide-auth), so that the
-//! domain links no OAuth library. Codes are single-use and live `tokens.code_ttl` (60 s at most); only their SHA-256 is stored. A code presented
-//! a second time revokes the family its first exchange started (RFC 6749 §4.1.2).
+//! domain links no OAuth library. Codes are single-use and live `tokens.code_ttl` (60 s at
+//! most); only their SHA-256 is stored. A code presented a second time with proof of
+//! possession revokes the family its first exchange started (RFC 6749 §4.1.2).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -120,6 +121,7 @@ pub fn exchange(
         if !AuthorizationCode::consume(c, &hash, now)? {
             if row.used_at.is_some() {
                 if !(client_authenticated || pkce_verifies(&row.pkce)) {
+                    tracing::warn!(client_id, "a used authorization code was presented again without proof of possession; refused");
                     return Err(ExchangeError::Invalid(
                         "the authorization code was already used",
                     ));

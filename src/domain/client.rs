@@ -1,10 +1,9 @@
 //! OAuth2 clients: registration and authentication.
 
-use std::fmt;
-use std::str::FromStr;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+
+pub use crate::domain::grant_type::GrantType;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
 use crate::domain::scope::Scope;
@@ -12,53 +11,6 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{ClientChanges, ClientRow, NewClient, TokenFamily};
 use crate::store::AnyConnection;
-
-/// A grant type a client may be allowed to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GrantType {
-    Password,
-    RefreshToken,
-    AuthorizationCode,
-    ClientCredentials,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 4] = [
-        GrantType::AuthorizationCode,
-        GrantType::ClientCredentials,
-        GrantType::Password,
-        GrantType::RefreshToken,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantType::Password => "password",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::ClientCredentials => "client_credentials",
-        }
-    }
-}
-
-impl fmt::Display for GrantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for GrantType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        GrantType::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown grant type `{s}` (expected one of: password, refresh_token, authorization_code, client_credentials)"
-                )
-            })
-    }
-}
 
 /// A registered client, its stored values parsed once, when the row is read. Values that no
 /// longer parse (a database edited by hand) are left out: a client loses a grant, its scope or

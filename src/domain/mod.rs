@@ -12,6 +12,7 @@ pub mod client;
 pub mod clock;
 pub mod crypto;
 pub mod family;
+pub mod grant_type;
 pub mod jwt_crypto;
 pub mod keys;
 pub mod password;

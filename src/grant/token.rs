@@ -111,6 +111,8 @@ impl TokenService {
             })?;
         tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
         let refresh_allowed = client.allows(GrantType::RefreshToken);
+        // The family's scope: within the client's as it stood when the family began.
+        let scope = issued.scope.clone();
         self.respond(
             &client.id,
             refresh_allowed,

@@ -301,14 +301,21 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
     result.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }
 
-/// Creates a SQLite database's folder (0700) and file (0600) when they do not exist yet, so
-/// that other local users cannot read password hashes. SQLite gives its WAL and shared-memory
-/// files the database file's mode.
+/// Creates a SQLite database's folder (0700) and file (0600) when they do not exist yet, and
+/// makes an existing database file that others may read 0600, so that other local users
+/// cannot read password hashes. SQLite gives its WAL and shared-memory files the database
+/// file's mode.
 fn create_sqlite_dir(backend: Backend, address: &str) -> anyhow::Result<()> {
-    if backend != Backend::Sqlite {
+    if backend != Backend::Sqlite || address == ":memory:" || address.starts_with("file:") {
         return Ok(());
     }
     let path = Path::new(address);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{address}{suffix}");
+        if make_private(Path::new(&file)).with_context(|| format!("cannot make {file} private"))? {
+            tracing::warn!(file = %file, "the database file was readable by other users; it is now 0600");
+        }
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         private_dir(dir)
             .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
@@ -338,6 +345,27 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         .create_new(true)
         .mode(0o600)
         .open(path)
+}
+
+/// Takes group and others' access away from an existing file; whether it had any.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(false);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    Ok(true)
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 #[cfg(not(unix))]

@@ -211,6 +211,15 @@ async fn data_files_are_private_and_an_exposed_master_key_is_refused() {
     assert_eq!(mode("data/tessera.db"), 0o600);
     assert_eq!(mode("data/master.key"), 0o600);
 
+    // A database made readable by others (an older install, a restored backup) is made
+    // private again at start-up.
+    let db = dir.join("data/tessera.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut server, _) = start_binary(&dir, &[]).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(mode("data/tessera.db"), 0o600);
+
     let key = dir.join("data/master.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -337,6 +337,28 @@ async fn narrowing_a_clients_scope_reaches_its_families(db: Db) {
         claims(next["access_token"].as_str().unwrap())["scope"],
         "read"
     );
+
+    // A code issued before the change starts its family within the client's new scope.
+    let spec = tessera::domain::client::ClientSpec {
+        name: "Photo Sharing".into(),
+        public: true,
+        grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
+        redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+    };
+    let public = app.register(spec).await.0;
+    let code = code_for(&app, &Browser::new(&app), &public).await;
+    let out = app
+        .admin(
+            &["client", "update", &public, "--scope", "photos:read"],
+            None,
+        )
+        .await;
+    assert!(out.status.success());
+    let res = exchange(&app, &public, &code, VERIFIER).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scope"], "", "profile was taken away: {body}");
 }
 
 /// `scopes_supported` lists what the configuration publishes, never what clients were granted.

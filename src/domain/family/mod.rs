@@ -15,7 +15,9 @@ use crate::domain::crypto::{random_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, token_for};
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
-use crate::store::models::{NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User};
+use crate::store::models::{
+    ClientRow, NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User,
+};
 use crate::store::AnyConnection;
 
 /// The audit event of a just-rotated token presented again within the grace window, by the
@@ -123,7 +125,14 @@ pub fn start_in(
     let family_id = random_id();
     let token_id = random_id();
     let refresh_token = token_for(master.refresh_key(), &token_id);
-    let scope_text = grant.scope.to_string();
+    // What the client may still ask for, read in this transaction: its scope may have been
+    // narrowed since the grant's scope was worked out (a password hash, a code up to a minute
+    // old), and `client update` narrows only the families that exist when it runs.
+    let client_scope = ClientRow::find(c, grant.client_id)?
+        .map(|row| Scope::stored(&row.scopes))
+        .ok_or(RefreshError::Invalid("the client no longer exists"))?;
+    let scope = grant.scope.intersection(&client_scope);
+    let scope_text = scope.to_string();
     let expires_at = now.saturating_add(life.absolute);
     // The user was checked before this transaction (a password hash takes a while). Lock the
     // row and check again: a password change or a disable that committed meanwhile wins, and
@@ -175,7 +184,7 @@ pub fn start_in(
         family,
         token_id,
         refresh_token,
-        scope: grant.scope.clone(),
+        scope,
         retried: false,
     })
 }
