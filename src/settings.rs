@@ -51,6 +51,9 @@ pub struct ServerSettings {
     pub issuer: url::Url,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: addresses
+    /// or CIDR ranges, space- or comma-separated. Empty: the socket's peer is the client.
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +185,7 @@ impl Settings {
             .set_default("server.listen", "127.0.0.1:8080")?
             .set_default("server.issuer", "http://127.0.0.1:8080")?
             .set_default("server.max_body_bytes", 16 * 1024)?
+            .set_default("server.trusted_proxies", "")?
             .set_default("database.url", "sqlite://data/tessera.db")?
             .set_default("database.pool_size", 0)?
             .set_default("database.connect_timeout", "5s")?
@@ -258,6 +262,7 @@ impl Settings {
         if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
+        self.trusted_proxies()?;
         if let Err(e) = Scope::parse(&self.tokens.public_scopes) {
             anyhow::bail!("invalid configuration: tokens.public_scopes: {e}");
         }
@@ -268,6 +273,24 @@ impl Settings {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
         }
         Ok(())
+    }
+
+    /// `server.trusted_proxies`, parsed: a bare address is a range of one.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.server
+            .trusted_proxies
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid configuration: server.trusted_proxies: `{s}` is not an address or CIDR range"
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// The scopes the metadata publishes (`tokens.public_scopes`).

@@ -72,6 +72,7 @@ impl Application {
         let state = web::Data::new(AppState {
             service: prepared,
             secure_cookies: settings.secure_cookies(),
+            trusted_proxies: settings.trusted_proxies()?,
         });
         let max_body = settings.server.max_body_bytes;
         let server = HttpServer::new(move || {

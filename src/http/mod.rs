@@ -1,5 +1,6 @@
 //! The HTTP surface (actix-web). Handlers parse, hand the work to a blocking thread, and render.
 
+pub mod client_ip;
 mod error;
 pub mod pages;
 mod routes;
@@ -16,6 +17,15 @@ pub struct AppState {
     pub service: TokenService,
     /// Cookies get `Secure` (the issuer is https).
     pub secure_cookies: bool,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl AppState {
+    /// The client's address (see [`client_ip`]).
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<String> {
+        client_ip::client_ip(req, &self.trusted_proxies)
+    }
 }
 
 impl AppState {

@@ -55,6 +55,23 @@ fn impossible_argon2_costs_name_their_keys() {
     Settings::from_env(env(&[("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "4096")])).unwrap();
 }
 
+/// A trusted proxy that is not an address or range is refused, naming the key.
+#[test]
+fn trusted_proxies_must_be_addresses_or_ranges() {
+    let e = Settings::from_env(env(&[(
+        "TESSERA_SERVER__TRUSTED_PROXIES",
+        "10.0.0.0/8 proxy.lan",
+    )]))
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("server.trusted_proxies"), "{e:#}");
+    let s = Settings::from_env(env(&[(
+        "TESSERA_SERVER__TRUSTED_PROXIES",
+        "10.0.0.0/8, ::1",
+    )]))
+    .unwrap();
+    assert_eq!(s.trusted_proxies().unwrap().len(), 2);
+}
+
 #[test]
 fn the_example_file_is_valid_and_complete() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tessera.example.toml");

@@ -17,6 +17,7 @@ both_backends!(
     a_consent_approves_only_the_request_its_page_showed,
     narrowing_a_clients_scope_reaches_its_families,
     the_metadata_lists_only_scopes_published_on_purpose,
+    only_a_trusted_proxy_names_the_client_address,
 );
 
 /// A password grant for a client that may not refresh still starts a family, so its access
@@ -384,4 +385,39 @@ async fn the_metadata_lists_only_scopes_published_on_purpose(db: Db) {
         metadata(&app).await["scopes_supported"],
         serde_json::json!(["openid", "profile"])
     );
+}
+
+/// Behind a trusted reverse proxy the client's address comes from `X-Forwarded-For`; from
+/// any other peer the header is ignored.
+async fn only_a_trusted_proxy_names_the_client_address(db: Db) {
+    for (trusted, expected) in [("127.0.0.1/32", "198.51.100.7"), ("", "127.0.0.1")] {
+        let app = TestApp::spawn_with(db, &[("TESSERA_SERVER__TRUSTED_PROXIES", trusted)]).await;
+        let (id, secret) = app.password_client().await;
+        app.user("alice").await;
+        let res = app
+            .http
+            .post(format!("{}/token", app.address))
+            .header("X-Forwarded-For", "203.0.113.1, 198.51.100.7")
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let out = app
+            .admin(
+                &["audit", "list", "--kind", "login.success", "-o", "json"],
+                None,
+            )
+            .await;
+        let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            events[0]["client_ip"], expected,
+            "trusted {trusted:?}: {events}"
+        );
+    }
 }

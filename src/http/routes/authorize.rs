@@ -124,7 +124,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     let authorize = canonical_query(field(&form, "authorize"));
     let username = field(&form, "username").to_owned();
     let password = field(&form, "password").to_owned();
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = state.client_ip(&req);
     let previous = session(&req, state.secure_cookies);
     let result = state
         .blocking(move |s| {

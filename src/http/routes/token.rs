@@ -13,7 +13,11 @@ pub struct ClientForm {
     pub meta: RequestMeta,
 }
 
-pub fn client_form(req: &HttpRequest, body: &[u8]) -> Result<ClientForm, OAuthError> {
+pub fn client_form(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<ClientForm, OAuthError> {
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -39,7 +43,7 @@ pub fn client_form(req: &HttpRequest, body: &[u8]) -> Result<ClientForm, OAuthEr
         None => None,
     };
     let meta = RequestMeta::new(
-        req.peer_addr().map(|a| a.ip().to_string()),
+        state.client_ip(req),
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
@@ -58,7 +62,7 @@ async fn handle<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&crate::grant::TokenService, ClientForm) -> Result<T, OAuthError> + Send + 'static,
 ) -> Result<T, OAuthError> {
-    let form = client_form(req, body)?;
+    let form = client_form(req, body, state)?;
     state.blocking(move |s| f(s, form)).await
 }
 
