@@ -124,7 +124,7 @@ impl TokenService {
     }
 
     /// Authorization server metadata (RFC 8414): only what is actually supported.
-    pub fn metadata(&self) -> Result<serde_json::Value, OAuthError> {
+    pub fn metadata(&self) -> serde_json::Value {
         let issuer = &self.issuer;
         let mut document = serde_json::json!({
             "issuer": issuer,
@@ -150,6 +150,6 @@ impl TokenService {
             let scopes: Vec<&str> = self.public_scopes.iter().collect();
             document["scopes_supported"] = scopes.into();
         }
-        Ok(document)
+        document
     }
 }

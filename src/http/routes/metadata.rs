@@ -1,13 +1,11 @@
 use actix_web::{web, HttpResponse};
 
-use crate::http::{oauth_error, AppState};
+use crate::http::AppState;
 
-/// Authorization server metadata (RFC 8414).
+/// Authorization server metadata (RFC 8414). Built from configuration and the keys in memory:
+/// nothing blocks, so it is answered on the worker.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    match state.blocking(|s| s.metadata()).await {
-        Ok(document) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "public, max-age=300"))
-            .json(document),
-        Err(e) => oauth_error(&e),
-    }
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.service.metadata())
 }
