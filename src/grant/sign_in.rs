@@ -2,7 +2,10 @@
 //! per username and per client IP, the same cost for unknown users, and no connection held
 //! while the password is hashed.
 
+use std::time::{Duration, Instant};
+
 use crate::domain::audit::Event;
+use crate::domain::throttle::{Admission, Outcome};
 use crate::domain::user::Username;
 use crate::grant::{OAuthError, TokenService};
 use crate::store::models::User;
@@ -50,44 +53,99 @@ impl TokenService {
             }
             .record(conn, self.clock.now_ms());
         };
-        // The attempt is counted (and committed) before the hash, the user read with it.
         let name = name.as_ref().map(Username::as_str);
-        let (allowed, user) = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
-            if !self.throttle.attempt(c, name, ip, self.clock.now_ms())? {
-                audit(c, "login.throttled", None);
-                return Ok((false, None));
+        let user = self.admit(name, ip, |c, key| {
+            let detail = format!(
+                "{key} is over its limit (username {shown:?}); further refusals in this window \
+                 are counted, not logged"
+            );
+            Event {
+                kind: "login.throttled",
+                actor: Some(via),
+                subject: None,
+                client_ip: ip,
+                detail: Some(&detail),
             }
-            let user = match name {
-                Some(name) => User::find_by_username(c, name)?,
-                None => None,
-            };
-            Ok((true, user))
+            .record(c, self.clock.now_ms());
         })?;
-        if !allowed {
-            return Err(SignInError::Throttled);
-        }
+        // From here on the attempt holds its places: every way out settles them.
+        let settle = |c: &mut AnyConnection, outcome| {
+            self.throttle
+                .settle(c, name, ip, outcome, self.clock.now_ms())
+        };
         // Verified against a dummy hash when the user does not exist: same cost either way.
-        let valid = self
+        let Ok(valid) = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .map_err(|_| SignInError::Busy)?;
+        else {
+            let _ = write_tx(&mut *self.pool.get()?, |c| settle(c, Outcome::Abandoned));
+            return Err(SignInError::Busy);
+        };
         let mut conn = self.pool.get()?;
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
                 let done = write_tx(&mut conn, |c| -> Result<T, SignInError> {
-                    self.throttle.succeeded(c, &u.username, ip)?;
+                    settle(c, Outcome::Succeeded)?;
                     audit(c, "login.success", Some(&u.id));
                     then(c, &u).map_err(SignInError::Then)
-                })?;
-                Ok((u, done))
+                });
+                match done {
+                    Ok(done) => Ok((u, done)),
+                    Err(e) => {
+                        // Rolled back with the rest: give the places back on their own.
+                        let _ = write_tx(&mut conn, |c| settle(c, Outcome::Abandoned));
+                        Err(e)
+                    }
+                }
             }
             other => {
-                audit(
-                    &mut conn,
-                    "login.failure",
-                    other.as_ref().map(|u| u.id.as_str()),
-                );
+                write_tx(&mut conn, |c| -> Result<(), SignInError> {
+                    settle(c, Outcome::Failed)?;
+                    audit(c, "login.failure", other.as_ref().map(|u| u.id.as_str()));
+                    Ok(())
+                })?;
                 Err(SignInError::Invalid)
+            }
+        }
+    }
+
+    /// Waits until the throttle lets the attempt check its password (see
+    /// [`crate::domain::throttle`]), then reads the user. `refused` audits the first refusal
+    /// under a key in a window. The connection is given back between tries.
+    fn admit(
+        &self,
+        name: Option<&str>,
+        ip: Option<&str>,
+        refused: impl Fn(&mut AnyConnection, &str),
+    ) -> Result<Option<User>, SignInError> {
+        let deadline = Instant::now() + self.throttle.max_wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            // Committed even when refused: the refusal is counted, and audited once.
+            let admitted = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
+                Ok(
+                    match self.throttle.admit(c, name, ip, self.clock.now_ms())? {
+                        Admission::Go => Some(Ok(match name {
+                            Some(name) => User::find_by_username(c, name)?,
+                            None => None,
+                        })),
+                        Admission::Wait => None,
+                        Admission::Refused { key, first } => {
+                            if first {
+                                refused(c, &key);
+                            }
+                            Some(Err(SignInError::Throttled))
+                        }
+                    },
+                )
+            })?;
+            match admitted {
+                Some(done) => return done,
+                None if Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                None => return Err(SignInError::Busy),
             }
         }
     }

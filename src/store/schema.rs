@@ -85,6 +85,9 @@ diesel::table! {
         key -> Text,
         failures -> BigInt,
         window_start -> BigInt,
+        pending -> BigInt,
+        pending_since -> BigInt,
+        refused -> BigInt,
     }
 }
 

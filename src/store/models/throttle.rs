@@ -3,16 +3,38 @@ use diesel::prelude::*;
 use crate::store::schema::login_failures;
 use crate::store::AnyConnection;
 
-/// Sign-in attempts counted under one key within a window (successes are taken back off).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = login_failures)]
+/// The sign-in throttle's counters under one key: failures in the window that began at
+/// `window_start`, sign-ins in flight (`pending`, last one taken at `pending_since`), and the
+/// attempts refused in this window.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = login_failures, primary_key(key))]
 pub struct LoginFailures {
     pub key: String,
     pub failures: i64,
     pub window_start: i64,
+    pub pending: i64,
+    pub pending_since: i64,
+    pub refused: i64,
 }
 
 impl LoginFailures {
+    /// Nothing counted under `key`.
+    pub fn empty(key: &str, now: i64) -> LoginFailures {
+        LoginFailures {
+            key: key.to_owned(),
+            failures: 0,
+            window_start: now,
+            pending: 0,
+            pending_since: 0,
+            refused: 0,
+        }
+    }
+
+    /// Whether the row holds nothing worth keeping.
+    pub fn is_empty(&self) -> bool {
+        self.failures == 0 && self.pending == 0 && self.refused == 0
+    }
+
     pub fn find(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<LoginFailures>> {
         login_failures::table
             .find(key)
@@ -21,57 +43,20 @@ impl LoginFailures {
             .optional()
     }
 
-    pub fn delete(conn: &mut AnyConnection, key: &str) -> QueryResult<usize> {
-        diesel::delete(login_failures::table.find(key)).execute(conn)
-    }
-
-    /// Takes one attempt off the count.
-    pub fn forgive_one(conn: &mut AnyConnection, key: &str) -> QueryResult<usize> {
-        diesel::update(
-            login_failures::table
-                .find(key)
-                .filter(login_failures::failures.gt(0)),
-        )
-        .set(login_failures::failures.eq(login_failures::failures - 1))
-        .execute(conn)
-    }
-
-    /// Counts one failure: restarts the window when it has passed. Returns the new count.
-    /// One upsert, atomic on either backend: two instances counting at once both count.
-    pub fn record(
-        conn: &mut AnyConnection,
-        key: &str,
-        now: i64,
-        window_ms: i64,
-    ) -> QueryResult<i64> {
-        use diesel::dsl::case_when;
-        use diesel::sql_types::BigInt;
-        let fresh = now.saturating_sub(window_ms);
-        let row = LoginFailures {
-            key: key.to_owned(),
-            failures: 1,
-            window_start: now,
-        };
-        let within = login_failures::window_start.gt(fresh);
+    /// The row under `key`, created empty when there is none, and locked until the transaction
+    /// ends: one upsert, so that two instances counting at once wait for each other (on
+    /// PostgreSQL the row lock, on SQLite the single writer).
+    pub fn lock(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<LoginFailures> {
+        use diesel::upsert::excluded;
+        let row = LoginFailures::empty(key, now);
         macro_rules! upsert {
             ($c:expr) => {
                 diesel::insert_into(login_failures::table)
                     .values(&row)
                     .on_conflict(login_failures::key)
                     .do_update()
-                    .set((
-                        login_failures::failures.eq(case_when(
-                            within,
-                            login_failures::failures + 1,
-                        )
-                        .otherwise(1i64.into_sql::<BigInt>())),
-                        login_failures::window_start.eq(case_when(
-                            within,
-                            login_failures::window_start,
-                        )
-                        .otherwise(now.into_sql::<BigInt>())),
-                    ))
-                    .returning(login_failures::failures)
+                    .set(login_failures::key.eq(excluded(login_failures::key)))
+                    .returning(LoginFailures::as_returning())
                     .get_result($c)
             };
         }
@@ -79,5 +64,21 @@ impl LoginFailures {
             AnyConnection::Postgresql(c) => upsert!(c),
             AnyConnection::Sqlite(c) => upsert!(c),
         }
+    }
+
+    /// Writes the counters back; an empty row is deleted instead.
+    pub fn save(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        if self.is_empty() {
+            Self::delete(conn, &self.key)?;
+        } else {
+            diesel::update(login_failures::table.find(&self.key))
+                .set(self)
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn delete(conn: &mut AnyConnection, key: &str) -> QueryResult<usize> {
+        diesel::delete(login_failures::table.find(key)).execute(conn)
     }
 }
