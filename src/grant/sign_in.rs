@@ -143,7 +143,7 @@ impl TokenService {
                 Some(done) => return done,
                 None if Instant::now() + pause < deadline => {
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 None => return Err(SignInError::Busy),
             }
