@@ -15,7 +15,7 @@ pub struct AccessClaims {
     pub iss: String,
     /// The user's stable id (or the client's, for client_credentials).
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub client_id: String,
     pub scope: String,
     pub iat: i64,
@@ -27,6 +27,32 @@ pub struct AccessClaims {
     /// The refresh-token family this token was issued from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+}
+
+/// `aud` (RFC 7519 §4.1.3): one recipient as a string, several as an array.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// The resources a token is for (RFC 8707), or `default` (the issuer) when none.
+    pub fn of(resources: &[String], default: &str) -> Audience {
+        match resources {
+            [] => Audience::One(default.to_owned()),
+            [one] => Audience::One(one.clone()),
+            many => Audience::Many(many.to_vec()),
+        }
+    }
+
+    pub fn contains(&self, recipient: &str) -> bool {
+        match self {
+            Audience::One(one) => one == recipient,
+            Audience::Many(many) => many.iter().any(|a| a == recipient),
+        }
+    }
 }
 
 /// What an access token is issued for.
@@ -51,7 +77,7 @@ pub enum TokenError {
 pub fn issue(
     keys: &KeySet,
     issuer: &str,
-    audience: &str,
+    audience: Audience,
     grant: &Grant<'_>,
     now_secs: i64,
     ttl_secs: i64,
@@ -63,7 +89,7 @@ pub fn issue(
     let claims = AccessClaims {
         iss: issuer.to_owned(),
         sub: grant.subject.to_owned(),
-        aud: audience.to_owned(),
+        aud: audience,
         client_id: grant.client_id.to_owned(),
         scope: grant.scope.to_owned(),
         iat: now_secs,
@@ -76,11 +102,12 @@ pub fn issue(
 }
 
 /// Verifies signature, `typ`, `iss`, `aud`, and `exp` and `nbf` against `now_secs` (no leeway:
-/// the clock is our own).
+/// the clock is our own). `audience`: a recipient `aud` must name; `None` for any (an
+/// introspection answer carries `aud`, for the resource server to check).
 pub fn verify(
     keys: &KeySet,
     issuer: &str,
-    audience: &str,
+    audience: Option<&str>,
     token: &str,
     now_secs: i64,
 ) -> Result<AccessClaims, TokenError> {
@@ -114,7 +141,7 @@ pub fn verify(
     if claims.iss != issuer {
         return Err(refused(ErrorKind::InvalidIssuer));
     }
-    if claims.aud != audience {
+    if audience.is_some_and(|a| !claims.aud.contains(a)) {
         return Err(refused(ErrorKind::InvalidAudience));
     }
     // Issued in the future: not ours (our clocks agree to within a minute).

@@ -10,6 +10,7 @@ use base64::Engine;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
+use crate::domain::resource::{Requested, TargetError, Targets};
 use crate::domain::revocation::{self, Families, Revocation, CODE_REPLAYED};
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
@@ -25,6 +26,8 @@ pub struct CodeGrant<'a> {
     pub client_id: &'a str,
     pub user_id: &'a str,
     pub scope: &'a Scope,
+    /// The resource servers (RFC 8707) the request named.
+    pub resources: &'a Targets,
     pub redirect_uri: &'a str,
     /// The PKCE challenge, encoded for storage by the caller.
     pub pkce: &'a str,
@@ -53,18 +56,25 @@ pub fn issue(
         used_at: None,
         family_id: None,
         redirect_uri_given: grant.redirect_uri_given,
+        resources: grant.resources.to_stored(),
     }
     .insert(conn)?;
     Ok(Secret::new(code))
 }
 
-/// Why an exchange was refused; all are `invalid_grant`.
+/// Why an exchange was refused; `invalid_grant` but for `Target` and `NoScopeForResource`.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
     #[error("{0}")]
     Invalid(&'static str),
     #[error("the authorization code was already used; the tokens issued from it are revoked")]
     Replayed,
+    /// A `resource` outside the authorization request's (RFC 8707 §2.2): `invalid_target`.
+    /// Nothing is spent: the client may ask again.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("the resource accepts none of the scopes granted")]
+    NoScopeForResource,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -83,6 +93,8 @@ pub struct CodeExchange<'a> {
     pub pkce_verifies: &'a dyn Fn(&str) -> bool,
     /// The client proved who it is with a secret (a confidential client).
     pub client_authenticated: bool,
+    /// The resources the token request names, if any: some of the authorization request's.
+    pub resources: Option<&'a Requested>,
 }
 
 /// Exchanges a code for a new token family. A replay that proves possession of the code (an
@@ -104,6 +116,7 @@ pub fn exchange(
         redirect_uri,
         pkce_verifies,
         client_authenticated,
+        resources,
     } = *request;
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
@@ -155,6 +168,11 @@ pub fn exchange(
                 "PKCE verification failed",
             )));
         }
+        // Refused before anything is started: returning an error rolls back the spent code.
+        let granted = Targets::stored(row.resources.as_deref());
+        if let Some(r) = resources {
+            r.within(&granted)?;
+        }
         let user = User::find(c, &row.user_id)?
             .ok_or(ExchangeError::Invalid("the user no longer exists"))?;
         let scope = Scope::stored(&row.scope);
@@ -162,6 +180,7 @@ pub fn exchange(
             client_id,
             user: &user,
             scope: &scope,
+            resources: &granted,
             auth_method: "authorization_code",
             same_password: false,
         };
@@ -169,6 +188,14 @@ pub fn exchange(
             RefreshError::Database(d) => ExchangeError::Database(d),
             _ => ExchangeError::Invalid("the user is disabled"),
         })?;
+        let mut issued = issued;
+        if let Some(r) = resources {
+            // The family keeps every resource of the grant; this access token is for these.
+            issued.scope = r
+                .scope_for(&issued.scope)
+                .ok_or(ExchangeError::NoScopeForResource)?;
+            issued.audience = r.targets.clone();
+        }
         AuthorizationCode::set_family(c, &hash, &issued.family.id)?;
         Ok(Outcome::Issued(Box::new(issued)))
     })?;

@@ -17,6 +17,7 @@ pub mod jwt_crypto;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;
+pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

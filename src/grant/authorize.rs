@@ -2,6 +2,7 @@
 
 use crate::domain::client::GrantType;
 use crate::domain::client::{self, Client};
+use crate::domain::resource::{self, LookupError, Targets};
 use crate::domain::scope::Scope;
 use crate::store::AnyConnection;
 
@@ -13,6 +14,8 @@ pub struct AuthorizeRequest {
     /// The request named `redirect_uri` (rather than relying on the only registered one).
     pub redirect_uri_given: bool,
     pub scope: Scope,
+    /// The resource servers (RFC 8707) the tokens are for; empty: none named.
+    pub resources: Targets,
     pub state: Option<String>,
     /// The PKCE challenge, encoded for storage.
     pub pkce: String,
@@ -52,12 +55,24 @@ impl AuthorizeError {
 /// Longest query value accepted (a `state` may be long, but not unbounded).
 const MAX_VALUE: usize = 2048;
 
-/// The query's parameters (first value of each), and the names that were repeated or too long.
-fn lenient(query: &str) -> (std::collections::HashMap<String, String>, Vec<String>) {
+/// The query's parameters (first value of each) and its `resource` values (which RFC 8707 lets
+/// a client repeat), and the names that were repeated or too long.
+fn lenient(
+    query: &str,
+) -> (
+    std::collections::HashMap<String, String>,
+    Vec<String>,
+    Vec<String>,
+) {
     let mut values = std::collections::HashMap::new();
+    let mut resources = Vec::new();
     let mut bad = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()).take(64) {
         if v.is_empty() {
+            continue;
+        }
+        if k == "resource" && v.len() <= MAX_VALUE {
+            resources.push(v.into_owned());
             continue;
         }
         if v.len() > MAX_VALUE || values.contains_key(k.as_ref()) {
@@ -67,7 +82,7 @@ fn lenient(query: &str) -> (std::collections::HashMap<String, String>, Vec<Strin
             .entry(k.into_owned())
             .or_insert_with(|| v.into_owned());
     }
-    (values, bad)
+    (values, resources, bad)
 }
 
 /// The query string, re-encoded: safe to put in a `Location` header whatever was posted.
@@ -79,7 +94,7 @@ pub fn canonical_query(query: &str) -> String {
 
 /// Checks an authorization request (its raw query string) against the registered client.
 pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, AuthorizeError> {
-    let (params, bad) = lenient(query);
+    let (params, resources, bad) = lenient(query);
     let get = |name: &str| params.get(name).map(String::as_str);
     // RFC 6749 §4.1.2.1: while the client or its redirect URI is in doubt, never redirect.
     if bad.iter().any(|n| n == "client_id" || n == "redirect_uri") {
@@ -159,10 +174,29 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
     }
     let pkce = crate::grant::pkce::challenge(get("code_challenge_method"), get("code_challenge"))
         .map_err(|why| fail("invalid_request", why))?;
+    let (scope, resources) = match resource::lookup(conn, &resources) {
+        Ok(None) => (scope, Targets::default()),
+        Ok(Some(r)) => match r.scope_for(&scope) {
+            Some(scope) => (scope, r.targets),
+            None => {
+                return Err(fail(
+                    "invalid_scope",
+                    "the resource accepts none of the requested scopes",
+                ))
+            }
+        },
+        Err(LookupError::Target(e)) => return Err(fail("invalid_target", &e.to_string())),
+        Err(LookupError::Database(_)) => {
+            return Err(AuthorizeError::Page(
+                "The service is unavailable; try again.".into(),
+            ))
+        }
+    };
     Ok(AuthorizeRequest {
         redirect_uri,
         redirect_uri_given: get("redirect_uri").is_some(),
         scope,
+        resources,
         state: state.map(str::to_owned),
         pkce,
         client,
@@ -178,6 +212,8 @@ pub enum Step {
         client_name: String,
         username: String,
         scope: Scope,
+        /// The resource servers (RFC 8707) the access would be for.
+        resources: Targets,
     },
     /// Redirect (back to the client, with a code or an error).
     Redirect(String),
@@ -197,11 +233,13 @@ impl std::fmt::Debug for Step {
                 client_name,
                 username,
                 scope,
+                resources,
             } => f
                 .debug_struct("Consent")
                 .field("client_name", client_name)
                 .field("username", username)
                 .field("scope", scope)
+                .field("resources", resources)
                 .finish(),
             Step::Redirect(url) => {
                 let target = url.split(['?', '#']).next().unwrap_or_default();

@@ -21,7 +21,9 @@ pub struct UserInfo {
 impl TokenService {
     /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
     pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
-        let (_, user) = self.check_access_token(bearer)?;
+        // Only a token meant for this server: one requested for a resource server (RFC 8707)
+        // is for that server alone.
+        let (_, user) = self.check_access_token(bearer, Some(&self.audience))?;
         match user {
             Some(u) => Ok(UserInfo {
                 sub: u.id,
@@ -35,18 +37,14 @@ impl TokenService {
 
     /// Verifies an access token and that it still stands: not revoked (by jti, or through its
     /// family), its user (if any) enabled, its client enabled. Returns the claims and the user.
+    /// `audience`: a recipient the token's `aud` must name, or `None` for any.
     pub fn check_access_token(
         &self,
         token: &str,
+        audience: Option<&str>,
     ) -> Result<(AccessClaims, Option<User>), BearerError> {
         let verify = |keys: &KeySet| {
-            access_token::verify(
-                keys,
-                &self.issuer,
-                &self.audience,
-                token,
-                self.clock.now_secs(),
-            )
+            access_token::verify(keys, &self.issuer, audience, token, self.clock.now_secs())
         };
         let claims = match verify(&self.keys.get()) {
             // Perhaps a key made since the last reload (by the CLI or another instance).

@@ -37,6 +37,7 @@ impl TokenService {
             client_name: request.client.name.clone(),
             username: user.username,
             scope: request.scope,
+            resources: request.resources,
         })
     }
 
@@ -102,6 +103,7 @@ impl TokenService {
                 client_id: &request.client.id,
                 user_id,
                 scope: &request.scope,
+                resources: &request.resources,
                 redirect_uri: &request.redirect_uri,
                 pkce: &request.pkce,
                 ttl_ms: self.code_ttl_ms,

@@ -9,6 +9,8 @@ pub enum OAuthError {
     UnauthorizedClient(String),
     UnsupportedGrantType(String),
     InvalidScope(String),
+    /// RFC 8707 §2: a `resource` that is malformed, unknown, or outside the grant.
+    InvalidTarget(String),
     /// RFC 7009 §2.2.1.
     UnsupportedTokenType(String),
     /// 503: the database or the password hasher is out of capacity.
@@ -26,6 +28,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
@@ -40,6 +43,7 @@ impl OAuthError {
             | OAuthError::UnauthorizedClient(d)
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
+            | OAuthError::InvalidTarget(d)
             | OAuthError::UnsupportedTokenType(d)
             | OAuthError::TemporarilyUnavailable(d) => d,
             OAuthError::ServerError => "internal error",
@@ -81,6 +85,21 @@ impl From<diesel::result::Error> for OAuthError {
         } else {
             tracing::error!(error = %e, "database error");
             OAuthError::ServerError
+        }
+    }
+}
+
+impl From<crate::domain::resource::TargetError> for OAuthError {
+    fn from(e: crate::domain::resource::TargetError) -> Self {
+        OAuthError::InvalidTarget(e.to_string())
+    }
+}
+
+impl From<crate::domain::resource::LookupError> for OAuthError {
+    fn from(e: crate::domain::resource::LookupError) -> Self {
+        match e {
+            crate::domain::resource::LookupError::Target(t) => t.into(),
+            crate::domain::resource::LookupError::Database(d) => d.into(),
         }
     }
 }

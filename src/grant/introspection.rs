@@ -2,10 +2,12 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::access_token::Audience;
 use crate::domain::authcode::CODE_PREFIX;
 use crate::domain::client::Client;
 use crate::domain::family::{self, FamilyState};
 use crate::domain::refresh_token::{self, PREFIX};
+use crate::domain::resource::Targets;
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
 use crate::store::models::{RefreshToken, RevokedAccessToken, TokenFamily, User};
@@ -42,7 +44,7 @@ impl TokenService {
                 None => Found::Nothing,
             });
         }
-        match self.check_access_token(token) {
+        match self.check_access_token(token, None) {
             Ok((claims, user)) => Ok(Found::Access(claims, user)),
             Err(BearerError::InvalidToken(_)) => Ok(Found::Nothing),
             Err(BearerError::Unavailable(e)) => Err(e),
@@ -133,7 +135,10 @@ impl TokenService {
                         "client_id": family.client_id,
                         "username": u.username,
                         "sub": u.id,
-                        "aud": self.audience,
+                        "aud": Audience::of(
+                            Targets::stored(family.resources.as_deref()).uris(),
+                            &self.audience,
+                        ),
                         "iss": self.issuer,
                         "exp": token.expires_at / 1000,
                         "iat": token.issued_at / 1000,

@@ -9,14 +9,21 @@ pub const MAX_PARAMS: usize = 32;
 /// Longest parameter value accepted.
 pub const MAX_VALUE_LEN: usize = 4096;
 
-/// Parameters with empty values dropped (they count as omitted, §3.1) and repeats refused (§3.2).
+/// Parameters with empty values dropped (they count as omitted, §3.1) and repeats refused (§3.2),
+/// except `resource`, which RFC 8707 §2 lets a client repeat.
 #[derive(Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, String>, Vec<String>);
+
+/// The one parameter that may be repeated.
+const RESOURCE: &str = "resource";
 
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Values may be passwords, secrets or tokens: print only the names.
-        f.debug_set().entries(self.0.keys()).finish()
+        let resource = (!self.1.is_empty()).then_some(&RESOURCE);
+        f.debug_set()
+            .entries(self.0.keys().map(String::as_str).chain(resource.copied()))
+            .finish()
     }
 }
 
@@ -29,6 +36,7 @@ impl Params {
     /// whole authorization request in one field).
     pub fn parse_with_limit(body: &[u8], max_value: usize) -> Result<Self, OAuthError> {
         let mut seen: HashMap<String, String> = HashMap::new();
+        let mut resources = Vec::new();
         let mut count = 0;
         for (key, value) in form_urlencoded::parse(body) {
             count += 1;
@@ -43,6 +51,12 @@ impl Params {
                     key.chars().take(64).collect::<String>()
                 )));
             }
+            if key == RESOURCE {
+                if !value.is_empty() {
+                    resources.push(value.into_owned());
+                }
+                continue;
+            }
             if seen.insert(key.to_string(), value.into_owned()).is_some() {
                 return Err(OAuthError::InvalidRequest(format!(
                     "parameter `{key}` is repeated"
@@ -50,11 +64,16 @@ impl Params {
             }
         }
         seen.retain(|_, v| !v.is_empty());
-        Ok(Self(seen))
+        Ok(Self(seen, resources))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Every `resource` value (RFC 8707), in the order given.
+    pub fn resources(&self) -> &[String] {
+        &self.1
     }
 
     pub fn required(&self, name: &str) -> Result<&str, OAuthError> {

@@ -2,12 +2,13 @@
 
 use serde::Serialize;
 
-use crate::domain::access_token::{self, Grant};
+use crate::domain::access_token::{self, Audience, Grant};
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
 use crate::domain::client::Client;
 use crate::domain::client::GrantType;
 use crate::domain::crypto::sha256_hex;
 use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
+use crate::domain::resource::{self, Requested, Targets};
 use crate::domain::scope::Scope;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params, TokenService};
@@ -51,22 +52,31 @@ impl TokenService {
             return Ok(response);
         }
         let client = authenticate(&mut conn, &creds)?;
-        match grant_type.parse::<GrantType>() {
+        let grant = grant_type.parse::<GrantType>();
+        // RFC 8707: checked before the grant, so that a bad `resource` spends nothing.
+        let resources = match grant {
+            Ok(g) if client.allows(g) => resource::lookup(&mut conn, params.resources())?,
+            _ => None,
+        };
+        let resources = resources.as_ref();
+        match grant {
             Ok(grant) if !client.allows(grant) => Err(OAuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant} grant"
             ))),
             Ok(GrantType::Password) => {
                 drop(conn);
-                self.password(&client, params, meta)
+                self.password(&client, params, resources, meta)
             }
             Ok(GrantType::AuthorizationCode) => {
-                self.authorization_code(&mut conn, &client, params, meta)
+                self.authorization_code(&mut conn, &client, params, resources, meta)
             }
             Ok(GrantType::ClientCredentials) => {
                 drop(conn);
-                self.client_credentials(&client, params)
+                self.client_credentials(&client, params, resources)
             }
-            Ok(GrantType::RefreshToken) => self.refresh(&mut conn, &client, params, meta),
+            Ok(GrantType::RefreshToken) => {
+                self.refresh(&mut conn, &client, params, resources, meta)
+            }
             _ => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type `{}` is not supported",
                 grant_type.chars().take(64).collect::<String>()
@@ -78,11 +88,13 @@ impl TokenService {
         &self,
         client: &Client,
         params: &Params,
+        resources: Option<&Requested>,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let username = params.required("username")?;
         let password = params.required("password")?;
-        let scope = requested_scope(client, params.get("scope"))?;
+        let scope = requested_scope(client, params.get("scope"), resources)?;
+        let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
         let now = self.clock.now_ms();
         // The family starts in the same transaction that records the successful sign-in. Every
         // grant that acts for a user starts one, refresh token or not: the access token's
@@ -92,6 +104,7 @@ impl TokenService {
                 client_id: &client.id,
                 user,
                 scope: &scope,
+                resources: &targets,
                 auth_method: GrantType::Password.as_str(),
                 same_password: true,
             };
@@ -117,7 +130,7 @@ impl TokenService {
             &client.id,
             refresh_allowed,
             &user.id,
-            &scope,
+            (&scope, &targets),
             Some(issued),
             now,
         )
@@ -133,7 +146,11 @@ impl TokenService {
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<Option<TokenResponse>, OAuthError> {
-        let (Some(presented), None) = (params.get("refresh_token"), params.get("scope")) else {
+        let (Some(presented), None, []) = (
+            params.get("refresh_token"),
+            params.get("scope"),
+            params.resources(),
+        ) else {
             return Ok(None);
         };
         if grant_type != GrantType::RefreshToken.as_str()
@@ -166,6 +183,7 @@ impl TokenService {
         conn: &mut AnyConnection,
         client: &Client,
         params: &Params,
+        resources: Option<&Requested>,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let presented = params.required("refresh_token")?;
@@ -180,6 +198,7 @@ impl TokenService {
             presented,
             &client.id,
             requested.as_ref(),
+            resources,
             meta,
             self.life,
             &self.clock,
@@ -193,18 +212,20 @@ impl TokenService {
         &self,
         client: &Client,
         params: &Params,
+        resources: Option<&Requested>,
     ) -> Result<TokenResponse, OAuthError> {
         if client.is_public() {
             return Err(OAuthError::UnauthorizedClient(
                 "client_credentials is for confidential clients".into(),
             ));
         }
-        let scope = requested_scope(client, params.get("scope"))?;
+        let scope = requested_scope(client, params.get("scope"), resources)?;
+        let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
         self.respond(
             &client.id,
             false,
             &client.id,
-            &scope,
+            (&scope, &targets),
             None,
             self.clock.now_ms(),
         )
@@ -215,6 +236,7 @@ impl TokenService {
         conn: &mut AnyConnection,
         client: &Client,
         params: &Params,
+        resources: Option<&Requested>,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let code = params.required("code")?;
@@ -225,10 +247,13 @@ impl TokenService {
             redirect_uri: params.get("redirect_uri"),
             pkce_verifies: &|stored| pkce::verifies(stored, verifier),
             client_authenticated: !client.is_public(),
+            resources,
         };
         let issued = authcode::exchange(conn, &self.master, &request, meta, self.life, &self.clock)
             .map_err(|e| match e {
                 ExchangeError::Database(d) => d.into(),
+                ExchangeError::Target(t) => t.into(),
+                ExchangeError::NoScopeForResource => OAuthError::InvalidScope(e.to_string()),
                 other => OAuthError::InvalidGrant(other.to_string()),
             })?;
         self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
@@ -243,23 +268,25 @@ impl TokenService {
     ) -> Result<TokenResponse, OAuthError> {
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
+        let audience = issued.audience.clone();
         self.respond(
             client_id,
             refresh_allowed,
             &user_id,
-            &scope,
+            (&scope, &audience),
             Some(issued),
             self.clock.now_ms(),
         )
     }
 
-    /// The token response. `refresh_allowed`: the client has the refresh_token grant.
+    /// The token response. `refresh_allowed`: the client has the refresh_token grant. The
+    /// access token is for `scope` at the resources `audience` (none: this server's audience).
     fn respond(
         &self,
         client_id: &str,
         refresh_allowed: bool,
         subject: &str,
-        scope: &Scope,
+        (scope, audience): (&Scope, &Targets),
         issued: Option<Issued>,
         now_ms: i64,
     ) -> Result<TokenResponse, OAuthError> {
@@ -279,7 +306,7 @@ impl TokenService {
         let access_token = access_token::issue(
             &self.keys.get(),
             &self.issuer,
-            &self.audience,
+            Audience::of(audience.uris(), &self.audience),
             &grant,
             now_ms / 1000,
             self.access_ttl_secs,
@@ -300,22 +327,38 @@ impl TokenService {
 
 fn refresh_error(e: RefreshError) -> OAuthError {
     match e {
-        RefreshError::Scope => OAuthError::InvalidScope(e.to_string()),
+        RefreshError::Scope | RefreshError::NoScopeForResource => {
+            OAuthError::InvalidScope(e.to_string())
+        }
+        RefreshError::Target(t) => t.into(),
         RefreshError::Database(db) => db.into(),
         other => OAuthError::InvalidGrant(other.to_string()),
     }
 }
 
-/// The scope for a new grant: the request's if within the client's, else the client's own.
-fn requested_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
-    let Some(text) = requested else {
-        return Ok(client.scope.clone());
+/// The scope for a new grant: the request's if within the client's, else the client's own;
+/// with resources (RFC 8707), only what they accept.
+fn requested_scope(
+    client: &Client,
+    requested: Option<&str>,
+    resources: Option<&Requested>,
+) -> Result<Scope, OAuthError> {
+    let scope = match requested {
+        None => client.scope.clone(),
+        Some(text) => {
+            let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+            if !scope.is_subset_of(&client.scope) {
+                return Err(OAuthError::InvalidScope(
+                    "the requested scope is not allowed for this client".into(),
+                ));
+            }
+            scope
+        }
     };
-    let scope = Scope::parse(text).map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-    if !scope.is_subset_of(&client.scope) {
-        return Err(OAuthError::InvalidScope(
-            "the requested scope is not allowed for this client".into(),
-        ));
+    match resources {
+        None => Ok(scope),
+        Some(r) => r.scope_for(&scope).ok_or_else(|| {
+            OAuthError::InvalidScope("the resource accepts none of the requested scopes".into())
+        }),
     }
-    Ok(scope)
 }

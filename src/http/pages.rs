@@ -56,6 +56,8 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<(String, String)>,
+    /// The resource servers (RFC 8707) the access is for; empty: not named.
+    pub resources: &'a [String],
     pub csrf: &'a str,
     /// Binds the decision to this page's request.
     pub shown: &'a str,

@@ -37,6 +37,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        resources -> Nullable<Text>,
     }
 }
 
@@ -109,6 +110,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     revoked_access_tokens,
     audit_events,
+    resources,
 );
 
 diesel::table! {
@@ -124,6 +126,15 @@ diesel::table! {
         used_at -> Nullable<BigInt>,
         family_id -> Nullable<Text>,
         redirect_uri_given -> Bool,
+        resources -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    resources (uri) {
+        uri -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
     }
 }
 

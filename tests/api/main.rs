@@ -17,6 +17,7 @@ mod flood;
 mod hostile;
 mod keys;
 mod real_browser;
+mod resources;
 mod revocation;
 mod rotation;
 mod security;

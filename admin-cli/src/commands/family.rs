@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
+use tessera::domain::resource::Targets;
 use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
 use tessera::domain::{client, family};
@@ -97,6 +98,7 @@ impl Names {
             client_id: f.client_id.clone(),
             client_name: self.clients.get(&f.client_id).cloned(),
             scope: f.scope.clone(),
+            resources: Targets::stored(f.resources.as_deref()).uris().to_vec(),
             auth_method: f.auth_method.clone(),
             state: family::state(f, live, now).as_str(),
             created_at: rfc3339(f.created_at),

@@ -3,6 +3,7 @@ mod client;
 mod family;
 mod incident;
 mod key;
+mod resource;
 mod system;
 mod user;
 
@@ -16,8 +17,8 @@ use tessera::store::{self, AnyConnection, PooledConn};
 
 use crate::output::Format;
 
-/// Administer a Tessera OAuth2 server: clients, users, token families, reuse incidents and
-/// signing keys.
+/// Administer a Tessera OAuth2 server: clients, users, token families, reuse incidents,
+/// signing keys and resource servers.
 ///
 /// Reads the same configuration as the server (defaults, then the config file, then
 /// TESSERA_<SECTION>__<KEY> variables) and works directly on its database: changes apply to a
@@ -61,6 +62,9 @@ pub enum Command {
     /// Rotate and retire signing keys
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Register resource servers: the audiences (RFC 8707) access tokens may be requested for
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
     /// Security events: sign-ins, throttling, reuse, revocations, administrative changes
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Family(cmd) => family::run(&mut ctx, cmd),
         Command::Incident(cmd) => incident::run(&mut ctx, cmd),
         Command::Key(cmd) => key::run(&mut ctx, cmd),
+        Command::Resource(cmd) => resource::run(&mut ctx, cmd),
         Command::Audit(cmd) => audit::run(&mut ctx, cmd),
         Command::Migrate => system::migrate(&ctx),
         Command::Config(cmd) => system::config(&ctx, cmd),

@@ -44,6 +44,8 @@ pub struct FamilyView {
     pub client_id: String,
     pub client_name: Option<String>,
     pub scope: String,
+    /// The resource servers (RFC 8707) it was granted for.
+    pub resources: Vec<String>,
     pub auth_method: String,
     pub state: &'static str,
     pub created_at: String,
@@ -111,6 +113,9 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
         if f.scope.is_empty() { "-" } else { &f.scope },
         f.auth_method
     ));
+    if !f.resources.is_empty() {
+        out.push_str(&format!("  for      {}\n", f.resources.join(" ")));
+    }
     out.push_str(&format!(
         "  created  {}    expires {}\n",
         f.created_at, f.expires_at

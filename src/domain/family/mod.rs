@@ -13,6 +13,7 @@ pub use rotation::{rotate, rotate_for_client, ClientCheck};
 
 use crate::domain::crypto::{random_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, token_for};
+use crate::domain::resource::{TargetError, Targets};
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
 use crate::store::models::{
@@ -96,6 +97,8 @@ pub struct Issued {
     pub refresh_token: Secret,
     /// The scope granted for this request's access token.
     pub scope: Scope,
+    /// The resources (RFC 8707) this request's access token is for; empty: the issuer.
+    pub audience: Targets,
     /// True when this answers an idempotent retry with the already-issued successor.
     pub retried: bool,
 }
@@ -106,6 +109,8 @@ pub struct NewGrant<'a> {
     /// The user as authenticated; see [`NewGrant::same_password`].
     pub user: &'a User,
     pub scope: &'a Scope,
+    /// The resource servers (RFC 8707) it is for; empty: none.
+    pub resources: &'a Targets,
     /// The grant that started it: `password`, `authorization_code`.
     pub auth_method: &'a str,
     /// Refuse if the user's password changed since `user` was read (password grant).
@@ -158,6 +163,7 @@ pub fn start_in(
         expires_at,
         revoked_at: None,
         revoked_reason: None,
+        resources: grant.resources.to_stored(),
     };
     NewFamily {
         id: &family.id,
@@ -167,6 +173,7 @@ pub fn start_in(
         auth_method: &family.auth_method,
         created_at: now,
         expires_at,
+        resources: family.resources.as_deref(),
     }
     .insert(c)?;
     NewRefreshToken {
@@ -185,6 +192,7 @@ pub fn start_in(
         token_id,
         refresh_token,
         scope,
+        audience: grant.resources.clone(),
         retried: false,
     })
 }
@@ -198,6 +206,10 @@ pub enum RefreshError {
     Reused { family_id: String },
     #[error("the requested scope exceeds the scope originally granted")]
     Scope,
+    #[error("the resource accepts none of the scopes granted")]
+    NoScopeForResource,
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

@@ -5,6 +5,7 @@ use super::{Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
 use crate::domain::audit::Event;
 use crate::domain::crypto::{random_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, parse_token, token_for};
+use crate::domain::resource::{Requested, Targets};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
 use crate::domain::Clock;
@@ -29,6 +30,7 @@ pub fn rotate(
     presented: &str,
     client_id: &str,
     requested: Option<&Scope>,
+    resources: Option<&Requested>,
     meta: &RequestMeta,
     life: Lifetimes,
     clock: &Clock,
@@ -61,7 +63,7 @@ pub fn rotate(
             if token.expires_at <= now || family.expires_at <= now {
                 return Err(RefreshError::Invalid("refresh token has expired"));
             }
-            let scope = granted_scope(c, &family, requested)?;
+            let (scope, audience) = granted(c, &family, requested, resources)?;
             let successor = random_id();
             if RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
                 let refresh_token = token_for(key, &successor);
@@ -81,6 +83,7 @@ pub fn rotate(
                     token_id: successor,
                     refresh_token,
                     scope,
+                    audience,
                     retried: false,
                 })));
             }
@@ -102,7 +105,7 @@ pub fn rotate(
                 // may change (Wi-Fi to mobile). Another user agent is someone else: reuse.
                 && s.user_agent == meta.user_agent
         }) {
-            let scope = granted_scope(c, &family, requested)?;
+            let (scope, audience) = granted(c, &family, requested, resources)?;
             let shown = |ip: &Option<String>, ua: &Option<String>| {
                 format!(
                     "{} {:?}",
@@ -130,6 +133,7 @@ pub fn rotate(
                 token_id: succ.id,
                 family,
                 scope,
+                audience,
                 retried: true,
             })));
         }
@@ -208,11 +212,13 @@ pub fn rotate_for_client(
     .run(pg)?;
     Ok(family.map(|family| {
         let scope = Scope::stored(&family.scope);
+        let audience = Targets::stored(family.resources.as_deref());
         Issued {
             family,
             token_id: successor,
             refresh_token,
             scope,
+            audience,
             retried: false,
         }
     }))
@@ -225,21 +231,34 @@ pub struct ClientCheck<'a> {
     pub secret_hash: Option<&'a str>,
 }
 
-/// The scope for this refresh: the request's if it narrows the family's (RFC 6749 §6), else
-/// the family's. Also refuses a user who has been disabled since.
-fn granted_scope(
+/// The scope and the audience for this refresh: the request's if it narrows the family's
+/// (RFC 6749 §6, RFC 8707 §2.2), else the family's. A narrower audience also narrows the scope
+/// to what its resources accept. Also refuses a user who has been disabled since.
+fn granted(
     c: &mut AnyConnection,
     family: &TokenFamily,
     requested: Option<&Scope>,
-) -> Result<Scope, RefreshError> {
+    resources: Option<&Requested>,
+) -> Result<(Scope, Targets), RefreshError> {
     let user = User::find(c, &family.user_id)?;
     if user.is_none_or(|u| u.disabled_at.is_some()) {
         return Err(RefreshError::Invalid("the user is disabled"));
     }
     let family_scope = Scope::stored(&family.scope);
-    match requested {
-        Some(r) if !r.is_subset_of(&family_scope) => Err(RefreshError::Scope),
-        Some(r) if !r.is_empty() => Ok(r.clone()),
-        _ => Ok(family_scope),
+    let scope = match requested {
+        Some(r) if !r.is_subset_of(&family_scope) => return Err(RefreshError::Scope),
+        Some(r) if !r.is_empty() => r.clone(),
+        _ => family_scope,
+    };
+    let family_targets = Targets::stored(family.resources.as_deref());
+    match resources {
+        None => Ok((scope, family_targets)),
+        Some(r) => {
+            r.within(&family_targets)?;
+            let scope = r
+                .scope_for(&scope)
+                .ok_or(RefreshError::NoScopeForResource)?;
+            Ok((scope, r.targets.clone()))
+        }
     }
 }

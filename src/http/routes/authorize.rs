@@ -48,6 +48,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
             client_name,
             username,
             scope,
+            resources,
         } => {
             let (token, set) = csrf(req, &state.service, secure);
             let cookie = match &set {
@@ -63,6 +64,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
                 client_name: &client_name,
                 username: &username,
                 scopes,
+                resources: resources.uris(),
                 csrf: &token,
                 shown: &shown,
                 authorize,

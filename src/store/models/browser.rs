@@ -19,6 +19,8 @@ pub struct AuthorizationCode {
     pub family_id: Option<String>,
     /// The authorization request named `redirect_uri` (so the token request must repeat it).
     pub redirect_uri_given: bool,
+    /// The resource servers (RFC 8707) the request named, space-separated; `None`: none.
+    pub resources: Option<String>,
 }
 
 impl AuthorizationCode {

@@ -16,6 +16,8 @@ pub struct TokenFamily {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The resource servers (RFC 8707) it was granted for, space-separated; `None`: none.
+    pub resources: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -28,6 +30,7 @@ pub struct NewFamily<'a> {
     pub auth_method: &'a str,
     pub created_at: i64,
     pub expires_at: i64,
+    pub resources: Option<&'a str>,
 }
 
 impl TokenFamily {

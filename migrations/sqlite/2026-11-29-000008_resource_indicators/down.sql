@@ -1,0 +1,3 @@
+ALTER TABLE authorization_codes DROP COLUMN resources;
+ALTER TABLE token_families DROP COLUMN resources;
+DROP TABLE resources;
