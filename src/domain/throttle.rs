@@ -2,11 +2,12 @@
 //! database, so every instance sees the same ones.
 //!
 //! Only failures count against a limit. So that parallel guesses cannot all slip in under it
-//! while their passwords are being checked, a sign-in holds a place under each of its keys
-//! until its outcome is known ([`Policy::admit`], [`Policy::settle`]): an attempt goes ahead
-//! only while failures plus places held stay below the limit, waits while places held could
-//! still turn into successes, and is refused once the failures alone reach it. No connection is
-//! held while a password is hashed, or while an attempt waits.
+//! while their passwords are being checked, an attempt holds a place under each of its keys
+//! until its outcome is known ([`Policy::admit`], [`Policy::settle`]): it goes ahead only while
+//! failures plus places held stay below the limit, waits while places held could still turn
+//! into successes, and is refused once the failures alone reach it. A place left behind by an
+//! instance that stopped mid-sign-in expires by itself. No connection is held while a password
+//! is hashed, or while an attempt waits.
 //!
 //! The client IP is checked first: an address over its limit is refused before its username is
 //! looked at, so it writes nothing per username. The first refusal under a key in a window is
@@ -14,7 +15,7 @@
 
 use std::time::Duration;
 
-use crate::store::models::LoginFailures;
+use crate::store::models::{LoginFailures, LoginPlace};
 use crate::store::AnyConnection;
 
 /// Limits from `[throttle]`.
@@ -23,13 +24,9 @@ pub struct Policy {
     pub per_user: i64,
     pub per_ip: i64,
     pub window_ms: i64,
-    /// Longest an attempt waits for sign-ins in flight to finish (`passwords.max_wait`).
+    /// Longest an attempt waits for a place, and for a hashing slot (`passwords.max_wait`).
     pub max_wait: Duration,
 }
-
-/// A place held longer than this belongs to an instance that stopped mid-sign-in: a password
-/// check takes well under a second, and waits for a hashing slot at most `passwords.max_wait`.
-pub const PLACE_LEASE_MS: i64 = 60_000;
 
 pub fn user_key(username: &str) -> String {
     format!("user:{username}")
@@ -76,24 +73,60 @@ impl Policy {
         keys
     }
 
-    /// Brings a row up to `now`: a window that has passed starts again, places held past their
-    /// lease are let go.
+    /// How long a place is held at most: an attempt waits at most `max_wait` for a hashing
+    /// slot, and a hash takes well under a second.
+    pub fn place_lease_ms(&self) -> i64 {
+        crate::domain::ms(self.max_wait).saturating_add(30_000)
+    }
+
+    /// Brings a row up to `now`: a window that has passed starts again.
     fn catch_up(&self, row: &mut LoginFailures, now: i64) {
         if row.window_start <= now.saturating_sub(self.window_ms) {
             row.failures = 0;
             row.refused = 0;
             row.window_start = now;
         }
-        if row.pending > 0 && row.pending_since <= now.saturating_sub(PLACE_LEASE_MS) {
-            row.pending = 0;
-        }
     }
 
-    /// Decides whether an attempt for `username` (`None` for a name that cannot exist) from
+    /// Failures under `key` in the current window, read without a lock.
+    fn current_failures(
+        &self,
+        conn: &mut AnyConnection,
+        key: &str,
+        now: i64,
+    ) -> diesel::QueryResult<i64> {
+        Ok(LoginFailures::find(conn, key)?
+            .filter(|f| f.window_start > now - self.window_ms)
+            .map_or(0, |f| f.failures))
+    }
+
+    /// Whether an attempt would have to wait now: read only, so that waiting attempts ask
+    /// again without writing. A refusal is left to [`Policy::admit`], which counts it.
+    pub fn must_wait(
+        &self,
+        conn: &mut AnyConnection,
+        username: Option<&str>,
+        ip: Option<&str>,
+        now: i64,
+    ) -> diesel::QueryResult<bool> {
+        for (key, limit) in self.keys(username, ip) {
+            let failures = self.current_failures(conn, &key, now)?;
+            if failures >= limit {
+                return Ok(false);
+            }
+            if failures + LoginPlace::held(conn, &key, now)? >= limit {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Decides whether `attempt` for `username` (`None` for a name that cannot exist) from
     /// `ip` may check its password, and holds its places when it may. Call in a transaction.
     pub fn admit(
         &self,
         conn: &mut AnyConnection,
+        attempt: &str,
         username: Option<&str>,
         ip: Option<&str>,
         now: i64,
@@ -102,6 +135,7 @@ impl Policy {
         for (key, limit) in self.keys(username, ip) {
             let mut row = LoginFailures::lock(conn, &key, now)?;
             self.catch_up(&mut row, now);
+            LoginPlace::delete_expired(conn, &key, now)?;
             let admission = if row.failures >= limit {
                 row.refused += 1;
                 row.save(conn)?;
@@ -109,40 +143,48 @@ impl Policy {
                     key,
                     first: row.refused == 1,
                 }
-            } else if row.failures + row.pending >= limit {
+            } else if row.failures + LoginPlace::held(conn, &key, now)? >= limit {
                 Admission::Wait
             } else {
-                held.push(row);
+                held.push(key);
                 continue;
             };
             // Rows this check created and did not use are not kept.
-            for row in held.iter().filter(|r| r.is_empty()) {
-                row.save(conn)?;
+            for key in &held {
+                if LoginFailures::find(conn, key)?.is_some_and(|r| r.is_empty()) {
+                    LoginFailures::delete(conn, key)?;
+                }
             }
             return Ok(admission);
         }
-        for mut row in held {
-            row.pending += 1;
-            row.pending_since = now;
-            row.save(conn)?;
+        let expires_at = now.saturating_add(self.place_lease_ms());
+        for key in held {
+            LoginPlace {
+                attempt: attempt.to_owned(),
+                key,
+                expires_at,
+            }
+            .insert(conn)?;
         }
         Ok(Admission::Go)
     }
 
-    /// Gives back the places an admitted attempt held, and counts its outcome.
+    /// Gives back the places `attempt` held, and counts its outcome. Giving them back twice
+    /// does nothing the second time.
     pub fn settle(
         &self,
         conn: &mut AnyConnection,
+        attempt: &str,
         username: Option<&str>,
         ip: Option<&str>,
         outcome: Outcome,
         now: i64,
     ) -> diesel::QueryResult<()> {
+        LoginPlace::release(conn, attempt)?;
         let user = username.map(user_key);
         for (key, _) in self.keys(username, ip) {
             let mut row = LoginFailures::lock(conn, &key, now)?;
             self.catch_up(&mut row, now);
-            row.pending = (row.pending - 1).max(0);
             match outcome {
                 Outcome::Failed => {
                     if row.failures == 0 {
@@ -168,9 +210,7 @@ impl Policy {
         username: &str,
         now: i64,
     ) -> diesel::QueryResult<i64> {
-        Ok(LoginFailures::find(conn, &user_key(username))?
-            .filter(|f| f.window_start > now - self.window_ms)
-            .map_or(0, |f| f.failures))
+        self.current_failures(conn, &user_key(username), now)
     }
 
     /// Whether sign-ins for `username` are refused now.
@@ -180,6 +220,7 @@ impl Policy {
 }
 
 /// Clears the failed-sign-in counter of a client address. Returns whether there was one.
+/// Sign-ins in flight keep their places: unlocking does not let more guesses run at once.
 pub fn unlock_ip(conn: &mut AnyConnection, ip: &str) -> diesel::QueryResult<bool> {
     Ok(LoginFailures::delete(conn, &ip_key(ip))? > 0)
 }

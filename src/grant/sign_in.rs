@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::domain::audit::Event;
+use crate::domain::crypto::random_id;
 use crate::domain::throttle::{Admission, Outcome};
 use crate::domain::user::Username;
 use crate::grant::{OAuthError, TokenService};
@@ -54,7 +55,8 @@ impl TokenService {
             .record(conn, self.clock.now_ms());
         };
         let name = name.as_ref().map(Username::as_str);
-        let user = self.admit(name, ip, |c, key| {
+        let attempt = random_id();
+        let user = self.admit(&attempt, name, ip, |c, key| {
             let detail = format!(
                 "{key} is over its limit (username {shown:?}); further refusals in this window \
                  are counted, not logged"
@@ -68,52 +70,55 @@ impl TokenService {
             }
             .record(c, self.clock.now_ms());
         })?;
-        // From here on the attempt holds its places: every way out settles them.
-        let settle = |c: &mut AnyConnection, outcome| {
-            self.throttle
-                .settle(c, name, ip, outcome, self.clock.now_ms())
+        // From here on the attempt holds its places; the guard gives them back on any way out
+        // that does not settle them itself (an error, no hashing slot, a panic).
+        let mut place = Place {
+            service: self,
+            attempt: &attempt,
+            name,
+            ip,
+            outcome: Outcome::Abandoned,
+            settled: false,
         };
         // Verified against a dummy hash when the user does not exist: same cost either way.
-        let Ok(valid) = self
+        let valid = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        else {
-            let _ = write_tx(&mut *self.pool.get()?, |c| settle(c, Outcome::Abandoned));
-            return Err(SignInError::Busy);
-        };
-        let mut conn = self.pool.get()?;
+            .map_err(|_| SignInError::Busy)?;
+        let now = || self.clock.now_ms();
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
-                let done = write_tx(&mut conn, |c| -> Result<T, SignInError> {
-                    settle(c, Outcome::Succeeded)?;
+                let done = write_tx(&mut *self.pool.get()?, |c| -> Result<T, SignInError> {
+                    self.throttle
+                        .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
                     audit(c, "login.success", Some(&u.id));
                     then(c, &u).map_err(SignInError::Then)
-                });
-                match done {
-                    Ok(done) => Ok((u, done)),
-                    Err(e) => {
-                        // Rolled back with the rest: give the places back on their own.
-                        let _ = write_tx(&mut conn, |c| settle(c, Outcome::Abandoned));
-                        Err(e)
-                    }
-                }
+                })?;
+                place.settled = true;
+                Ok((u, done))
             }
             other => {
-                write_tx(&mut conn, |c| -> Result<(), SignInError> {
-                    settle(c, Outcome::Failed)?;
+                // Should the write fail, the guard counts the failure on another connection.
+                place.outcome = Outcome::Failed;
+                write_tx(&mut *self.pool.get()?, |c| -> Result<(), SignInError> {
+                    self.throttle
+                        .settle(c, &attempt, name, ip, Outcome::Failed, now())?;
                     audit(c, "login.failure", other.as_ref().map(|u| u.id.as_str()));
                     Ok(())
                 })?;
+                place.settled = true;
                 Err(SignInError::Invalid)
             }
         }
     }
 
-    /// Waits until the throttle lets the attempt check its password (see
+    /// Waits until the throttle lets `attempt` check its password (see
     /// [`crate::domain::throttle`]), then reads the user. `refused` audits the first refusal
-    /// under a key in a window. The connection is given back between tries.
+    /// under a key in a window. While it waits it only reads, and holds no connection between
+    /// tries.
     fn admit(
         &self,
+        attempt: &str,
         name: Option<&str>,
         ip: Option<&str>,
         refused: impl Fn(&mut AnyConnection, &str),
@@ -121,10 +126,17 @@ impl TokenService {
         let deadline = Instant::now() + self.throttle.max_wait;
         let mut pause = Duration::from_millis(10);
         loop {
-            // Committed even when refused: the refusal is counted, and audited once.
-            let admitted = write_tx(&mut *self.pool.get()?, |c| -> Result<_, SignInError> {
-                Ok(
-                    match self.throttle.admit(c, name, ip, self.clock.now_ms())? {
+            let mut conn = self.pool.get()?;
+            let admitted = if self
+                .throttle
+                .must_wait(&mut conn, name, ip, self.clock.now_ms())?
+            {
+                None
+            } else {
+                // Committed even when refused: the refusal is counted, and audited once.
+                write_tx(&mut conn, |c| -> Result<_, SignInError> {
+                    let now = self.clock.now_ms();
+                    Ok(match self.throttle.admit(c, attempt, name, ip, now)? {
                         Admission::Go => Some(Ok(match name {
                             Some(name) => User::find_by_username(c, name)?,
                             None => None,
@@ -136,9 +148,10 @@ impl TokenService {
                             }
                             Some(Err(SignInError::Throttled))
                         }
-                    },
-                )
-            })?;
+                    })
+                })?
+            };
+            drop(conn);
             match admitted {
                 Some(done) => return done,
                 None if Instant::now() + pause < deadline => {
@@ -147,6 +160,42 @@ impl TokenService {
                 }
                 None => return Err(SignInError::Busy),
             }
+        }
+    }
+}
+
+/// The places an admitted sign-in holds: given back, with the outcome known so far, when the
+/// sign-in ends without settling them. Should even that fail, they expire by themselves.
+struct Place<'a> {
+    service: &'a TokenService,
+    attempt: &'a str,
+    name: Option<&'a str>,
+    ip: Option<&'a str>,
+    outcome: Outcome,
+    settled: bool,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let s = self.service;
+        let settled = s.pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+            write_tx(&mut c, |c| {
+                s.throttle.settle(
+                    c,
+                    self.attempt,
+                    self.name,
+                    self.ip,
+                    self.outcome,
+                    s.clock.now_ms(),
+                )
+            })
+            .map_err(|e| e.to_string())
+        });
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "could not give back a sign-in's throttle places; they expire by themselves");
         }
     }
 }

@@ -86,9 +86,15 @@ diesel::table! {
         key -> Text,
         failures -> BigInt,
         window_start -> BigInt,
-        pending -> BigInt,
-        pending_since -> BigInt,
         refused -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_places (attempt, key) {
+        attempt -> Text,
+        key -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -105,6 +111,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reuse_incidents,
     signing_keys,
     login_failures,
+    login_places,
     authorization_codes,
     consents,
     sessions,

@@ -127,6 +127,18 @@ async fn a_token_for_a_resource_names_it_as_audience_with_only_its_scopes(db: Db
         "invalid_scope",
     )
     .await;
+    // At most eight per request; the same one twice is once.
+    let many: Vec<String> = (0..9)
+        .map(|i| format!("https://api{i}.example.com"))
+        .collect();
+    let form: Vec<(&str, &str)> = many.iter().map(|u| ("resource", u.as_str())).collect();
+    assert_oauth_error(password_grant(&app, c, &form).await, 400, "invalid_target").await;
+    let twice =
+        ok(password_grant(&app, c, &[("resource", PHOTOS), ("resource", PHOTOS)]).await).await;
+    assert_eq!(
+        claims(twice["access_token"].as_str().unwrap())["aud"],
+        PHOTOS
+    );
 
     // client_credentials too.
     let cc = ok(app
@@ -269,8 +281,30 @@ async fn a_refresh_may_narrow_to_some_of_the_familys_resources(db: Db) {
     );
     assert_eq!(plain["scope"], "photos:read profile");
 
-    // Outside the family (registered or not): invalid_target, and the token is not spent.
+    // Outside the family (registered or not): invalid_target; a resource that accepts none of
+    // the requested scope: invalid_scope. Neither spends the token.
     let rt = plain["refresh_token"].as_str().unwrap().to_owned();
+    let with_scope = |token: String, resource: &'static str, scope: &'static str| {
+        let app = &app;
+        async move {
+            app.token(
+                Some(c),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("resource", resource),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    assert_oauth_error(
+        with_scope(rt.clone(), PROFILE, "photos:read").await,
+        400,
+        "invalid_scope",
+    )
+    .await;
     for outside in [BILLING, "https://unknown.example.com"] {
         assert_oauth_error(
             refresh(rt.clone(), Some(outside)).await,
@@ -285,6 +319,14 @@ async fn a_refresh_may_narrow_to_some_of_the_familys_resources(db: Db) {
         PROFILE
     );
     assert_eq!(still["scope"], "profile");
+    // A scope and a resource together: both narrow.
+    let rt = still["refresh_token"].as_str().unwrap().to_owned();
+    let both = ok(with_scope(rt, PHOTOS, "photos:read").await).await;
+    assert_eq!(
+        claims(both["access_token"].as_str().unwrap())["aud"],
+        PHOTOS
+    );
+    assert_eq!(both["scope"], "photos:read");
 
     // A family granted for no resource cannot be narrowed to one.
     let plain = ok(password_grant(&app, c, &[]).await).await;
@@ -325,11 +367,23 @@ async fn an_authorization_request_names_resources_and_the_exchange_may_narrow(db
     let base = query(&client_id, &[("resource", PHOTOS), ("resource", PROFILE)])
         .replace("scope=profile", "scope=profile+photos%3Aread");
 
-    // An unknown resource goes back to the client as invalid_target.
-    let bad = format!("{base}&resource=https%3A%2F%2Funknown.example.com");
-    let params = redirect_params(&browser.authorize(&bad).await);
-    assert_eq!(params["error"], "invalid_target");
-    assert_eq!(params["state"], "af0ifjsldkj");
+    // An unknown or malformed resource goes back to the client as invalid_target; one that
+    // accepts none of the scope, as invalid_scope.
+    for (q, error) in [
+        (
+            format!("{base}&resource=https%3A%2F%2Funknown.example.com"),
+            "invalid_target",
+        ),
+        (
+            format!("{base}&resource=https%3A%2F%2Fx.example%2F%23frag"),
+            "invalid_target",
+        ),
+        (query(&client_id, &[("resource", BILLING)]), "invalid_scope"),
+    ] {
+        let params = redirect_params(&browser.authorize(&q).await);
+        assert_eq!(params["error"], error, "{q}");
+        assert_eq!(params["state"], "af0ifjsldkj");
+    }
 
     // The consent page says where the access is for.
     let html = browser

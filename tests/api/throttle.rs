@@ -10,6 +10,7 @@ both_backends!(
     the_count_starts_again_when_the_window_has_passed,
     simultaneous_correct_sign_ins_are_not_refused,
     simultaneous_guesses_do_not_slip_past_the_limit,
+    a_place_left_by_a_stopped_instance_expires,
     a_throttled_address_writes_nothing_per_username,
 );
 
@@ -201,18 +202,62 @@ async fn simultaneous_correct_sign_ins_are_not_refused(db: Db) {
     for (status, body) in &results {
         assert_eq!(*status, 200, "{body}");
     }
-    // And the counters they held are all given back.
-    let rows = app
+    // And the places they held are all given back, with nothing counted.
+    let (places, failures) = app
         .with_conn(|c| {
             use diesel::prelude::*;
-            use tessera::store::schema::login_failures::dsl::*;
-            login_failures
-                .select((key, failures, pending))
-                .load::<(String, i64, i64)>(c)
-                .unwrap()
+            use tessera::store::schema::{login_failures, login_places};
+            let places: i64 = login_places::table.count().get_result(c).unwrap();
+            let failures: Vec<i64> = login_failures::table
+                .select(login_failures::failures)
+                .load(c)
+                .unwrap();
+            (places, failures)
         })
         .await;
-    assert!(rows.iter().all(|(_, f, p)| *f == 0 && *p == 0), "{rows:?}");
+    assert_eq!(places, 0);
+    assert!(failures.iter().all(|f| *f == 0), "{failures:?}");
+}
+
+/// A place held by an instance that stopped mid-sign-in (it never gave it back) makes others
+/// wait only until it expires; waiting longer than `passwords.max_wait` is a 503 to retry.
+async fn a_place_left_by_a_stopped_instance_expires(db: Db) {
+    let app = TestApp::spawn_with(
+        db,
+        &[
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "2"),
+            ("TESSERA_PASSWORDS__MAX_WAIT", "300ms"),
+        ],
+    )
+    .await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("svc").await;
+    let now = app.clock.now_ms();
+    app.with_conn(move |c| {
+        for attempt in ["crashed-1", "crashed-2"] {
+            tessera::store::models::LoginPlace {
+                attempt: attempt.into(),
+                key: "user:svc".into(),
+                expires_at: now + 30_300,
+            }
+            .insert(c)
+            .unwrap();
+        }
+    })
+    .await;
+    let body = assert_oauth_error(
+        attempt(&app, c, "svc", PASSWORD).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("retry"));
+    app.advance(std::time::Duration::from_secs(31));
+    assert_eq!(attempt(&app, c, "svc", PASSWORD).await.status(), 200);
 }
 
 /// Finding 9's other half: guesses sent together are checked at most up to the limit, however
@@ -245,6 +290,21 @@ async fn simultaneous_guesses_do_not_slip_past_the_limit(db: Db) {
     .unwrap();
     assert_eq!(shown["failed_logins"], 3);
     assert_eq!(shown["locked"], true);
+    // Nine refusals, one audit event.
+    let events: Value = serde_json::from_slice(
+        &app.admin(
+            &["audit", "list", "--kind", "login.throttled", "-o", "json"],
+            None,
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert!(events[0]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("user:alice is over its limit"));
     // The right password is refused too, without being checked.
     let body = assert_oauth_error(
         attempt(&app, (&id, &secret), "alice", PASSWORD).await,

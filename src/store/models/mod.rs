@@ -23,5 +23,5 @@ pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use resource::ResourceRow;
 pub use revoked::RevokedAccessToken;
 pub use standing::{Standing, TokenRefs};
-pub use throttle::LoginFailures;
+pub use throttle::{LoginFailures, LoginPlace};
 pub use user::{NewUser, User};

@@ -1,19 +1,16 @@
 use diesel::prelude::*;
 
-use crate::store::schema::login_failures;
+use crate::store::schema::{login_failures, login_places};
 use crate::store::AnyConnection;
 
 /// The sign-in throttle's counters under one key: failures in the window that began at
-/// `window_start`, sign-ins in flight (`pending`, last one taken at `pending_since`), and the
-/// attempts refused in this window.
+/// `window_start`, and the attempts refused in this window.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = login_failures, primary_key(key))]
 pub struct LoginFailures {
     pub key: String,
     pub failures: i64,
     pub window_start: i64,
-    pub pending: i64,
-    pub pending_since: i64,
     pub refused: i64,
 }
 
@@ -24,15 +21,13 @@ impl LoginFailures {
             key: key.to_owned(),
             failures: 0,
             window_start: now,
-            pending: 0,
-            pending_since: 0,
             refused: 0,
         }
     }
 
     /// Whether the row holds nothing worth keeping.
     pub fn is_empty(&self) -> bool {
-        self.failures == 0 && self.pending == 0 && self.refused == 0
+        self.failures == 0 && self.refused == 0
     }
 
     pub fn find(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<LoginFailures>> {
@@ -80,5 +75,47 @@ impl LoginFailures {
 
     pub fn delete(conn: &mut AnyConnection, key: &str) -> QueryResult<usize> {
         diesel::delete(login_failures::table.find(key)).execute(conn)
+    }
+}
+
+/// A place held under a throttle key by a sign-in attempt whose password is being checked. It
+/// expires on its own if its instance stops before giving it back.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_places)]
+pub struct LoginPlace {
+    pub attempt: String,
+    pub key: String,
+    pub expires_at: i64,
+}
+
+impl LoginPlace {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        diesel::insert_into(login_places::table)
+            .values(self)
+            .execute(conn)
+    }
+
+    /// Places held under `key` that have not expired.
+    pub fn held(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<i64> {
+        login_places::table
+            .filter(login_places::key.eq(key))
+            .filter(login_places::expires_at.gt(now))
+            .count()
+            .get_result(conn)
+    }
+
+    /// Forgets the expired places under `key`.
+    pub fn delete_expired(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<usize> {
+        diesel::delete(
+            login_places::table
+                .filter(login_places::key.eq(key))
+                .filter(login_places::expires_at.le(now)),
+        )
+        .execute(conn)
+    }
+
+    /// Gives back the places of `attempt` (any number of times: the second does nothing).
+    pub fn release(conn: &mut AnyConnection, attempt: &str) -> QueryResult<usize> {
+        diesel::delete(login_places::table.filter(login_places::attempt.eq(attempt))).execute(conn)
     }
 }
