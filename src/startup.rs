@@ -66,6 +66,10 @@ impl Application {
             prepared.clone(),
             settings.keys.reload_interval,
         ));
+        tokio::spawn(prune_periodically(
+            prepared.clone(),
+            settings.retention.interval,
+        ));
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
@@ -112,6 +116,25 @@ async fn reload_keys_periodically(service: TokenService, every: std::time::Durat
         match tokio::task::spawn_blocking(move || s.reload_keys()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "reloading signing keys failed"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Deletes what retention no longer keeps, every `every` (see `domain::retention`). Runs until
+/// the runtime that started the server ends.
+async fn prune_periodically(service: TokenService, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let s = service.clone();
+        match tokio::task::spawn_blocking(move || s.prune()).await {
+            Ok(Ok(report)) if report.total() > 0 => {
+                tracing::info!(rows = report.total(), tables = ?report.tables, "pruned");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed; trying again later"),
             Err(_) => return,
         }
     }

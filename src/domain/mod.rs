@@ -18,6 +18,7 @@ pub mod keys;
 pub mod password;
 pub mod refresh_token;
 pub mod resource;
+pub mod retention;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

@@ -36,6 +36,7 @@ use crate::domain::crypto::MasterKey;
 use crate::domain::family::Lifetimes;
 use crate::domain::keys::{KeyRing, KeySet};
 use crate::domain::password::PasswordHasher;
+use crate::domain::retention;
 use crate::domain::scope::Scope;
 use crate::domain::throttle::Policy;
 use crate::domain::{ms, Clock};
@@ -61,6 +62,7 @@ pub struct TokenService {
     code_ttl_ms: i64,
     /// `scopes_supported` in the metadata.
     public_scopes: Scope,
+    retention: retention::Policy,
     clock: Clock,
 }
 
@@ -94,8 +96,20 @@ impl TokenService {
             sessions: settings.session_limits(),
             code_ttl_ms: ms(t.code_ttl),
             public_scopes: settings.public_scopes(),
+            retention: settings.retention_policy(),
             clock,
         }
+    }
+
+    /// Deletes what retention no longer keeps ([`retention::prune`]), in small transactions.
+    pub fn prune(&self) -> anyhow::Result<retention::Report> {
+        let now = self.clock.now_ms();
+        Ok(retention::prune(
+            &mut *self.pool.get()?,
+            &self.retention,
+            now,
+            false,
+        )?)
     }
 
     /// Every key still published and the current signer, from the database.

@@ -5,6 +5,7 @@
 
 pub mod models;
 pub mod pool;
+pub mod prune;
 pub mod rotation;
 pub mod schema;
 
@@ -14,6 +15,8 @@ pub mod advisory {
     pub const MIGRATIONS: i64 = 7365726101;
     /// Held by a transaction that creates or retires signing keys.
     pub const SIGNING_KEYS: i64 = 7365726102;
+    /// Held by each pruning batch's transaction: one instance prunes at a time.
+    pub const PRUNING: i64 = 7365726103;
 }
 
 /// One line of text: error messages from libraries may span several.

@@ -18,6 +18,7 @@ mod hostile;
 mod keys;
 mod real_browser;
 mod resources;
+mod retention;
 mod revocation;
 mod rotation;
 mod security;

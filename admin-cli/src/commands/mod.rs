@@ -3,6 +3,7 @@ mod client;
 mod family;
 mod incident;
 mod key;
+mod prune;
 mod resource;
 mod system;
 mod user;
@@ -68,6 +69,12 @@ pub enum Command {
     /// Security events: sign-ins, throttling, reuse, revocations, administrative changes
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Delete what retention no longer keeps (the server does it every retention.interval)
+    Prune {
+        /// Only count what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Apply database migrations without starting the server
     Migrate,
     /// Check the configuration
@@ -160,6 +167,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => key::run(&mut ctx, cmd),
         Command::Resource(cmd) => resource::run(&mut ctx, cmd),
         Command::Audit(cmd) => audit::run(&mut ctx, cmd),
+        Command::Prune { dry_run } => prune::run(&mut ctx, dry_run),
         Command::Migrate => system::migrate(&ctx),
         Command::Config(cmd) => system::config(&ctx, cmd),
         Command::Completions { .. } => Ok(()),

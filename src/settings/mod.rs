@@ -1,7 +1,10 @@
 //! Configuration: built-in defaults → optional TOML file → `TESSERA_<SECTION>__<KEY>` environment.
 //!
 //! Every field is documented in `tessera.example.toml`. Unknown keys and bad values fail
-//! start-up with a message naming the key.
+//! start-up with a message naming the key. [`policies`] turns settings into the domain's
+//! policies.
+
+mod policies;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,6 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
-use crate::domain::password::HashPolicy;
 use crate::domain::scope::Scope;
 pub use crate::domain::secret::Secret;
 
@@ -37,6 +39,7 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub throttle: ThrottleSettings,
     pub sessions: SessionSettings,
+    pub retention: RetentionSettings,
     /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
     #[serde(default)]
     pub master_key: Option<Secret>,
@@ -140,6 +143,22 @@ pub struct SessionSettings {
     pub absolute_ttl: Duration,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How often the server prunes what it no longer needs.
+    #[serde(deserialize_with = "human_duration")]
+    pub interval: Duration,
+    /// Rows deleted per transaction.
+    pub batch: u32,
+    /// Families revoked or expired longer ago than this go, with their refresh tokens.
+    #[serde(deserialize_with = "human_duration")]
+    pub dead_families: Duration,
+    /// Audit events and reuse incidents older than this go.
+    #[serde(deserialize_with = "human_duration")]
+    pub audit: Duration,
+}
+
 fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(text.trim()).map_err(|e| {
@@ -209,6 +228,10 @@ impl Settings {
             .set_default("throttle.window", "15m")?
             .set_default("sessions.idle_ttl", "30m")?
             .set_default("sessions.absolute_ttl", "12h")?
+            .set_default("retention.interval", "5m")?
+            .set_default("retention.batch", 1000)?
+            .set_default("retention.dead_families", "30d")?
+            .set_default("retention.audit", "90d")?
             .set_default("master_key_file", "data/master.key")?;
         match explicit {
             Some(path) => {
@@ -321,39 +344,9 @@ impl Settings {
         )
     }
 
-    pub fn throttle_policy(&self) -> crate::domain::throttle::Policy {
-        let t = &self.throttle;
-        crate::domain::throttle::Policy {
-            per_user: i64::from(t.max_failures_per_user.max(1)),
-            per_ip: i64::from(t.max_failures_per_ip.max(1)),
-            window_ms: crate::domain::ms(t.window),
-            max_wait: self.passwords.max_wait,
-        }
-    }
-
-    pub fn session_limits(&self) -> crate::domain::browser::SessionLimits {
-        crate::domain::browser::SessionLimits {
-            idle: crate::domain::ms(self.sessions.idle_ttl),
-            absolute: crate::domain::ms(self.sessions.absolute_ttl),
-        }
-    }
-
     /// Whether cookies get `Secure`: the issuer is served over https.
     pub fn secure_cookies(&self) -> bool {
         self.server.issuer.scheme() == "https"
-    }
-
-    /// How passwords are hashed, with `concurrency` hashes at once (`None`: `passwords.
-    /// max_concurrent_hashes`, or one per CPU core).
-    pub fn hash_policy(&self, concurrency: Option<usize>) -> HashPolicy {
-        let p = &self.passwords;
-        HashPolicy {
-            memory_kib: p.argon2_memory_kib,
-            iterations: p.argon2_iterations,
-            parallelism: p.argon2_parallelism,
-            concurrency: concurrency.unwrap_or_else(|| self.hash_concurrency()),
-            max_wait: p.max_wait,
-        }
     }
 
     /// The configured master key: `master_key` if set, else `master_key_file`, created when
@@ -367,13 +360,6 @@ impl Settings {
                     .context("no master key: set TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE to the server's key")),
                 other => Ok(other?),
             },
-        }
-    }
-
-    pub fn hash_concurrency(&self) -> usize {
-        match self.passwords.max_concurrent_hashes {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
         }
     }
 }

@@ -1,0 +1,110 @@
+//! Retention: what the database keeps, and for how long. Pruning deletes, in small batches, the
+//! rows that can no longer matter: families dead for `retention.dead_families` (with their
+//! refresh tokens and the used codes that started them), audit events and reuse incidents older
+//! than `retention.audit`, and at once the expired codes, sessions, throttle windows and
+//! revoked access-token ids. One instance prunes at a time.
+
+use crate::store::prune::{self, Cutoffs, Prunable};
+use crate::store::{write_tx, AnyConnection};
+
+/// How long rows are kept, from `[retention]` and the lifetimes they depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub dead_families_ms: i64,
+    pub audit_ms: i64,
+    pub session_idle_ms: i64,
+    pub session_absolute_ms: i64,
+    pub throttle_window_ms: i64,
+    /// Rows deleted per transaction: short ones, so nothing waits on pruning for long.
+    pub batch: i64,
+}
+
+impl Policy {
+    fn cutoffs(&self, now: i64) -> Cutoffs {
+        Cutoffs {
+            now,
+            dead_families: now.saturating_sub(self.dead_families_ms),
+            audit: now.saturating_sub(self.audit_ms),
+            session_idle: now.saturating_sub(self.session_idle_ms),
+            session_absolute: now.saturating_sub(self.session_absolute_ms),
+            throttle_window: now.saturating_sub(self.throttle_window_ms),
+        }
+    }
+}
+
+/// Rows removed (or, for a dry run, that would be), per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// `(table, rows)`, in the order they are pruned; refresh tokens go with their families.
+    pub tables: Vec<(&'static str, i64)>,
+    /// Another instance was pruning: this pass stopped early.
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn total(&self) -> i64 {
+        self.tables.iter().map(|(_, n)| n).sum()
+    }
+
+    fn add(&mut self, table: &'static str, n: i64) {
+        match self.tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, total)) => *total += n,
+            None => self.tables.push((table, n)),
+        }
+    }
+}
+
+/// Prunes everything `policy` no longer keeps, as of `now`; with `dry_run`, only counts it.
+pub fn prune(
+    conn: &mut AnyConnection,
+    policy: &Policy,
+    now: i64,
+    dry_run: bool,
+) -> diesel::QueryResult<Report> {
+    let cut = policy.cutoffs(now);
+    let mut report = Report::default();
+    for table in Prunable::ALL {
+        report.add(table.table(), 0);
+        if table == Prunable::TokenFamilies {
+            report.add("refresh_tokens", 0);
+        }
+        if dry_run {
+            report.add(table.table(), table.count(conn, &cut)?);
+            if table == Prunable::TokenFamilies {
+                report.add(
+                    "refresh_tokens",
+                    prune::tokens_of_prunable_families(conn, &cut)?,
+                );
+            }
+            continue;
+        }
+        loop {
+            let step = write_tx(
+                conn,
+                |c| -> diesel::QueryResult<Option<(usize, i64, usize)>> {
+                    if !prune::try_lock(c)? {
+                        return Ok(None);
+                    }
+                    let ids = table.next_batch(c, &cut, policy.batch)?;
+                    let tokens = match table {
+                        Prunable::TokenFamilies if !ids.is_empty() => prune::tokens_of(c, &ids)?,
+                        _ => 0,
+                    };
+                    Ok(Some((ids.len(), tokens, table.delete(c, &cut, &ids)?)))
+                },
+            )?;
+            let Some((picked, tokens, deleted)) = step else {
+                report.interrupted = true;
+                return Ok(report);
+            };
+            report.add(table.table(), deleted as i64);
+            if table == Prunable::TokenFamilies {
+                report.add("refresh_tokens", tokens);
+            }
+            if (picked as i64) < policy.batch {
+                break;
+            }
+        }
+    }
+    Ok(report)
+}

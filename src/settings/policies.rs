@@ -1,0 +1,56 @@
+//! The domain's policies, built from settings: the domain never reads [`Settings`].
+
+use crate::domain::ms;
+use crate::domain::password::HashPolicy;
+use crate::domain::{browser, retention, throttle};
+use crate::settings::Settings;
+
+impl Settings {
+    pub fn throttle_policy(&self) -> throttle::Policy {
+        let t = &self.throttle;
+        throttle::Policy {
+            per_user: i64::from(t.max_failures_per_user.max(1)),
+            per_ip: i64::from(t.max_failures_per_ip.max(1)),
+            window_ms: ms(t.window),
+            max_wait: self.passwords.max_wait,
+        }
+    }
+
+    pub fn retention_policy(&self) -> retention::Policy {
+        retention::Policy {
+            dead_families_ms: ms(self.retention.dead_families),
+            audit_ms: ms(self.retention.audit),
+            session_idle_ms: ms(self.sessions.idle_ttl),
+            session_absolute_ms: ms(self.sessions.absolute_ttl),
+            throttle_window_ms: ms(self.throttle.window),
+            batch: i64::from(self.retention.batch.max(1)),
+        }
+    }
+
+    pub fn session_limits(&self) -> browser::SessionLimits {
+        browser::SessionLimits {
+            idle: ms(self.sessions.idle_ttl),
+            absolute: ms(self.sessions.absolute_ttl),
+        }
+    }
+
+    /// How passwords are hashed, with `concurrency` hashes at once (`None`: `passwords.
+    /// max_concurrent_hashes`, or one per CPU core).
+    pub fn hash_policy(&self, concurrency: Option<usize>) -> HashPolicy {
+        let p = &self.passwords;
+        HashPolicy {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+            concurrency: concurrency.unwrap_or_else(|| self.hash_concurrency()),
+            max_wait: p.max_wait,
+        }
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        match self.passwords.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}

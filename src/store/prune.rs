@@ -1,0 +1,221 @@
+//! What can be deleted, table by table: the rows that can no longer matter, by the cut-offs the
+//! caller works out. Each table is pruned in batches: [`Prunable::next_batch`] picks some ids,
+//! [`Prunable::delete`] deletes those that still qualify (a row changed meanwhile is kept).
+
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use crate::store::schema::{
+    audit_events, authorization_codes, login_failures, login_places, refresh_tokens,
+    reuse_incidents, revoked_access_tokens, sessions, token_families,
+};
+use crate::store::AnyConnection;
+
+/// Times (Unix ms) before which rows are no longer needed.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    pub now: i64,
+    /// Families dead (revoked, past their lifetime, or expired from disuse) before this.
+    pub dead_families: i64,
+    /// Audit events and reuse incidents older than this.
+    pub audit: i64,
+    /// Sessions last used before this, or created before `session_absolute`.
+    pub session_idle: i64,
+    pub session_absolute: i64,
+    /// Throttle windows that started before this.
+    pub throttle_window: i64,
+}
+
+/// A table that is pruned. Families go first: their refresh tokens go with them (the foreign
+/// key cascades), and used authorization codes follow their family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prunable {
+    TokenFamilies,
+    AuthorizationCodes,
+    Sessions,
+    LoginFailures,
+    LoginPlaces,
+    RevokedAccessTokens,
+    ReuseIncidents,
+    AuditEvents,
+}
+
+/// Binds `$q` to the rows of `$which` that may go, and `$pk` to its id column.
+macro_rules! with_query {
+    ($which:expr, $cut:expr, |$q:ident, $pk:ident| $body:expr) => {{
+        let cut: &Cutoffs = $cut;
+        match $which {
+            Prunable::TokenFamilies => {
+                let current_token_expired = exists(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::family_id.eq(token_families::id))
+                        .filter(refresh_tokens::rotated_at.is_null())
+                        .filter(refresh_tokens::expires_at.lt(cut.dead_families)),
+                );
+                // Kept while an incident about it is within the audit window (`incident show`).
+                let recent_incident = exists(
+                    reuse_incidents::table
+                        .filter(reuse_incidents::family_id.eq(token_families::id))
+                        .filter(reuse_incidents::occurred_at.ge(cut.audit)),
+                );
+                let $q = token_families::table
+                    .filter(
+                        token_families::revoked_at
+                            .lt(cut.dead_families)
+                            .assume_not_null()
+                            .or(token_families::expires_at.lt(cut.dead_families))
+                            .or(current_token_expired),
+                    )
+                    .filter(not(recent_incident));
+                let $pk = token_families::id;
+                $body
+            }
+            Prunable::AuthorizationCodes => {
+                let family_gone = not(exists(
+                    token_families::table.filter(
+                        token_families::id
+                            .nullable()
+                            .eq(authorization_codes::family_id),
+                    ),
+                ));
+                let $q = authorization_codes::table
+                    .filter(authorization_codes::expires_at.lt(cut.now))
+                    .filter(authorization_codes::used_at.is_null().or(family_gone));
+                let $pk = authorization_codes::code_hash;
+                $body
+            }
+            Prunable::Sessions => {
+                let $q = sessions::table.filter(
+                    sessions::last_seen_at
+                        .lt(cut.session_idle)
+                        .or(sessions::created_at.lt(cut.session_absolute)),
+                );
+                let $pk = sessions::id_hash;
+                $body
+            }
+            Prunable::LoginFailures => {
+                let $q = login_failures::table
+                    .filter(login_failures::window_start.le(cut.throttle_window));
+                let $pk = login_failures::key;
+                $body
+            }
+            Prunable::LoginPlaces => {
+                let $q = login_places::table.filter(login_places::expires_at.le(cut.now));
+                let $pk = login_places::attempt;
+                $body
+            }
+            Prunable::RevokedAccessTokens => {
+                let $q = revoked_access_tokens::table
+                    .filter(revoked_access_tokens::expires_at.lt(cut.now));
+                let $pk = revoked_access_tokens::jti;
+                $body
+            }
+            Prunable::ReuseIncidents => {
+                let $q = reuse_incidents::table.filter(reuse_incidents::occurred_at.lt(cut.audit));
+                let $pk = reuse_incidents::id;
+                $body
+            }
+            Prunable::AuditEvents => {
+                let $q = audit_events::table.filter(audit_events::occurred_at.lt(cut.audit));
+                let $pk = audit_events::id;
+                $body
+            }
+        }
+    }};
+}
+
+impl Prunable {
+    /// In the order they are pruned.
+    pub const ALL: [Prunable; 8] = [
+        Prunable::TokenFamilies,
+        Prunable::AuthorizationCodes,
+        Prunable::Sessions,
+        Prunable::LoginFailures,
+        Prunable::LoginPlaces,
+        Prunable::RevokedAccessTokens,
+        Prunable::ReuseIncidents,
+        Prunable::AuditEvents,
+    ];
+
+    /// The table's name.
+    pub fn table(self) -> &'static str {
+        match self {
+            Prunable::TokenFamilies => "token_families",
+            Prunable::AuthorizationCodes => "authorization_codes",
+            Prunable::Sessions => "sessions",
+            Prunable::LoginFailures => "login_failures",
+            Prunable::LoginPlaces => "login_places",
+            Prunable::RevokedAccessTokens => "revoked_access_tokens",
+            Prunable::ReuseIncidents => "reuse_incidents",
+            Prunable::AuditEvents => "audit_events",
+        }
+    }
+
+    /// How many rows may go now.
+    pub fn count(self, conn: &mut AnyConnection, cut: &Cutoffs) -> QueryResult<i64> {
+        with_query!(self, cut, |q, pk| {
+            let _ = pk;
+            q.count().get_result(conn)
+        })
+    }
+
+    /// Up to `limit` ids of rows that may go.
+    pub fn next_batch(
+        self,
+        conn: &mut AnyConnection,
+        cut: &Cutoffs,
+        limit: i64,
+    ) -> QueryResult<Vec<String>> {
+        with_query!(self, cut, |q, pk| q.select(pk).limit(limit).load(conn))
+    }
+
+    /// Deletes the rows among `ids` that still may go; returns how many.
+    pub fn delete(
+        self,
+        conn: &mut AnyConnection,
+        cut: &Cutoffs,
+        ids: &[String],
+    ) -> QueryResult<usize> {
+        with_query!(self, cut, |q, pk| diesel::delete(q.filter(pk.eq_any(ids)))
+            .execute(conn))
+    }
+}
+
+/// Refresh tokens of the families `ids` (they go with them).
+pub fn tokens_of(conn: &mut AnyConnection, family_ids: &[String]) -> QueryResult<i64> {
+    refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq_any(family_ids))
+        .count()
+        .get_result(conn)
+}
+
+/// Refresh tokens of every family that may go now.
+pub fn tokens_of_prunable_families(conn: &mut AnyConnection, cut: &Cutoffs) -> QueryResult<i64> {
+    let ids: Vec<String> = with_query!(Prunable::TokenFamilies, cut, |q, pk| q
+        .select(pk)
+        .load(conn))?;
+    let mut total = 0;
+    for chunk in ids.chunks(1000) {
+        total += tokens_of(conn, chunk)?;
+    }
+    Ok(total)
+}
+
+/// Takes the pruning lock for the rest of the transaction, if no other instance holds it:
+/// PostgreSQL's transaction-level advisory lock. SQLite has one writer, so always `true`.
+pub fn try_lock(conn: &mut AnyConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            let row: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(crate::store::advisory::PRUNING)
+                .get_result(c)?;
+            Ok(row.locked)
+        }
+        AnyConnection::Sqlite(_) => Ok(true),
+    }
+}

@@ -1,0 +1,312 @@
+//! Retention: pruning deletes what can no longer matter, and nothing else.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera::domain::retention;
+use tessera::store::models::{AuthorizationCode, Session};
+
+use crate::helpers::{both_backends, claims, Db, TestApp};
+
+both_backends!(
+    pruning_removes_only_what_can_no_longer_matter,
+    the_server_prunes_by_itself,
+    the_cli_prunes_and_dry_runs,
+);
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Rows per table, for the tables pruning touches.
+async fn rows(app: &TestApp) -> Vec<(&'static str, i64)> {
+    app.with_conn(|c| {
+        use diesel::prelude::*;
+        use tessera::store::schema::*;
+        macro_rules! count {
+            ($t:ident) => {
+                (
+                    stringify!($t),
+                    $t::table.count().get_result::<i64>(c).unwrap(),
+                )
+            };
+        }
+        vec![
+            count!(token_families),
+            count!(refresh_tokens),
+            count!(authorization_codes),
+            count!(sessions),
+            count!(login_failures),
+            count!(revoked_access_tokens),
+            count!(reuse_incidents),
+            count!(audit_events),
+        ]
+    })
+    .await
+}
+
+fn count(rows: &[(&str, i64)], table: &str) -> i64 {
+    rows.iter().find(|(t, _)| *t == table).unwrap().1
+}
+
+/// Prunes as the server does, at the server's (moved) time; the report as `prune -o json`
+/// prints its tables.
+async fn prune(app: &TestApp, dry_run: bool) -> Value {
+    let policy = app.settings.retention_policy();
+    let now = app.clock.now_ms();
+    let report = app
+        .with_conn(move |c| retention::prune(c, &policy, now, dry_run).unwrap())
+        .await;
+    assert!(!report.interrupted);
+    let tables: serde_json::Map<String, Value> = report
+        .tables
+        .iter()
+        .map(|(t, n)| ((*t).to_owned(), (*n).into()))
+        .collect();
+    json!({"tables": tables, "total": report.total()})
+}
+
+/// `tessera-admin prune`, with the system's time.
+async fn admin_prune(app: &TestApp, dry_run: bool) -> Value {
+    let mut args = vec!["prune", "-o", "json"];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    let out = app.admin(&args, None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
+    // The server's own pruning waits an hour after its first pass: the test prunes here.
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "1h")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    let user_id = app.user("alice").await;
+    let now = app.clock.now_ms();
+
+    // A family that stays live, one revoked now, one revoked by reuse detection (an incident).
+    let live = app.password_grant(c, "alice").await;
+    let live_sid = claims(live["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = app.password_grant(c, "alice").await;
+    assert_eq!(
+        app.revoke(c, revoked["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    let reused = app.password_grant(c, "alice").await;
+    let next = app
+        .refreshed(c, reused["refresh_token"].as_str().unwrap())
+        .await;
+    app.refresh(c, next["refresh_token"].as_str().unwrap())
+        .await;
+    app.refresh(c, reused["refresh_token"].as_str().unwrap())
+        .await;
+    // An access token revoked before it expires.
+    app.revoke(c, live["access_token"].as_str().unwrap()).await;
+    // Codes: one never used, one whose exchange started the live family; a session.
+    let sid = live_sid.clone();
+    let client_id = id.clone();
+    app.with_conn(move |conn| {
+        for (hash, family) in [("unused", None), ("used", Some(sid))] {
+            AuthorizationCode {
+                code_hash: hash.into(),
+                client_id: client_id.clone(),
+                user_id: user_id.clone(),
+                scope: "read".into(),
+                redirect_uri: "http://localhost/cb".into(),
+                pkce: "S256:x".into(),
+                created_at: now,
+                expires_at: now + 60_000,
+                used_at: family.as_ref().map(|_| now),
+                family_id: family,
+                redirect_uri_given: true,
+                resources: None,
+            }
+            .insert(conn)
+            .unwrap();
+        }
+        Session {
+            id_hash: "session".into(),
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+        }
+        .insert(conn)
+        .unwrap();
+    })
+    .await;
+    // A failed sign-in: a throttle window for the name and the address.
+    app.token(
+        Some(c),
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wrong"),
+        ],
+    )
+    .await;
+    let before = rows(&app).await;
+    assert_eq!(count(&before, "token_families"), 3);
+    assert_eq!(count(&before, "reuse_incidents"), 1);
+
+    // Nothing can go yet.
+    assert_eq!(prune(&app, true).await["total"], 0);
+
+    // A month on: the revoked family has been dead for 30 days, expired codes, sessions,
+    // throttle windows and revoked access-token ids no longer matter. The live family expired
+    // from disuse 17 days ago, the reused one has an incident within the audit window: kept.
+    app.advance(31 * DAY);
+    let expected = serde_json::json!({
+        "token_families": 1,
+        "refresh_tokens": 1,
+        "authorization_codes": 1,
+        "sessions": 1,
+        "login_failures": 2,
+        "login_places": 0,
+        "revoked_access_tokens": 1,
+        "reuse_incidents": 0,
+        "audit_events": 0,
+    });
+    let dry = prune(&app, true).await;
+    assert_eq!(dry["tables"], expected, "{dry}");
+    assert_eq!(rows(&app).await, before, "a dry run deletes nothing");
+    let done = prune(&app, false).await;
+    assert_eq!(done["tables"], expected, "{done}");
+    assert_eq!(done["total"], 7);
+    let after = rows(&app).await;
+    for (table, n) in &before {
+        let gone = expected.get(*table).and_then(Value::as_i64).unwrap_or(0);
+        assert_eq!(count(&after, table), n - gone, "{table}");
+    }
+    assert_eq!(prune(&app, true).await["total"], 0, "all of it went");
+    // A family started now works as ever.
+    let fresh = app.password_grant(c, "alice").await;
+    app.refreshed(c, fresh["refresh_token"].as_str().unwrap())
+        .await;
+
+    // Three months after the start: the family that expired from disuse on day 14, the one
+    // started on day 31 (expired on day 45), the reused one now that its incident is older than
+    // the audit window (the incident goes with it), the used code of a family that is gone, and
+    // the first days' audit events.
+    app.advance(60 * DAY);
+    let done = prune(&app, false).await;
+    assert_eq!(done["tables"]["token_families"], 3, "{done}");
+    assert_eq!(done["tables"]["authorization_codes"], 1, "{done}");
+    assert!(
+        done["tables"]["audit_events"].as_i64().unwrap() > 0,
+        "{done}"
+    );
+    let after = rows(&app).await;
+    for table in [
+        "token_families",
+        "refresh_tokens",
+        "authorization_codes",
+        "reuse_incidents",
+    ] {
+        assert_eq!(count(&after, table), 0, "{table}");
+    }
+    let cutoff = app.clock.now_ms() - 90 * DAY.as_millis() as i64;
+    let old_events: i64 = app
+        .with_conn(move |c| {
+            use diesel::prelude::*;
+            use tessera::store::schema::audit_events;
+            audit_events::table
+                .filter(audit_events::occurred_at.lt(cutoff))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(old_events, 0);
+}
+
+async fn the_server_prunes_by_itself(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "200ms")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    let tokens = app.password_grant(c, "alice").await;
+    app.revoke(c, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    let live = app.password_grant(c, "alice").await;
+    app.advance(31 * DAY);
+    let families = || {
+        app.with_conn(|c| {
+            use diesel::prelude::*;
+            use tessera::store::schema::token_families;
+            token_families::table.count().get_result::<i64>(c).unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while families().await == 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not prune"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(families().await, 1);
+    // The family left is the live one, whose token expired from disuse 17 days ago.
+    let res = app
+        .refresh(c, live["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), 400);
+}
+
+/// The CLI runs the same pruning (at the system's time): seconds-long windows make rows
+/// prunable without moving any clock.
+async fn the_cli_prunes_and_dry_runs(db: Db) {
+    let app = TestApp::spawn_with(
+        db,
+        &[
+            ("TESSERA_RETENTION__INTERVAL", "1h"),
+            ("TESSERA_TOKENS__ACCESS_TTL", "1s"),
+            ("TESSERA_THROTTLE__WINDOW", "1s"),
+        ],
+    )
+    .await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    let tokens = app.password_grant(c, "alice").await;
+    app.revoke(c, tokens["access_token"].as_str().unwrap())
+        .await;
+    app.token(
+        Some(c),
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wrong"),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let dry = admin_prune(&app, true).await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["tables"]["revoked_access_tokens"], 1, "{dry}");
+    assert_eq!(dry["tables"]["login_failures"], 2, "{dry}");
+    assert_eq!(dry["total"], 3, "{dry}");
+    let done = admin_prune(&app, false).await;
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(done["tables"], dry["tables"], "{done}");
+    assert_eq!(admin_prune(&app, true).await["total"], 0);
+    let after = rows(&app).await;
+    assert_eq!(count(&after, "revoked_access_tokens"), 0);
+    assert_eq!(count(&after, "login_failures"), 0);
+    assert_eq!(count(&after, "token_families"), 1);
+
+    let out = app.admin(&["prune", "--dry-run"], None).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WOULD REMOVE") && text.contains("token_families"),
+        "{text}"
+    );
+}
