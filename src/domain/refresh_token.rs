@@ -1,7 +1,11 @@
-//! The refresh-token format. A refresh token is `tsr_` + id + HMAC(refresh key, id). Only its
-//! SHA-256 is stored; the MAC lets the server recompute a token from its id (to answer an
-//! idempotent retry with the same successor) while a database dump alone yields no usable
-//! token.
+//! The refresh-token format. A refresh token is `tsr_` + family id + token id + HMAC(refresh
+//! key, family id + token id). Only its SHA-256 is stored; the MAC lets the server recompute a
+//! token from its ids (to answer an idempotent retry with the same successor) while a database
+//! dump alone yields no usable token, and proves which family a token belongs to even after its
+//! row has been pruned: a replay of a long-rotated token still revokes its family.
+//!
+//! Tokens issued before the family id was added (`tsr_` + token id + HMAC(token id)) still work;
+//! their rows are never pruned while their family lives.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,28 +18,49 @@ use crate::store::AnyConnection;
 
 /// Prefix of every refresh token, so secret scanners can recognise leaked ones.
 pub const PREFIX: &str = "tsr_";
-const ID_LEN: usize = 22; // 16 random bytes, base64url
+const ID_LEN: usize = 22; // 16 bytes, base64url
 const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
 
-/// The plaintext token for `id`.
-pub(crate) fn token_for(key: &hmac::Key, id: &str) -> Secret {
-    let mac = hmac::sign(key, id.as_bytes());
+/// What a token made by this server says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub id: String,
+    /// `None` for a token issued before the family id was part of the format.
+    pub family_id: Option<String>,
+}
+
+/// The plaintext token for token `id` of family `family_id`.
+pub(crate) fn token_for(key: &hmac::Key, family_id: &str, id: &str) -> Secret {
+    let ids = format!("{family_id}{id}");
+    let mac = hmac::sign(key, ids.as_bytes());
     Secret::new(format!(
-        "{PREFIX}{id}{}",
+        "{PREFIX}{ids}{}",
         URL_SAFE_NO_PAD.encode(mac.as_ref())
     ))
 }
 
-/// The id inside a token, if the token is well-formed and was made by this server.
-pub(crate) fn parse_token(key: &hmac::Key, token: &str) -> Option<String> {
+/// The ids inside a token, if the token is well-formed and was made by this server.
+pub(crate) fn parse_token(key: &hmac::Key, token: &str) -> Option<Parsed> {
     let body = token.strip_prefix(PREFIX)?;
-    if body.len() != ID_LEN + MAC_LEN || !body.is_ascii() {
+    if !body.is_ascii() || body.len() < MAC_LEN {
         return None;
     }
-    let (id, mac) = body.split_at(ID_LEN);
+    let (ids, mac) = body.split_at(body.len() - MAC_LEN);
+    if ids.len() != ID_LEN && ids.len() != 2 * ID_LEN {
+        return None;
+    }
     let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-    hmac::verify(key, id.as_bytes(), &mac).ok()?;
-    Some(id.to_owned())
+    hmac::verify(key, ids.as_bytes(), &mac).ok()?;
+    Some(match ids.split_at(ids.len() - ID_LEN) {
+        ("", id) => Parsed {
+            id: id.to_owned(),
+            family_id: None,
+        },
+        (family_id, id) => Parsed {
+            id: id.to_owned(),
+            family_id: Some(family_id.to_owned()),
+        },
+    })
 }
 
 /// The stored token `presented` stands for, if it is one of ours: found by the id inside it
@@ -45,11 +70,13 @@ pub fn find_presented(
     master: &MasterKey,
     presented: &str,
 ) -> diesel::QueryResult<Option<RefreshToken>> {
-    let Some(id) = parse_token(master.refresh_key(), presented) else {
+    let Some(parsed) = parse_token(master.refresh_key(), presented) else {
         return Ok(None);
     };
     let hash = hash_token(presented);
-    Ok(RefreshToken::find(conn, &id)?.filter(|t| t.token_hash == hash))
+    Ok(RefreshToken::find(conn, &parsed.id)?.filter(|t| {
+        t.token_hash == hash && parsed.family_id.as_ref().is_none_or(|f| *f == t.family_id)
+    }))
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -65,14 +92,36 @@ mod tests {
     fn tokens_carry_prefix_and_verify_only_with_their_key() {
         let a = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         let b = MasterKey::from_bytes(&[2u8; 32]).unwrap();
-        let id = random_id();
-        let token = token_for(a.refresh_key(), &id);
+        let (family, id) = (random_id(), random_id());
+        let token = token_for(a.refresh_key(), &family, &id);
         assert!(token.expose().starts_with("tsr_"));
-        assert_eq!(parse_token(a.refresh_key(), token.expose()), Some(id));
+        let parsed = parse_token(a.refresh_key(), token.expose()).unwrap();
+        assert_eq!(
+            (parsed.id, parsed.family_id),
+            (id.clone(), Some(family.clone()))
+        );
         assert_eq!(parse_token(b.refresh_key(), token.expose()), None);
+        // The MAC covers both ids: another family's id with this MAC is refused.
+        let other = token.expose().replacen(&family, &random_id(), 1);
+        assert_eq!(parse_token(a.refresh_key(), &other), None);
         let truncated = &token.expose()[..token.expose().len() - 1];
         assert_eq!(parse_token(a.refresh_key(), truncated), None);
         assert_eq!(parse_token(a.refresh_key(), "tsr_é"), None);
         assert!(!format!("{token:?}").contains(token.expose()));
+    }
+
+    #[test]
+    fn tokens_issued_before_the_family_id_still_parse() {
+        let key = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        let id = random_id();
+        let mac = hmac::sign(key.refresh_key(), id.as_bytes());
+        let old = format!("{PREFIX}{id}{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+        assert_eq!(
+            parse_token(key.refresh_key(), &old),
+            Some(Parsed {
+                id,
+                family_id: None
+            })
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Retention: what the database keeps, and for how long. Pruning deletes, in small batches, the
 //! rows that can no longer matter: families dead for `retention.dead_families` (with their
 //! refresh tokens and the used codes that started them), audit events and reuse incidents older
-//! than `retention.audit`, and at once the expired codes, sessions, throttle windows and
-//! revoked access-token ids. One instance prunes at a time.
+//! than `retention.audit`, rotated refresh tokens once the grace window is over (a replay of one
+//! still revokes its family: the token names it), and at once the expired codes, sessions,
+//! throttle windows and revoked access-token ids. One instance prunes at a time.
 
 use crate::store::prune::{self, Cutoffs, Prunable};
 use crate::store::{write_tx, AnyConnection};
@@ -11,6 +12,8 @@ use crate::store::{write_tx, AnyConnection};
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub dead_families_ms: i64,
+    /// How long a rotated token is kept: a grace retry (`tokens.reuse_grace`) needs it.
+    pub rotated_tokens_ms: i64,
     pub audit_ms: i64,
     pub session_idle_ms: i64,
     pub session_absolute_ms: i64,
@@ -24,6 +27,7 @@ impl Policy {
         Cutoffs {
             now,
             dead_families: now.saturating_sub(self.dead_families_ms),
+            rotated_tokens: now.saturating_sub(self.rotated_tokens_ms),
             audit: now.saturating_sub(self.audit_ms),
             session_idle: now.saturating_sub(self.session_idle_ms),
             session_absolute: now.saturating_sub(self.session_absolute_ms),
@@ -63,20 +67,28 @@ pub fn prune(
 ) -> diesel::QueryResult<Report> {
     let cut = policy.cutoffs(now);
     let mut report = Report::default();
+    if dry_run {
+        // Counted as a pass would delete them: a dead family's tokens with the family, not
+        // again among the rotated ones.
+        let families = prune::prunable_families(conn, &cut)?;
+        for table in Prunable::ALL {
+            let n = match table {
+                Prunable::TokenFamilies => families.len() as i64,
+                Prunable::RotatedTokens => {
+                    report.add("refresh_tokens", prune::tokens_of(conn, &families, None)?);
+                    table.count(conn, &cut)?
+                        - prune::tokens_of(conn, &families, Some(cut.rotated_tokens))?
+                }
+                _ => table.count(conn, &cut)?,
+            };
+            report.add(table.table(), n);
+        }
+        return Ok(report);
+    }
     for table in Prunable::ALL {
         report.add(table.table(), 0);
         if table == Prunable::TokenFamilies {
             report.add("refresh_tokens", 0);
-        }
-        if dry_run {
-            report.add(table.table(), table.count(conn, &cut)?);
-            if table == Prunable::TokenFamilies {
-                report.add(
-                    "refresh_tokens",
-                    prune::tokens_of_prunable_families(conn, &cut)?,
-                );
-            }
-            continue;
         }
         loop {
             let step = write_tx(
@@ -87,7 +99,9 @@ pub fn prune(
                     }
                     let ids = table.next_batch(c, &cut, policy.batch)?;
                     let tokens = match table {
-                        Prunable::TokenFamilies if !ids.is_empty() => prune::tokens_of(c, &ids)?,
+                        Prunable::TokenFamilies if !ids.is_empty() => {
+                            prune::tokens_of(c, &ids, None)?
+                        }
                         _ => 0,
                     };
                     Ok(Some((ids.len(), tokens, table.delete(c, &cut, &ids)?)))

@@ -19,6 +19,9 @@ impl Settings {
     pub fn retention_policy(&self) -> retention::Policy {
         retention::Policy {
             dead_families_ms: ms(self.retention.dead_families),
+            // A grace retry needs the rotated token for `reuse_grace`; a minute at least, for
+            // instances whose clocks disagree a little.
+            rotated_tokens_ms: ms(self.tokens.reuse_grace).max(60_000),
             audit_ms: ms(self.retention.audit),
             session_idle_ms: ms(self.sessions.idle_ttl),
             session_absolute_ms: ms(self.sessions.absolute_ttl),

@@ -17,6 +17,8 @@ pub struct Cutoffs {
     pub now: i64,
     /// Families dead (revoked, past their lifetime, or expired from disuse) before this.
     pub dead_families: i64,
+    /// Refresh tokens rotated before this, if they carry their family id.
+    pub rotated_tokens: i64,
     /// Audit events and reuse incidents older than this.
     pub audit: i64,
     /// Sessions last used before this, or created before `session_absolute`.
@@ -27,10 +29,13 @@ pub struct Cutoffs {
 }
 
 /// A table that is pruned. Families go first: their refresh tokens go with them (the foreign
-/// key cascades), and used authorization codes follow their family.
+/// key cascades), and used authorization codes follow their family. Rotated refresh tokens of
+/// the families that stay go once no grace retry can need them: a replay of one still names its
+/// family, so reuse detection does not need the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prunable {
     TokenFamilies,
+    RotatedTokens,
     AuthorizationCodes,
     Sessions,
     LoginFailures,
@@ -68,6 +73,13 @@ macro_rules! with_query {
                     )
                     .filter(not(recent_incident));
                 let $pk = token_families::id;
+                $body
+            }
+            Prunable::RotatedTokens => {
+                let $q = refresh_tokens::table
+                    .filter(refresh_tokens::family_in_token)
+                    .filter(refresh_tokens::rotated_at.lt(cut.rotated_tokens));
+                let $pk = refresh_tokens::id;
                 $body
             }
             Prunable::AuthorizationCodes => {
@@ -126,8 +138,9 @@ macro_rules! with_query {
 
 impl Prunable {
     /// In the order they are pruned.
-    pub const ALL: [Prunable; 8] = [
+    pub const ALL: [Prunable; 9] = [
         Prunable::TokenFamilies,
+        Prunable::RotatedTokens,
         Prunable::AuthorizationCodes,
         Prunable::Sessions,
         Prunable::LoginFailures,
@@ -141,6 +154,7 @@ impl Prunable {
     pub fn table(self) -> &'static str {
         match self {
             Prunable::TokenFamilies => "token_families",
+            Prunable::RotatedTokens => "refresh_tokens",
             Prunable::AuthorizationCodes => "authorization_codes",
             Prunable::Sessions => "sessions",
             Prunable::LoginFailures => "login_failures",
@@ -181,24 +195,34 @@ impl Prunable {
     }
 }
 
-/// Refresh tokens of the families `ids` (they go with them).
-pub fn tokens_of(conn: &mut AnyConnection, family_ids: &[String]) -> QueryResult<i64> {
-    refresh_tokens::table
-        .filter(refresh_tokens::family_id.eq_any(family_ids))
-        .count()
-        .get_result(conn)
-}
-
-/// Refresh tokens of every family that may go now.
-pub fn tokens_of_prunable_families(conn: &mut AnyConnection, cut: &Cutoffs) -> QueryResult<i64> {
-    let ids: Vec<String> = with_query!(Prunable::TokenFamilies, cut, |q, pk| q
-        .select(pk)
-        .load(conn))?;
+/// Refresh tokens of the families `family_ids` (they go with them); with `rotated_before`, only
+/// those [`Prunable::RotatedTokens`] would take on its own.
+pub fn tokens_of(
+    conn: &mut AnyConnection,
+    family_ids: &[String],
+    rotated_before: Option<i64>,
+) -> QueryResult<i64> {
     let mut total = 0;
-    for chunk in ids.chunks(1000) {
-        total += tokens_of(conn, chunk)?;
+    for chunk in family_ids.chunks(1000) {
+        let q = refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq_any(chunk))
+            .into_boxed();
+        let q = match rotated_before {
+            Some(t) => q
+                .filter(refresh_tokens::family_in_token)
+                .filter(refresh_tokens::rotated_at.lt(t)),
+            None => q,
+        };
+        total += q.count().get_result::<i64>(conn)?;
     }
     Ok(total)
+}
+
+/// Every family that may go now.
+pub fn prunable_families(conn: &mut AnyConnection, cut: &Cutoffs) -> QueryResult<Vec<String>> {
+    with_query!(Prunable::TokenFamilies, cut, |q, pk| q
+        .select(pk)
+        .load(conn))
 }
 
 /// Takes the pruning lock for the rest of the transaction, if no other instance holds it:

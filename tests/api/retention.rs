@@ -10,6 +10,8 @@ use crate::helpers::{both_backends, claims, Db, TestApp};
 
 both_backends!(
     pruning_removes_only_what_can_no_longer_matter,
+    a_replay_of_a_pruned_token_still_revokes_its_family,
+    tokens_issued_before_the_family_id_keep_working_and_are_kept,
     the_server_prunes_by_itself,
     the_cli_prunes_and_dry_runs,
 );
@@ -159,13 +161,14 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     // Nothing can go yet.
     assert_eq!(prune(&app, true).await["total"], 0);
 
-    // A month on: the revoked family has been dead for 30 days, expired codes, sessions,
+    // A month on: the revoked family has been dead for 30 days (its token goes with it), the
+    // reused family's two rotated tokens are long past any grace retry, expired codes, sessions,
     // throttle windows and revoked access-token ids no longer matter. The live family expired
     // from disuse 17 days ago, the reused one has an incident within the audit window: kept.
     app.advance(31 * DAY);
     let expected = serde_json::json!({
         "token_families": 1,
-        "refresh_tokens": 1,
+        "refresh_tokens": 3,
         "authorization_codes": 1,
         "sessions": 1,
         "login_failures": 2,
@@ -179,7 +182,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     assert_eq!(rows(&app).await, before, "a dry run deletes nothing");
     let done = prune(&app, false).await;
     assert_eq!(done["tables"], expected, "{done}");
-    assert_eq!(done["total"], 7);
+    assert_eq!(done["total"], 9);
     let after = rows(&app).await;
     for (table, n) in &before {
         let gone = expected.get(*table).and_then(Value::as_i64).unwrap_or(0);
@@ -308,5 +311,134 @@ async fn the_cli_prunes_and_dry_runs(db: Db) {
     assert!(
         text.contains("WOULD REMOVE") && text.contains("token_families"),
         "{text}"
+    );
+}
+
+/// Rotated tokens go once no grace retry can need them; a replay of one still revokes its
+/// family and records the incident, because the token names its family.
+async fn a_replay_of_a_pruned_token_still_revokes_its_family(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "1h")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    let (other_id, other_secret) = app.password_client().await;
+    app.user("alice").await;
+    let first = app.password_grant(c, "alice").await;
+    let rt0 = first["refresh_token"].as_str().unwrap().to_owned();
+    let rt1 = app.refreshed(c, &rt0).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let current = app.refreshed(c, &rt1).await;
+    let rt2 = current["refresh_token"].as_str().unwrap().to_owned();
+    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Within the grace window nothing goes; two minutes on, the two rotated tokens do.
+    assert_eq!(prune(&app, true).await["tables"]["refresh_tokens"], 0);
+    app.advance(Duration::from_secs(120));
+    let done = prune(&app, false).await;
+    assert_eq!(done["tables"]["refresh_tokens"], 2, "{done}");
+    let shown: Value = serde_json::from_slice(
+        &app.admin(&["family", "show", &sid, "-o", "json"], None)
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["earlier_tokens_pruned"], true, "{shown}");
+    assert_eq!(shown["tokens"].as_array().unwrap().len(), 1, "{shown}");
+    let out = app.admin(&["family", "show", &sid], None).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("earlier tokens pruned"), "{text}");
+
+    // Another client presenting it learns nothing and changes nothing.
+    let res = app.refresh((&other_id, &other_secret), &rt1).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error_description"], "unknown refresh token");
+    assert_eq!(app.introspect(c, &rt2).await["active"], true);
+
+    // Its own client replaying it: reuse detected, the family revoked, the incident recorded.
+    let res = app.refresh(c, &rt0).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("reuse detected"),
+        "{body}"
+    );
+    assert_eq!(app.refresh(c, &rt2).await.status(), 400);
+    let incidents: Value = serde_json::from_slice(
+        &app.admin(&["incident", "list", "-o", "json"], None)
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
+    assert_eq!(incidents[0]["family_id"], sid.as_str());
+}
+
+/// A token in the format from before the family id (`tsr_` + id + MAC(id)) still refreshes;
+/// its row is never pruned while its family lives, so its replay is still detected.
+async fn tokens_issued_before_the_family_id_keep_working_and_are_kept(db: Db) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "1h")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    let first = app.password_grant(c, "alice").await;
+    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Turn the family's token into one of the old format, as an older server stored it.
+    let master = tessera::domain::crypto::MasterKey::from_text(&app.master_key).unwrap();
+    let old = app
+        .with_conn(move |conn| {
+            use diesel::prelude::*;
+            use tessera::store::schema::refresh_tokens::dsl::*;
+            let token_id: String = refresh_tokens
+                .filter(family_id.eq(&sid))
+                .select(id)
+                .first(conn)
+                .unwrap();
+            let mac = ring::hmac::sign(master.refresh_key(), token_id.as_bytes());
+            let old = format!("tsr_{token_id}{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+            diesel::update(refresh_tokens.find(&token_id))
+                .set((
+                    token_hash.eq(tessera::domain::refresh_token::hash_token(&old)),
+                    family_in_token.eq(false),
+                ))
+                .execute(conn)
+                .unwrap();
+            old
+        })
+        .await;
+    let next = app.refreshed(c, &old).await;
+    let newer = app
+        .refreshed(c, next["refresh_token"].as_str().unwrap())
+        .await;
+    app.advance(Duration::from_secs(120));
+    // The new-format token rotated since goes; the old one stays.
+    let done = prune(&app, false).await;
+    assert_eq!(done["tables"]["refresh_tokens"], 1, "{done}");
+    let res = app.refresh(c, &old).await;
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("reuse detected"),
+        "{body}"
+    );
+    assert_eq!(
+        app.refresh(c, newer["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        400
     );
 }

@@ -183,6 +183,11 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     })
                     .collect(),
                 incidents: incidents.iter().map(IncidentView::new).collect(),
+                earlier_tokens_pruned: tokens.iter().any(|t| {
+                    t.parent_id
+                        .as_deref()
+                        .is_some_and(|p| !tokens.iter().any(|o| o.id == p))
+                }),
                 grace_retries: AuditEvent::about(conn, &family.id, family::GRACE_RETRY)?
                     .iter()
                     .map(RetryView::new)

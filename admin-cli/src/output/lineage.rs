@@ -72,6 +72,9 @@ pub struct Lineage {
     pub family: FamilyView,
     pub tokens: Vec<TokenView>,
     pub incidents: Vec<IncidentView>,
+    /// Retention pruned the tokens before the oldest one listed (a replay of any of them still
+    /// revokes the family).
+    pub earlier_tokens_pruned: bool,
     /// Just-rotated tokens presented again within the grace window by the same app instance,
     /// and answered with their successor.
     pub grace_retries: Vec<RetryView>,
@@ -134,15 +137,21 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
         .iter()
         .filter_map(|i| i.active_token_id.as_deref().map(|a| (a, i)))
         .collect();
-    // Tokens form a chain (each has at most one successor); roots have no parent.
+    // Tokens form a chain (each has at most one successor); roots have no parent, or one that
+    // retention pruned.
+    let listed: std::collections::HashSet<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
     let by_parent: HashMap<Option<&str>, Vec<usize>> =
         tokens
             .iter()
             .enumerate()
             .fold(HashMap::new(), |mut m, (i, t)| {
-                m.entry(t.parent_id.as_deref()).or_default().push(i);
+                let parent = t.parent_id.as_deref().filter(|p| listed.contains(p));
+                m.entry(parent).or_default().push(i);
                 m
             });
+    if l.earlier_tokens_pruned {
+        out.push_str("  ⋯ earlier tokens pruned by retention\n");
+    }
     let mut stack: Vec<(usize, usize)> = by_parent
         .get(&None)
         .map_or_else(Vec::new, |r| r.iter().rev().map(|&i| (i, 0)).collect());

@@ -129,7 +129,7 @@ pub fn start_in(
     let user_id = grant.user.id.as_str();
     let family_id = random_id();
     let token_id = random_id();
-    let refresh_token = token_for(master.refresh_key(), &token_id);
+    let refresh_token = token_for(master.refresh_key(), &family_id, &token_id);
     // What the client may still ask for, read in this transaction: its scope may have been
     // narrowed since the grant's scope was worked out (a password hash, a code up to a minute
     // old), and `client update` narrows only the families that exist when it runs.
@@ -185,6 +185,7 @@ pub fn start_in(
         expires_at: now.saturating_add(life.idle).min(expires_at),
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        family_in_token: true,
     }
     .insert(c)?;
     Ok(Issued {

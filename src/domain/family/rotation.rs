@@ -4,7 +4,7 @@
 use super::{Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
 use crate::domain::audit::Event;
 use crate::domain::crypto::{random_id, MasterKey};
-use crate::domain::refresh_token::{hash_token, parse_token, token_for};
+use crate::domain::refresh_token::{hash_token, parse_token, token_for, Parsed};
 use crate::domain::resource::{Requested, Targets};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
@@ -36,12 +36,22 @@ pub fn rotate(
     clock: &Clock,
 ) -> Result<Issued, RefreshError> {
     let key = master.refresh_key();
-    let id = parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    let parsed =
+        parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    let id = parsed.id;
     let hash = hash_token(presented);
     let outcome = write_tx(conn, |c| -> Result<Outcome, RefreshError> {
-        let mut token = RefreshToken::find(c, &id)?
-            .filter(|t| t.token_hash == hash)
-            .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+        let Some(mut token) = RefreshToken::find(c, &id)?.filter(|t| {
+            t.token_hash == hash && parsed.family_id.as_ref().is_none_or(|f| *f == t.family_id)
+        }) else {
+            // Not stored, yet made by this server for a family it names: a rotated token whose
+            // row retention pruned (active tokens never are). If its family lives, this is a
+            // replay like any other.
+            return match &parsed.family_id {
+                Some(family_id) => replay_of_pruned(c, family_id, &id, client_id, meta, clock),
+                None => Err(RefreshError::Invalid("unknown refresh token")),
+            };
+        };
         // Lock the family row before reading it: a revocation (reuse detected elsewhere, the
         // CLI, another instance) takes the same lock, so it either commits before this read
         // and is seen, or waits and then revokes the successor too.
@@ -66,7 +76,7 @@ pub fn rotate(
             let (scope, audience) = granted(c, &family, requested, resources)?;
             let successor = random_id();
             if RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
-                let refresh_token = token_for(key, &successor);
+                let refresh_token = token_for(key, &family.id, &successor);
                 NewRefreshToken {
                     id: &successor,
                     family_id: &family.id,
@@ -76,6 +86,7 @@ pub fn rotate(
                     expires_at: now.saturating_add(life.idle).min(family.expires_at),
                     client_ip: meta.client_ip.as_deref(),
                     user_agent: meta.user_agent.as_deref(),
+                    family_in_token: true,
                 }
                 .insert(c)?;
                 return Ok(Outcome::Issued(Box::new(Issued {
@@ -129,7 +140,7 @@ pub fn rotate(
             }
             .record(c, now);
             return Ok(Outcome::Issued(Box::new(Issued {
-                refresh_token: token_for(key, &succ.id),
+                refresh_token: token_for(key, &family.id, &succ.id),
                 token_id: succ.id,
                 family,
                 scope,
@@ -137,31 +148,7 @@ pub fn rotate(
                 retried: true,
             })));
         }
-        let active = RefreshToken::active_in(c, &family.id)?;
-        let detail = format!(
-            "refresh token {} replayed; active token {}; family revoked",
-            token.id,
-            active.as_ref().map_or("none", |t| t.id.as_str())
-        );
-        let why = Revocation {
-            kind: "refresh.reuse_detected",
-            client_ip: meta.client_ip.as_deref(),
-            detail: Some(&detail),
-            ..Revocation::new(REUSE_DETECTED, Some(client_id))
-        };
-        if revocation::revoke_in(c, Families::One(&family.id), &why, now)? > 0 {
-            NewIncident {
-                id: &random_id(),
-                family_id: &family.id,
-                replayed_token_id: &token.id,
-                active_token_id: active.as_ref().map(|t| t.id.as_str()),
-                client_id,
-                client_ip: meta.client_ip.as_deref(),
-                user_agent: meta.user_agent.as_deref(),
-                occurred_at: now,
-            }
-            .insert(c)?;
-        }
+        revoke_for_replay(c, &family, &token.id, client_id, meta, now)?;
         Ok(Outcome::Reused(family.id))
     })?;
     match outcome {
@@ -191,11 +178,17 @@ pub fn rotate_for_client(
         return Ok(None);
     };
     let key = master.refresh_key();
-    let Some(id) = parse_token(key, presented) else {
+    // A token from before the family id was in the format: the full path, which knows the
+    // family once it has read the token.
+    let Some(Parsed {
+        id,
+        family_id: Some(family_id),
+    }) = parse_token(key, presented)
+    else {
         return Ok(None);
     };
     let successor = random_id();
-    let refresh_token = token_for(key, &successor);
+    let refresh_token = token_for(key, &family_id, &successor);
     let now = clock.now_ms();
     let family = OneStatementRotation {
         id: &id,
@@ -210,6 +203,11 @@ pub fn rotate_for_client(
         user_agent: meta.user_agent.as_deref(),
     }
     .run(pg)?;
+    if family.as_ref().is_some_and(|f| f.id != family_id) {
+        // The MAC binds the two ids together: only a forged key could get here.
+        tracing::error!(family_id = %family_id, "a refresh token named a family it is not in");
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
     Ok(family.map(|family| {
         let scope = Scope::stored(&family.scope);
         let audience = Targets::stored(family.resources.as_deref());
@@ -261,4 +259,62 @@ fn granted(
             Ok((scope, r.targets.clone()))
         }
     }
+}
+
+/// A replay of a token whose row was pruned: revokes its family (if it still lives and is the
+/// client's) and records the incident, as for any replay.
+fn replay_of_pruned(
+    c: &mut AnyConnection,
+    family_id: &str,
+    token_id: &str,
+    client_id: &str,
+    meta: &RequestMeta,
+    clock: &Clock,
+) -> Result<Outcome, RefreshError> {
+    TokenFamily::lock(c, family_id)?;
+    let family = TokenFamily::find(c, family_id)?
+        .filter(|f| f.client_id == client_id)
+        .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    if family.revoked_at.is_some() {
+        return Err(RefreshError::Invalid("refresh token has been revoked"));
+    }
+    revoke_for_replay(c, &family, token_id, client_id, meta, clock.now_ms())?;
+    Ok(Outcome::Reused(family.id))
+}
+
+/// Reuse detected: revokes the family and records the incident, in the caller's transaction.
+fn revoke_for_replay(
+    c: &mut AnyConnection,
+    family: &TokenFamily,
+    replayed_token_id: &str,
+    client_id: &str,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(), RefreshError> {
+    let active = RefreshToken::active_in(c, &family.id)?;
+    let detail = format!(
+        "refresh token {} replayed; active token {}; family revoked",
+        replayed_token_id,
+        active.as_ref().map_or("none", |t| t.id.as_str())
+    );
+    let why = Revocation {
+        kind: "refresh.reuse_detected",
+        client_ip: meta.client_ip.as_deref(),
+        detail: Some(&detail),
+        ..Revocation::new(REUSE_DETECTED, Some(client_id))
+    };
+    if revocation::revoke_in(c, Families::One(&family.id), &why, now)? > 0 {
+        NewIncident {
+            id: &random_id(),
+            family_id: &family.id,
+            replayed_token_id,
+            active_token_id: active.as_ref().map(|t| t.id.as_str()),
+            client_id,
+            client_ip: meta.client_ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+            occurred_at: now,
+        }
+        .insert(c)?;
+    }
+    Ok(())
 }
