@@ -36,6 +36,15 @@ impl Policy {
     }
 }
 
+/// Whether a family or incident id that is not stored may be one retention deleted: made by
+/// [`crate::domain::crypto::time_id`] more than `kept_ms` (the retention window for that kind)
+/// before `now`. A mistyped id almost never decodes to such a time.
+pub fn may_have_been_pruned(id: &str, kept_ms: i64, now: i64) -> bool {
+    const YEAR_2020_MS: i64 = 1_577_836_800_000;
+    crate::domain::crypto::id_time(id)
+        .is_some_and(|t| t >= YEAR_2020_MS && t < now.saturating_sub(kept_ms))
+}
+
 /// Rows removed (or, for a dry run, that would be), per table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {

@@ -12,6 +12,7 @@ both_backends!(
     pruning_removes_only_what_can_no_longer_matter,
     a_replay_of_a_pruned_token_still_revokes_its_family,
     tokens_issued_before_the_family_id_keep_working_and_are_kept,
+    what_retention_deleted_is_reported_as_pruned,
     the_server_prunes_by_itself,
     the_cli_prunes_and_dry_runs,
 );
@@ -441,4 +442,40 @@ async fn tokens_issued_before_the_family_id_keep_working_and_are_kept(db: Db) {
             .status(),
         400
     );
+}
+
+/// Family and incident ids carry their time: asked for one that retention would have deleted,
+/// the CLI says it was pruned; for any other unknown id, that there is none.
+async fn what_retention_deleted_is_reported_as_pruned(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    let sid = claims(tokens["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A family's id says when it began.
+    let began = tessera::domain::crypto::id_time(&sid).unwrap();
+    assert!((began - app.clock.now_ms()).abs() < 60_000, "{sid}");
+
+    let now = tessera::domain::Clock::system().now_ms();
+    let old = |days: i64| tessera::domain::crypto::time_id(now - days * DAY.as_millis() as i64);
+    for (args, says) in [
+        (vec!["family", "show", &old(31)], "was pruned"),
+        (vec!["family", "show", &old(2)], "no token family"),
+        (vec!["family", "show", "nonsense"], "no token family"),
+        (vec!["incident", "show", &old(91)], "was pruned"),
+        (vec!["incident", "show", &old(31)], "no incident"),
+    ] {
+        let out = app.admin(&args, None).await;
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(app
+        .admin(&["family", "show", &sid], None)
+        .await
+        .status
+        .success());
 }

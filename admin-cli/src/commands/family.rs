@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
 use tessera::domain::resource::Targets;
+use tessera::domain::retention;
 use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
 use tessera::domain::{client, family};
@@ -158,8 +159,16 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
         }
         FamilyCommand::Show { family_id } => {
             let conn = ctx.conn()?;
-            let family = TokenFamily::find(conn, &family_id)?
-                .ok_or_else(|| anyhow::anyhow!("no token family with id {family_id}"))?;
+            let Some(family) = TokenFamily::find(conn, &family_id)? else {
+                let kept = ctx.settings.retention_policy().dead_families_ms;
+                if retention::may_have_been_pruned(&family_id, kept, now) {
+                    anyhow::bail!(
+                        "token family {family_id} was pruned: it ended more than retention.dead_families ago"
+                    );
+                }
+                anyhow::bail!("no token family with id {family_id}");
+            };
+            let conn = ctx.conn()?;
             let tokens = RefreshToken::in_family(conn, &family.id)?;
             let incidents = ReuseIncident::for_family(conn, &family.id)?;
             let names = Names::load(conn)?;

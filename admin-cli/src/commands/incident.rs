@@ -75,8 +75,16 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
             })
         }
         IncidentCommand::Show { incident_id } => {
-            let i = ReuseIncident::find(ctx.conn()?, &incident_id)?
-                .ok_or_else(|| anyhow::anyhow!("no incident with id {incident_id}"))?;
+            let Some(i) = ReuseIncident::find(ctx.conn()?, &incident_id)? else {
+                let kept = ctx.settings.retention_policy().audit_ms;
+                let now = ctx.clock.now_ms();
+                if tessera::domain::retention::may_have_been_pruned(&incident_id, kept, now) {
+                    anyhow::bail!(
+                        "incident {incident_id} was pruned: it is older than retention.audit"
+                    );
+                }
+                anyhow::bail!("no incident with id {incident_id}");
+            };
             let v = IncidentView::new(&i);
             emit(ctx.output, &v, || {
                 format!(

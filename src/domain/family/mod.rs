@@ -11,7 +11,7 @@ pub mod rotation;
 
 pub use rotation::{rotate, rotate_for_client, ClientCheck};
 
-use crate::domain::crypto::{random_id, MasterKey};
+use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, token_for};
 use crate::domain::resource::{TargetError, Targets};
 use crate::domain::scope::Scope;
@@ -127,7 +127,7 @@ pub fn start_in(
     now: i64,
 ) -> Result<Issued, RefreshError> {
     let user_id = grant.user.id.as_str();
-    let family_id = random_id();
+    let family_id = time_id(now);
     let token_id = random_id();
     let refresh_token = token_for(master.refresh_key(), &family_id, &token_id);
     // What the client may still ask for, read in this transaction: its scope may have been

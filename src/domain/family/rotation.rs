@@ -3,7 +3,7 @@
 
 use super::{Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
 use crate::domain::audit::Event;
-use crate::domain::crypto::{random_id, MasterKey};
+use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, parse_token, token_for, Parsed};
 use crate::domain::resource::{Requested, Targets};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
@@ -305,7 +305,7 @@ fn revoke_for_replay(
     };
     if revocation::revoke_in(c, Families::One(&family.id), &why, now)? > 0 {
         NewIncident {
-            id: &random_id(),
+            id: &time_id(now),
             family_id: &family.id,
             replayed_token_id,
             active_token_id: active.as_ref().map(|t| t.id.as_str()),
