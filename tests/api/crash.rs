@@ -21,7 +21,7 @@ struct Violations {
 const INVARIANTS: &str = include_str!("../sql/family_invariants.sql");
 
 /// Runs each query of the invariants script; returns the violation counts.
-async fn check_invariants(app: &TestApp) -> Vec<i64> {
+pub(crate) async fn check_invariants(app: &TestApp) -> Vec<i64> {
     // Comments first (they may hold a `;`), then one query per statement.
     let sql: String = INVARIANTS
         .lines()

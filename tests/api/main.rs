@@ -13,6 +13,7 @@ mod config;
 mod crash;
 mod db_faults;
 mod errors;
+mod failover;
 mod flood;
 mod hostile;
 mod keys;

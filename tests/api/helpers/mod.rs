@@ -1,4 +1,5 @@
 pub mod browser;
+pub mod postgres;
 
 use std::io::Write;
 use std::path::PathBuf;
