@@ -1,6 +1,6 @@
 //! Retention: what the database keeps, and for how long. Pruning deletes, in small batches, the
-//! rows that can no longer matter: families dead for `retention.dead_families` (with their
-//! refresh tokens and the used codes that started them), audit events and reuse incidents older
+//! rows that can no longer matter: families revoked or past their absolute lifetime for
+//! `retention.dead_families` (with their refresh tokens and the used codes that started them), audit events and reuse incidents older
 //! than `retention.audit`, rotated refresh tokens once the grace window is over (a replay of one
 //! still revokes its family: the token names it), and at once the expired codes, sessions,
 //! throttle windows and revoked access-token ids. One instance prunes at a time.

@@ -15,7 +15,8 @@ use crate::store::AnyConnection;
 #[derive(Debug, Clone, Copy)]
 pub struct Cutoffs {
     pub now: i64,
-    /// Families dead (revoked, past their lifetime, or expired from disuse) before this.
+    /// Families revoked or past their absolute lifetime before this. (One that expired from
+    /// disuse goes once its absolute lifetime is over too: no index on the hot path for it.)
     pub dead_families: i64,
     /// Refresh tokens rotated before this, if they carry their family id.
     pub rotated_tokens: i64,
@@ -51,25 +52,19 @@ macro_rules! with_query {
         let cut: &Cutoffs = $cut;
         match $which {
             Prunable::TokenFamilies => {
-                let current_token_expired = exists(
-                    refresh_tokens::table
-                        .filter(refresh_tokens::family_id.eq(token_families::id))
-                        .filter(refresh_tokens::rotated_at.is_null())
-                        .filter(refresh_tokens::expires_at.lt(cut.dead_families)),
-                );
                 // Kept while an incident about it is within the audit window (`incident show`).
                 let recent_incident = exists(
                     reuse_incidents::table
                         .filter(reuse_incidents::family_id.eq(token_families::id))
                         .filter(reuse_incidents::occurred_at.ge(cut.audit)),
                 );
+                // Each side of the OR has its index (token_families_revoked, _expires).
                 let $q = token_families::table
                     .filter(
                         token_families::revoked_at
                             .lt(cut.dead_families)
                             .assume_not_null()
-                            .or(token_families::expires_at.lt(cut.dead_families))
-                            .or(current_token_expired),
+                            .or(token_families::expires_at.lt(cut.dead_families)),
                     )
                     .filter(not(recent_incident));
                 let $pk = token_families::id;

@@ -195,11 +195,11 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     app.refreshed(c, fresh["refresh_token"].as_str().unwrap())
         .await;
 
-    // Three months after the start: the family that expired from disuse on day 14, the one
-    // started on day 31 (expired on day 45), the reused one now that its incident is older than
-    // the audit window (the incident goes with it), the used code of a family that is gone, and
-    // the first days' audit events.
-    app.advance(60 * DAY);
+    // Three months and a half after the start: the first family (its absolute lifetime ended on
+    // day 30), the one started on day 31 (ended on day 61), the reused one now that its incident
+    // is older than the audit window (the incident goes with it), the used code of a family
+    // that is gone, and the first days' audit events.
+    app.advance(60 * DAY + DAY / 2);
     let done = prune(&app, false).await;
     assert_eq!(done["tables"]["token_families"], 3, "{done}");
     assert_eq!(done["tables"]["authorization_codes"], 1, "{done}");
@@ -257,7 +257,8 @@ async fn the_server_prunes_by_itself(db: Db) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(families().await, 1);
-    // The family left is the live one, whose token expired from disuse 17 days ago.
+    // The family left is the live one (its token expired from disuse 17 days ago; it goes 30
+    // days after its absolute lifetime).
     let res = app
         .refresh(c, live["refresh_token"].as_str().unwrap())
         .await;

@@ -1,0 +1,2 @@
+DROP INDEX token_families_expires;
+DROP INDEX token_families_revoked;
