@@ -66,10 +66,13 @@ impl Application {
             prepared.clone(),
             settings.keys.reload_interval,
         ));
-        tokio::spawn(prune_periodically(
-            prepared.clone(),
-            settings.retention.interval,
-        ));
+        // 0: pruning is left to `tessera-admin prune` (cron, a job of the operator's).
+        if !settings.retention.interval.is_zero() {
+            tokio::spawn(prune_periodically(
+                prepared.clone(),
+                settings.retention.interval,
+            ));
+        }
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();

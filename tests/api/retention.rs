@@ -14,6 +14,7 @@ both_backends!(
     tokens_issued_before_the_family_id_keep_working_and_are_kept,
     what_retention_deleted_is_reported_as_pruned,
     the_server_prunes_by_itself,
+    an_interval_of_zero_leaves_pruning_to_the_cli,
     the_cli_prunes_and_dry_runs,
 );
 
@@ -479,4 +480,19 @@ async fn what_retention_deleted_is_reported_as_pruned(db: Db) {
         .await
         .status
         .success());
+}
+
+/// `retention.interval = "0s"`: the server never prunes; the CLI (from cron) does.
+async fn an_interval_of_zero_leaves_pruning_to_the_cli(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "0s")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    let tokens = app.password_grant(c, "alice").await;
+    app.revoke(c, tokens["refresh_token"].as_str().unwrap())
+        .await;
+    app.advance(31 * DAY);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count(&rows(&app).await, "token_families"), 1);
+    assert_eq!(prune(&app, false).await["tables"]["token_families"], 1);
 }
