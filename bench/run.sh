@@ -4,6 +4,9 @@
 # raw Argon2id verifications, raw ES256 signatures). Prints one table and writes
 # bench/RESULTS.md.
 #
+# Then bench/retention.sh adds retention at scale (a large store, pruning under load, a steady
+# state): BENCH_RETENTION=0 skips it.
+#
 # Usage: bench/run.sh            (BENCH_SECONDS=10 per workload by default)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -217,3 +220,8 @@ text = "\n".join(lines) + "\n"
 open(sys.argv[1], "w").write(text)
 print(text)
 PY
+
+if [ "${BENCH_RETENTION:-1}" != 0 ]; then
+    [ -n "$server" ] && kill "$server" 2>/dev/null; server=""
+    "$here/retention.sh"
+fi
