@@ -32,9 +32,11 @@ bin="$root/target/release"
 work="$(mktemp -d)"
 server=""
 sampler=""
+autovacuum_restore=""
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null
     [ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+    [ -n "$autovacuum_restore" ] && psql -q "$pg/postgres" -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -160,6 +162,13 @@ prune_busy_through_run=$([ "$(cat "$work/prune.end")" -gt "$during_end" ] && ech
 stop_server
 
 echo "== 4. steady state for ${steady_secs}s"
+# Deleted rows become reusable space through (auto)vacuum, on by default in PostgreSQL; a test
+# machine may turn it off. On for this run, as it would be in production, then put back.
+autovacuum=$(psql -qtA "$pg/postgres" -c "SHOW autovacuum")
+if [ "$autovacuum" = off ]; then
+    psql -q "$pg/postgres" -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
+    autovacuum_restore=1
+fi
 fresh_db tessera_steady
 export TESSERA_TOKENS__REFRESH_IDLE_TTL=30s TESSERA_TOKENS__REFRESH_ABSOLUTE_TTL=2m
 export TESSERA_RETENTION__INTERVAL=10s TESSERA_RETENTION__DEAD_FAMILIES=1m TESSERA_RETENTION__AUDIT=1m
@@ -177,6 +186,10 @@ register
 sampler=$!
 steady=$(run steady steady.lua "$steady_secs" BENCH_BASIC="$basic" BENCH_LOGIN="$login")
 kill "$sampler"; sampler=""
+if [ -n "$autovacuum_restore" ]; then
+    psql -q "$pg/postgres" -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
+    autovacuum_restore=""
+fi
 echo "$(( steady_secs )) $(sql -c "SELECT pg_database_size(current_database()), (SELECT count(*) FROM token_families), (SELECT count(*) FROM refresh_tokens), (SELECT count(*) FROM audit_events)" | tr '|' ' ')" >> "$work/sizes"
 stop_server
 psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_large WITH (FORCE)" -c "DROP DATABASE IF EXISTS tessera_steady WITH (FORCE)"
@@ -224,7 +237,8 @@ lines += [
     "",
     f"Steady state: refresh idle 30 s, absolute 2 min, retention of 1 min (dead families, audit), pruning every 10 s;",
     f"wrk apps sign in (Argon2id 4 MiB, t=1 here), refresh until the family ends, sign in again: {r['steady']['rps']:.0f} req/s",
-    f"over {int('$steady_secs')} s. The database's size and rows, sampled every 30 s:",
+    f"over {int('$steady_secs')} s, with PostgreSQL's autovacuum on (its default; this machine's configuration turns it off,",
+    f"the run turns it on: was '$autovacuum'). The database's size and rows, sampled every 30 s:",
     "",
     "| s | database MiB | families | refresh tokens | audit events |",
     "|---:|---:|---:|---:|---:|",

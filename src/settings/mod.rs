@@ -229,7 +229,7 @@ impl Settings {
             .set_default("sessions.idle_ttl", "30m")?
             .set_default("sessions.absolute_ttl", "12h")?
             .set_default("retention.interval", "5m")?
-            .set_default("retention.batch", 1000)?
+            .set_default("retention.batch", 500)?
             .set_default("retention.dead_families", "30d")?
             .set_default("retention.audit", "90d")?
             .set_default("master_key_file", "data/master.key")?;
