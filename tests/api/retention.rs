@@ -147,15 +147,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     })
     .await;
     // A failed sign-in: a throttle window for the name and the address.
-    app.token(
-        Some(c),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "wrong"),
-        ],
-    )
-    .await;
+    app.sign_in(c, "alice", "wrong").await;
     let before = rows(&app).await;
     assert_eq!(count(&before, "token_families"), 3);
     assert_eq!(count(&before, "reuse_incidents"), 1);
@@ -284,15 +276,7 @@ async fn the_cli_prunes_and_dry_runs(db: Db) {
     let tokens = app.password_grant(c, "alice").await;
     app.revoke(c, tokens["access_token"].as_str().unwrap())
         .await;
-    app.token(
-        Some(c),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "wrong"),
-        ],
-    )
-    .await;
+    app.sign_in(c, "alice", "wrong").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let dry = admin_prune(&app, true).await;

@@ -20,15 +20,7 @@ async fn attempt(
     user: &str,
     password: &str,
 ) -> reqwest::Response {
-    app.token(
-        Some(client),
-        &[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", password),
-        ],
-    )
-    .await
+    app.sign_in(client, user, password).await
 }
 
 async fn a_username_is_throttled_after_repeated_failures(db: Db) {

@@ -302,17 +302,26 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// A password grant with `password`, whatever its outcome.
+    pub async fn sign_in(
+        &self,
+        client: (&str, &str),
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.token(
+            Some(client),
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
     pub async fn password_grant(&self, client: (&str, &str), username: &str) -> Value {
-        let res = self
-            .token(
-                Some(client),
-                &[
-                    ("grant_type", "password"),
-                    ("username", username),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
+        let res = self.sign_in(client, username, PASSWORD).await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
