@@ -62,15 +62,30 @@ impl Application {
             .await
             .context("start-up was interrupted")??
         };
-        tokio::spawn(reload_keys_periodically(
+        // Picks up keys rotated or retired by the CLI or another instance.
+        tokio::spawn(every(
             prepared.clone(),
             settings.keys.reload_interval,
+            true,
+            |s| match s.reload_keys() {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "reloading signing keys failed"),
+            },
         ));
-        // 0: pruning is left to `tessera-admin prune` (cron, a job of the operator's).
+        // Deletes what retention no longer keeps (see `domain::retention`). 0: pruning is left
+        // to `tessera-admin prune` (cron, a job of the operator's).
         if !settings.retention.interval.is_zero() {
-            tokio::spawn(prune_periodically(
+            tokio::spawn(every(
                 prepared.clone(),
                 settings.retention.interval,
+                false,
+                |s| match s.prune() {
+                    Ok(report) if report.total() > 0 => {
+                        tracing::info!(rows = report.total(), tables = ?report.tables, "pruned");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning failed; trying again later"),
+                },
             ));
         }
         let listener = TcpListener::bind(settings.server.listen)
@@ -108,37 +123,24 @@ impl Application {
     }
 }
 
-/// Picks up keys rotated or retired by the CLI or another instance. Runs until the runtime that
-/// started the server ends.
-async fn reload_keys_periodically(service: TokenService, every: std::time::Duration) {
-    let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let s = service.clone();
-        match tokio::task::spawn_blocking(move || s.reload_keys()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "reloading signing keys failed"),
-            Err(_) => return,
-        }
-    }
-}
-
-/// Deletes what retention no longer keeps, every `every` (see `domain::retention`). Runs until
-/// the runtime that started the server ends.
-async fn prune_periodically(service: TokenService, every: std::time::Duration) {
+/// Runs `task` on the blocking pool every `every` (at least 100 ms apart; `skip_first`: not at
+/// start), one run at a time. Runs until the runtime that started the server ends.
+async fn every(
+    service: TokenService,
+    every: std::time::Duration,
+    skip_first: bool,
+    task: fn(&TokenService),
+) {
     let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if skip_first {
+        ticks.tick().await;
+    }
     loop {
         ticks.tick().await;
         let s = service.clone();
-        match tokio::task::spawn_blocking(move || s.prune()).await {
-            Ok(Ok(report)) if report.total() > 0 => {
-                tracing::info!(rows = report.total(), tables = ?report.tables, "pruned");
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "pruning failed; trying again later"),
-            Err(_) => return,
+        if tokio::task::spawn_blocking(move || task(&s)).await.is_err() {
+            return;
         }
     }
 }

@@ -63,6 +63,20 @@ pub(crate) fn parse_token(key: &hmac::Key, token: &str) -> Option<Parsed> {
     })
 }
 
+impl Parsed {
+    /// The stored token this parsed one stands for: the row of its id, if the row's hash is
+    /// `hash` (the presented token's) and the row is in the family the token names.
+    pub(crate) fn stored(
+        &self,
+        conn: &mut AnyConnection,
+        hash: &str,
+    ) -> diesel::QueryResult<Option<RefreshToken>> {
+        Ok(RefreshToken::find(conn, &self.id)?.filter(|t| {
+            t.token_hash == hash && self.family_id.as_ref().is_none_or(|f| *f == t.family_id)
+        }))
+    }
+}
+
 /// The stored token `presented` stands for, if it is one of ours: found by the id inside it
 /// (the MAC proves the id is ours), then checked against the stored hash.
 pub fn find_presented(
@@ -73,10 +87,7 @@ pub fn find_presented(
     let Some(parsed) = parse_token(master.refresh_key(), presented) else {
         return Ok(None);
     };
-    let hash = hash_token(presented);
-    Ok(RefreshToken::find(conn, &parsed.id)?.filter(|t| {
-        t.token_hash == hash && parsed.family_id.as_ref().is_none_or(|f| *f == t.family_id)
-    }))
+    parsed.stored(conn, &hash_token(presented))
 }
 
 pub fn hash_token(token: &str) -> String {

@@ -135,7 +135,6 @@ impl Policy {
         for (key, limit) in self.keys(username, ip) {
             let mut row = LoginFailures::lock(conn, &key, now)?;
             self.catch_up(&mut row, now);
-            LoginPlace::delete_expired(conn, &key, now)?;
             let admission = if row.failures >= limit {
                 row.refused += 1;
                 row.save(conn)?;
@@ -146,22 +145,20 @@ impl Policy {
             } else if row.failures + LoginPlace::held(conn, &key, now)? >= limit {
                 Admission::Wait
             } else {
-                held.push(key);
+                held.push(row);
                 continue;
             };
             // Rows this check created and did not use are not kept.
-            for key in &held {
-                if LoginFailures::find(conn, key)?.is_some_and(|r| r.is_empty()) {
-                    LoginFailures::delete(conn, key)?;
-                }
+            for row in held.iter().filter(|r| r.is_empty()) {
+                LoginFailures::delete(conn, &row.key)?;
             }
             return Ok(admission);
         }
         let expires_at = now.saturating_add(self.place_lease_ms());
-        for key in held {
+        for row in held {
             LoginPlace {
                 attempt: attempt.to_owned(),
-                key,
+                key: row.key,
                 expires_at,
             }
             .insert(conn)?;

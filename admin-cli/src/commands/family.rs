@@ -192,11 +192,14 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     })
                     .collect(),
                 incidents: incidents.iter().map(IncidentView::new).collect(),
-                earlier_tokens_pruned: tokens.iter().any(|t| {
-                    t.parent_id
-                        .as_deref()
-                        .is_some_and(|p| !tokens.iter().any(|o| o.id == p))
-                }),
+                earlier_tokens_pruned: {
+                    let ids: std::collections::HashSet<&str> =
+                        tokens.iter().map(|t| t.id.as_str()).collect();
+                    tokens
+                        .iter()
+                        .filter_map(|t| t.parent_id.as_deref())
+                        .any(|p| !ids.contains(p))
+                },
                 grace_retries: AuditEvent::about(conn, &family.id, family::GRACE_RETRY)?
                     .iter()
                     .map(RetryView::new)

@@ -38,12 +38,10 @@ pub fn rotate(
     let key = master.refresh_key();
     let parsed =
         parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
-    let id = parsed.id;
+    let id = parsed.id.clone();
     let hash = hash_token(presented);
     let outcome = write_tx(conn, |c| -> Result<Outcome, RefreshError> {
-        let Some(mut token) = RefreshToken::find(c, &id)?.filter(|t| {
-            t.token_hash == hash && parsed.family_id.as_ref().is_none_or(|f| *f == t.family_id)
-        }) else {
+        let Some(mut token) = parsed.stored(c, &hash)? else {
             // Not stored, yet made by this server for a family it names: a rotated token whose
             // row retention pruned (active tokens never are). If its family lives, this is a
             // replay like any other.

@@ -104,16 +104,6 @@ impl LoginPlace {
             .get_result(conn)
     }
 
-    /// Forgets the expired places under `key`.
-    pub fn delete_expired(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<usize> {
-        diesel::delete(
-            login_places::table
-                .filter(login_places::key.eq(key))
-                .filter(login_places::expires_at.le(now)),
-        )
-        .execute(conn)
-    }
-
     /// Gives back the places of `attempt` (any number of times: the second does nothing).
     pub fn release(conn: &mut AnyConnection, attempt: &str) -> QueryResult<usize> {
         diesel::delete(login_places::table.filter(login_places::attempt.eq(attempt))).execute(conn)
