@@ -9,7 +9,9 @@
 //!   passwords, throttling, audit, and the [`domain::Clock`] every rule reads "now" from;
 //! - [`store`]: diesel schema, models and their queries (all the SQL), the connection pool and
 //!   embedded migrations;
-//! - [`settings`]: layered configuration.
+//! - [`settings`]: layered configuration;
+//! - [`metrics`] (feature `protocol`): the Prometheus registry that `grant` and `http` record
+//!   into.
 //!
 //! The admin CLI (`tessera-admin`) builds this library with neither feature, and so links no
 //! actix-web, askama or oxide-auth.
@@ -20,6 +22,8 @@
 pub mod domain;
 #[cfg(feature = "protocol")]
 pub mod grant;
+#[cfg(feature = "protocol")]
+pub mod metrics;
 pub mod settings;
 pub mod store;
 

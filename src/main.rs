@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         let app = Application::build(settings).await?;
         tracing::info!(%listen, "tessera is ready");
         app.run_until_stopped().await?;
+        tracing::info!("tessera stopped; closing database connections");
         anyhow::Ok(())
     });
     match result {

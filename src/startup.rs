@@ -13,12 +13,15 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::Clock;
 use crate::grant::TokenService;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::store;
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on `server.metrics_listen`, when set.
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -56,6 +59,7 @@ impl Application {
                     master,
                     Arc::new(KeyRing::new(keys)),
                     hasher,
+                    Metrics::new()?,
                     clock,
                 ))
             })
@@ -97,29 +101,79 @@ impl Application {
             trusted_proxies: settings.trusted_proxies()?,
         });
         let max_body = settings.server.max_body_bytes;
+        let api_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                // The path only: a query string could carry something secret.
-                .wrap(
-                    middleware::Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
                 .wrap(middleware::from_fn(http::limit_headers))
-                .app_data(state.clone())
+                .wrap(middleware::from_fn(http::metrics::record))
+                .wrap(middleware::from_fn(http::request_id::request_id))
+                // Outermost, so that it sees the response's request id. The path only: a query
+                // string could carry something secret.
+                .wrap(
+                    middleware::Logger::new(
+                        "%a \"%{method}xi %U\" %s %b %Dms request_id=%{x-request-id}o",
+                    )
+                    .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .app_data(api_state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(http::configure)
         })
+        // SIGTERM / SIGINT: stop accepting, let accepted requests finish within the timeout.
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1))
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        let metrics = match settings.server.metrics_listen.trim() {
+            "" => None,
+            address => {
+                let listener = TcpListener::bind(address).with_context(|| {
+                    format!("cannot listen on {address} (server.metrics_listen)")
+                })?;
+                let port = listener.local_addr()?.port();
+                let server = HttpServer::new(move || {
+                    App::new().app_data(state.clone()).service(
+                        web::resource("/metrics").route(web::get().to(http::metrics::metrics)),
+                    )
+                })
+                .workers(1)
+                // Stopped with the API server, not by the signals themselves.
+                .disable_signals()
+                .listen(listener)?
+                .run();
+                Some((port, server))
+            }
+        };
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port `/metrics` is served on, if it is.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting, lets accepted requests finish
+    /// (`server.shutdown_timeout`), and returns; the database connections close as the
+    /// service is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let handle = metrics.handle();
+        let api = async {
+            let served = self.server.await;
+            handle.stop(true).await;
+            served
+        };
+        let (served, _) = tokio::join!(api, metrics);
+        served
     }
 }
 

@@ -51,7 +51,12 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when the user does not exist, so that an
     /// unknown username costs the same time as a wrong password.
     dummy: Arc<String>,
+    /// Told how long each verification waited for a slot (metrics).
+    on_wait: Option<WaitObserver>,
 }
+
+/// Receives the time a verification waited for a hashing slot.
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +73,7 @@ impl PasswordHasher {
             max_wait: policy.max_wait,
             gate: Arc::new(Gate::new(policy.concurrency.max(1))),
             dummy: Arc::new(String::new()),
+            on_wait: None,
         };
         let random = crate::domain::crypto::random_id();
         hasher.dummy = Arc::new(hasher.hash(&random)?);
@@ -76,6 +82,22 @@ impl PasswordHasher {
 
     fn argon2(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Calls `observe` with the time each verification waited for a hashing slot.
+    pub fn observe_waits(&mut self, observe: WaitObserver) {
+        self.on_wait = Some(observe);
+    }
+
+    /// Hashing slots taken now, and how many there are.
+    pub fn slots(&self) -> (usize, usize) {
+        let free = self
+            .gate
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        (self.gate.slots - free, self.gate.slots)
     }
 
     /// A PHC string for `password`. Blocks: call from a blocking thread.
@@ -100,7 +122,12 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(target) else {
             return Ok(false);
         };
-        let mut permit = self.gate.acquire_within(self.max_wait).ok_or(Busy)?;
+        let asked = Instant::now();
+        let permit = self.gate.acquire_within(self.max_wait);
+        if let Some(observe) = &self.on_wait {
+            observe(asked.elapsed());
+        }
+        let mut permit = permit.ok_or(Busy)?;
         // With the hash's own parameters (they may predate a configuration change).
         let ok = verify_in(&parsed, password, &mut permit.blocks);
         Ok(ok && real)
@@ -116,6 +143,7 @@ pub struct Busy;
 /// buffer. Reusing the buffers keeps memory at one buffer per slot: allocating 19 MiB afresh
 /// on whichever blocking thread runs a hash leaves the allocator holding a copy per thread.
 struct Gate {
+    slots: usize,
     free: Mutex<Vec<Vec<Block>>>,
     cv: Condvar,
 }
@@ -128,6 +156,7 @@ struct Permit<'a> {
 impl Gate {
     fn new(n: usize) -> Self {
         Self {
+            slots: n,
             free: Mutex::new((0..n).map(|_| Vec::new()).collect()),
             cv: Condvar::new(),
         }

@@ -62,7 +62,7 @@ impl TokenService {
         // client_credentials tokens have the client as subject; every other token a user.
         let for_user = !(claims.sub == claims.client_id && claims.sid.is_none());
         let standing = Standing::read(
-            &mut *self.pool.get()?,
+            &mut *self.conn()?,
             &TokenRefs {
                 jti: &claims.jti,
                 sid: claims.sid.as_deref(),

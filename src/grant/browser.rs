@@ -12,7 +12,7 @@ use crate::store::AnyConnection;
 impl TokenService {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
     pub fn authorize(&self, query: &str, session: Option<&str>) -> Result<Step, OAuthError> {
-        let conn = &mut *self.pool.get()?;
+        let conn = &mut *self.conn()?;
         let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
@@ -48,7 +48,7 @@ impl TokenService {
         session: Option<&str>,
         approve: bool,
     ) -> Result<Step, OAuthError> {
-        let conn = &mut *self.pool.get()?;
+        let conn = &mut *self.conn()?;
         let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
@@ -137,7 +137,7 @@ impl TokenService {
     ) -> Result<Secret, SignInError> {
         let user = self.sign_in(username, password, ip, "login page")?;
         Ok(browser::start_session(
-            &mut *self.pool.get()?,
+            &mut *self.conn()?,
             &self.master,
             &user.id,
             self.clock.now_ms(),
@@ -173,7 +173,7 @@ impl TokenService {
     /// `POST /logout`.
     pub fn logout(&self, session: &str) -> Result<(), OAuthError> {
         Ok(browser::end_session(
-            &mut *self.pool.get()?,
+            &mut *self.conn()?,
             &self.master,
             session,
         )?)

@@ -29,13 +29,13 @@ impl TokenService {
         params: &Params,
     ) -> Result<Client, OAuthError> {
         let creds = credentials(authorization, params)?;
-        authenticate(&mut *self.pool.get()?, &creds)
+        authenticate(&mut *self.conn()?, &creds)
     }
 
     /// Finds a refresh token or a valid access token.
     fn find(&self, token: &str) -> Result<Found, OAuthError> {
         if token.starts_with(PREFIX) {
-            let conn = &mut *self.pool.get()?;
+            let conn = &mut *self.conn()?;
             let Some(t) = refresh_token::find_presented(conn, &self.master, token)? else {
                 return Ok(Found::Nothing);
             };
@@ -70,7 +70,7 @@ impl TokenService {
                     always_audit: true,
                     ..Revocation::new(REVOKED_BY_CLIENT, Some(&client.id))
                 };
-                revocation::revoke(&mut *self.pool.get()?, Families::One(&family.id), &why, now)?;
+                revocation::revoke(&mut *self.conn()?, Families::One(&family.id), &why, now)?;
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }
             Found::Access(claims, _) if claims.client_id == client.id => {
@@ -80,7 +80,7 @@ impl TokenService {
                     expires_at: claims.exp.saturating_mul(1000),
                     revoked_at: now,
                 }
-                .insert(&mut *self.pool.get()?)?;
+                .insert(&mut *self.conn()?)?;
                 tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked by its client");
             }
             _ => {}
@@ -127,7 +127,7 @@ impl TokenService {
                     && family::state(&family, family::token_live(&token, now), now)
                         == FamilyState::Active =>
             {
-                let user = User::find(&mut *self.pool.get()?, &family.user_id)?;
+                let user = User::find(&mut *self.conn()?, &family.user_id)?;
                 match user.filter(|u| u.disabled_at.is_none() && client.disabled_at.is_none()) {
                     Some(u) => json!({
                         "active": true,

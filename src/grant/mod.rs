@@ -40,9 +40,10 @@ use crate::domain::retention;
 use crate::domain::scope::Scope;
 use crate::domain::throttle::Policy;
 use crate::domain::{ms, Clock};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::store::models::StoredKey;
-use crate::store::Pool;
+use crate::store::{Pool, PooledConn};
 
 /// Everything the protocol needs. Cheap to clone; every method blocks (database, Argon2).
 #[derive(Clone)]
@@ -63,6 +64,7 @@ pub struct TokenService {
     /// `scopes_supported` in the metadata.
     public_scopes: Scope,
     retention: retention::Policy,
+    metrics: Metrics,
     clock: Clock,
 }
 
@@ -72,10 +74,12 @@ impl TokenService {
         pool: Pool,
         master: Arc<MasterKey>,
         keys: Arc<KeyRing>,
-        hasher: PasswordHasher,
+        mut hasher: PasswordHasher,
+        metrics: Metrics,
         clock: Clock,
     ) -> Self {
         let t = &settings.tokens;
+        metrics.watch_hasher(&mut hasher);
         Self {
             pool,
             master,
@@ -97,25 +101,57 @@ impl TokenService {
             code_ttl_ms: ms(t.code_ttl),
             public_scopes: settings.public_scopes(),
             retention: settings.retention_policy(),
+            metrics,
             clock,
         }
+    }
+
+    /// A connection from the pool; the wait goes to the metrics.
+    fn conn(&self) -> Result<PooledConn, r2d2::Error> {
+        let asked = std::time::Instant::now();
+        let conn = self.pool.get();
+        self.metrics.pool_wait(asked.elapsed());
+        conn
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// `/metrics`: the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.pool, &self.hasher)
     }
 
     /// Deletes what retention no longer keeps ([`retention::prune`]), in small transactions.
     pub fn prune(&self) -> anyhow::Result<retention::Report> {
         let now = self.clock.now_ms();
         Ok(retention::prune(
-            &mut *self.pool.get()?,
+            &mut *self.conn()?,
             &self.retention,
             now,
             false,
         )?)
     }
 
+    /// Ready to serve: the database answers a query within `database.connect_timeout`, and a
+    /// signing key is loaded. The signing key's id, or why not.
+    pub fn readiness(&self) -> Result<String, OAuthError> {
+        let mut conn = self.conn()?;
+        diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut **conn)?;
+        let kid = self.keys.get().signing().kid.clone();
+        if kid.is_empty() {
+            return Err(OAuthError::TemporarilyUnavailable(
+                "no signing key is loaded".into(),
+            ));
+        }
+        Ok(kid)
+    }
+
     /// Every key still published and the current signer, from the database.
     pub fn reload_keys(&self) -> anyhow::Result<()> {
         let keys = KeySet::load(
-            &mut *self.pool.get()?,
+            &mut *self.conn()?,
             &self.master,
             self.key_retention_ms,
             self.clock.now_ms(),
@@ -129,7 +165,7 @@ impl TokenService {
     /// token it signed has expired (`Settings::key_retention_ms`).
     pub fn jwks(&self) -> Result<serde_json::Value, OAuthError> {
         let cutoff = self.clock.now_ms().saturating_sub(self.key_retention_ms);
-        let jwks = StoredKey::published_jwks(&mut *self.pool.get()?, cutoff)?;
+        let jwks = StoredKey::published_jwks(&mut *self.conn()?, cutoff)?;
         let keys: Vec<serde_json::Value> = jwks
             .iter()
             .filter_map(|j| serde_json::from_str(j).ok())

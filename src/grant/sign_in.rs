@@ -88,7 +88,7 @@ impl TokenService {
         let now = || self.clock.now_ms();
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
-                let done = write_tx(&mut *self.pool.get()?, |c| -> Result<T, SignInError> {
+                let done = write_tx(&mut *self.conn()?, |c| -> Result<T, SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
                     audit(c, "login.success", Some(&u.id));
@@ -100,7 +100,7 @@ impl TokenService {
             other => {
                 // Should the write fail, the guard counts the failure on another connection.
                 place.outcome = Outcome::Failed;
-                write_tx(&mut *self.pool.get()?, |c| -> Result<(), SignInError> {
+                write_tx(&mut *self.conn()?, |c| -> Result<(), SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Failed, now())?;
                     audit(c, "login.failure", other.as_ref().map(|u| u.id.as_str()));
@@ -125,8 +125,9 @@ impl TokenService {
     ) -> Result<Option<User>, SignInError> {
         let deadline = Instant::now() + self.throttle.max_wait;
         let mut pause = Duration::from_millis(10);
+        let mut waited = false;
         loop {
-            let mut conn = self.pool.get()?;
+            let mut conn = self.conn()?;
             let admitted = if self
                 .throttle
                 .must_wait(&mut conn, name, ip, self.clock.now_ms())?
@@ -153,12 +154,23 @@ impl TokenService {
             };
             drop(conn);
             match admitted {
-                Some(done) => return done,
+                Some(done) => {
+                    match &done {
+                        Err(SignInError::Throttled) => self.metrics.throttled(true),
+                        _ if waited => self.metrics.throttled(false),
+                        _ => {}
+                    }
+                    return done;
+                }
                 None if Instant::now() + pause < deadline => {
+                    waited = true;
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                None => return Err(SignInError::Busy),
+                None => {
+                    self.metrics.throttled(true);
+                    return Err(SignInError::Busy);
+                }
             }
         }
     }
@@ -181,7 +193,7 @@ impl Drop for Place<'_> {
             return;
         }
         let s = self.service;
-        let settled = s.pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+        let settled = s.conn().map_err(|e| e.to_string()).and_then(|mut c| {
             write_tx(&mut c, |c| {
                 s.throttle.settle(
                     c,

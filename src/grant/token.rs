@@ -12,6 +12,7 @@ use crate::domain::resource::{self, Requested, Targets};
 use crate::domain::scope::Scope;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params, TokenService};
+use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
 
@@ -44,10 +45,25 @@ impl TokenService {
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.required("grant_type")?;
+        let response = self.grant(grant_type, authorization, params, meta);
+        if response.is_ok() {
+            // Only a supported grant succeeds: the label takes one of four values.
+            self.metrics.token_issued(grant_type);
+        }
+        response
+    }
+
+    fn grant(
+        &self,
+        grant_type: &str,
+        authorization: Option<&str>,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
         let creds = credentials(authorization, params)?;
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
-        let mut conn = self.pool.get()?;
+        let mut conn = self.conn()?;
         if let Some(response) = self.plain_refresh(&mut conn, grant_type, &creds, params, meta)? {
             return Ok(response);
         }
@@ -163,7 +179,7 @@ impl TokenService {
             id: &creds.client_id,
             secret_hash: secret_hash.as_deref(),
         };
-        let Some(issued) = family::rotate_for_client(
+        let rotated = family::rotate_for_client(
             conn,
             &self.master,
             presented,
@@ -171,10 +187,12 @@ impl TokenService {
             meta,
             self.life,
             &self.clock,
-        )?
+        );
+        let Some(issued) = rotated.inspect_err(|_| self.metrics.refresh(RefreshOutcome::Error))?
         else {
             return Ok(None);
         };
+        self.metrics.refresh(outcome(&Ok(&issued)));
         self.respond_issued(client.id, true, issued).map(Some)
     }
 
@@ -202,8 +220,9 @@ impl TokenService {
             meta,
             self.life,
             &self.clock,
-        )
-        .map_err(refresh_error)?;
+        );
+        self.metrics.refresh(outcome(&issued.as_ref()));
+        let issued = issued.map_err(refresh_error)?;
         self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
     }
 
@@ -322,6 +341,19 @@ impl TokenService {
             refresh_token,
             scope: scope_text,
         })
+    }
+}
+
+/// How a refresh ended, for the metrics.
+fn outcome(result: &Result<&Issued, &RefreshError>) -> RefreshOutcome {
+    match result {
+        Ok(issued) if issued.retried => RefreshOutcome::GraceRetry,
+        Ok(_) => RefreshOutcome::Rotated,
+        Err(RefreshError::Reused { .. }) => RefreshOutcome::ReuseDetected,
+        Err(RefreshError::Expired) => RefreshOutcome::Expired,
+        Err(RefreshError::Revoked) => RefreshOutcome::Revoked,
+        Err(RefreshError::Database(_)) => RefreshOutcome::Error,
+        Err(_) => RefreshOutcome::Refused,
     }
 }
 

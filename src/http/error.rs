@@ -71,7 +71,7 @@ pub fn bearer_challenge(refused: Option<&str>) -> HttpResponse {
 }
 
 /// 405 with the methods the resource takes.
-pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+pub fn method_not_allowed(allow: &str) -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, allow))
         .json(serde_json::json!({"error": "invalid_request", "error_description": "method not allowed"}))

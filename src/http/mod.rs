@@ -2,7 +2,9 @@
 
 pub mod client_ip;
 mod error;
+pub mod metrics;
 pub mod pages;
+pub mod request_id;
 mod routes;
 
 pub use error::{no_store, oauth_error};
@@ -26,6 +28,11 @@ impl AppState {
     pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<String> {
         client_ip::client_ip(req, &self.trusted_proxies)
     }
+
+    /// Whether `peer` is one of `server.trusted_proxies`.
+    pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 impl AppState {
@@ -40,7 +47,15 @@ impl AppState {
         E: Send + 'static + From<BlockingError>,
     {
         let service = self.service.clone();
-        web::block(move || f(&service)).await?
+        // The request's span and id go with the work: its log lines and audit events carry
+        // the id.
+        let span = tracing::Span::current();
+        let id = request_id::current();
+        web::block(move || {
+            let _entered = span.enter();
+            crate::domain::audit::with_request_id(id, || f(&service))
+        })
+        .await?
     }
 }
 
@@ -48,6 +63,11 @@ impl AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
 }
+
+pub use routes::ROUTES;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = routes::openapi::DOCUMENT;
 
 /// Largest total size of request headers accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;

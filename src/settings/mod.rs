@@ -57,6 +57,11 @@ pub struct ServerSettings {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: addresses
     /// or CIDR ranges, space- or comma-separated. Empty: the socket's peer is the client.
     pub trusted_proxies: String,
+    /// On SIGTERM or SIGINT: how long requests already accepted may take to finish.
+    #[serde(deserialize_with = "human_duration")]
+    pub shutdown_timeout: Duration,
+    /// Where `/metrics` (Prometheus) is served, apart from the API; empty: nowhere.
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +210,8 @@ impl Settings {
             .set_default("server.issuer", "http://127.0.0.1:8080")?
             .set_default("server.max_body_bytes", 16 * 1024)?
             .set_default("server.trusted_proxies", "")?
+            .set_default("server.shutdown_timeout", "30s")?
+            .set_default("server.metrics_listen", "")?
             .set_default("database.url", "sqlite://data/tessera.db")?
             .set_default("database.pool_size", 0)?
             .set_default("database.connect_timeout", "5s")?
@@ -286,6 +293,15 @@ impl Settings {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
         self.trusted_proxies()?;
+        let metrics = self.server.metrics_listen.trim();
+        if !metrics.is_empty() && metrics.parse::<SocketAddr>().is_err() {
+            anyhow::bail!(
+                "invalid configuration: server.metrics_listen: `{metrics}` is not an address and port (\"127.0.0.1:9090\")"
+            );
+        }
+        if self.server.shutdown_timeout > Duration::from_secs(3600) {
+            anyhow::bail!("invalid configuration: server.shutdown_timeout must be at most 1h");
+        }
         if let Err(e) = Scope::parse(&self.tokens.public_scopes) {
             anyhow::bail!("invalid configuration: tokens.public_scopes: {e}");
         }

@@ -182,5 +182,6 @@ diesel::table! {
         subject -> Nullable<Text>,
         client_ip -> Nullable<Text>,
         detail -> Nullable<Text>,
+        request_id -> Nullable<Text>,
     }
 }

@@ -55,6 +55,25 @@ async fn postgres_outage_answers_503_and_the_server_recovers_by_itself() {
             "answered in {took:?}: bounded by the pool's checkout timeout"
         );
     }
+    // Not ready, so a load balancer looks elsewhere; alive all the same, so nothing restarts it.
+    let ready = |app: &TestApp| {
+        app.http
+            .get(format!("{}/readyz", app.address))
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let res = ready(&app).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    let res = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let res = app.userinfo(&access).await;
     assert_eq!(
         res.status(),
@@ -93,6 +112,7 @@ async fn postgres_outage_answers_503_and_the_server_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let recovered = recovered.expect("the server did not recover within 30 s");
+    assert_eq!(ready(&app).await.unwrap().status(), 200);
     println!("database outage: 503 within the checkout timeout; recovered {recovered:?} after PostgreSQL was back");
     drop(pg);
 }

@@ -31,6 +31,8 @@ struct EventView {
     subject: Option<String>,
     client_ip: Option<String>,
     detail: Option<String>,
+    /// The HTTP request's `X-Request-Id`, to find its log lines.
+    request_id: Option<String>,
 }
 
 pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
@@ -49,10 +51,12 @@ pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
                     subject: e.subject,
                     client_ip: e.client_ip,
                     detail: e.detail,
+                    request_id: e.request_id,
                 })
                 .collect();
             emit(ctx.output, &views, || {
-                let mut t = Table::new(&["AT", "KIND", "ACTOR", "SUBJECT", "IP", "DETAIL"]);
+                let mut t =
+                    Table::new(&["AT", "KIND", "ACTOR", "SUBJECT", "IP", "REQUEST", "DETAIL"]);
                 for v in &views {
                     let dash = || "-".to_owned();
                     t.row(vec![
@@ -61,6 +65,7 @@ pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
                         v.actor.clone().unwrap_or_else(dash),
                         v.subject.clone().unwrap_or_else(dash),
                         v.client_ip.clone().unwrap_or_else(dash),
+                        v.request_id.clone().unwrap_or_else(dash),
                         v.detail.clone().unwrap_or_default(),
                     ]);
                 }

@@ -203,6 +203,10 @@ pub fn start_in(
 pub enum RefreshError {
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("refresh token has expired")]
+    Expired,
+    #[error("refresh token has been revoked")]
+    Revoked,
     #[error("refresh token reuse detected; the token family has been revoked")]
     Reused { family_id: String },
     #[error("the requested scope exceeds the scope originally granted")]

@@ -65,11 +65,11 @@ pub fn rotate(
             return Err(RefreshError::Invalid("unknown refresh token"));
         }
         if family.revoked_at.is_some() {
-            return Err(RefreshError::Invalid("refresh token has been revoked"));
+            return Err(RefreshError::Revoked);
         }
         if token.rotated_at.is_none() {
             if token.expires_at <= now || family.expires_at <= now {
-                return Err(RefreshError::Invalid("refresh token has expired"));
+                return Err(RefreshError::Expired);
             }
             let (scope, audience) = granted(c, &family, requested, resources)?;
             let successor = random_id();
@@ -274,7 +274,7 @@ fn replay_of_pruned(
         .filter(|f| f.client_id == client_id)
         .ok_or(RefreshError::Invalid("unknown refresh token"))?;
     if family.revoked_at.is_some() {
-        return Err(RefreshError::Invalid("refresh token has been revoked"));
+        return Err(RefreshError::Revoked);
     }
     revoke_for_replay(c, &family, token_id, client_id, meta, clock.now_ms())?;
     Ok(Outcome::Reused(family.id))

@@ -2,46 +2,52 @@ mod authorize;
 mod health;
 mod jwks;
 mod metadata;
+pub(crate) mod openapi;
 mod token;
 mod userinfo;
 
 use actix_web::{web, HttpResponse};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/token")
-            .route(web::post().to(token::token))
-            .default_service(web::to(|| method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/revoke")
-            .route(web::post().to(token::revoke))
-            .default_service(web::to(|| method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/introspect")
-            .route(web::post().to(token::introspect))
-            .default_service(web::to(|| method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/userinfo")
-            .route(web::get().to(userinfo::userinfo))
-            .route(web::post().to(userinfo::userinfo))
-            .default_service(web::to(|| method_not_allowed("GET, POST"))),
-    )
-    .service(web::resource("/jwks.json").route(web::get().to(jwks::jwks)))
-    .service(
-        web::resource("/.well-known/oauth-authorization-server")
-            .route(web::get().to(metadata::metadata)),
-    )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-    .service(web::resource("/authorize").route(web::get().to(authorize::authorize)))
-    .service(web::resource("/login").route(web::post().to(authorize::login)))
-    .service(web::resource("/consent").route(web::post().to(authorize::consent)))
-    .service(web::resource("/logout").route(web::post().to(authorize::logout)))
-    .service(web::resource("/static/tessera.css").route(web::get().to(authorize::stylesheet)));
+/// Declares every route once: `configure` mounts them, and [`ROUTES`] lists them (the OpenAPI
+/// document must describe exactly these; a test compares the two). A method a path does not
+/// take gets 405 with `Allow`.
+macro_rules! routes {
+    (@method GET) => { web::get() };
+    (@method POST) => { web::post() };
+    ($($path:literal => { $($method:ident => $handler:path),+ $(,)? })*) => {
+        /// Every route: its path and methods.
+        pub const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),*];
+
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                let allow: &'static [&'static str] = &[$(stringify!($method)),+];
+                cfg.service(
+                    web::resource($path)
+                        $(.route(routes!(@method $method).to($handler)))+
+                        .default_service(web::to(move || method_not_allowed(allow))),
+                );
+            )*
+        }
+    };
 }
 
-async fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    crate::http::error::method_not_allowed(allow)
+routes! {
+    "/token" => { POST => token::token }
+    "/revoke" => { POST => token::revoke }
+    "/introspect" => { POST => token::introspect }
+    "/userinfo" => { GET => userinfo::userinfo, POST => userinfo::userinfo }
+    "/jwks.json" => { GET => jwks::jwks }
+    "/.well-known/oauth-authorization-server" => { GET => metadata::metadata }
+    "/openapi.json" => { GET => openapi::openapi }
+    "/healthz" => { GET => health::healthz }
+    "/readyz" => { GET => health::readyz }
+    "/authorize" => { GET => authorize::authorize }
+    "/login" => { POST => authorize::login }
+    "/consent" => { POST => authorize::consent }
+    "/logout" => { POST => authorize::logout }
+    "/static/tessera.css" => { GET => authorize::stylesheet }
+}
+
+async fn method_not_allowed(allow: &'static [&'static str]) -> HttpResponse {
+    crate::http::error::method_not_allowed(&allow.join(", "))
 }

@@ -14,6 +14,8 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     pub client_ip: Option<String>,
     pub detail: Option<String>,
+    /// The HTTP request that caused it; none for the CLI's.
+    pub request_id: Option<String>,
 }
 
 impl AuditEvent {

@@ -156,6 +156,8 @@ pub fn test_env(db_url: &str, master_key: &str) -> Vec<(String, String)> {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://…/metrics` when `TESSERA_SERVER__METRICS_LISTEN` was given.
+    pub metrics: Option<String>,
     pub http: reqwest::Client,
     pub db_url: String,
     pub master_key: String,
@@ -198,6 +200,9 @@ impl TestApp {
             .await
             .unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}/metrics"));
         tokio::spawn(app.run_until_stopped());
         let url = db_url.to_owned();
         let pool = tokio::task::spawn_blocking(move || {
@@ -207,6 +212,7 @@ impl TestApp {
         .unwrap();
         TestApp {
             address,
+            metrics,
             http: reqwest::Client::builder()
                 .user_agent("tessera-tests/1.0")
                 .build()

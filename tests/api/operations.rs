@@ -1,0 +1,379 @@
+//! What an operator relies on: request ids (in responses, audit events and every log line of a
+//! request), readiness, and a graceful stop on SIGTERM. The outage case of `/readyz` is in
+//! `db_faults`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{both_backends, test_env, Db, TestApp, PASSWORD};
+
+both_backends!(
+    every_response_has_a_request_id_and_audit_events_carry_it,
+    readyz_answers_when_the_database_and_a_key_are_there,
+);
+
+async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
+    // The test's own address is a trusted proxy on one server and not on the other.
+    let trusting =
+        TestApp::spawn_with(db, &[("TESSERA_SERVER__TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let res = trusting
+        .http
+        .get(format!("{}/healthz", trusting.address))
+        .send()
+        .await
+        .unwrap();
+    let generated = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(generated.len() >= 16, "{generated}");
+    let res = trusting
+        .http
+        .get(format!("{}/healthz", trusting.address))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        res.headers()["x-request-id"],
+        generated.as_str(),
+        "one per request"
+    );
+
+    // A proxy's id is kept, and the reuse incident it leads to records it.
+    let (id, secret) = trusting.password_client().await;
+    trusting.user("alice").await;
+    let first = trusting.password_grant((&id, &secret), "alice").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = trusting.refreshed((&id, &secret), &first).await;
+    trusting
+        .refreshed((&id, &secret), second["refresh_token"].as_str().unwrap())
+        .await;
+    let proxy_id = "edge-7f3a9c.1";
+    let res = trusting
+        .http
+        .post(format!("{}/token", trusting.address))
+        .basic_auth(&id, Some(&secret))
+        .header("x-request-id", proxy_id)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()["x-request-id"], proxy_id);
+    let recorded = audit_request_ids(&trusting, "refresh.reuse_detected").await;
+    assert_eq!(recorded, vec![Some(proxy_id.to_owned())]);
+    // An id that could be mistaken for log structure is replaced, even from a proxy.
+    let res = trusting
+        .http
+        .get(format!("{}/healthz", trusting.address))
+        .header("x-request-id", "a\" forged=1")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "a\" forged=1");
+
+    // From anyone else the header is ignored: the id is the server's own, and that is the one
+    // recorded.
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let first = app.password_grant((&id, &secret), "alice").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = app.refreshed((&id, &secret), &first).await;
+    app.refreshed((&id, &secret), second["refresh_token"].as_str().unwrap())
+        .await;
+    let res = app
+        .http
+        .post(format!("{}/token", app.address))
+        .basic_auth(&id, Some(&secret))
+        .header("x-request-id", proxy_id)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let given = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(given, proxy_id);
+    let recorded = audit_request_ids(&app, "refresh.reuse_detected").await;
+    assert_eq!(recorded, vec![Some(given)]);
+}
+
+async fn audit_request_ids(app: &TestApp, kind: &'static str) -> Vec<Option<String>> {
+    use diesel::prelude::*;
+    use tessera::store::schema::audit_events::dsl;
+    app.with_conn(move |c| {
+        dsl::audit_events
+            .filter(dsl::kind.eq(kind))
+            .select(dsl::request_id)
+            .load::<Option<String>>(c)
+            .unwrap()
+    })
+    .await
+}
+
+async fn readyz_answers_when_the_database_and_a_key_are_there(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let res = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    let jwks: serde_json::Value = app
+        .http
+        .get(format!("{}/jwks.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["signing_key"], jwks["keys"][0]["kid"]);
+}
+
+/// The real binary on a test database, its log (JSON lines) read as it goes.
+struct Binary {
+    child: std::process::Child,
+    base: String,
+    log: std::sync::mpsc::Receiver<String>,
+    pid: u32,
+}
+
+impl Binary {
+    async fn start(app: &TestApp, extra: &[(&str, &str)]) -> Binary {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut env = test_env(&app.db_url, &app.master_key);
+        env.retain(|(k, _)| k != "TESSERA_SERVER__LISTEN");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env_clear()
+            .envs(env)
+            .envs(extra.iter().copied())
+            .env("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let pid = child.id();
+        for _ in 0..200 {
+            if reqwest::get(format!("{base}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return Binary {
+                    child,
+                    base,
+                    log,
+                    pid,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not start");
+    }
+
+    /// The log lines written so far.
+    fn lines(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_id() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let server = Binary::start(&app, &[]).await;
+    let http = reqwest::Client::new();
+    // A refused password grant logs from the handler, the grant (on a blocking thread), the
+    // throttle's audit trail and the access log.
+    let res = http
+        .post(format!("{}/token", server.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wrong"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = server.lines();
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("password grant refused"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    let of_request: Vec<&String> = lines.iter().filter(|l| l.contains(&request_id)).collect();
+    assert!(
+        of_request.len() >= 2,
+        "the grant's line and the access log line: {lines:#?}"
+    );
+    assert!(
+        of_request
+            .iter()
+            .any(|l| l.contains("password grant refused")),
+        "{lines:#?}"
+    );
+    assert!(
+        of_request.iter().any(|l| l.contains("POST /token")),
+        "{lines:#?}"
+    );
+    // Lines about requests carry an id; only start-up and background lines have none.
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let in_request = v["target"].as_str().is_some_and(|t| {
+            t.starts_with("tessera::grant") || t.starts_with("actix_web::middleware::logger")
+        });
+        if in_request {
+            assert!(line.contains("request_id"), "without a request id: {line}");
+        }
+    }
+}
+
+/// SIGTERM while slow password grants are in flight: each accepted request gets its answer,
+/// new connections are refused, and the server exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_accepted_requests_finish_then_exits_0() {
+    // The user's password is hashed with Argon2 heavier than production's, and verifying it is
+    // what a grant spends its time on; with one hashing slot the grants queue behind each
+    // other and take seconds in all.
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        &[
+            ("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "65536"),
+            ("TESSERA_PASSWORDS__ARGON2_ITERATIONS", "3"),
+        ],
+    )
+    .await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let server = Binary::start(
+        &app,
+        &[
+            ("TESSERA_PASSWORDS__MAX_CONCURRENT_HASHES", "1"),
+            ("TESSERA_PASSWORDS__MAX_WAIT", "30s"),
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "1000"),
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_IP", "1000"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    const IN_FLIGHT: usize = 12;
+    let mut grants = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        let (http, base, id, secret) = (
+            http.clone(),
+            server.base.clone(),
+            id.clone(),
+            secret.clone(),
+        );
+        grants.spawn(async move {
+            let res = http
+                .post(format!("{base}/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, body, Instant::now()))
+        });
+    }
+    // All accepted and being served (the last one waits for the hashing slot).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let base = server.base.clone();
+    let mut server = server;
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, Instant::now(), server.lines())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new connection after SIGTERM: {refused:?}"
+    );
+
+    let mut last_answer = signalled;
+    let mut answered = 0;
+    while let Some(done) = grants.join_next().await {
+        let (status, body, at) = done
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a request lost: {e}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(body["access_token"].is_string());
+        last_answer = last_answer.max(at);
+        answered += 1;
+    }
+    assert_eq!(answered, IN_FLIGHT);
+    let (status, exited, log) = exit.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{log:#?}");
+    assert!(exited >= last_answer, "exited before answering");
+    eprintln!(
+        "shutdown: {IN_FLIGHT} grants in flight at SIGTERM, all answered 200; last answer {:?} after the signal, exit 0 after {:?}",
+        last_answer - signalled,
+        exited - signalled
+    );
+}
