@@ -28,6 +28,8 @@ pub struct Client {
     pub disabled_at: Option<i64>,
     /// May introspect tokens issued to other clients (a resource server).
     pub allow_introspection: bool,
+    /// When it last got a token, to the day; `None`: never since this was recorded.
+    pub last_used_at: Option<i64>,
 }
 
 impl From<ClientRow> for Client {
@@ -52,6 +54,7 @@ impl From<ClientRow> for Client {
             created_at: row.created_at,
             disabled_at: row.disabled_at,
             allow_introspection: row.allow_introspection,
+            last_used_at: row.last_used_at,
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::domain::throttle::Policy;
 use crate::domain::{ms, Clock};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::store::models::StoredKey;
+use crate::store::models::{ClientRow, StoredKey};
 use crate::store::{Pool, PooledConn};
 
 /// Everything the protocol needs. Cheap to clone; every method blocks (database, Argon2).
@@ -65,6 +65,8 @@ pub struct TokenService {
     public_scopes: Scope,
     retention: retention::Policy,
     metrics: Metrics,
+    /// Clients whose use was recorded, and when (see `note_client_use`).
+    clients_used: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     clock: Clock,
 }
 
@@ -102,6 +104,7 @@ impl TokenService {
             public_scopes: settings.public_scopes(),
             retention: settings.retention_policy(),
             metrics,
+            clients_used: Arc::default(),
             clock,
         }
     }
@@ -112,6 +115,27 @@ impl TokenService {
         let conn = self.pool.get();
         self.metrics.pool_wait(asked.elapsed());
         conn
+    }
+
+    /// Records that `client_id` got a token (`clients.last_used_at`, for `tessera-admin
+    /// doctor`): in the database at most once a day per client and instance, so that the hot
+    /// paths only look in a map.
+    fn note_client_use(&self, client_id: &str) {
+        const DAY_MS: i64 = 86_400_000;
+        let now = self.clock.now_ms();
+        {
+            let mut noted = self.clients_used.lock().unwrap_or_else(|p| p.into_inner());
+            if noted.get(client_id).is_some_and(|at| now - at < DAY_MS) {
+                return;
+            }
+            noted.insert(client_id.to_owned(), now);
+        }
+        let noted = self.conn().map_err(|e| e.to_string()).and_then(|mut c| {
+            ClientRow::note_use(&mut c, client_id, now).map_err(|e| e.to_string())
+        });
+        if let Err(e) = noted {
+            tracing::warn!(error = %e, "could not record the client's use");
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {

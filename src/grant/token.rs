@@ -45,10 +45,12 @@ impl TokenService {
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.required("grant_type")?;
-        let response = self.grant(grant_type, authorization, params, meta);
+        let creds = credentials(authorization, params)?;
+        let response = self.grant(grant_type, &creds, params, meta);
         if response.is_ok() {
             // Only a supported grant succeeds: the label takes one of four values.
             self.metrics.token_issued(grant_type);
+            self.note_client_use(&creds.client_id);
         }
         response
     }
@@ -56,18 +58,17 @@ impl TokenService {
     fn grant(
         &self,
         grant_type: &str,
-        authorization: Option<&str>,
+        creds: &Credentials,
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
-        let creds = credentials(authorization, params)?;
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
         let mut conn = self.conn()?;
-        if let Some(response) = self.plain_refresh(&mut conn, grant_type, &creds, params, meta)? {
+        if let Some(response) = self.plain_refresh(&mut conn, grant_type, creds, params, meta)? {
             return Ok(response);
         }
-        let client = authenticate(&mut conn, &creds)?;
+        let client = authenticate(&mut conn, creds)?;
         let grant = grant_type.parse::<GrantType>();
         // RFC 8707: checked before the grant, so that a bad `resource` spends nothing.
         let resources = match grant {

@@ -109,6 +109,9 @@ pub struct KeySettings {
     /// How often a running server reloads keys from the database.
     #[serde(deserialize_with = "human_duration")]
     pub reload_interval: Duration,
+    /// A signing key older than this should be rotated (`tessera-admin doctor` says so).
+    #[serde(deserialize_with = "human_duration")]
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +228,7 @@ impl Settings {
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
             .set_default("keys.reload_interval", "5s")?
+            .set_default("keys.max_age", "90d")?
             .set_default("passwords.argon2_memory_kib", 19 * 1024)?
             .set_default("passwords.argon2_iterations", 2)?
             .set_default("passwords.argon2_parallelism", 1)?

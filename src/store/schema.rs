@@ -13,6 +13,7 @@ diesel::table! {
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
         allow_introspection -> Bool,
+        last_used_at -> Nullable<BigInt>,
     }
 }
 

@@ -1,5 +1,6 @@
 mod audit;
 mod client;
+mod doctor;
 mod family;
 mod incident;
 mod key;
@@ -74,6 +75,16 @@ pub enum Command {
         /// Only count what would be deleted
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Check the configuration and the clients against RFC 9700 and Tessera's rules; each
+    /// finding with its severity, the rule, and the command that fixes it. Exits 1 on an error
+    Doctor {
+        /// Exit 1 on warnings too
+        #[arg(long)]
+        strict: bool,
+        /// A client that got no token for this long is reported
+        #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_duration)]
+        unused_after: std::time::Duration,
     },
     /// Apply database migrations without starting the server
     Migrate,
@@ -168,6 +179,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resource(cmd) => resource::run(&mut ctx, cmd),
         Command::Audit(cmd) => audit::run(&mut ctx, cmd),
         Command::Prune { dry_run } => prune::run(&mut ctx, dry_run),
+        Command::Doctor {
+            strict,
+            unused_after,
+        } => doctor::run(&mut ctx, strict, unused_after),
         Command::Migrate => system::migrate(&ctx),
         Command::Config(cmd) => system::config(&ctx, cmd),
         Command::Completions { .. } => Ok(()),

@@ -19,6 +19,8 @@ pub struct ClientRow {
     pub disabled_at: Option<i64>,
     /// May introspect tokens issued to other clients (a resource server).
     pub allow_introspection: bool,
+    /// When it last got a token, to the day.
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -51,6 +53,21 @@ impl ClientRow {
             .select(ClientRow::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// Records that the client got a token at `now`, unless that was already recorded less
+    /// than a day ago: at most one write a day per client.
+    pub fn note_use(conn: &mut AnyConnection, id: &str, now: i64) -> QueryResult<usize> {
+        const DAY_MS: i64 = 86_400_000;
+        diesel::update(
+            clients::table.find(id).filter(
+                clients::last_used_at
+                    .is_null()
+                    .or(clients::last_used_at.lt(now - DAY_MS)),
+            ),
+        )
+        .set(clients::last_used_at.eq(now))
+        .execute(conn)
     }
 
     pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ClientRow>> {

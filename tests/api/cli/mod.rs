@@ -1,6 +1,7 @@
 //! The real `tessera-admin` binary against the test database and a running server.
 
 mod clients;
+mod doctor;
 mod errors;
 mod families;
 mod keys;

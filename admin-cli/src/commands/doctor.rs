@@ -1,0 +1,346 @@
+//! `tessera-admin doctor`: the configuration and the registered clients, checked against
+//! RFC 9700 (OAuth 2.0 Security Best Current Practice), the RFCs it builds on, and this
+//! project's own rules. Each finding names its check, its severity, the rule, and the command
+//! or setting that fixes it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tessera::domain::client::{self, Client, GrantType};
+use tessera::domain::keys::{self, KeyState};
+use tessera::store::models::StoredKey;
+
+use super::Context;
+use crate::output::{emit, Table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// One thing to fix.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// The check's name, stable for scripts.
+    pub check: &'static str,
+    pub severity: Severity,
+    /// The rule: an RFC section, or this project's own.
+    pub rule: &'static str,
+    /// What is wrong, and where.
+    pub message: String,
+    /// The command or setting that fixes it.
+    pub fix: String,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    findings: &'a [Finding],
+    errors: usize,
+    warnings: usize,
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+const CONFIG: &str = "tessera.toml (or its TESSERA_<SECTION>__<KEY> variable)";
+
+pub fn run(ctx: &mut Context, strict: bool, unused_after: Duration) -> anyhow::Result<()> {
+    let now = ctx.clock.now_ms();
+    let mut findings = configuration(ctx);
+    let conn = ctx.conn()?;
+    let clients = client::list(conn)?;
+    let stored_keys = StoredKey::all(conn)?;
+    findings.extend(clients_findings(ctx, &clients, now, unused_after));
+    findings.extend(key_findings(ctx, &stored_keys, now));
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
+
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings.len() - errors;
+    emit(
+        ctx.output,
+        &Report {
+            findings: &findings,
+            errors,
+            warnings,
+        },
+        || text(&findings, errors, warnings),
+    )?;
+    if errors > 0 || (strict && warnings > 0) {
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        anyhow::bail!(
+            "{}, {}{}",
+            plural(errors, "error"),
+            plural(warnings, "warning"),
+            if strict { " (--strict)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn text(findings: &[Finding], errors: usize, warnings: usize) -> String {
+    if findings.is_empty() {
+        return "no findings: the configuration and the clients follow RFC 9700 and Tessera's rules"
+            .to_owned();
+    }
+    let mut out = Vec::new();
+    for f in findings {
+        out.push(format!(
+            "{} {} [{}]\n  {}\n  fix: {}",
+            f.severity.as_str().to_uppercase(),
+            f.check,
+            f.rule,
+            f.message,
+            f.fix
+        ));
+    }
+    let mut summary = Table::new(&["ERRORS", "WARNINGS"]);
+    summary.row(vec![errors.to_string(), warnings.to_string()]);
+    out.push(summary.render());
+    out.join("\n\n")
+}
+
+/// Checks of the settings alone.
+fn configuration(ctx: &Context) -> Vec<Finding> {
+    let s = &ctx.settings;
+    let t = &s.tokens;
+    let human = |d: Duration| humantime::format_duration(d).to_string();
+    let mut findings = Vec::new();
+    let issuer = &s.server.issuer;
+    if issuer.scheme() != "https" && !is_loopback(issuer) {
+        findings.push(Finding {
+            check: "http_issuer",
+            severity: Severity::Error,
+            rule: "RFC 8414 §2; RFC 6749 §3.1",
+            message: format!(
+                "server.issuer is {issuer}: tokens, codes and passwords would cross the network unencrypted"
+            ),
+            fix: format!(
+                "set server.issuer = \"https://{}\" in {CONFIG}, with TLS at the proxy in front",
+                issuer.host_str().unwrap_or("auth.example.com")
+            ),
+        });
+    }
+    if t.access_ttl > Duration::from_secs(3600) {
+        findings.push(Finding {
+            check: "long_access_tokens",
+            severity: Severity::Warning,
+            rule: "RFC 9700 §2.2; RFC 6819 §5.1.5.3",
+            message: format!(
+                "tokens.access_ttl is {}: a stolen access token works that long, and revoking its family cannot reach resource servers that check it offline",
+                human(t.access_ttl)
+            ),
+            fix: format!("set tokens.access_ttl = \"15m\" in {CONFIG}"),
+        });
+    }
+    if t.reuse_grace > Duration::from_secs(30) {
+        findings.push(Finding {
+            check: "wide_grace_window",
+            severity: Severity::Warning,
+            rule: "RFC 9700 §4.14.2",
+            message: format!(
+                "tokens.reuse_grace is {}: a replayed refresh token within it is answered instead of revoking its family",
+                human(t.reuse_grace)
+            ),
+            fix: format!("set tokens.reuse_grace = \"5s\" in {CONFIG}"),
+        });
+    }
+    let year = 365 * DAY;
+    if t.refresh_absolute_ttl > year || t.refresh_idle_ttl > year {
+        findings.push(Finding {
+            check: "long_refresh_tokens",
+            severity: Severity::Warning,
+            rule: "RFC 9700 §4.14.2; RFC 6819 §5.2.2.3",
+            message: format!(
+                "refresh tokens live up to {} (tokens.refresh_absolute_ttl) and {} unused (tokens.refresh_idle_ttl): over a year",
+                human(t.refresh_absolute_ttl),
+                human(t.refresh_idle_ttl)
+            ),
+            fix: format!(
+                "set tokens.refresh_absolute_ttl = \"90d\" and tokens.refresh_idle_ttl = \"30d\" in {CONFIG}"
+            ),
+        });
+    }
+    let th = &s.throttle;
+    if th.max_failures_per_user > 20
+        || th.max_failures_per_ip > 1000
+        || th.window < Duration::from_secs(60)
+    {
+        findings.push(Finding {
+            check: "throttling_off",
+            severity: Severity::Warning,
+            rule: "RFC 6749 §4.3.2; RFC 6819 §4.4.3.6",
+            message: format!(
+                "sign-in throttling is in effect off: {} failures per user and {} per address per {}; passwords can be guessed at the token endpoint and the login page",
+                th.max_failures_per_user,
+                th.max_failures_per_ip,
+                human(th.window)
+            ),
+            fix: format!(
+                "set throttle.max_failures_per_user = 5, throttle.max_failures_per_ip = 50 and throttle.window = \"15m\" in {CONFIG}"
+            ),
+        });
+    }
+    if s.master_key.is_none() {
+        let path = &s.master_key_file;
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                findings.push(Finding {
+                    check: "master_key_exposed",
+                    severity: Severity::Error,
+                    rule: "Tessera: the master key is readable by its owner only",
+                    message: format!(
+                        "{} has mode {mode:03o}: other users can read the key that seals the signing keys and MACs refresh tokens",
+                        path.display()
+                    ),
+                    fix: format!("chmod 600 {}", path.display()),
+                });
+            }
+        }
+    }
+    findings
+}
+
+/// Checks of each registered client.
+fn clients_findings(
+    ctx: &Context,
+    clients: &[Client],
+    now: i64,
+    unused_after: Duration,
+) -> Vec<Finding> {
+    let https_issuer = ctx.settings.server.issuer.scheme() == "https";
+    let unused_ms = i64::try_from(unused_after.as_millis()).unwrap_or(i64::MAX);
+    let mut findings = Vec::new();
+    for c in clients.iter().filter(|c| c.disabled_at.is_none()) {
+        if c.is_public() && c.allows(GrantType::Password) {
+            let keep: Vec<String> = c
+                .grants
+                .iter()
+                .filter(|g| **g != GrantType::Password)
+                .map(|g| format!("--grant {g}"))
+                .collect();
+            findings.push(Finding {
+                check: "password_grant_public_client",
+                severity: Severity::Error,
+                rule: "RFC 9700 §2.4",
+                message: format!(
+                    "client {} ({}) is public and may use the password grant: any app can present itself as it and collect users' passwords; move the app to authorization_code with PKCE (RFC 9700 §2.1.1), then take the grant away",
+                    c.id, c.name
+                ),
+                fix: if keep.is_empty() {
+                    format!("tessera-admin client disable {}", c.id)
+                } else {
+                    format!("tessera-admin client update {} {}", c.id, keep.join(" "))
+                },
+            });
+        }
+        if https_issuer {
+            for uri in c
+                .redirect_uris
+                .iter()
+                .filter(|u| u.scheme() == "http" && !is_loopback(u))
+            {
+                findings.push(Finding {
+                    check: "insecure_redirect_uri",
+                    severity: Severity::Error,
+                    rule: "RFC 9700 §4.1; RFC 6749 §3.1.2.1",
+                    message: format!(
+                        "client {} ({}) has the redirect URI {uri}: authorization codes would travel unencrypted (only loopback http is safe, RFC 8252 §7.3)",
+                        c.id, c.name
+                    ),
+                    fix: format!(
+                        "tessera-admin client update {} {}",
+                        c.id,
+                        c.redirect_uris
+                            .iter()
+                            .map(|u| {
+                                let mut u = u.clone();
+                                if u.scheme() == "http" && !is_loopback(&u) {
+                                    let _ = u.set_scheme("https");
+                                }
+                                format!("--redirect-uri {u}")
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                });
+            }
+        }
+        let last = c.last_used_at.unwrap_or(c.created_at);
+        if now - last > unused_ms {
+            let days = (now - last) / 86_400_000;
+            findings.push(Finding {
+                check: "unused_client",
+                severity: Severity::Warning,
+                rule: "Tessera: clients no one uses are credentials no one watches",
+                message: format!(
+                    "client {} ({}) has {} for {days} days",
+                    c.id,
+                    c.name,
+                    if c.last_used_at.is_some() {
+                        "not got a token"
+                    } else {
+                        "never got a token"
+                    }
+                ),
+                fix: format!("tessera-admin client disable {}", c.id),
+            });
+        }
+    }
+    findings
+}
+
+/// The signing key's age.
+fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
+    let max_age = ctx.settings.keys.max_age;
+    let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    let states = keys::states(stored, now, ctx.settings.key_retention_ms());
+    let Some(signing) = stored
+        .iter()
+        .zip(&states)
+        .find(|(_, s)| **s == KeyState::Signing)
+        .map(|(k, _)| k)
+    else {
+        return Vec::new();
+    };
+    // A rotation already under way (a pending key) fixes it.
+    let pending = states.contains(&KeyState::Pending);
+    if now - signing.created_at > max_age_ms && !pending {
+        return vec![Finding {
+            check: "old_signing_key",
+            severity: Severity::Warning,
+            rule: "RFC 7517 §8.1; Tessera: keys.max_age",
+            message: format!(
+                "the signing key {} is {} days old (keys.max_age {})",
+                signing.kid,
+                (now - signing.created_at) / 86_400_000,
+                humantime::format_duration(max_age)
+            ),
+            fix: "tessera-admin key rotate".to_owned(),
+        }];
+    }
+    Vec::new()
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
