@@ -154,6 +154,14 @@ impl Application {
         self.port
     }
 
+    /// Handles that stop the servers (the API's, and the metrics' if any): tests stop theirs
+    /// when done, so that no server outlives its test.
+    pub fn handles(&self) -> Vec<actix_web::dev::ServerHandle> {
+        let mut handles = vec![self.server.handle()];
+        handles.extend(self.metrics.as_ref().map(|(_, m)| m.handle()));
+        handles
+    }
+
     /// The port `/metrics` is served on, if it is.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics.as_ref().map(|(port, _)| *port)

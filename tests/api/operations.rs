@@ -38,31 +38,9 @@ async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
     );
 
     // A proxy's id is kept, and the reuse incident it leads to records it.
-    let (id, secret) = trusting.password_client().await;
-    trusting.user("alice").await;
-    let first = trusting.password_grant((&id, &secret), "alice").await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let second = trusting.refreshed((&id, &secret), &first).await;
-    trusting
-        .refreshed((&id, &secret), second["refresh_token"].as_str().unwrap())
-        .await;
     let proxy_id = "edge-7f3a9c.1";
-    let res = trusting
-        .http
-        .post(format!("{}/token", trusting.address))
-        .basic_auth(&id, Some(&secret))
-        .header("x-request-id", proxy_id)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    assert_eq!(res.headers()["x-request-id"], proxy_id);
+    let given = replay_with_request_id(&trusting, proxy_id).await;
+    assert_eq!(given, proxy_id);
     let recorded = audit_request_ids(&trusting, "refresh.reuse_detected").await;
     assert_eq!(recorded, vec![Some(proxy_id.to_owned())]);
     // An id that could be mistaken for log structure is replaced, even from a proxy.
@@ -78,20 +56,32 @@ async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
     // From anyone else the header is ignored: the id is the server's own, and that is the one
     // recorded.
     let app = TestApp::spawn(db).await;
-    let (id, secret) = app.password_client().await;
+    let given = replay_with_request_id(&app, proxy_id).await;
+    assert_ne!(given, proxy_id);
+    let recorded = audit_request_ids(&app, "refresh.reuse_detected").await;
+    assert_eq!(recorded, vec![Some(given)]);
+}
+
+/// Signs in, refreshes twice, then replays the first refresh token with `X-Request-Id: id`:
+/// a reuse incident. The request id the response carries.
+async fn replay_with_request_id(app: &TestApp, id: &str) -> String {
+    let (client, secret) = app.password_client().await;
     app.user("alice").await;
-    let first = app.password_grant((&id, &secret), "alice").await["refresh_token"]
+    let first = app.password_grant((&client, &secret), "alice").await["refresh_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let second = app.refreshed((&id, &secret), &first).await;
-    app.refreshed((&id, &secret), second["refresh_token"].as_str().unwrap())
-        .await;
+    let second = app.refreshed((&client, &secret), &first).await;
+    app.refreshed(
+        (&client, &secret),
+        second["refresh_token"].as_str().unwrap(),
+    )
+    .await;
     let res = app
         .http
         .post(format!("{}/token", app.address))
-        .basic_auth(&id, Some(&secret))
-        .header("x-request-id", proxy_id)
+        .basic_auth(&client, Some(&secret))
+        .header("x-request-id", id)
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", first.as_str()),
@@ -99,10 +89,8 @@ async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
         .send()
         .await
         .unwrap();
-    let given = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert_ne!(given, proxy_id);
-    let recorded = audit_request_ids(&app, "refresh.reuse_detected").await;
-    assert_eq!(recorded, vec![Some(given)]);
+    assert_eq!(res.status(), 400);
+    res.headers()["x-request-id"].to_str().unwrap().to_owned()
 }
 
 async fn audit_request_ids(app: &TestApp, kind: &'static str) -> Vec<Option<String>> {

@@ -168,7 +168,25 @@ pub struct TestApp {
     /// The server's clock: [`TestApp::advance`] moves it.
     pub clock: Clock,
     hand: ClockHand,
+    /// Stop the server when the test is done (see `Drop`).
+    servers: Vec<actix_web::dev::ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
     _db: Option<TestDb>,
+}
+
+impl Drop for TestApp {
+    /// Stops the server and waits for its thread, before the test's database is dropped: a
+    /// server left running would keep its connection pool, whose threads would try to reconnect
+    /// to the dropped database until the test binary exits. (`stop` sends the command when
+    /// called; the future it returns only waits for it.)
+    fn drop(&mut self) {
+        for server in &self.servers {
+            drop(server.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl TestApp {
@@ -196,14 +214,30 @@ impl TestApp {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::from_env(env.clone()).unwrap();
         let (clock, hand) = Clock::adjustable();
-        let app = Application::build_with_clock(settings.clone(), clock.clone())
+        // On a thread and runtime of its own, as `main` runs it: the server lives until `Drop`
+        // stops it, not until the test's runtime happens to end.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (build_settings, build_clock) = (settings.clone(), clock.clone());
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match Application::build_with_clock(build_settings, build_clock).await {
+                    Ok(app) => {
+                        let _ = tx.send(Ok((app.port(), app.metrics_port(), app.handles())));
+                        let _ = app.run_until_stopped().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                    }
+                }
+            });
+        });
+        let (port, metrics_port, servers) = tokio::task::spawn_blocking(move || rx.recv())
             .await
-            .unwrap();
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let metrics = app
-            .metrics_port()
-            .map(|port| format!("http://127.0.0.1:{port}/metrics"));
-        tokio::spawn(app.run_until_stopped());
+            .unwrap()
+            .expect("the server's thread ended")
+            .unwrap_or_else(|e| panic!("the server did not start: {e}"));
+        let address = format!("http://127.0.0.1:{port}");
+        let metrics = metrics_port.map(|port| format!("http://127.0.0.1:{port}/metrics"));
         let url = db_url.to_owned();
         let pool = tokio::task::spawn_blocking(move || {
             store::connect(&url, 2, Duration::from_secs(10)).unwrap().0
@@ -224,6 +258,8 @@ impl TestApp {
             env,
             clock,
             hand,
+            servers,
+            thread: Some(thread),
             _db: None,
         }
     }
