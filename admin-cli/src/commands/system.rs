@@ -80,6 +80,9 @@ pub fn config(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<()> {
                     "listen": s.server.listen.to_string(),
                     "issuer": s.issuer(),
                     "max_body_bytes": s.server.max_body_bytes,
+                    "trusted_proxies": s.server.trusted_proxies,
+                    "shutdown_timeout": human(s.server.shutdown_timeout),
+                    "metrics_listen": s.server.metrics_listen,
                 },
                 "database": {
                     "url": redact_url(s.database.url.expose()),
@@ -97,6 +100,7 @@ pub fn config(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<()> {
                     "algorithm": s.keys.algorithm.as_str(),
                     "activation_delay": human(s.keys.activation_delay),
                     "reload_interval": human(s.keys.reload_interval),
+                    "max_age": human(s.keys.max_age),
                 },
                 "passwords": {
                     "argon2_memory_kib": s.passwords.argon2_memory_kib,
@@ -108,6 +112,12 @@ pub fn config(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<()> {
                     "max_failures_per_user": s.throttle.max_failures_per_user,
                     "max_failures_per_ip": s.throttle.max_failures_per_ip,
                     "window": human(s.throttle.window),
+                },
+                "retention": {
+                    "interval": human(s.retention.interval),
+                    "batch": s.retention.batch,
+                    "dead_families": human(s.retention.dead_families),
+                    "audit": human(s.retention.audit),
                 },
                 "master_key": if s.master_key.is_some() { "REDACTED (from master_key)".to_owned() } else { format!("file {}", s.master_key_file.display()) },
             });

@@ -41,6 +41,12 @@ async fn migrate_config_check_and_completions(db: Db) {
         .await,
     );
     assert_eq!(checked["tokens"]["access_ttl"], "15m");
+    assert_eq!(checked["server"]["shutdown_timeout"], "30s");
+    assert_eq!(checked["server"]["metrics_listen"], "");
+    let days =
+        |n: u64| humantime::format_duration(std::time::Duration::from_secs(n * 86_400)).to_string();
+    assert_eq!(checked["keys"]["max_age"], days(90));
+    assert_eq!(checked["retention"]["dead_families"], days(30));
     assert_eq!(
         checked["database"]["url"],
         "postgres://tessera:REDACTED@db.internal:5432/tessera"
