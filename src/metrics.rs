@@ -79,83 +79,109 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("tessera".into()), None)?;
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok::<_, prometheus::Error>(c)
-        };
-        let histogram = |name: &str, help: &str| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()))?;
-            registry.register(Box::new(h.clone()))?;
-            Ok::<_, prometheus::Error>(h)
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok::<_, prometheus::Error>(g)
-        };
-        let http_requests = counter(
-            "http_requests_total",
-            "HTTP requests answered, by route, method and status.",
-            &["route", "method", "status"],
+        let r = &registry;
+        let seconds =
+            |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+        let http_requests = add(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests answered, by route, method and status.",
+                ),
+                &["route", "method", "status"],
+            )?,
         )?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "Time to answer HTTP requests, by route and method.",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["route", "method"],
+        let http_duration = add(
+            r,
+            HistogramVec::new(
+                seconds(
+                    "http_request_duration_seconds",
+                    "Time to answer HTTP requests, by route and method.",
+                ),
+                &["route", "method"],
+            )?,
         )?;
-        registry.register(Box::new(http_duration.clone()))?;
-        let tokens_issued = counter(
-            "tokens_issued_total",
-            "Access tokens issued at the token endpoint, by grant type.",
-            &["grant_type"],
+        let tokens_issued = add(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "tokens_issued_total",
+                    "Access tokens issued at the token endpoint, by grant type.",
+                ),
+                &["grant_type"],
+            )?,
         )?;
-        let refreshes = counter(
-            "refreshes_total",
-            "Refresh-token grants, by outcome: rotated, grace_retry, reuse_detected, expired, revoked, refused, error.",
-            &["outcome"],
+        let refreshes = add(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "refreshes_total",
+                    "Refresh-token grants, by outcome: rotated, grace_retry, reuse_detected, expired, revoked, refused, error.",
+                ),
+                &["outcome"],
+            )?,
         )?;
-        let reuse_incidents = IntCounter::new(
-            "reuse_incidents_total",
-            "Rotated refresh tokens presented again: each revoked its family and recorded an incident.",
-        )
-        ?;
-        registry.register(Box::new(reuse_incidents.clone()))?;
-        let throttled = counter(
-            "sign_in_throttled_total",
-            "Sign-in attempts held back by throttling: delayed (waited, then went on) or refused.",
-            &["outcome"],
+        let reuse_incidents = add(
+            r,
+            IntCounter::new(
+                "reuse_incidents_total",
+                "Rotated refresh tokens presented again: each revoked its family and recorded an incident.",
+            )?,
         )?;
-        let hash_wait = histogram(
-            "password_hash_wait_seconds",
-            "Time password verifications waited for a hashing slot.",
+        let throttled = add(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "sign_in_throttled_total",
+                    "Sign-in attempts held back by throttling: delayed (waited, then went on) or refused.",
+                ),
+                &["outcome"],
+            )?,
         )?;
-        let hash_in_use = gauge(
-            "password_hash_slots_in_use",
-            "Password-hashing slots taken.",
+        let hash_wait = add(
+            r,
+            Histogram::with_opts(seconds(
+                "password_hash_wait_seconds",
+                "Time password verifications waited for a hashing slot.",
+            ))?,
         )?;
-        let hash_slots = gauge("password_hash_slots", "Password-hashing slots in all.")?;
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(
-                "db_pool_connections",
-                "Database connections in the pool, by state: in_use or idle.",
-            ),
-            &["state"],
+        let hash_in_use = add(
+            r,
+            IntGauge::new(
+                "password_hash_slots_in_use",
+                "Password-hashing slots taken.",
+            )?,
         )?;
-        registry.register(Box::new(pool_connections.clone()))?;
-        let pool_wait = histogram(
-            "db_pool_wait_seconds",
-            "Time requests waited to check a database connection out of the pool.",
+        let hash_slots = add(
+            r,
+            IntGauge::new("password_hash_slots", "Password-hashing slots in all.")?,
         )?;
-        let build = IntGaugeVec::new(
-            Opts::new("build_info", "The running version; always 1."),
-            &["version"],
+        let pool_connections = add(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "db_pool_connections",
+                    "Database connections in the pool, by state: in_use or idle.",
+                ),
+                &["state"],
+            )?,
+        )?;
+        let pool_wait = add(
+            r,
+            Histogram::with_opts(seconds(
+                "db_pool_wait_seconds",
+                "Time requests waited to check a database connection out of the pool.",
+            ))?,
+        )?;
+        let build = add(
+            r,
+            IntGaugeVec::new(
+                Opts::new("build_info", "The running version; always 1."),
+                &["version"],
+            )?,
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        registry.register(Box::new(build))?;
         Ok(Self(Arc::new(Inner {
             registry,
             http_requests,
@@ -233,4 +259,13 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Registers `metric` in `registry` and hands it back to be recorded into.
+fn add<M>(registry: &Registry, metric: M) -> Result<M, prometheus::Error>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }

@@ -121,11 +121,13 @@ impl TokenService {
     /// doctor`): in the database at most once a day per client and instance, so that the hot
     /// paths only look in a map.
     fn note_client_use(&self, client_id: &str) {
-        const DAY_MS: i64 = 86_400_000;
         let now = self.clock.now_ms();
         {
             let mut noted = self.clients_used.lock().unwrap_or_else(|p| p.into_inner());
-            if noted.get(client_id).is_some_and(|at| now - at < DAY_MS) {
+            if noted
+                .get(client_id)
+                .is_some_and(|at| now - at < ClientRow::USE_NOTED_EVERY_MS)
+            {
                 return;
             }
             noted.insert(client_id.to_owned(), now);

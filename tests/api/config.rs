@@ -101,6 +101,15 @@ fn the_server_refuses_to_start_on_bad_configuration_with_one_line() {
         ),
         (vec![("TESSERA_SERVER__PORT", "80")], "port"),
         (
+            vec![("TESSERA_SERVER__METRICS_LISTEN", "localhost")],
+            "server.metrics_listen",
+        ),
+        (
+            vec![("TESSERA_SERVER__SHUTDOWN_TIMEOUT", "2h")],
+            "server.shutdown_timeout",
+        ),
+        (vec![("TESSERA_KEYS__MAX_AGE", "old")], "keys.max_age"),
+        (
             vec![(
                 "TESSERA_DATABASE__URL",
                 "postgres://nobody@127.0.0.1:1/none",

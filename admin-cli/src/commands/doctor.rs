@@ -52,6 +52,7 @@ struct Report<'a> {
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
+const DAY_MS: i64 = 86_400_000;
 const CONFIG: &str = "tessera.toml (or its TESSERA_<SECTION>__<KEY> variable)";
 
 pub fn run(ctx: &mut Context, strict: bool, unused_after: Duration) -> anyhow::Result<()> {
@@ -282,7 +283,7 @@ fn clients_findings(
         }
         let last = c.last_used_at.unwrap_or(c.created_at);
         if now - last > unused_ms {
-            let days = (now - last) / 86_400_000;
+            let days = (now - last) / DAY_MS;
             findings.push(Finding {
                 check: "unused_client",
                 severity: Severity::Warning,
@@ -327,7 +328,7 @@ fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
             message: format!(
                 "the signing key {} is {} days old (keys.max_age {})",
                 signing.kid,
-                (now - signing.created_at) / 86_400_000,
+                (now - signing.created_at) / DAY_MS,
                 humantime::format_duration(max_age)
             ),
             fix: "tessera-admin key rotate".to_owned(),

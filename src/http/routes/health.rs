@@ -1,7 +1,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::grant::OAuthError;
 use crate::http::AppState;
 
 /// Liveness: answers without touching the database.
@@ -12,12 +11,11 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database answers and a signing key is loaded, else 503, so that a
 /// load balancer sends requests elsewhere until this instance can serve them.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let checked = state.blocking(|s| Ok::<_, OAuthError>(s.readiness())).await;
-    match checked {
-        Ok(Ok(kid)) => HttpResponse::Ok()
+    match state.blocking(|s| s.readiness()).await {
+        Ok(kid) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({"status": "ready", "database": "ok", "signing_key": kid})),
-        Ok(Err(why)) | Err(why) => HttpResponse::ServiceUnavailable()
+        Err(why) => HttpResponse::ServiceUnavailable()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::RETRY_AFTER, "1"))
             .json(serde_json::json!({"status": "unavailable", "reason": why.description()})),

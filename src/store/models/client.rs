@@ -55,15 +55,17 @@ impl ClientRow {
             .optional()
     }
 
+    /// How precisely `last_used_at` is kept: a day.
+    pub const USE_NOTED_EVERY_MS: i64 = 86_400_000;
+
     /// Records that the client got a token at `now`, unless that was already recorded less
     /// than a day ago: at most one write a day per client.
     pub fn note_use(conn: &mut AnyConnection, id: &str, now: i64) -> QueryResult<usize> {
-        const DAY_MS: i64 = 86_400_000;
         diesel::update(
             clients::table.find(id).filter(
                 clients::last_used_at
                     .is_null()
-                    .or(clients::last_used_at.lt(now - DAY_MS)),
+                    .or(clients::last_used_at.lt(now - Self::USE_NOTED_EVERY_MS)),
             ),
         )
         .set(clients::last_used_at.eq(now))
