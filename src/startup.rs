@@ -98,7 +98,7 @@ impl Application {
         let state = web::Data::new(AppState {
             service: prepared,
             secure_cookies: settings.secure_cookies(),
-            trusted_proxies: settings.trusted_proxies()?,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
         });
         let max_body = settings.server.max_body_bytes;
         let api_state = state.clone();

@@ -1,7 +1,7 @@
 //! One type for every secret value: the configured master secret and database URL, refresh
 //! tokens, client secrets, session ids and authorization codes.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::domain::crypto::ct_eq;
 
@@ -25,6 +25,14 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+/// Serialized as `REDACTED`: a secret that ends up in JSON (`config check`) shows it is set,
+/// never what it is.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("REDACTED")
     }
 }
 

@@ -27,7 +27,7 @@ pub fn csrf_cookie(secure: bool) -> &'static str {
     }
 }
 
-/// No framing, no inline script, no referrer, no caching (SECURITY.md "HTML pages").
+/// No framing, no inline script, no referrer, no caching (README, "Browser sign-in").
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 

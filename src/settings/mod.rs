@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
@@ -29,7 +29,7 @@ fn is_config_var(name: &str) -> bool {
         && !name.starts_with("TESSERA_TEST_")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -47,74 +47,80 @@ pub struct Settings {
     pub master_key_file: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Shown as it is used: without a trailing slash (RFC 8414 §2).
+    #[serde(serialize_with = "issuer_text")]
     pub issuer: url::Url,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: addresses
-    /// or CIDR ranges, space- or comma-separated. Empty: the socket's peer is the client.
-    pub trusted_proxies: String,
+    /// or CIDR ranges, a TOML list or (from the environment) one string, space- or
+    /// comma-separated. Empty: the socket's peer is the client.
+    #[serde(with = "proxies")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// On SIGTERM or SIGINT: how long requests already accepted may take to finish.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
     /// Where `/metrics` (Prometheus) is served, apart from the API; empty: nowhere.
     pub metrics_listen: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// Shown with its password redacted, and the host left in.
+    #[serde(serialize_with = "redacted_url")]
     pub url: Secret,
     /// Connections in the pool; 0 picks a default for the backend.
     pub pool_size: u32,
     /// How long a request waits for a free connection before answering 503.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub access_ttl: Duration,
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub refresh_idle_ttl: Duration,
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub refresh_absolute_ttl: Duration,
     /// A just-rotated refresh token presented again within this window, while its successor is
     /// unused, gets that same successor back instead of revoking the family. `0s` is strict.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub reuse_grace: Duration,
     /// `aud` of access tokens; empty means the issuer.
     pub audience: String,
     /// How long an authorization code may wait for its exchange (at most 60s).
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub code_ttl: Duration,
     /// Scopes published as `scopes_supported` in the metadata, space-separated. Empty: the
     /// member is left out, so the metadata does not list what clients were granted.
     pub public_scopes: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySettings {
     pub algorithm: KeyAlgorithm,
     /// A key made by `tessera-admin key rotate` is published at once and signs after this
     /// delay, once relying parties have had time to fetch the new JWKS.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub activation_delay: Duration,
     /// How often a running server reloads keys from the database.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub reload_interval: Duration,
     /// A signing key older than this should be rotated (`tessera-admin doctor` says so).
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub max_age: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordSettings {
     /// Argon2id memory cost in KiB.
@@ -124,11 +130,11 @@ pub struct PasswordSettings {
     /// Password hashes computed at once; 0 means one per CPU core.
     pub max_concurrent_hashes: usize,
     /// How long a sign-in waits for a hashing slot before answering 503.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub max_wait: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSettings {
     /// Failed password attempts for one username within `window` before further attempts are
@@ -136,44 +142,152 @@ pub struct ThrottleSettings {
     pub max_failures_per_user: u32,
     /// The same, per client IP address.
     pub max_failures_per_ip: u32,
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub window: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSettings {
     /// A sign-in on Tessera's pages ends after this long without use...
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub idle_ttl: Duration,
     /// ...and after this long in any case.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub absolute_ttl: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// How often the server prunes what it no longer needs.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub interval: Duration,
     /// Rows deleted per transaction.
     pub batch: u32,
     /// Families revoked or expired longer ago than this go, with their refresh tokens.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub dead_families: Duration,
     /// Audit events and reuse incidents older than this go.
-    #[serde(deserialize_with = "human_duration")]
+    #[serde(with = "duration")]
     pub audit: Duration,
 }
 
-fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "`{text}` is not a duration ({e}); use e.g. 15m, 14d, 10s"
-        ))
-    })
+/// Durations as people write them: `15m`, `14d`, `1h30m` in, the same out (`90d`, never
+/// "2months 29days 2h 52m 48s").
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); use e.g. 15m, 14d, 10s"
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::compact_duration(*d))
+    }
+}
+
+/// A duration in days, hours, minutes, seconds and milliseconds, largest first, zero parts
+/// left out: `90d`, `1h30m`, `0s`. `humantime` reads it back to the same value.
+pub fn compact_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    let mut out = String::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
+/// `server.trusted_proxies`: a TOML list, or one string of addresses and ranges separated by
+/// spaces or commas (the environment has no lists); a bare address is a range of one.
+mod proxies {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        List(Vec<String>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let items: Vec<String> = match Given::deserialize(d)? {
+            Given::Text(text) => text.split([' ', ',']).map(str::to_owned).collect(),
+            Given::List(list) => list,
+        };
+        items
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!("`{s}` is not an address or CIDR range"))
+                    })
+            })
+            .collect()
+    }
+
+    pub fn serialize<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(nets.iter().map(ToString::to_string))
+    }
+}
+
+fn issuer_text<S: Serializer>(issuer: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(issuer.as_str().trim_end_matches('/'))
+}
+
+fn redacted_url<S: Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url.expose()))
+}
+
+/// A database URL with its password (in the user part or the query) replaced.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "REDACTED (not a URL)".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_ref(), "password" | "pass" | "sslpassword");
+                let v = if secret {
+                    "REDACTED".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 impl Settings {
@@ -212,7 +326,7 @@ impl Settings {
             .set_default("server.listen", "127.0.0.1:8080")?
             .set_default("server.issuer", "http://127.0.0.1:8080")?
             .set_default("server.max_body_bytes", 16 * 1024)?
-            .set_default("server.trusted_proxies", "")?
+            .set_default("server.trusted_proxies", Vec::<String>::new())?
             .set_default("server.shutdown_timeout", "30s")?
             .set_default("server.metrics_listen", "")?
             .set_default("database.url", "sqlite://data/tessera.db")?
@@ -224,7 +338,7 @@ impl Settings {
             .set_default("tokens.reuse_grace", "5s")?
             .set_default("tokens.audience", "")?
             .set_default("tokens.public_scopes", "")?
-            .set_default("tokens.code_ttl", "60s")?
+            .set_default("tokens.code_ttl", "1m")?
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
             .set_default("keys.reload_interval", "5s")?
@@ -296,7 +410,6 @@ impl Settings {
         if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
         }
-        self.trusted_proxies()?;
         let metrics = self.server.metrics_listen.trim();
         if !metrics.is_empty() && metrics.parse::<SocketAddr>().is_err() {
             anyhow::bail!(
@@ -316,24 +429,6 @@ impl Settings {
             anyhow::bail!("invalid configuration: server.issuer must be an http(s) URL");
         }
         Ok(())
-    }
-
-    /// `server.trusted_proxies`, parsed: a bare address is a range of one.
-    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
-        self.server
-            .trusted_proxies
-            .split([' ', ','])
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "invalid configuration: server.trusted_proxies: `{s}` is not an address or CIDR range"
-                        )
-                    })
-            })
-            .collect()
     }
 
     /// The scopes the metadata publishes (`tokens.public_scopes`).

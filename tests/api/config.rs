@@ -69,14 +69,132 @@ fn trusted_proxies_must_be_addresses_or_ranges() {
         "10.0.0.0/8, ::1",
     )]))
     .unwrap();
-    assert_eq!(s.trusted_proxies().unwrap().len(), 2);
+    assert_eq!(s.server.trusted_proxies.len(), 2);
 }
 
+/// Users write lists in TOML: `trusted_proxies = ["10.0.0.0/8", "::1"]` is read as two ranges,
+/// and a bad entry in a list is refused naming the key.
+#[test]
+fn trusted_proxies_may_be_a_toml_list() {
+    let dir = std::env::temp_dir().join(format!("tessera-cfg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tessera.toml");
+    std::fs::write(
+        &file,
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.5\", \"::1\"]\n",
+    )
+    .unwrap();
+    let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+    let shown: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "192.168.1.5/32", "::1/128"]);
+    assert!(s.server.trusted_proxies[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+
+    std::fs::write(
+        &file,
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.lan\"]\n",
+    )
+    .unwrap();
+    let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(format!("{e:#}").contains("server.trusted_proxies"), "{e:#}");
+    assert!(format!("{e:#}").contains("proxy.lan"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every key of a JSON object as `section.key`, sorted.
+pub fn keys_of(value: &serde_json::Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let serde_json::Value::Object(top) = value {
+        for (name, v) in top {
+            match v {
+                serde_json::Value::Object(inner) => {
+                    keys.extend(inner.keys().map(|k| format!("{name}.{k}")))
+                }
+                _ => keys.push(name.clone()),
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// The keys and values of `tessera.example.toml`, as JSON.
+pub fn example_file() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tessera.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::to_value(toml::from_str::<toml::Table>(&text).unwrap()).unwrap()
+}
+
+/// The example file, the defaults and the README's configuration table name the same keys, and
+/// the example's values are the defaults: none of the three can fall behind the others.
 #[test]
 fn the_example_file_is_valid_and_complete() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tessera.example.toml");
-    let s = Settings::load_from(Some(&path), env(&[])).unwrap();
-    assert_eq!(s.tokens.access_ttl.as_secs(), 15 * 60);
+    let from_example =
+        serde_json::to_value(Settings::load_from(Some(&path), env(&[])).unwrap()).unwrap();
+    let defaults = serde_json::to_value(Settings::from_env(env(&[])).unwrap()).unwrap();
+    assert_eq!(
+        from_example, defaults,
+        "the example file's values are the defaults"
+    );
+
+    // `master_key` is a secret: the example shows it commented out.
+    let mut documented = keys_of(&example_file());
+    documented.push("master_key".into());
+    documented.sort();
+    assert_eq!(
+        documented,
+        keys_of(&defaults),
+        "keys of tessera.example.toml vs Settings"
+    );
+    let example = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        example.contains("\n# master_key = "),
+        "the example mentions master_key"
+    );
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Configuration\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let in_table: Vec<String> = rows
+        .iter()
+        .map(|row| row.split('`').nth(1).unwrap().to_owned())
+        .collect();
+    let mut sorted = in_table.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        keys_of(&defaults),
+        "keys of the README's configuration table"
+    );
+    for (row, key) in rows.iter().zip(&in_table) {
+        let variable = format!("`TESSERA_{}`", key.to_uppercase().replace('.', "__"));
+        assert!(row.contains(&variable), "{row}: names {variable}");
+        let (section, name) = key.split_once('.').unwrap_or(("", key));
+        let value = if section.is_empty() {
+            &defaults[name]
+        } else {
+            &defaults[section][name]
+        };
+        let default_cell = row.rsplit(" | ").next().unwrap();
+        let expected = match value {
+            serde_json::Value::String(s) if s.is_empty() => "empty".to_owned(),
+            serde_json::Value::Array(a) if a.is_empty() => "empty".to_owned(),
+            serde_json::Value::Null => "unset".to_owned(),
+            serde_json::Value::String(s) => format!("`{s}`"),
+            other => format!("`{other}`"),
+        };
+        assert!(
+            default_cell.starts_with(&expected),
+            "{row}: the default is {expected}"
+        );
+    }
 }
 
 fn tessera(env_pairs: &[(&str, &str)]) -> std::process::Output {

@@ -43,10 +43,15 @@ async fn migrate_config_check_and_completions(db: Db) {
     assert_eq!(checked["tokens"]["access_ttl"], "15m");
     assert_eq!(checked["server"]["shutdown_timeout"], "30s");
     assert_eq!(checked["server"]["metrics_listen"], "");
-    let days =
-        |n: u64| humantime::format_duration(std::time::Duration::from_secs(n * 86_400)).to_string();
-    assert_eq!(checked["keys"]["max_age"], days(90));
-    assert_eq!(checked["retention"]["dead_families"], days(30));
+    // Durations as they are written, not "2months 29days 2h 52m 48s".
+    assert_eq!(checked["keys"]["max_age"], "90d");
+    assert_eq!(checked["retention"]["dead_families"], "30d");
+    assert_eq!(checked["retention"]["audit"], "90d");
+    // Every key the example file documents is printed, and nothing else.
+    let mut documented = crate::config::keys_of(&crate::config::example_file());
+    documented.push("master_key".into());
+    documented.sort();
+    assert_eq!(crate::config::keys_of(&checked), documented);
     assert_eq!(
         checked["database"]["url"],
         "postgres://tessera:REDACTED@db.internal:5432/tessera"
