@@ -136,6 +136,17 @@ fn grants_text(grants: &[GrantType], public: bool) -> Result<String, ClientError
         .join(" "))
 }
 
+/// Whether `url` names this machine: `localhost` or a loopback address (127.0.0.0/8, ::1).
+/// http is safe there only (RFC 8252 §7.3); the doctor applies the same rule to the issuer.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
     for uri in uris {
         if uri.fragment().is_some() {
@@ -143,10 +154,9 @@ fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
                 "redirect URI {uri} must not have a fragment"
             )));
         }
-        let loopback = matches!(uri.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         let ok = match uri.scheme() {
             "https" => true,
-            "http" => loopback,
+            "http" => is_loopback(uri),
             // RFC 8252 §7.1: private-use schemes in reverse domain-name form.
             scheme => scheme.contains('.'),
         };
@@ -353,6 +363,31 @@ impl Client {
         match &self.secret_hash {
             Some(hash) => ct_eq(sha256_hex(presented.as_bytes()).as_bytes(), hash.as_bytes()),
             None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_is_localhost_and_the_loopback_ranges() {
+        for yes in [
+            "http://localhost:1/",
+            "http://127.0.0.1/",
+            "http://127.4.5.6/",
+            "http://[::1]:8/",
+        ] {
+            assert!(is_loopback(&yes.parse().unwrap()), "{yes}");
+        }
+        for no in [
+            "http://10.0.0.1/",
+            "http://localhost.example/",
+            "http://[::2]/",
+            "urn:x",
+        ] {
+            assert!(!is_loopback(&no.parse().unwrap()), "{no}");
         }
     }
 }

@@ -224,27 +224,32 @@ impl MasterKey {
     }
 }
 
-/// Refuses a key file that group or others may read.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), MasterKeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let read = |source| MasterKeyError::Read {
+/// Refuses a key file that group or others may read (the rule `tessera-admin doctor`
+/// reports against too).
+pub fn check_private(path: &Path) -> Result<(), MasterKeyError> {
+    let mode = file_mode(path).map_err(|source| MasterKeyError::Read {
         path: path.to_owned(),
         source,
-    };
-    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(MasterKeyError::Exposed {
+    })?;
+    match mode {
+        Some(mode) if mode & 0o077 != 0 => Err(MasterKeyError::Exposed {
             path: path.to_owned(),
             mode,
-        });
+        }),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The file's permission bits; `None` where there are none to read (not unix).
+#[cfg(unix)]
+fn file_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(Some(std::fs::metadata(path)?.permissions().mode() & 0o777))
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), MasterKeyError> {
-    Ok(())
+fn file_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    std::fs::metadata(path).map(|_| None)
 }
 
 fn in_file(path: &Path, e: MasterKeyError) -> MasterKeyError {

@@ -206,12 +206,18 @@ pub enum KeyState {
     Expired,
 }
 
+/// Which of `keys` (newest first) signs: the newest active one; failing that (every key
+/// pending), the newest unretired one. The one rule for the server ([`KeySet::load`]) and the
+/// CLI ([`states`]).
+fn signer(keys: &[StoredKey], now: i64) -> Option<usize> {
+    keys.iter()
+        .position(|k| k.retired_at.is_none() && k.activates_at <= now)
+        .or_else(|| keys.iter().position(|k| k.retired_at.is_none()))
+}
+
 /// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them).
 pub fn states(keys: &[StoredKey], now: i64, retention_ms: i64) -> Vec<KeyState> {
-    let signer = keys
-        .iter()
-        .position(|k| k.retired_at.is_none() && k.activates_at <= now)
-        .or_else(|| keys.iter().position(|k| k.retired_at.is_none()));
+    let signer = signer(keys, now);
     keys.iter()
         .enumerate()
         .map(|(i, k)| match k.retired_at {
@@ -309,13 +315,7 @@ impl KeySet {
                 })?;
             keys.push(SigningKey::from_pkcs8(alg, &pkcs8)?);
         }
-        // Newest active key; failing that (every key pending), the newest unretired one.
-        let usable = |s: &&StoredKey| s.retired_at.is_none();
-        let signer = stored
-            .iter()
-            .position(|s| usable(&s) && s.activates_at <= now)
-            .or_else(|| stored.iter().position(|s| usable(&s)))
-            .ok_or(KeyError::NoUsableKey)?;
+        let signer = signer(&stored, now).ok_or(KeyError::NoUsableKey)?;
         Ok(Self { keys, signer })
     }
 

@@ -306,6 +306,13 @@ impl Settings {
         Self::build(file, env, true)
     }
 
+    /// The built-in defaults alone.
+    pub fn defaults() -> Self {
+        // The defaults are constants that the tests load: they cannot fail.
+        #[allow(clippy::expect_used)]
+        Self::build(None, Vec::new(), false).expect("the built-in defaults are valid")
+    }
+
     /// Defaults and `env` only: never reads `./tessera.toml` (tests, embedding).
     pub fn from_env(env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
         Self::build(None, env, false)
@@ -476,5 +483,40 @@ impl Settings {
                 other => Ok(other?),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_people_write_them_and_read_back() {
+        for (secs, text) in [
+            (0, "0s"),
+            (5, "5s"),
+            (60, "1m"),
+            (15 * 60, "15m"),
+            (5400, "1h30m"),
+            (90 * 86_400, "90d"),
+            (86_400 + 1, "1d1s"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(compact_duration(d), text);
+            assert_eq!(humantime::parse_duration(text).unwrap(), d);
+        }
+        assert_eq!(compact_duration(Duration::from_millis(1500)), "1s500ms");
+    }
+
+    #[test]
+    fn database_urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?sslpassword=x&sslmode=require"),
+            "postgres://u:REDACTED@h:5432/db?sslpassword=REDACTED&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/tessera.db"),
+            "sqlite://data/tessera.db"
+        );
     }
 }

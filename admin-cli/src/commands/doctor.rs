@@ -3,12 +3,13 @@
 //! project's own rules. Each finding names its check, its severity, the rule, and the command
 //! or setting that fixes it.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use tessera::domain::client::{self, Client, GrantType};
+use tessera::domain::client::{self, is_loopback, Client, GrantType};
+use tessera::domain::crypto::{check_private, MasterKeyError};
 use tessera::domain::keys::{self, KeyState};
+use tessera::settings::{compact_duration as human, Settings};
 use tessera::store::models::StoredKey;
 
 use super::Context;
@@ -117,7 +118,8 @@ fn text(findings: &[Finding], errors: usize, warnings: usize) -> String {
 fn configuration(ctx: &Context) -> Vec<Finding> {
     let s = &ctx.settings;
     let t = &s.tokens;
-    let human = |d: Duration| humantime::format_duration(d).to_string();
+    // Fixes name the defaults, as the settings define them.
+    let defaults = Settings::defaults();
     let mut findings = Vec::new();
     let issuer = &s.server.issuer;
     if issuer.scheme() != "https" && !is_loopback(issuer) {
@@ -143,7 +145,10 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
                 "tokens.access_ttl is {}: a stolen access token works that long, and revoking its family cannot reach resource servers that check it offline",
                 human(t.access_ttl)
             ),
-            fix: format!("set tokens.access_ttl = \"15m\" in {CONFIG}"),
+            fix: format!(
+                "set tokens.access_ttl = \"{}\" in {CONFIG}",
+                human(defaults.tokens.access_ttl)
+            ),
         });
     }
     if t.reuse_grace > Duration::from_secs(30) {
@@ -155,7 +160,10 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
                 "tokens.reuse_grace is {}: a replayed refresh token within it is answered instead of revoking its family",
                 human(t.reuse_grace)
             ),
-            fix: format!("set tokens.reuse_grace = \"5s\" in {CONFIG}"),
+            fix: format!(
+                "set tokens.reuse_grace = \"{}\" in {CONFIG}",
+                human(defaults.tokens.reuse_grace)
+            ),
         });
     }
     let year = 365 * DAY;
@@ -170,7 +178,9 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
                 human(t.refresh_idle_ttl)
             ),
             fix: format!(
-                "set tokens.refresh_absolute_ttl = \"90d\" and tokens.refresh_idle_ttl = \"30d\" in {CONFIG}"
+                "set tokens.refresh_absolute_ttl = \"{}\" and tokens.refresh_idle_ttl = \"{}\" in {CONFIG}",
+                human(defaults.tokens.refresh_absolute_ttl),
+                human(defaults.tokens.refresh_idle_ttl)
             ),
         });
     }
@@ -190,27 +200,26 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
                 human(th.window)
             ),
             fix: format!(
-                "set throttle.max_failures_per_user = 5, throttle.max_failures_per_ip = 50 and throttle.window = \"15m\" in {CONFIG}"
+                "set throttle.max_failures_per_user = {}, throttle.max_failures_per_ip = {} and throttle.window = \"{}\" in {CONFIG}",
+                defaults.throttle.max_failures_per_user,
+                defaults.throttle.max_failures_per_ip,
+                human(defaults.throttle.window)
             ),
         });
     }
     if s.master_key.is_none() {
         let path = &s.master_key_file;
-        if let Ok(meta) = std::fs::metadata(path) {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                findings.push(Finding {
-                    check: "master_key_exposed",
-                    severity: Severity::Error,
-                    rule: "Tessera: the master key is readable by its owner only",
-                    message: format!(
-                        "{} has mode {mode:03o}: other users can read the key that seals the signing keys and MACs refresh tokens",
-                        path.display()
-                    ),
-                    fix: format!("chmod 600 {}", path.display()),
-                });
-            }
+        if let Err(MasterKeyError::Exposed { mode, .. }) = check_private(path) {
+            findings.push(Finding {
+                check: "master_key_exposed",
+                severity: Severity::Error,
+                rule: "Tessera: the master key is readable by its owner only",
+                message: format!(
+                    "{} has mode {mode:03o}: other users can read the key that seals the signing keys and MACs refresh tokens",
+                    path.display()
+                ),
+                fix: format!("chmod 600 {}", path.display()),
+            });
         }
     }
     findings
@@ -329,19 +338,10 @@ fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
                 "the signing key {} is {} days old (keys.max_age {})",
                 signing.kid,
                 (now - signing.created_at) / DAY_MS,
-                humantime::format_duration(max_age)
+                human(max_age)
             ),
             fix: "tessera-admin key rotate".to_owned(),
         }];
     }
     Vec::new()
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
