@@ -103,7 +103,7 @@ SELECT :'prefix' || lpad(g::text, 19, '0'), :'client', :'usr', 'read', 'password
        CASE WHEN :dead = 1 THEN :now - 60 * :day END, CASE WHEN :dead = 1 THEN 'bench' END
 FROM generate_series(1, :n) AS g;
 INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at,
-                            rotated_at, replaced_by, client_ip, user_agent, family_in_token)
+                            rotated_at, replaced_by, client_ip, user_agent)
 SELECT :'prefix' || lpad(g::text, 16, '0') || '-' || k,
        :'prefix' || lpad(g::text, 19, '0'),
        CASE WHEN k > 1 THEN :'prefix' || lpad(g::text, 16, '0') || '-' || (k - 1) END,
@@ -112,7 +112,7 @@ SELECT :'prefix' || lpad(g::text, 16, '0') || '-' || k,
        :now + 7 * :day - :dead * 60 * :day,
        CASE WHEN k < 4 THEN :now - (7 - k) * :day - :dead * 60 * :day END,
        CASE WHEN k < 4 THEN :'prefix' || lpad(g::text, 16, '0') || '-' || (k + 1) END,
-       '203.0.113.7', 'bench/1.0', TRUE
+       '203.0.113.7', 'bench/1.0'
 FROM generate_series(1, :n) AS g, generate_series(1, 4) AS k;
 SQL
     sql -c "VACUUM ANALYZE token_families" -c "VACUUM ANALYZE refresh_tokens"

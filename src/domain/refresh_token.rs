@@ -3,9 +3,6 @@
 //! token from its ids (to answer an idempotent retry with the same successor) while a database
 //! dump alone yields no usable token, and proves which family a token belongs to even after its
 //! row has been pruned: a replay of a long-rotated token still revokes its family.
-//!
-//! Tokens issued before the family id was added (`tsr_` + token id + HMAC(token id)) still work;
-//! their rows are never pruned while their family lives.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -25,8 +22,7 @@ const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     pub id: String,
-    /// `None` for a token issued before the family id was part of the format.
-    pub family_id: Option<String>,
+    pub family_id: String,
 }
 
 /// The plaintext token for token `id` of family `family_id`.
@@ -46,20 +42,15 @@ pub(crate) fn parse_token(key: &hmac::Key, token: &str) -> Option<Parsed> {
         return None;
     }
     let (ids, mac) = body.split_at(body.len() - MAC_LEN);
-    if ids.len() != ID_LEN && ids.len() != 2 * ID_LEN {
+    if ids.len() != 2 * ID_LEN {
         return None;
     }
     let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
     hmac::verify(key, ids.as_bytes(), &mac).ok()?;
-    Some(match ids.split_at(ids.len() - ID_LEN) {
-        ("", id) => Parsed {
-            id: id.to_owned(),
-            family_id: None,
-        },
-        (family_id, id) => Parsed {
-            id: id.to_owned(),
-            family_id: Some(family_id.to_owned()),
-        },
+    let (family_id, id) = ids.split_at(ID_LEN);
+    Some(Parsed {
+        id: id.to_owned(),
+        family_id: family_id.to_owned(),
     })
 }
 
@@ -71,9 +62,8 @@ impl Parsed {
         conn: &mut AnyConnection,
         hash: &str,
     ) -> diesel::QueryResult<Option<RefreshToken>> {
-        Ok(RefreshToken::find(conn, &self.id)?.filter(|t| {
-            t.token_hash == hash && self.family_id.as_ref().is_none_or(|f| *f == t.family_id)
-        }))
+        Ok(RefreshToken::find(conn, &self.id)?
+            .filter(|t| t.token_hash == hash && t.family_id == self.family_id))
     }
 }
 
@@ -107,10 +97,7 @@ mod tests {
         let token = token_for(a.refresh_key(), &family, &id);
         assert!(token.expose().starts_with("tsr_"));
         let parsed = parse_token(a.refresh_key(), token.expose()).unwrap();
-        assert_eq!(
-            (parsed.id, parsed.family_id),
-            (id.clone(), Some(family.clone()))
-        );
+        assert_eq!((parsed.id, parsed.family_id), (id.clone(), family.clone()));
         assert_eq!(parse_token(b.refresh_key(), token.expose()), None);
         // The MAC covers both ids: another family's id with this MAC is refused.
         let other = token.expose().replacen(&family, &random_id(), 1);
@@ -122,17 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn tokens_issued_before_the_family_id_still_parse() {
+    fn a_token_without_its_family_id_is_refused() {
+        // `tsr_` + id + MAC(id): a format that never shipped.
         let key = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         let id = random_id();
         let mac = hmac::sign(key.refresh_key(), id.as_bytes());
-        let old = format!("{PREFIX}{id}{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
-        assert_eq!(
-            parse_token(key.refresh_key(), &old),
-            Some(Parsed {
-                id,
-                family_id: None
-            })
-        );
+        let short = format!("{PREFIX}{id}{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+        assert_eq!(parse_token(key.refresh_key(), &short), None);
     }
 }

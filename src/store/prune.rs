@@ -71,9 +71,8 @@ macro_rules! with_query {
                 $body
             }
             Prunable::RotatedTokens => {
-                let $q = refresh_tokens::table
-                    .filter(refresh_tokens::family_in_token)
-                    .filter(refresh_tokens::rotated_at.lt(cut.rotated_tokens));
+                let $q =
+                    refresh_tokens::table.filter(refresh_tokens::rotated_at.lt(cut.rotated_tokens));
                 let $pk = refresh_tokens::id;
                 $body
             }
@@ -203,9 +202,7 @@ pub fn tokens_of(
             .filter(refresh_tokens::family_id.eq_any(chunk))
             .into_boxed();
         let q = match rotated_before {
-            Some(t) => q
-                .filter(refresh_tokens::family_in_token)
-                .filter(refresh_tokens::rotated_at.lt(t)),
+            Some(t) => q.filter(refresh_tokens::rotated_at.lt(t)),
             None => q,
         };
         total += q.count().get_result::<i64>(conn)?;

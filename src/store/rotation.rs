@@ -107,7 +107,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
                          f.expires_at, f.revoked_at, f.revoked_reason, f.resources \
              ), successor AS ( \
                INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
-                                           expires_at, client_ip, user_agent, family_in_token) \
+                                           expires_at, client_ip, user_agent) \
                SELECT ",
         );
         out.push_bind_param::<Text, _>(&self.successor)?;
@@ -123,7 +123,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
         out.push_bind_param::<Nullable<Text>, _>(&self.client_ip)?;
         out.push_sql(", ");
         out.push_bind_param::<Nullable<Text>, _>(&self.user_agent)?;
-        out.push_sql(", TRUE FROM old) SELECT * FROM old");
+        out.push_sql(" FROM old) SELECT * FROM old");
         Ok(())
     }
 }

@@ -54,7 +54,6 @@ diesel::table! {
         replaced_by -> Nullable<Text>,
         client_ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
-        family_in_token -> Bool,
     }
 }
 

@@ -11,7 +11,6 @@ use crate::helpers::{both_backends, claims, Db, TestApp};
 both_backends!(
     pruning_removes_only_what_can_no_longer_matter,
     a_replay_of_a_pruned_token_still_revokes_its_family,
-    tokens_issued_before_the_family_id_keep_working_and_are_kept,
     what_retention_deleted_is_reported_as_pruned,
     the_server_prunes_by_itself,
     an_interval_of_zero_leaves_pruning_to_the_cli,
@@ -366,68 +365,6 @@ async fn a_replay_of_a_pruned_token_still_revokes_its_family(db: Db) {
     .unwrap();
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
     assert_eq!(incidents[0]["family_id"], sid.as_str());
-}
-
-/// A token in the format from before the family id (`tsr_` + id + MAC(id)) still refreshes;
-/// its row is never pruned while its family lives, so its replay is still detected.
-async fn tokens_issued_before_the_family_id_keep_working_and_are_kept(db: Db) {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "1h")]).await;
-    let (id, secret) = app.password_client().await;
-    let c = (id.as_str(), secret.as_str());
-    app.user("alice").await;
-    let first = app.password_grant(c, "alice").await;
-    let sid = claims(first["access_token"].as_str().unwrap())["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // Turn the family's token into one of the old format, as an older server stored it.
-    let master = tessera::domain::crypto::MasterKey::from_text(&app.master_key).unwrap();
-    let old = app
-        .with_conn(move |conn| {
-            use diesel::prelude::*;
-            use tessera::store::schema::refresh_tokens::dsl::*;
-            let token_id: String = refresh_tokens
-                .filter(family_id.eq(&sid))
-                .select(id)
-                .first(conn)
-                .unwrap();
-            let mac = ring::hmac::sign(master.refresh_key(), token_id.as_bytes());
-            let old = format!("tsr_{token_id}{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
-            diesel::update(refresh_tokens.find(&token_id))
-                .set((
-                    token_hash.eq(tessera::domain::refresh_token::hash_token(&old)),
-                    family_in_token.eq(false),
-                ))
-                .execute(conn)
-                .unwrap();
-            old
-        })
-        .await;
-    let next = app.refreshed(c, &old).await;
-    let newer = app
-        .refreshed(c, next["refresh_token"].as_str().unwrap())
-        .await;
-    app.advance(Duration::from_secs(120));
-    // The new-format token rotated since goes; the old one stays.
-    let done = prune(&app, false).await;
-    assert_eq!(done["tables"]["refresh_tokens"], 1, "{done}");
-    let res = app.refresh(c, &old).await;
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("reuse detected"),
-        "{body}"
-    );
-    assert_eq!(
-        app.refresh(c, newer["refresh_token"].as_str().unwrap())
-            .await
-            .status(),
-        400
-    );
 }
 
 /// Family and incident ids carry their time: asked for one that retention would have deleted,

@@ -12,11 +12,9 @@ JOIN refresh_tokens p ON c.parent_id = p.id
 WHERE p.rotated_at IS NULL OR p.replaced_by IS NULL OR p.replaced_by <> c.id;
 
 -- 3. No rotated token whose successor is missing (a rotation is all or nothing). Retention prunes
---    rotated tokens oldest first, so a successor can be gone only below a token it does not prune:
---    one issued before tokens carried their family id.
+--    rotated tokens oldest first, so a successor is never gone while its parent is there.
 SELECT COUNT(*) AS violations FROM refresh_tokens p
 WHERE p.rotated_at IS NOT NULL
-  AND p.family_in_token
   AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.id = p.replaced_by AND c.parent_id = p.id);
 
 -- 4. Every live family has its active token (none lost its last token).

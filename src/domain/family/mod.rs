@@ -185,7 +185,6 @@ pub fn start_in(
         expires_at: now.saturating_add(life.idle).min(expires_at),
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
-        family_in_token: true,
     }
     .insert(c)?;
     Ok(Issued {

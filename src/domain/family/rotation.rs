@@ -45,10 +45,7 @@ pub fn rotate(
             // Not stored, yet made by this server for a family it names: a rotated token whose
             // row retention pruned (active tokens never are). If its family lives, this is a
             // replay like any other.
-            return match &parsed.family_id {
-                Some(family_id) => replay_of_pruned(c, family_id, &id, client_id, meta, clock),
-                None => Err(RefreshError::Invalid("unknown refresh token")),
-            };
+            return replay_of_pruned(c, &parsed.family_id, &id, client_id, meta, clock);
         };
         // Lock the family row before reading it: a revocation (reuse detected elsewhere, the
         // CLI, another instance) takes the same lock, so it either commits before this read
@@ -84,7 +81,6 @@ pub fn rotate(
                     expires_at: now.saturating_add(life.idle).min(family.expires_at),
                     client_ip: meta.client_ip.as_deref(),
                     user_agent: meta.user_agent.as_deref(),
-                    family_in_token: true,
                 }
                 .insert(c)?;
                 return Ok(Outcome::Issued(Box::new(Issued {
@@ -176,13 +172,7 @@ pub fn rotate_for_client(
         return Ok(None);
     };
     let key = master.refresh_key();
-    // A token from before the family id was in the format: the full path, which knows the
-    // family once it has read the token.
-    let Some(Parsed {
-        id,
-        family_id: Some(family_id),
-    }) = parse_token(key, presented)
-    else {
+    let Some(Parsed { id, family_id }) = parse_token(key, presented) else {
         return Ok(None);
     };
     let successor = random_id();

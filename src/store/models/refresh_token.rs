@@ -30,8 +30,6 @@ pub struct NewRefreshToken<'a> {
     pub expires_at: i64,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
-    /// The token carries its family id: once rotated, its row may be pruned.
-    pub family_in_token: bool,
 }
 
 impl RefreshToken {
