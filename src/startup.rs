@@ -7,15 +7,10 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
-use crate::domain::jwt_crypto::install_crypto_provider;
-use crate::domain::keys::{KeyRing, KeySet};
-use crate::domain::password::PasswordHasher;
 use crate::domain::Clock;
 use crate::grant::TokenService;
 use crate::http::{self, AppState};
-use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::store;
 
 pub struct Application {
     port: u16,
@@ -33,115 +28,23 @@ impl Application {
     /// [`Application::build`] with the clock the server reads "now" from: tests pass an
     /// adjustable one and move it instead of sleeping.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        install_crypto_provider();
         let settings = Arc::new(settings);
-        let prepared = {
+        let service = {
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<TokenService> {
-                let master = Arc::new(settings.master_key(true)?);
-                let db = &settings.database;
-                let (pool, _) = store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
-                let keys = {
-                    let mut conn = pool.get().context("database unreachable")?;
-                    let retention = settings.key_retention_ms();
-                    KeySet::load_or_create(
-                        &mut conn,
-                        &master,
-                        settings.keys.algorithm,
-                        retention,
-                        &clock,
-                    )?
-                };
-                let hasher = PasswordHasher::new(&settings.hash_policy(None))?;
-                Ok(TokenService::new(
-                    &settings,
-                    pool,
-                    master,
-                    Arc::new(KeyRing::new(keys)),
-                    hasher,
-                    Metrics::new()?,
-                    clock,
-                ))
-            })
-            .await
-            .context("start-up was interrupted")??
+            tokio::task::spawn_blocking(move || TokenService::open(&settings, clock))
+                .await
+                .context("start-up was interrupted")??
         };
-        // Picks up keys rotated or retired by the CLI or another instance.
-        tokio::spawn(every(
-            prepared.clone(),
-            settings.keys.reload_interval,
-            true,
-            |s| match s.reload_keys() {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "reloading signing keys failed"),
-            },
-        ));
-        // Deletes what retention no longer keeps (see `domain::retention`). 0: pruning is left
-        // to `tessera-admin prune` (cron, a job of the operator's).
-        if !settings.retention.interval.is_zero() {
-            tokio::spawn(every(
-                prepared.clone(),
-                settings.retention.interval,
-                false,
-                |s| match s.prune() {
-                    Ok(report) if report.total() > 0 => {
-                        tracing::info!(rows = report.total(), tables = ?report.tables, "pruned");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning failed; trying again later"),
-                },
-            ));
-        }
-        let listener = TcpListener::bind(settings.server.listen)
-            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
-        let port = listener.local_addr()?.port();
+        start_periodic_tasks(&service, &settings);
         let state = web::Data::new(AppState {
-            service: prepared,
+            service,
             secure_cookies: settings.secure_cookies(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
         });
-        let max_body = settings.server.max_body_bytes;
-        let api_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::from_fn(http::limit_headers))
-                .wrap(middleware::from_fn(http::metrics::record))
-                .wrap(middleware::from_fn(http::request_id::request_id))
-                // Outermost, so that it sees the response's request id. The path only: a query
-                // string could carry something secret.
-                .wrap(
-                    middleware::Logger::new(
-                        "%a \"%{method}xi %U\" %s %b %Dms request_id=%{x-request-id}o",
-                    )
-                    .custom_request_replace("method", |req| req.method().to_string()),
-                )
-                .app_data(api_state.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .configure(http::configure)
-        })
-        // SIGTERM / SIGINT: stop accepting, let accepted requests finish within the timeout.
-        .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1))
-        .listen(listener)?
-        .run();
+        let (port, server) = api_server(&settings, state.clone())?;
         let metrics = match settings.server.metrics_listen.trim() {
             "" => None,
-            address => {
-                let listener = TcpListener::bind(address).with_context(|| {
-                    format!("cannot listen on {address} (server.metrics_listen)")
-                })?;
-                let port = listener.local_addr()?.port();
-                let server = HttpServer::new(move || {
-                    App::new().app_data(state.clone()).service(
-                        web::resource("/metrics").route(web::get().to(http::metrics::metrics)),
-                    )
-                })
-                .workers(1)
-                // Stopped with the API server, not by the signals themselves.
-                .disable_signals()
-                .listen(listener)?
-                .run();
-                Some((port, server))
-            }
+            address => Some(metrics_server(address, state)?),
         };
         Ok(Self {
             port,
@@ -183,6 +86,83 @@ impl Application {
         let (served, _) = tokio::join!(api, metrics);
         served
     }
+}
+
+/// Key reloads (keys rotated or retired by the CLI or another instance) and pruning (what
+/// retention no longer keeps, see `domain::retention`; an interval of 0 leaves it to
+/// `tessera-admin prune`), each on its own interval.
+fn start_periodic_tasks(service: &TokenService, settings: &Settings) {
+    tokio::spawn(every(
+        service.clone(),
+        settings.keys.reload_interval,
+        true,
+        |s| match s.reload_keys() {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "reloading signing keys failed"),
+        },
+    ));
+    if !settings.retention.interval.is_zero() {
+        tokio::spawn(every(
+            service.clone(),
+            settings.retention.interval,
+            false,
+            |s| match s.prune() {
+                Ok(report) if report.total() > 0 => {
+                    tracing::info!(rows = report.total(), tables = ?report.tables, "pruned");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning failed; trying again later"),
+            },
+        ));
+    }
+}
+
+/// The API on `server.listen`: its port and the server.
+fn api_server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(settings.server.listen)
+        .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+    let port = listener.local_addr()?.port();
+    let max_body = settings.server.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(http::limit_headers))
+            .wrap(middleware::from_fn(http::metrics::record))
+            .wrap(middleware::from_fn(http::request_id::request_id))
+            // Outermost, so that it sees the response's request id. The path only: a query
+            // string could carry something secret.
+            .wrap(
+                middleware::Logger::new(
+                    "%a \"%{method}xi %U\" %s %b %Dms request_id=%{x-request-id}o",
+                )
+                .custom_request_replace("method", |req| req.method().to_string()),
+            )
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(http::configure)
+    })
+    // SIGTERM / SIGINT: stop accepting, let accepted requests finish within the timeout.
+    .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok((port, server))
+}
+
+/// `/metrics` alone on `address` (`server.metrics_listen`), apart from the API.
+fn metrics_server(address: &str, state: web::Data<AppState>) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on {address} (server.metrics_listen)"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(web::resource("/metrics").route(web::get().to(http::metrics::metrics)))
+    })
+    .workers(1)
+    // Stopped with the API server, not by the signals themselves.
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }
 
 /// Runs `task` on the blocking pool every `every` (at least 100 ms apart; `skip_first`: not at

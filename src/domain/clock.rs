@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Clock {
     /// Added to the system's time; `None` for the plain system clock.
     offset: Option<Arc<AtomicI64>>,
+    /// The offset is the time itself: the system's time is not read.
+    frozen: bool,
 }
 
 /// Moves an adjustable [`Clock`] (and every clone of it) forward.
@@ -39,13 +41,26 @@ impl Clock {
         (
             Self {
                 offset: Some(offset),
+                frozen: false,
             },
             hand,
         )
     }
 
+    /// A clock that stands at `at_ms` until its hand moves it: two runs of the same request
+    /// read the same "now" and write the same rows (the rotation paths' differential test).
+    pub fn frozen(at_ms: i64) -> (Self, ClockHand) {
+        let (mut clock, hand) = Self::adjustable();
+        hand.offset.store(at_ms, Ordering::Relaxed);
+        clock.frozen = true;
+        (clock, hand)
+    }
+
     /// Now, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
+        if let (true, Some(at)) = (self.frozen, &self.offset) {
+            return at.load(Ordering::Relaxed);
+        }
         let system = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -90,5 +105,14 @@ mod tests {
             (Clock::system().now_ms() - before).abs() < 60_000,
             "the system clock is not moved"
         );
+    }
+
+    #[test]
+    fn a_frozen_clock_stands_still_until_moved() {
+        let (clock, hand) = Clock::frozen(1_000);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(clock.now_ms(), 1_000);
+        hand.advance(Duration::from_secs(1));
+        assert_eq!(clock.clone().now_ms(), 2_000);
     }
 }

@@ -27,9 +27,11 @@ pub use client_auth::{authenticate, credentials, parse_basic, Credentials};
 pub use error::OAuthError;
 pub use params::Params;
 pub use sign_in::SignInError;
-pub use token::TokenResponse;
+pub use token::{RefreshPath, TokenResponse};
 
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use crate::domain::browser::SessionLimits;
 use crate::domain::crypto::MasterKey;
@@ -92,11 +94,7 @@ impl TokenService {
             access_ttl_secs: i64::try_from(t.access_ttl.as_secs())
                 .unwrap_or(i64::MAX)
                 .max(1),
-            life: Lifetimes {
-                idle: ms(t.refresh_idle_ttl),
-                absolute: ms(t.refresh_absolute_ttl),
-                reuse_grace: ms(t.reuse_grace),
-            },
+            life: settings.lifetimes(),
             throttle: settings.throttle_policy(),
             key_retention_ms: settings.key_retention_ms(),
             sessions: settings.session_limits(),
@@ -107,6 +105,37 @@ impl TokenService {
             clients_used: Arc::default(),
             clock,
         }
+    }
+
+    /// Opens what the service needs from `settings`: the master key (created on first start),
+    /// the pool, the signing keys (one created if none is in force), the password hasher and
+    /// the metrics. Blocks: run it off the async executor.
+    pub fn open(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        crate::domain::jwt_crypto::install_crypto_provider();
+        let master = Arc::new(settings.master_key(true)?);
+        let db = &settings.database;
+        let (pool, _) = crate::store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
+        let keys = {
+            let mut conn = pool.get().context("database unreachable")?;
+            let retention = settings.key_retention_ms();
+            KeySet::load_or_create(
+                &mut conn,
+                &master,
+                settings.keys.algorithm,
+                retention,
+                &clock,
+            )?
+        };
+        let hasher = PasswordHasher::new(&settings.hash_policy(None))?;
+        Ok(Self::new(
+            settings,
+            pool,
+            master,
+            Arc::new(KeyRing::new(keys)),
+            hasher,
+            Metrics::new()?,
+            clock,
+        ))
     }
 
     /// A connection from the pool; the wait goes to the metrics.

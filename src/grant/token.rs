@@ -36,6 +36,16 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// How a refresh may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPath {
+    /// The server's way: a plain refresh in one statement on PostgreSQL, the full path for
+    /// anything else ([`family::rotate_for_client`]).
+    OneStatementFirst,
+    /// The full path alone: the reference the one statement is tested against.
+    FullOnly,
+}
+
 impl TokenService {
     /// `POST /token`.
     pub fn token(
@@ -44,9 +54,20 @@ impl TokenService {
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
+        self.token_by(RefreshPath::OneStatementFirst, authorization, params, meta)
+    }
+
+    /// `POST /token`, with a refresh taking `path`.
+    pub fn token_by(
+        &self,
+        path: RefreshPath,
+        authorization: Option<&str>,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.required("grant_type")?;
         let creds = credentials(authorization, params)?;
-        let response = self.grant(grant_type, &creds, params, meta);
+        let response = self.grant(path, grant_type, &creds, params, meta);
         if response.is_ok() {
             // Only a supported grant succeeds: the label takes one of four values.
             self.metrics.token_issued(grant_type);
@@ -57,6 +78,7 @@ impl TokenService {
 
     fn grant(
         &self,
+        path: RefreshPath,
         grant_type: &str,
         creds: &Credentials,
         params: &Params,
@@ -65,8 +87,12 @@ impl TokenService {
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
         let mut conn = self.conn()?;
-        if let Some(response) = self.plain_refresh(&mut conn, grant_type, creds, params, meta)? {
-            return Ok(response);
+        if path == RefreshPath::OneStatementFirst {
+            if let Some(response) =
+                self.plain_refresh(&mut conn, grant_type, creds, params, meta)?
+            {
+                return Ok(response);
+            }
         }
         let client = authenticate(&mut conn, creds)?;
         let grant = grant_type.parse::<GrantType>();

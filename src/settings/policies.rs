@@ -2,10 +2,20 @@
 
 use crate::domain::ms;
 use crate::domain::password::HashPolicy;
-use crate::domain::{browser, retention, throttle};
+use crate::domain::{browser, family, retention, throttle};
 use crate::settings::Settings;
 
 impl Settings {
+    /// Refresh-token lifetimes and the grace window, in milliseconds.
+    pub fn lifetimes(&self) -> family::Lifetimes {
+        let t = &self.tokens;
+        family::Lifetimes {
+            idle: ms(t.refresh_idle_ttl),
+            absolute: ms(t.refresh_absolute_ttl),
+            reuse_grace: ms(t.reuse_grace),
+        }
+    }
+
     pub fn throttle_policy(&self) -> throttle::Policy {
         let t = &self.throttle;
         throttle::Policy {

@@ -12,6 +12,7 @@ mod concurrency;
 mod config;
 mod crash;
 mod db_faults;
+mod differential;
 mod errors;
 mod failover;
 mod flood;

@@ -123,6 +123,35 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A new PostgreSQL database made from this one as it stands (`CREATE DATABASE … TEMPLATE`),
+    /// dropped after the test like any other. Connections to this one are closed first: a
+    /// template must have none.
+    pub fn copy(&self) -> TestDb {
+        let Cleanup::Pg { admin_url, name } = &self.cleanup else {
+            panic!("only a PostgreSQL database is copied");
+        };
+        let copy = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::establish(admin_url).unwrap();
+        conn.batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+              WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .unwrap();
+        conn.batch_execute(&format!("CREATE DATABASE {copy} TEMPLATE {name}"))
+            .unwrap();
+        let mut url = url::Url::parse(admin_url).unwrap();
+        url.set_path(&copy);
+        TestDb {
+            url: url.to_string(),
+            cleanup: Cleanup::Pg {
+                admin_url: admin_url.clone(),
+                name: copy,
+            },
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
