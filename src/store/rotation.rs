@@ -1,12 +1,14 @@
 //! The hot path's one statement: a plain refresh on PostgreSQL, client authentication
 //! included, in one prepared statement. The rules it encodes are those of
 //! `domain::family::rotate`; anything out of the ordinary returns no row, and the caller takes
-//! that full path.
+//! that full path. Liveness is the store's one SQL form of it ([`family_live`],
+//! [`token_live`]); client authentication and the grant check are restated here, and
+//! `tests/api/differential.rs` holds every rule to the full path's answer and rows.
 
 use diesel::pg::PgConnection;
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
-use crate::store::models::TokenFamily;
+use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, TokenLive};
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
@@ -46,63 +48,80 @@ pub struct OneStatementRotation<'a> {
 impl OneStatementRotation<'_> {
     /// Runs the statement: the family, when the token was rotated.
     pub fn run(self, conn: &mut PgConnection) -> QueryResult<Option<TokenFamily>> {
-        self.get_result::<TokenFamily>(conn).optional()
+        let now = self.now;
+        Statement {
+            rotation: self,
+            family_live: family_live(now),
+            token_live: token_live(now),
+        }
+        .get_result::<TokenFamily>(conn)
+        .optional()
     }
 }
 
-impl diesel::query_builder::QueryId for OneStatementRotation<'_> {
-    type QueryId = OneStatementRotation<'static>;
+/// The statement, with the liveness rules as the store's other queries state them: the same
+/// expressions render into its SQL.
+struct Statement<'a> {
+    rotation: OneStatementRotation<'a>,
+    family_live: FamilyLive,
+    token_live: TokenLive,
+}
+
+impl diesel::query_builder::QueryId for Statement<'_> {
+    type QueryId = Statement<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl diesel::query_builder::Query for OneStatementRotation<'_> {
+impl diesel::query_builder::Query for Statement<'_> {
     type SqlType = diesel::sql_types::Untyped;
 }
 
-impl<Conn> diesel::RunQueryDsl<Conn> for OneStatementRotation<'_> {}
+impl<Conn> diesel::RunQueryDsl<Conn> for Statement<'_> {}
 
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotation<'_> {
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> diesel::QueryResult<()> {
         use diesel::sql_types::{BigInt, Nullable, Text};
-        // The SQL is in pieces between the binds; each bind is one `$n`.
+        let r = &self.rotation;
+        // The SQL is in pieces between the binds; each bind is one `$n`. The tables the
+        // liveness expressions name (`token_families`, `refresh_tokens`) are not aliased.
         out.push_sql(
             "WITH family AS ( \
-               SELECT f.* FROM token_families AS f \
-                WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
+               SELECT token_families.* FROM token_families \
+                WHERE token_families.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
         );
-        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_bind_param::<Text, _>(&r.id)?;
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
-        out.push_sql(") AND f.client_id = ");
-        out.push_bind_param::<Text, _>(&self.client_id)?;
+        out.push_sql(") AND token_families.client_id = ");
+        out.push_bind_param::<Text, _>(&r.client_id)?;
         out.push_sql(
-            " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = f.client_id \
+            " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = token_families.client_id \
                  AND c.disabled_at IS NULL \
                  AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
                  AND c.secret_hash IS NOT DISTINCT FROM ",
         );
-        out.push_bind_param::<Nullable<Text>, _>(&self.client_secret_hash)?;
-        out.push_sql(") AND f.revoked_at IS NULL AND f.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_bind_param::<Nullable<Text>, _>(&r.client_secret_hash)?;
+        out.push_sql(") AND ");
+        self.family_live.walk_ast(out.reborrow())?;
         out.push_sql(
-            " FOR SHARE OF f \
+            " FOR SHARE OF token_families \
              ), old AS ( \
-               UPDATE refresh_tokens AS t SET rotated_at = ",
+               UPDATE refresh_tokens SET rotated_at = ",
         );
-        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_bind_param::<BigInt, _>(&r.now)?;
         out.push_sql(", replaced_by = ");
-        out.push_bind_param::<Text, _>(&self.successor)?;
-        out.push_sql(" FROM family AS f, users AS u WHERE t.id = ");
-        out.push_bind_param::<Text, _>(&self.id)?;
-        out.push_sql(" AND t.token_hash = ");
-        out.push_bind_param::<Text, _>(&self.hash)?;
-        out.push_sql(" AND t.rotated_at IS NULL AND t.expires_at > ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_bind_param::<Text, _>(&r.successor)?;
+        out.push_sql(" FROM family AS f, users AS u WHERE refresh_tokens.id = ");
+        out.push_bind_param::<Text, _>(&r.id)?;
+        out.push_sql(" AND refresh_tokens.token_hash = ");
+        out.push_bind_param::<Text, _>(&r.hash)?;
+        out.push_sql(" AND ");
+        self.token_live.walk_ast(out.reborrow())?;
         out.push_sql(
-            " AND t.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
+            " AND refresh_tokens.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
                          f.expires_at, f.revoked_at, f.revoked_reason, f.resources \
              ), successor AS ( \
@@ -110,19 +129,19 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OneStatementRotati
                                            expires_at, client_ip, user_agent) \
                SELECT ",
         );
-        out.push_bind_param::<Text, _>(&self.successor)?;
+        out.push_bind_param::<Text, _>(&r.successor)?;
         out.push_sql(", old.id, ");
-        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_bind_param::<Text, _>(&r.id)?;
         out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.successor_hash)?;
+        out.push_bind_param::<Text, _>(&r.successor_hash)?;
         out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_bind_param::<BigInt, _>(&r.now)?;
         out.push_sql(", LEAST(");
-        out.push_bind_param::<BigInt, _>(&self.idle_expiry)?;
+        out.push_bind_param::<BigInt, _>(&r.idle_expiry)?;
         out.push_sql(", old.expires_at), ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.client_ip)?;
+        out.push_bind_param::<Nullable<Text>, _>(&r.client_ip)?;
         out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.user_agent)?;
+        out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?;
         out.push_sql(" FROM old) SELECT * FROM old");
         Ok(())
     }

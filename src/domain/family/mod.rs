@@ -46,8 +46,9 @@ impl FamilyState {
 }
 
 /// The rule for "is this family live?": unrevoked, within its absolute lifetime, and its
-/// current refresh token still live ([`token_live`]). The store's `FamilyFilter::active` is
-/// the same rule in SQL.
+/// current refresh token still live ([`token_live`]). The same rule in SQL, for the queries
+/// and the one-statement rotation, is `store::models::{family_live, token_live}`; the
+/// differential test (`tests/api/differential.rs`) holds the two to the same answers.
 pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> FamilyState {
     if family.revoked_at.is_some() {
         FamilyState::Revoked
@@ -58,7 +59,8 @@ pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> Family
     }
 }
 
-/// A refresh token is live while it is unrotated and has not expired from disuse.
+/// A refresh token is live while it is unrotated and has not expired from disuse (in SQL:
+/// `store::models::token_live`).
 pub fn token_live(token: &RefreshToken, now: i64) -> bool {
     token.rotated_at.is_none() && token.expires_at > now
 }

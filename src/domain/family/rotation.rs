@@ -1,7 +1,7 @@
 //! Rotation with reuse detection: the full path in a transaction, and the hot path's one
 //! statement on PostgreSQL.
 
-use super::{Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
+use super::{FamilyState, Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
 use crate::domain::audit::Event;
 use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, parse_token, token_for, Parsed};
@@ -65,7 +65,7 @@ pub fn rotate(
             return Err(RefreshError::Revoked);
         }
         if token.rotated_at.is_none() {
-            if token.expires_at <= now || family.expires_at <= now {
+            if super::state(&family, super::token_live(&token, now), now) != FamilyState::Active {
                 return Err(RefreshError::Expired);
             }
             let (scope, audience) = granted(c, &family, requested, resources)?;

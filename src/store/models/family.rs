@@ -108,29 +108,53 @@ impl TokenFamily {
     }
 }
 
-/// The family's current refresh token has not expired from disuse: with the family unrevoked
-/// and within its absolute lifetime, this is what makes a family usable (the SQL form of
-/// `domain::family::state`).
+/// The expression [`family_live`] builds.
+pub type FamilyLive = diesel::dsl::And<
+    diesel::dsl::IsNull<token_families::revoked_at>,
+    diesel::dsl::Gt<token_families::expires_at, i64>,
+>;
+
+/// The expression [`token_live`] builds.
+pub type TokenLive = diesel::dsl::And<
+    diesel::dsl::IsNull<refresh_tokens::rotated_at>,
+    diesel::dsl::Gt<refresh_tokens::expires_at, i64>,
+>;
+
+/// The family's own part of "is this family live?": unrevoked and within its absolute
+/// lifetime. With [`token_live`] for its current token, this is the SQL form of the rule that
+/// `domain::family::state` states in Rust; every query that asks it, the one-statement
+/// rotation (`store::rotation`) included, uses this expression.
+pub fn family_live(now: i64) -> FamilyLive {
+    token_families::revoked_at
+        .is_null()
+        .and(token_families::expires_at.gt(now))
+}
+
+/// A refresh token is live while it is unrotated and has not expired from disuse: the SQL form
+/// of `domain::family::token_live`.
+pub fn token_live(now: i64) -> TokenLive {
+    refresh_tokens::rotated_at
+        .is_null()
+        .and(refresh_tokens::expires_at.gt(now))
+}
+
+/// The family's current refresh token is live ([`token_live`]).
 #[allow(clippy::type_complexity)]
 fn has_live_token(
     now: i64,
 ) -> diesel::dsl::exists<
     diesel::dsl::Filter<
         diesel::dsl::Filter<
-            diesel::dsl::Filter<
-                refresh_tokens::table,
-                diesel::dsl::Eq<refresh_tokens::family_id, token_families::id>,
-            >,
-            diesel::dsl::IsNull<refresh_tokens::rotated_at>,
+            refresh_tokens::table,
+            diesel::dsl::Eq<refresh_tokens::family_id, token_families::id>,
         >,
-        diesel::dsl::Gt<refresh_tokens::expires_at, i64>,
+        TokenLive,
     >,
 > {
     diesel::dsl::exists(
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq(token_families::id))
-            .filter(refresh_tokens::rotated_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now)),
+            .filter(token_live(now)),
     )
 }
 
@@ -153,8 +177,7 @@ impl TokenFamily {
         now: i64,
     ) -> QueryResult<i64> {
         let mut q = token_families::table
-            .filter(token_families::revoked_at.is_null())
-            .filter(token_families::expires_at.gt(now))
+            .filter(family_live(now))
             .filter(has_live_token(now))
             .into_boxed();
         if let Some(u) = user_id {
@@ -180,12 +203,7 @@ impl TokenFamily {
             q = q.filter(token_families::client_id.eq(c.clone()));
         }
         match f.active {
-            Some(true) => {
-                q = q
-                    .filter(token_families::revoked_at.is_null())
-                    .filter(token_families::expires_at.gt(now))
-                    .filter(has_live_token(now))
-            }
+            Some(true) => q = q.filter(family_live(now)).filter(has_live_token(now)),
             Some(false) => q = q.filter(token_families::revoked_at.is_not_null()),
             None => {}
         }

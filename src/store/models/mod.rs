@@ -16,7 +16,9 @@ mod user;
 pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{ClientChanges, ClientRow, NewClient};
-pub use family::{FamilyFilter, NewFamily, TokenFamily};
+pub use family::{
+    family_live, token_live, FamilyFilter, FamilyLive, NewFamily, TokenFamily, TokenLive,
+};
 pub use incident::{IncidentFilter, NewIncident, ReuseIncident};
 pub use key::StoredKey;
 pub use refresh_token::{NewRefreshToken, RefreshToken};

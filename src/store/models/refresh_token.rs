@@ -49,8 +49,7 @@ impl RefreshToken {
     ) -> QueryResult<std::collections::HashSet<String>> {
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq_any(family_ids))
-            .filter(refresh_tokens::rotated_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now))
+            .filter(super::token_live(now))
             .select(refresh_tokens::family_id)
             .load(conn)
             .map(|ids: Vec<String>| ids.into_iter().collect())
