@@ -8,6 +8,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::domain::audit::AuditKind;
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
 use crate::domain::resource::{Requested, TargetError, Targets};
@@ -141,7 +142,7 @@ pub fn exchange(
                 }
                 if let Some(family_id) = &row.family_id {
                     let why = Revocation {
-                        kind: "code.replayed",
+                        kind: AuditKind::CodeReplayed,
                         client_ip: meta.client_ip.as_deref(),
                         detail: Some("authorization code presented again; family revoked"),
                         always_audit: true,

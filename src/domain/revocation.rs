@@ -3,7 +3,7 @@
 //! RFC 7009 request, a password change, a disabled user and the admin CLI all come through
 //! here.
 
-use crate::domain::audit::Event;
+use crate::domain::audit::{AuditKind, Event};
 use crate::store::models::TokenFamily;
 use crate::store::{write_tx, AnyConnection};
 
@@ -35,7 +35,7 @@ pub enum Families<'a> {
 pub struct Revocation<'a> {
     pub reason: &'a str,
     /// The audit event's kind: `family.revoked`, `refresh.reuse_detected`, `code.replayed`.
-    pub kind: &'a str,
+    pub kind: AuditKind,
     pub actor: Option<&'a str>,
     /// The audit event's subject; the family's id when `None` and one family is revoked.
     pub subject: Option<&'a str>,
@@ -55,7 +55,7 @@ impl<'a> Revocation<'a> {
     pub fn new(reason: &'a str, actor: Option<&'a str>) -> Self {
         Self {
             reason,
-            kind: "family.revoked",
+            kind: AuditKind::FamilyRevoked,
             actor,
             subject: None,
             client_ip: None,

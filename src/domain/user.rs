@@ -58,7 +58,8 @@ fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-pub fn find(conn: &mut AnyConnection, username: &str) -> Result<User, UserError> {
+/// The user named `username` (`User::find` takes an id).
+pub fn by_name(conn: &mut AnyConnection, username: &str) -> Result<User, UserError> {
     User::find_by_username(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))
 }
 
@@ -74,7 +75,7 @@ pub fn set_password(
     clock: &Clock,
 ) -> Result<usize, UserError> {
     check_password(password)?;
-    let user = find(conn, username)?;
+    let user = by_name(conn, username)?;
     let hash = hasher.hash(password)?;
     crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
         User::set_password_hash(c, &user.id, &hash)?;
@@ -98,7 +99,7 @@ pub fn set_disabled(
     actor: &str,
     clock: &Clock,
 ) -> Result<usize, UserError> {
-    let user = find(conn, username)?;
+    let user = by_name(conn, username)?;
     crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
         let now = clock.now_ms();
         if disabled {
@@ -120,7 +121,7 @@ pub fn set_disabled(
 
 /// Clears the failed-sign-in counter of a username. Returns whether there was one.
 pub fn unlock(conn: &mut AnyConnection, username: &str) -> Result<bool, UserError> {
-    find(conn, username)?;
+    by_name(conn, username)?;
     Ok(LoginFailures::delete(conn, &crate::domain::throttle::user_key(username))? > 0)
 }
 

@@ -61,25 +61,8 @@ impl std::error::Error for OAuthError {}
 
 impl From<diesel::result::Error> for OAuthError {
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
         // Contention and lost connections are worth a retry; anything else is a bug.
-        let transient = match &e {
-            Error::DatabaseError(
-                DatabaseErrorKind::SerializationFailure
-                | DatabaseErrorKind::ClosedConnection
-                | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => true,
-            Error::DatabaseError(_, info) => {
-                let m = info.message();
-                m.contains("database is locked")
-                    || m.contains("deadlock detected")
-                    || m.contains("connection")
-                    || m.contains("terminating")
-            }
-            _ => false,
-        };
-        if transient {
+        if crate::store::is_transient(&e) {
             tracing::warn!(error = %e, "database busy");
             OAuthError::TemporarilyUnavailable("the database is busy; retry shortly".into())
         } else {

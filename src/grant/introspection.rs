@@ -128,7 +128,8 @@ impl TokenService {
                         == FamilyState::Active =>
             {
                 let user = User::find(&mut *self.conn()?, &family.user_id)?;
-                match user.filter(|u| u.disabled_at.is_none() && client.disabled_at.is_none()) {
+                // The client was authenticated above: a disabled one never gets here.
+                match user.filter(|u| u.disabled_at.is_none()) {
                     Some(u) => json!({
                         "active": true,
                         "scope": family.scope,

@@ -114,7 +114,8 @@ impl TokenService {
         crate::domain::jwt_crypto::install_crypto_provider();
         let master = Arc::new(settings.master_key(true)?);
         let db = &settings.database;
-        let (pool, _) = crate::store::connect(db.url.expose(), db.pool_size, db.connect_timeout)?;
+        let (pool, _) =
+            crate::store::connect_and_migrate(db.url.expose(), db.pool_size, db.connect_timeout)?;
         let keys = {
             let mut conn = pool.get().context("database unreachable")?;
             let retention = settings.key_retention_ms();

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::domain::audit::AuditKind;
 use crate::domain::audit::Event;
 use crate::domain::crypto::random_id;
 use crate::domain::throttle::{Admission, Outcome};
@@ -43,7 +44,7 @@ impl TokenService {
             .filter(|c| !c.is_control())
             .take(64)
             .collect();
-        let audit = |conn: &mut AnyConnection, kind: &str, subject: Option<&str>| {
+        let audit = |conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>| {
             let detail = format!("username {shown:?}");
             Event {
                 kind,
@@ -62,7 +63,7 @@ impl TokenService {
                  are counted, not logged"
             );
             Event {
-                kind: "login.throttled",
+                kind: AuditKind::LoginThrottled,
                 actor: Some(via),
                 subject: None,
                 client_ip: ip,
@@ -91,7 +92,7 @@ impl TokenService {
                 let done = write_tx(&mut *self.conn()?, |c| -> Result<T, SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
-                    audit(c, "login.success", Some(&u.id));
+                    audit(c, AuditKind::LoginSuccess, Some(&u.id));
                     then(c, &u).map_err(SignInError::Then)
                 })?;
                 place.settled = true;
@@ -103,7 +104,11 @@ impl TokenService {
                 write_tx(&mut *self.conn()?, |c| -> Result<(), SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Failed, now())?;
-                    audit(c, "login.failure", other.as_ref().map(|u| u.id.as_str()));
+                    audit(
+                        c,
+                        AuditKind::LoginFailure,
+                        other.as_ref().map(|u| u.id.as_str()),
+                    );
                     Ok(())
                 })?;
                 place.settled = true;

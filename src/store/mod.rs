@@ -17,6 +17,18 @@ pub mod advisory {
     pub const SIGNING_KEYS: i64 = 7365726102;
     /// Held by each pruning batch's transaction: one instance prunes at a time.
     pub const PRUNING: i64 = 7365726103;
+
+    /// Takes the transaction-level advisory lock `id` (PostgreSQL); SQLite's one writer at a
+    /// time (`BEGIN IMMEDIATE`) already serialises.
+    pub fn lock(conn: &mut super::AnyConnection, id: i64) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        if let super::AnyConnection::Postgresql(pg) = conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .execute(pg)?;
+        }
+        Ok(())
+    }
 }
 
 /// One line of text: error messages from libraries may span several.
@@ -24,7 +36,67 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub use pool::{connect, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema};
+pub use pool::{
+    connect_and_migrate, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema,
+};
+
+/// Runs `$body` with `$c` bound to the backend's own connection, for the statements diesel
+/// builds per backend (upserts, row locks). With the pool and [`write_tx`], the only places
+/// that tell the backends apart.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::AnyConnection::Postgresql($c) => $body,
+            $crate::store::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// Locks one row of `$table` (by primary key) until the end of the write transaction, so that
+/// whatever else locks it waits: PostgreSQL `SELECT … FOR UPDATE`. On SQLite the transaction's
+/// `BEGIN IMMEDIATE` already holds the one write lock, and nothing more is needed. `FOR UPDATE`
+/// (not `FOR NO KEY UPDATE`) also waits for the key-share locks that inserting a referencing
+/// row takes: locking a client waits for a family being started for it.
+macro_rules! lock_row {
+    ($conn:expr, $table:ident, $key:expr) => {{
+        use diesel::prelude::*;
+        match $conn {
+            $crate::store::AnyConnection::Postgresql(pg) => $crate::store::schema::$table::table
+                .find($key)
+                .for_update()
+                .execute(pg)
+                .map(|_| ()),
+            $crate::store::AnyConnection::Sqlite(_) => Ok(()),
+        }
+    }};
+}
+pub(crate) use lock_row;
+
+/// Whether a database error is worth a retry: contention, a lost connection, a primary that
+/// turned standby. By diesel's kinds where it maps the SQLSTATE; deadlocks (40P01), an
+/// administrator's termination (57P01) and SQLite's `SQLITE_BUSY` reach diesel as `Unknown`
+/// (it exposes no SQLSTATE), so their messages are read instead, here only.
+pub fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure
+            | DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        ) => true,
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let m = info.message();
+            m.contains("database is locked")
+                || m.contains("deadlock detected")
+                || m.contains("terminating connection")
+                || m.contains("connection")
+        }
+        _ => false,
+    }
+}
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;

@@ -84,13 +84,8 @@ impl Manager {
     fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match self.backend {
             Backend::Postgres => {
-                let mut conn =
+                let conn =
                     PgConnection::establish(&self.address).map_err(r2d2::Error::ConnectionError)?;
-                // Single-statement writes (a rotation) rely on READ COMMITTED re-checking a row
-                // a concurrent writer changed; a server default of SERIALIZABLE would turn
-                // that into serialization failures.
-                conn.batch_execute("SET default_transaction_isolation = 'read committed'")
-                    .map_err(r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Postgresql(conn))
             }
             Backend::Sqlite => {
@@ -183,7 +178,11 @@ pub enum Schema {
 }
 
 /// Opens the pool and applies pending migrations. Fails with one line naming the problem.
-pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<(Pool, Backend)> {
+pub fn connect_and_migrate(
+    url: &str,
+    pool_size: u32,
+    timeout: Duration,
+) -> anyhow::Result<(Pool, Backend)> {
     open(url, pool_size, timeout, Schema::Migrate)
 }
 

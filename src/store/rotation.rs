@@ -5,10 +5,10 @@
 //! [`token_live`]); client authentication and the grant check are restated here, and
 //! `tests/api/differential.rs` holds every rule to the full path's answer and rows.
 
-use diesel::pg::PgConnection;
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
 use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, TokenLive};
+use crate::store::AnyConnection;
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
@@ -18,7 +18,8 @@ use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, Tok
 /// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
 /// attacker controls the secret, not its SHA-256.
 ///
-/// Exactly one of several concurrent rotations wins: under READ COMMITTED a second `UPDATE`
+/// Exactly one of several concurrent rotations wins: under READ COMMITTED (PostgreSQL's
+/// default, which the statement runs at as its own transaction) a second `UPDATE`
 /// of the same row waits for the first and re-checks `rotated_at IS NULL` on the row the
 /// first wrote. The family row is share-locked first, as the full rotation's transaction locks it: a
 /// revocation in progress is waited for and then seen, and one that comes later waits for
@@ -46,8 +47,18 @@ pub struct OneStatementRotation<'a> {
 }
 
 impl OneStatementRotation<'_> {
-    /// Runs the statement: the family, when the token was rotated.
-    pub fn run(self, conn: &mut PgConnection) -> QueryResult<Option<TokenFamily>> {
+    /// Whether `conn` can run the statement: PostgreSQL only. Elsewhere every refresh takes
+    /// the full path.
+    pub fn supported(conn: &AnyConnection) -> bool {
+        matches!(conn, AnyConnection::Postgresql(_))
+    }
+
+    /// Runs the statement: the family, when the token was rotated; `None` when it was not, or
+    /// when the backend cannot run it ([`OneStatementRotation::supported`]).
+    pub fn run(self, conn: &mut AnyConnection) -> QueryResult<Option<TokenFamily>> {
+        let AnyConnection::Postgresql(conn) = conn else {
+            return Ok(None);
+        };
         let now = self.now;
         Statement {
             rotation: self,

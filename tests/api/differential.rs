@@ -355,7 +355,8 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
     // C: the one statement alone, as `TokenService` calls it.
     let settings = settings(&c);
     let master = settings.master_key(false).unwrap();
-    let (pool, _) = tessera::store::connect(&c.url, 1, Duration::from_secs(10)).unwrap();
+    let (pool, _) =
+        tessera::store::connect_and_migrate(&c.url, 1, Duration::from_secs(10)).unwrap();
     let secret_hash = case.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
     let check = ClientCheck {
         id: &case.client_id,

@@ -3,6 +3,8 @@ use serde::Serialize;
 use tessera::domain::client::{self, Client, ClientError, ClientSpec, ClientUpdate, GrantType};
 use tessera::domain::scope::Scope;
 
+use tessera::domain::audit::AuditKind;
+
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
 
@@ -185,7 +187,11 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 redirect_uris: parse_uris(&redirect_uris)?,
             };
             let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
-            ctx.audit("client.registered", Some(&client.id), Some(&client.name))?;
+            ctx.audit(
+                AuditKind::ClientRegistered,
+                Some(&client.id),
+                Some(&client.name),
+            )?;
             show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
         }
         ClientCommand::List => {
@@ -241,7 +247,11 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
             let narrowed = updated.narrowed_families;
             let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
-            ctx.audit("client.updated", Some(&client_id), detail.as_deref())?;
+            ctx.audit(
+                AuditKind::ClientUpdated,
+                Some(&client_id),
+                detail.as_deref(),
+            )?;
             let mut view = ClientView::new(&updated.client);
             view.narrowed_families = update.scope.is_some().then_some(narrowed);
             emit(ctx.output, &view, || {
@@ -265,7 +275,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
                 ),
             )?;
             let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
-            ctx.audit("client.secret_rotated", Some(&client_id), None)?;
+            ctx.audit(AuditKind::ClientSecretRotated, Some(&client_id), None)?;
             let client = client::get(ctx.conn()?, &client_id)?
                 .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
             show(ctx, &client, Some(Some(secret.expose())))
@@ -276,12 +286,12 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
         } => {
             confirm(c.yes, &format!("disable client {client_id}"))?;
             let client = client::set_disabled(ctx.conn()?, &client_id, true, &clock)?;
-            ctx.audit("client.disabled", Some(&client_id), None)?;
+            ctx.audit(AuditKind::ClientDisabled, Some(&client_id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::Enable { client_id } => {
             let client = client::set_disabled(ctx.conn()?, &client_id, false, &clock)?;
-            ctx.audit("client.enabled", Some(&client_id), None)?;
+            ctx.audit(AuditKind::ClientEnabled, Some(&client_id), None)?;
             show(ctx, &client, None)
         }
         ClientCommand::Delete {
@@ -298,7 +308,7 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             let revoked =
                 client::delete(ctx.conn()?, &client_id, revoke_families, &clock).map_err(hint)?;
             ctx.audit(
-                "client.deleted",
+                AuditKind::ClientDeleted,
                 Some(&client_id),
                 Some(&format!("{revoked} active families revoked")),
             )?;

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
+use tessera::domain::audit::AuditKind;
+use tessera::domain::family::TokenState;
 use tessera::domain::resource::Targets;
 use tessera::domain::retention;
 use tessera::domain::revocation::{self, Families, Revocation};
@@ -63,15 +65,6 @@ pub enum FamilyCommand {
     },
 }
 
-/// A token's state within its family.
-fn token_state(t: &RefreshToken, f: &TokenFamily, now: i64) -> &'static str {
-    if t.rotated_at.is_some() {
-        "rotated"
-    } else {
-        family::state(f, family::token_live(t, now), now).as_str()
-    }
-}
-
 struct Names {
     users: HashMap<String, String>,
     clients: HashMap<String, String>,
@@ -101,7 +94,7 @@ impl Names {
             scope: f.scope.clone(),
             resources: Targets::stored(f.resources.as_deref()).uris().to_vec(),
             auth_method: f.auth_method.clone(),
-            state: family::state(f, live, now).as_str(),
+            state: family::state(f, live, now),
             created_at: rfc3339(f.created_at),
             expires_at: rfc3339(f.expires_at),
             revoked_at: f.revoked_at.map(rfc3339),
@@ -149,7 +142,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                         v.id.clone(),
                         v.username.clone().unwrap_or_else(|| v.user_id.clone()),
                         v.client_name.clone().unwrap_or_else(|| v.client_id.clone()),
-                        v.state.to_owned(),
+                        v.state.as_str().to_owned(),
                         v.created_at.clone(),
                         v.revoked_reason.clone().unwrap_or_default(),
                     ]);
@@ -183,7 +176,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                     .map(|t| TokenView {
                         id: t.id.clone(),
                         parent_id: t.parent_id.clone(),
-                        state: token_state(t, &family, now),
+                        state: TokenState::of(t, &family, now),
                         issued_at: rfc3339(t.issued_at),
                         expires_at: rfc3339(t.expires_at),
                         rotated_at: t.rotated_at.map(rfc3339),
@@ -200,10 +193,14 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
                         .filter_map(|t| t.parent_id.as_deref())
                         .any(|p| !ids.contains(p))
                 },
-                grace_retries: AuditEvent::about(conn, &family.id, family::GRACE_RETRY)?
-                    .iter()
-                    .map(RetryView::new)
-                    .collect(),
+                grace_retries: AuditEvent::about(
+                    conn,
+                    &family.id,
+                    AuditKind::RefreshGraceRetry.as_str(),
+                )?
+                .iter()
+                .map(RetryView::new)
+                .collect(),
             };
             emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
         }
@@ -216,7 +213,7 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
         } => {
             let conn = ctx.conn()?;
             let user_id = match &user {
-                Some(name) => Some(user::find(conn, name)?.id),
+                Some(name) => Some(user::by_name(conn, name)?.id),
                 None => None,
             };
             // clap lets exactly one of the three through.

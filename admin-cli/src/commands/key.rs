@@ -5,6 +5,8 @@ use tessera::domain::keys::{self, KeyAlgorithm, KeyError, KeyState};
 use tessera::domain::ms;
 use tessera::store::models::StoredKey;
 
+use tessera::domain::audit::AuditKind;
+
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
 
@@ -139,7 +141,7 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
             };
             let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
             ctx.audit(
-                "key.created",
+                AuditKind::KeyCreated,
                 Some(&key.kid),
                 Some(&format!("signs from {}", rfc3339(key.activates_at))),
             )?;
@@ -168,7 +170,7 @@ pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 KeyError::OthersPending(_) => anyhow::anyhow!("{e}; wait, or pass --force"),
                 other => other.into(),
             })?;
-            ctx.audit("key.retired", Some(&kid), None)?;
+            ctx.audit(AuditKind::KeyRetired, Some(&kid), None)?;
             let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
             emit(ctx.output, &view, || {
                 format!(

@@ -119,7 +119,7 @@ impl Context {
     /// Records an administrative change in the audit log.
     pub fn audit(
         &mut self,
-        kind: &str,
+        kind: tessera::domain::audit::AuditKind,
         subject: Option<&str>,
         detail: Option<&str>,
     ) -> anyhow::Result<()> {
@@ -155,37 +155,42 @@ impl Context {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Completions { shell } = cli.command {
-        return system::completions(shell);
-    }
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    if let Some(url) = &cli.database_url {
-        env.retain(|(k, _)| k != "TESSERA_DATABASE__URL");
-        env.push(("TESSERA_DATABASE__URL".into(), url.clone()));
-    }
-    let settings = Settings::load_from(cli.config.as_deref(), env)?;
-    let mut ctx = Context {
-        settings,
-        output: cli.output,
-        clock: Clock::system(),
-        conn: None,
+    let Cli {
+        config,
+        database_url,
+        output,
+        command,
+    } = cli;
+    // Every command but `completions` reads the configuration.
+    let context = || -> anyhow::Result<Context> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(url) = &database_url {
+            env.retain(|(k, _)| k != "TESSERA_DATABASE__URL");
+            env.push(("TESSERA_DATABASE__URL".into(), url.clone()));
+        }
+        Ok(Context {
+            settings: Settings::load_from(config.as_deref(), env)?,
+            output,
+            clock: Clock::system(),
+            conn: None,
+        })
     };
-    match cli.command {
-        Command::Client(cmd) => client::run(&mut ctx, cmd),
-        Command::User(cmd) => user::run(&mut ctx, cmd),
-        Command::Family(cmd) => family::run(&mut ctx, cmd),
-        Command::Incident(cmd) => incident::run(&mut ctx, cmd),
-        Command::Key(cmd) => key::run(&mut ctx, cmd),
-        Command::Resource(cmd) => resource::run(&mut ctx, cmd),
-        Command::Audit(cmd) => audit::run(&mut ctx, cmd),
-        Command::Prune { dry_run } => prune::run(&mut ctx, dry_run),
+    match command {
+        Command::Client(cmd) => client::run(&mut context()?, cmd),
+        Command::User(cmd) => user::run(&mut context()?, cmd),
+        Command::Family(cmd) => family::run(&mut context()?, cmd),
+        Command::Incident(cmd) => incident::run(&mut context()?, cmd),
+        Command::Key(cmd) => key::run(&mut context()?, cmd),
+        Command::Resource(cmd) => resource::run(&mut context()?, cmd),
+        Command::Audit(cmd) => audit::run(&mut context()?, cmd),
+        Command::Prune { dry_run } => prune::run(&mut context()?, dry_run),
         Command::Doctor {
             strict,
             unused_after,
-        } => doctor::run(&mut ctx, strict, unused_after),
-        Command::Migrate => system::migrate(&ctx),
-        Command::Config(cmd) => system::config(&ctx, cmd),
-        Command::Completions { .. } => Ok(()),
+        } => doctor::run(&mut context()?, strict, unused_after),
+        Command::Migrate => system::migrate(&context()?),
+        Command::Config(cmd) => system::config(&context()?, cmd),
+        Command::Completions { shell } => system::completions(shell),
     }
 }
 
@@ -207,7 +212,7 @@ pub fn check_filters(
             .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
     }
     Ok(match user {
-        Some(name) => Some(tessera::domain::user::find(conn, name)?.id),
+        Some(name) => Some(tessera::domain::user::by_name(conn, name)?.id),
         None => None,
     })
 }

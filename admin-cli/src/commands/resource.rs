@@ -4,6 +4,8 @@ use tessera::domain::resource::{self, ResourceError};
 use tessera::domain::scope::Scope;
 use tessera::store::models::ResourceRow;
 
+use tessera::domain::audit::AuditKind;
+
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
 
@@ -59,7 +61,7 @@ pub fn run(ctx: &mut Context, cmd: ResourceCommand) -> anyhow::Result<()> {
                 other => other.into(),
             })?;
             ctx.audit(
-                "resource.added",
+                AuditKind::ResourceAdded,
                 Some(&row.uri),
                 Some(&format!("scope {}", row.scopes)),
             )?;
@@ -89,7 +91,7 @@ pub fn run(ctx: &mut Context, cmd: ResourceCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no resource {uri}; see `resource list`"))?;
             confirm(c.yes, &format!("remove resource {uri}"))?;
             resource::remove(ctx.conn()?, &uri)?;
-            ctx.audit("resource.removed", Some(&uri), None)?;
+            ctx.audit(AuditKind::ResourceRemoved, Some(&uri), None)?;
             let view = ResourceView::new(&row);
             emit(ctx.output, &view, || format!("removed resource {uri}"))
         }

@@ -9,6 +9,8 @@ use tessera::domain::user::{self, Username};
 use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
 
+use tessera::domain::audit::AuditKind;
+
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
 
@@ -141,7 +143,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let hasher = hasher(ctx)?;
             let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
-            ctx.audit("user.created", Some(&user.id), Some(&user.username))?;
+            ctx.audit(AuditKind::UserCreated, Some(&user.id), Some(&user.username))?;
             let v = view(ctx, &user)?;
             emit(ctx.output, &v, || {
                 format!("created user {} (id {})", v.username, v.id)
@@ -173,7 +175,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             })
         }
         UserCommand::Show { username } => {
-            let u = user::find(ctx.conn()?, &username)?;
+            let u = user::by_name(ctx.conn()?, &username)?;
             let v = view(ctx, &u)?;
             emit(ctx.output, &v, || {
                 format!(
@@ -193,7 +195,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             password_stdin,
             confirm: c,
         } => {
-            user::find(ctx.conn()?, &username)?;
+            user::by_name(ctx.conn()?, &username)?;
             confirm(
                 c.yes,
                 &format!("change the password of {username} and revoke their token families"),
@@ -203,7 +205,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             let revoked =
                 user::set_password(ctx.conn()?, &hasher, &username, &password, &actor, &clock)?;
             ctx.audit(
-                "user.password_changed",
+                AuditKind::UserPasswordChanged,
                 Some(&username),
                 Some(&format!("{revoked} families revoked")),
             )?;
@@ -224,14 +226,14 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             username,
             confirm: c,
         } => {
-            user::find(ctx.conn()?, &username)?;
+            user::by_name(ctx.conn()?, &username)?;
             confirm(
                 c.yes,
                 &format!("disable user {username} and revoke their token families"),
             )?;
             let revoked = user::set_disabled(ctx.conn()?, &username, true, &actor, &clock)?;
             ctx.audit(
-                "user.disabled",
+                AuditKind::UserDisabled,
                 Some(&username),
                 Some(&format!("{revoked} families revoked")),
             )?;
@@ -246,7 +248,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Enable { username } => {
             user::set_disabled(ctx.conn()?, &username, false, &actor, &clock)?;
-            ctx.audit("user.enabled", Some(&username), None)?;
+            ctx.audit(AuditKind::UserEnabled, Some(&username), None)?;
             emit(
                 ctx.output,
                 &Changed {
@@ -258,7 +260,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Consents { username } => {
             let conn = ctx.conn()?;
-            let u = user::find(conn, &username)?;
+            let u = user::by_name(conn, &username)?;
             let names: std::collections::HashMap<String, String> = client::list(conn)?
                 .into_iter()
                 .map(|c| (c.id, c.name))
@@ -290,12 +292,12 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             client_id,
         } => {
             let conn = ctx.conn()?;
-            let u = user::find(conn, &username)?;
+            let u = user::by_name(conn, &username)?;
             if !browser::forget_consent(conn, &u.id, &client_id)? {
                 anyhow::bail!("{username} has no consent for client {client_id}");
             }
             ctx.audit(
-                "consent.revoked",
+                AuditKind::ConsentRevoked,
                 Some(&username),
                 Some(&format!("client {client_id}")),
             )?;
@@ -320,7 +322,7 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
                 had |= throttle::unlock_ip(conn, &ip.to_string())?;
             }
             ctx.audit(
-                "user.unlocked",
+                AuditKind::UserUnlocked,
                 Some(&username),
                 ip.map(|i| format!("and address {i}")).as_deref(),
             )?;

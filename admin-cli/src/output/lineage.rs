@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use tessera::domain::family::{FamilyState, TokenState};
 use tessera::store::models::{AuditEvent, RefreshToken, ReuseIncident};
 
 use crate::output::{rfc3339, rfc3339_opt, short, Table};
@@ -47,7 +48,7 @@ pub struct FamilyView {
     /// The resource servers (RFC 8707) it was granted for.
     pub resources: Vec<String>,
     pub auth_method: String,
-    pub state: &'static str,
+    pub state: FamilyState,
     pub created_at: String,
     pub expires_at: String,
     pub revoked_at: Option<String>,
@@ -59,7 +60,7 @@ pub struct FamilyView {
 pub struct TokenView {
     pub id: String,
     pub parent_id: Option<String>,
-    pub state: &'static str,
+    pub state: TokenState,
     pub issued_at: String,
     pub expires_at: String,
     pub rotated_at: Option<String>,
@@ -125,7 +126,7 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
     ));
     let state = match (&f.revoked_at, &f.revoked_reason) {
         (Some(at), reason) => format!("REVOKED {at} ({})", reason.as_deref().unwrap_or("-")),
-        _ => f.state.to_uppercase(),
+        _ => f.state.as_str().to_uppercase(),
     };
     out.push_str(&format!("  state    {state}\n\n"));
 
@@ -171,8 +172,8 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
             t.user_agent.as_deref().unwrap_or("-"),
         );
         match v.state {
-            "rotated" => line.push_str(&format!("rotated {}", rfc3339_opt(t.rotated_at))),
-            other => line.push_str(&other.to_uppercase()),
+            TokenState::Rotated => line.push_str(&format!("rotated {}", rfc3339_opt(t.rotated_at))),
+            other => line.push_str(&other.as_str().to_uppercase()),
         }
         if replayed.contains_key(t.id.as_str()) {
             line.push_str("  ◀ replayed");

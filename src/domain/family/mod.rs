@@ -21,12 +21,9 @@ use crate::store::models::{
 };
 use crate::store::AnyConnection;
 
-/// The audit event of a just-rotated token presented again within the grace window, by the
-/// same app instance, and answered with its successor.
-pub const GRACE_RETRY: &str = "refresh.grace_retry";
-
-/// Where a family stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a family stands. Serialized as [`FamilyState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FamilyState {
     /// Its current refresh token works.
     Active,
@@ -56,6 +53,45 @@ pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> Family
         FamilyState::Expired
     } else {
         FamilyState::Active
+    }
+}
+
+/// Where one refresh token of a family stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    /// Its family is active and it is the family's current token.
+    Active,
+    /// Consumed by a refresh; presenting it again is a replay (or a grace retry).
+    Rotated,
+    /// Unrotated, but it or its family expired.
+    Expired,
+    /// Its family was revoked.
+    Revoked,
+}
+
+impl TokenState {
+    /// The shown name: `active`, `rotated`, `expired`, `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Rotated => "rotated",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+
+    /// The state of `token` in `family`: rotated, or else its family's state as this token
+    /// makes it.
+    pub fn of(token: &RefreshToken, family: &TokenFamily, now: i64) -> Self {
+        if token.rotated_at.is_some() {
+            return TokenState::Rotated;
+        }
+        match state(family, token_live(token, now), now) {
+            FamilyState::Active => TokenState::Active,
+            FamilyState::Expired => TokenState::Expired,
+            FamilyState::Revoked => TokenState::Revoked,
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Rotation with reuse detection: the full path in a transaction, and the hot path's one
 //! statement on PostgreSQL.
 
-use super::{FamilyState, Issued, Lifetimes, RefreshError, RequestMeta, GRACE_RETRY};
-use crate::domain::audit::Event;
+use super::{FamilyState, Issued, Lifetimes, RefreshError, RequestMeta};
+use crate::domain::audit::{AuditKind, Event};
 use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, parse_token, token_for, Parsed};
 use crate::domain::resource::{Requested, Targets};
@@ -126,7 +126,7 @@ pub fn rotate(
                 shown(&meta.client_ip, &meta.user_agent),
             );
             Event {
-                kind: GRACE_RETRY,
+                kind: AuditKind::RefreshGraceRetry,
                 actor: Some(client_id),
                 subject: Some(&family.id),
                 client_ip: meta.client_ip.as_deref(),
@@ -168,9 +168,9 @@ pub fn rotate_for_client(
     life: Lifetimes,
     clock: &Clock,
 ) -> Result<Option<Issued>, diesel::result::Error> {
-    let AnyConnection::Postgresql(pg) = conn else {
+    if !OneStatementRotation::supported(conn) {
         return Ok(None);
-    };
+    }
     let key = master.refresh_key();
     let Some(Parsed { id, family_id }) = parse_token(key, presented) else {
         return Ok(None);
@@ -190,7 +190,7 @@ pub fn rotate_for_client(
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
     }
-    .run(pg)?;
+    .run(conn)?;
     if family.as_ref().is_some_and(|f| f.id != family_id) {
         // The MAC binds the two ids together: only a forged key could get here.
         tracing::error!(family_id = %family_id, "a refresh token named a family it is not in");
@@ -286,7 +286,7 @@ fn revoke_for_replay(
         active.as_ref().map_or("none", |t| t.id.as_str())
     );
     let why = Revocation {
-        kind: "refresh.reuse_detected",
+        kind: AuditKind::RefreshReuseDetected,
         client_ip: meta.client_ip.as_deref(),
         detail: Some(&detail),
         ..Revocation::new(REUSE_DETECTED, Some(client_id))

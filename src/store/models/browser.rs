@@ -40,10 +40,8 @@ impl AuthorizationCode {
 
     /// Takes the code's row lock (PostgreSQL) for the rest of the transaction, so that two
     /// exchanges of one code run one after the other.
-    pub fn lock(conn: &mut AnyConnection, hash: &str) -> QueryResult<usize> {
-        diesel::update(authorization_codes::table.find(hash))
-            .set(authorization_codes::created_at.eq(authorization_codes::created_at))
-            .execute(conn)
+    pub fn lock(conn: &mut AnyConnection, hash: &str) -> QueryResult<()> {
+        crate::store::lock_row!(conn, authorization_codes, hash)
     }
 
     /// Uses the code if nobody has and it has not expired: exactly one exchange wins.
@@ -97,36 +95,19 @@ impl Consent {
             .load(conn)
     }
 
-    /// Records `scope` as granted, replacing what was there.
+    /// Records `scope` as granted, replacing what was there (one upsert: two saves at once, a
+    /// double click, both succeed).
     pub fn save(&self, conn: &mut AnyConnection) -> QueryResult<()> {
-        let updated = diesel::update(consents::table.find((&self.user_id, &self.client_id)))
+        use diesel::upsert::excluded;
+        crate::store::per_backend!(conn, |c| diesel::insert_into(consents::table)
+            .values(self)
+            .on_conflict((consents::user_id, consents::client_id))
+            .do_update()
             .set((
-                consents::scope.eq(&self.scope),
-                consents::granted_at.eq(self.granted_at),
+                consents::scope.eq(excluded(consents::scope)),
+                consents::granted_at.eq(excluded(consents::granted_at)),
             ))
-            .execute(conn)?;
-        if updated == 0 {
-            match diesel::insert_into(consents::table)
-                .values(self)
-                .execute(conn)
-            {
-                // Saved at the same moment by another request (a double click): update it.
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => {
-                    diesel::update(consents::table.find((&self.user_id, &self.client_id)))
-                        .set((
-                            consents::scope.eq(&self.scope),
-                            consents::granted_at.eq(self.granted_at),
-                        ))
-                        .execute(conn)?;
-                }
-                other => {
-                    other?;
-                }
-            }
-        }
+            .execute(c))?;
         Ok(())
     }
 

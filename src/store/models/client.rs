@@ -39,12 +39,7 @@ impl ClientRow {
     /// Locks the client's row until the end of the transaction (PostgreSQL: `FOR UPDATE`,
     /// which conflicts with the key-share lock a new family's foreign key takes).
     pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
-        if let AnyConnection::Postgresql(pg) = conn {
-            diesel::sql_query("SELECT id FROM clients WHERE id = $1 FOR UPDATE")
-                .bind::<diesel::sql_types::Text, _>(id)
-                .execute(pg)?;
-        }
-        Ok(())
+        crate::store::lock_row!(conn, clients, id)
     }
 
     pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ClientRow>> {

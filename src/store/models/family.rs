@@ -42,11 +42,9 @@ impl TokenFamily {
             .optional()
     }
 
-    /// Takes the family's row lock (PostgreSQL) for the rest of the transaction.
-    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-        diesel::update(token_families::table.find(id))
-            .set(token_families::expires_at.eq(token_families::expires_at))
-            .execute(conn)
+    /// Takes the family's row lock for the rest of the transaction.
+    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+        crate::store::lock_row!(conn, token_families, id)
     }
 
     /// The id and scope of every unrevoked family of a client.

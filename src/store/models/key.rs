@@ -21,12 +21,7 @@ impl StoredKey {
     /// Serialises, until the end of the transaction, everything that creates or retires keys
     /// (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already does).
     pub fn lock_all(conn: &mut AnyConnection) -> QueryResult<()> {
-        if let AnyConnection::Postgresql(pg) = conn {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(crate::store::advisory::SIGNING_KEYS)
-                .execute(pg)?;
-        }
-        Ok(())
+        crate::store::advisory::lock(conn, crate::store::advisory::SIGNING_KEYS)
     }
 }
 

@@ -25,17 +25,13 @@ impl RevokedAccessToken {
                 .filter(revoked_access_tokens::expires_at.lt(self.revoked_at)),
         )
         .execute(conn)?;
-        match diesel::insert_into(revoked_access_tokens::table)
+        // Revoked already (perhaps at this very moment by another request): nothing to do.
+        // An upsert, not a caught unique violation, which would abort PostgreSQL's transaction.
+        crate::store::per_backend!(conn, |c| diesel::insert_into(revoked_access_tokens::table)
             .values(self)
-            .execute(conn)
-        {
-            Ok(_) => Ok(()),
-            // Revoked already (perhaps at this very moment by another request).
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .on_conflict(revoked_access_tokens::jti)
+            .do_nothing()
+            .execute(c))?;
+        Ok(())
     }
 }

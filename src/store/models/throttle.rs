@@ -44,21 +44,13 @@ impl LoginFailures {
     pub fn lock(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<LoginFailures> {
         use diesel::upsert::excluded;
         let row = LoginFailures::empty(key, now);
-        macro_rules! upsert {
-            ($c:expr) => {
-                diesel::insert_into(login_failures::table)
-                    .values(&row)
-                    .on_conflict(login_failures::key)
-                    .do_update()
-                    .set(login_failures::key.eq(excluded(login_failures::key)))
-                    .returning(LoginFailures::as_returning())
-                    .get_result($c)
-            };
-        }
-        match conn {
-            AnyConnection::Postgresql(c) => upsert!(c),
-            AnyConnection::Sqlite(c) => upsert!(c),
-        }
+        crate::store::per_backend!(conn, |c| diesel::insert_into(login_failures::table)
+            .values(&row)
+            .on_conflict(login_failures::key)
+            .do_update()
+            .set(login_failures::key.eq(excluded(login_failures::key)))
+            .returning(LoginFailures::as_returning())
+            .get_result(c))
     }
 
     /// Writes the counters back; an empty row is deleted instead.

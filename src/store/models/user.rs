@@ -58,11 +58,9 @@ impl User {
             .load(conn)
     }
 
-    /// Takes the user's row lock (PostgreSQL) for the rest of the transaction.
-    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-        diesel::update(users::table.find(id))
-            .set(users::username.eq(users::username))
-            .execute(conn)
+    /// Takes the user's row lock for the rest of the transaction.
+    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+        crate::store::lock_row!(conn, users, id)
     }
 
     pub fn set_password_hash(conn: &mut AnyConnection, id: &str, hash: &str) -> QueryResult<bool> {

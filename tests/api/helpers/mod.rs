@@ -269,7 +269,9 @@ impl TestApp {
         let metrics = metrics_port.map(|port| format!("http://127.0.0.1:{port}/metrics"));
         let url = db_url.to_owned();
         let pool = tokio::task::spawn_blocking(move || {
-            store::connect(&url, 2, Duration::from_secs(10)).unwrap().0
+            store::connect_and_migrate(&url, 2, Duration::from_secs(10))
+                .unwrap()
+                .0
         })
         .await
         .unwrap();
@@ -511,6 +513,46 @@ pub async fn assert_oauth_error(res: reqwest::Response, status: u16, code: &str)
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], code, "body: {body}");
     body
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, and returns that; panics naming `what`
+/// after `within`. For a state the test can observe: a fixed sleep would either waste time or,
+/// on a slow machine, be too short.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {within:?} in vain: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server at `base` answers `/healthz` with 200 (a server started as a process).
+pub async fn wait_healthy(base: &str) {
+    let url = format!("{base}/healthz");
+    eventually(
+        "the server answers /healthz",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                reqwest::get(url)
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                    .then_some(())
+            }
+        },
+    )
+    .await
 }
 
 /// Decodes a JWT's claims without verifying (the verifying tests are in keys.rs).
