@@ -74,6 +74,27 @@ pub fn prune(
     now: i64,
     dry_run: bool,
 ) -> diesel::QueryResult<Report> {
+    prune_showing(conn, policy, now, dry_run, &mut |_| {})
+}
+
+/// How far a pruning pass is: called as each table starts (`removed` 0) and after each batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub table: &'static str,
+    /// Rows removed from `table` so far in this pass.
+    pub removed: i64,
+    /// Batches done in `table`.
+    pub batches: u64,
+}
+
+/// [`prune`], telling `progress` how far it is (`tessera-admin prune` on a terminal).
+pub fn prune_showing(
+    conn: &mut AnyConnection,
+    policy: &Policy,
+    now: i64,
+    dry_run: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> diesel::QueryResult<Report> {
     let cut = policy.cutoffs(now);
     let mut report = Report::default();
     if dry_run {
@@ -99,6 +120,12 @@ pub fn prune(
         if table == Prunable::TokenFamilies {
             report.add("refresh_tokens", 0);
         }
+        let (mut removed, mut batches) = (0, 0);
+        progress(Progress {
+            table: table.table(),
+            removed,
+            batches,
+        });
         loop {
             let started = std::time::Instant::now();
             let step = write_tx(
@@ -125,6 +152,13 @@ pub fn prune(
             if table == Prunable::TokenFamilies {
                 report.add("refresh_tokens", tokens);
             }
+            removed += deleted as i64;
+            batches += 1;
+            progress(Progress {
+                table: table.table(),
+                removed,
+                batches,
+            });
             if (picked as i64) < policy.batch {
                 break;
             }

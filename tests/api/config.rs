@@ -259,7 +259,7 @@ async fn start_binary(
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .current_dir(dir)
         .env_clear()
         .env("TESSERA_SERVER__LISTEN", &listen)
@@ -269,18 +269,8 @@ async fn start_binary(
         .spawn()
         .unwrap();
     let base = format!("http://{listen}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return (child, base);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not start");
+    crate::helpers::wait_healthy(&base).await;
+    (child, base)
 }
 
 async fn kid(base: &str) -> Vec<serde_json::Value> {

@@ -64,16 +64,7 @@ fn start_server(app: &TestApp, port: u16) -> std::process::Child {
 }
 
 async fn wait_ready(base: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not start");
+    crate::helpers::wait_healthy(base).await
 }
 
 async fn killing_the_server_mid_refresh_leaves_families_consistent(db: Db) {

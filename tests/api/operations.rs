@@ -170,23 +170,13 @@ impl Binary {
         });
         let base = format!("http://127.0.0.1:{port}");
         let pid = child.id();
-        for _ in 0..200 {
-            if reqwest::get(format!("{base}/healthz"))
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Binary {
-                    child,
-                    base,
-                    log,
-                    pid,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        crate::helpers::wait_healthy(&base).await;
+        Binary {
+            child,
+            base,
+            log,
+            pid,
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the server did not start");
     }
 
     /// The log lines written so far.
@@ -232,8 +222,19 @@ async fn every_log_line_of_a_request_carries_its_id() {
         .unwrap();
     assert_eq!(res.status(), 400);
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = server.lines();
+    // Until the grant's line and the access log's are both written.
+    let mut lines = Vec::new();
+    crate::helpers::eventually("the request's lines", Duration::from_secs(5), || {
+        lines.extend(server.lines());
+        let logged = |what: &str| {
+            lines
+                .iter()
+                .any(|l| l.contains(&request_id) && l.contains(what))
+        };
+        let done = logged("password grant refused") && logged("POST /token");
+        async move { done.then_some(()) }
+    })
+    .await;
     let refused: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("password grant refused"))

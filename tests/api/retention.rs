@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tessera::domain::retention;
 use tessera::store::models::{AuthorizationCode, Session};
 
-use crate::helpers::{both_backends, claims, Db, TestApp};
+use crate::helpers::{both_backends, claims, eventually, Db, TestApp};
 
 both_backends!(
     pruning_removes_only_what_can_no_longer_matter,
@@ -240,15 +240,10 @@ async fn the_server_prunes_by_itself(db: Db) {
             token_families::table.count().get_result::<i64>(c).unwrap()
         })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while families().await == 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not prune"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(families().await, 1);
+    eventually("the server prunes", Duration::from_secs(10), || async {
+        (families().await == 1).then_some(())
+    })
+    .await;
     // The family left is the live one (its token expired from disuse 17 days ago; it goes 30
     // days after its absolute lifetime).
     let res = app
@@ -276,9 +271,12 @@ async fn the_cli_prunes_and_dry_runs(db: Db) {
     app.revoke(c, tokens["access_token"].as_str().unwrap())
         .await;
     app.sign_in(c, "alice", "wrong").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-
-    let dry = admin_prune(&app, true).await;
+    // The CLI reads the system's clock: the one-second windows pass in real time.
+    let dry = eventually("the windows pass", Duration::from_secs(10), || async {
+        let dry = admin_prune(&app, true).await;
+        (dry["total"] == 3).then_some(dry)
+    })
+    .await;
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["tables"]["revoked_access_tokens"], 1, "{dry}");
     assert_eq!(dry["tables"]["login_failures"], 2, "{dry}");
@@ -416,4 +414,67 @@ async fn an_interval_of_zero_leaves_pruning_to_the_cli(db: Db) {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(count(&rows(&app).await, "token_families"), 1);
     assert_eq!(prune(&app, false).await["tables"]["token_families"], 1);
+}
+
+/// `tessera-admin prune` on a terminal says how far each table is, on stderr; piped, it prints
+/// the result alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_pruning_progress_on_a_terminal() {
+    let app = TestApp::spawn_with(Db::Sqlite, &[("TESSERA_RETENTION__INTERVAL", "0s")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    app.user("alice").await;
+    for _ in 0..3 {
+        let tokens = app.password_grant(c, "alice").await;
+        app.revoke(c, tokens["refresh_token"].as_str().unwrap())
+            .await;
+    }
+    // The CLI reads the system's clock: age the revocations instead of moving it.
+    app.with_conn(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("UPDATE token_families SET revoked_at = 1")
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+
+    // Piped: the result only.
+    let piped = app.admin(&["prune", "--dry-run"], None).await;
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+
+    // On a terminal (`script` gives the command a pseudo-terminal).
+    let admin = crate::helpers::admin_bin();
+    let env = app.env.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("{} prune", admin.display()),
+                "/dev/null",
+            ])
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("token_families") && shown.contains("3 rows removed"),
+        "{shown}"
+    );
+    assert!(shown.contains("audit_events"), "every table: {shown}");
+    assert_eq!(count(&rows(&app).await, "token_families"), 0);
 }

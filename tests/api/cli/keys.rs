@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{json, s};
-use crate::helpers::{both_backends, Db, TestApp};
+use crate::helpers::{both_backends, eventually, Db, TestApp};
 
 both_backends!(admin_rotates_and_retires_keys_on_a_running_server,);
 
@@ -77,9 +77,15 @@ async fn admin_rotates_and_retires_keys_on_a_running_server(db: Db) {
     );
     assert_eq!(urgent["state"], "signing");
     let new = s(&urgent["kid"]);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let t2 = app.password_grant((&id, &secret), "alice").await;
-    assert_eq!(signing_kid(&t2["access_token"]), new);
+    eventually(
+        "the server signs with the new key",
+        std::time::Duration::from_secs(5),
+        || async {
+            let t2 = app.password_grant((&id, &secret), "alice").await;
+            (signing_kid(&t2["access_token"]) == new).then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         app.userinfo(&s(&t["access_token"])).await.status(),
         200,
