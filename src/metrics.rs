@@ -76,126 +76,117 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// A metric: its name (after the `tessera_` prefix), its help text and its labels.
+struct Spec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+/// Every metric the server exports, in one table; [`Metrics::new`] registers each.
+const HTTP_REQUESTS: Spec = Spec {
+    name: "http_requests_total",
+    help: "HTTP requests answered, by route, method and status.",
+    labels: &["route", "method", "status"],
+};
+const HTTP_DURATION: Spec = Spec {
+    name: "http_request_duration_seconds",
+    help: "Time to answer HTTP requests, by route and method.",
+    labels: &["route", "method"],
+};
+const TOKENS_ISSUED: Spec = Spec {
+    name: "tokens_issued_total",
+    help: "Access tokens issued at the token endpoint, by grant type.",
+    labels: &["grant_type"],
+};
+const REFRESHES: Spec = Spec {
+    name: "refreshes_total",
+    help: "Refresh-token grants, by outcome: rotated, grace_retry, reuse_detected, expired, revoked, refused, error.",
+    labels: &["outcome"],
+};
+const REUSE_INCIDENTS: Spec = Spec {
+    name: "reuse_incidents_total",
+    help:
+        "Rotated refresh tokens presented again: each revoked its family and recorded an incident.",
+    labels: &[],
+};
+const THROTTLED: Spec = Spec {
+    name: "sign_in_throttled_total",
+    help: "Sign-in attempts held back by throttling: delayed (waited, then went on) or refused.",
+    labels: &["outcome"],
+};
+const HASH_WAIT: Spec = Spec {
+    name: "password_hash_wait_seconds",
+    help: "Time password verifications waited for a hashing slot.",
+    labels: &[],
+};
+const HASH_IN_USE: Spec = Spec {
+    name: "password_hash_slots_in_use",
+    help: "Password-hashing slots taken.",
+    labels: &[],
+};
+const HASH_SLOTS: Spec = Spec {
+    name: "password_hash_slots",
+    help: "Password-hashing slots in all.",
+    labels: &[],
+};
+const POOL_CONNECTIONS: Spec = Spec {
+    name: "db_pool_connections",
+    help: "Database connections in the pool, by state: in_use or idle.",
+    labels: &["state"],
+};
+const POOL_WAIT: Spec = Spec {
+    name: "db_pool_wait_seconds",
+    help: "Time requests waited to check a database connection out of the pool.",
+    labels: &[],
+};
+const BUILD_INFO: Spec = Spec {
+    name: "build_info",
+    help: "The running version; always 1.",
+    labels: &["version"],
+};
+
+impl Spec {
+    fn opts(&self) -> Opts {
+        Opts::new(self.name, self.help)
+    }
+
+    /// Histograms of seconds share [`BUCKETS`].
+    fn seconds(&self) -> HistogramOpts {
+        HistogramOpts::new(self.name, self.help).buckets(BUCKETS.to_vec())
+    }
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("tessera".into()), None)?;
         let r = &registry;
-        let seconds =
-            |name: &str, help: &str| HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
-        let http_requests = add(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "http_requests_total",
-                    "HTTP requests answered, by route, method and status.",
-                ),
-                &["route", "method", "status"],
+        let counters = |s: &Spec| add(r, IntCounterVec::new(s.opts(), s.labels)?);
+        let gauges = |s: &Spec| add(r, IntGaugeVec::new(s.opts(), s.labels)?);
+        let histogram = |s: &Spec| add(r, Histogram::with_opts(s.seconds())?);
+        let gauge = |s: &Spec| add(r, IntGauge::with_opts(s.opts())?);
+        gauges(&BUILD_INFO)?
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let inner = Inner {
+            http_requests: counters(&HTTP_REQUESTS)?,
+            http_duration: add(
+                r,
+                HistogramVec::new(HTTP_DURATION.seconds(), HTTP_DURATION.labels)?,
             )?,
-        )?;
-        let http_duration = add(
-            r,
-            HistogramVec::new(
-                seconds(
-                    "http_request_duration_seconds",
-                    "Time to answer HTTP requests, by route and method.",
-                ),
-                &["route", "method"],
-            )?,
-        )?;
-        let tokens_issued = add(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "tokens_issued_total",
-                    "Access tokens issued at the token endpoint, by grant type.",
-                ),
-                &["grant_type"],
-            )?,
-        )?;
-        let refreshes = add(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "refreshes_total",
-                    "Refresh-token grants, by outcome: rotated, grace_retry, reuse_detected, expired, revoked, refused, error.",
-                ),
-                &["outcome"],
-            )?,
-        )?;
-        let reuse_incidents = add(
-            r,
-            IntCounter::new(
-                "reuse_incidents_total",
-                "Rotated refresh tokens presented again: each revoked its family and recorded an incident.",
-            )?,
-        )?;
-        let throttled = add(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "sign_in_throttled_total",
-                    "Sign-in attempts held back by throttling: delayed (waited, then went on) or refused.",
-                ),
-                &["outcome"],
-            )?,
-        )?;
-        let hash_wait = add(
-            r,
-            Histogram::with_opts(seconds(
-                "password_hash_wait_seconds",
-                "Time password verifications waited for a hashing slot.",
-            ))?,
-        )?;
-        let hash_in_use = add(
-            r,
-            IntGauge::new(
-                "password_hash_slots_in_use",
-                "Password-hashing slots taken.",
-            )?,
-        )?;
-        let hash_slots = add(
-            r,
-            IntGauge::new("password_hash_slots", "Password-hashing slots in all.")?,
-        )?;
-        let pool_connections = add(
-            r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "db_pool_connections",
-                    "Database connections in the pool, by state: in_use or idle.",
-                ),
-                &["state"],
-            )?,
-        )?;
-        let pool_wait = add(
-            r,
-            Histogram::with_opts(seconds(
-                "db_pool_wait_seconds",
-                "Time requests waited to check a database connection out of the pool.",
-            ))?,
-        )?;
-        let build = add(
-            r,
-            IntGaugeVec::new(
-                Opts::new("build_info", "The running version; always 1."),
-                &["version"],
-            )?,
-        )?;
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        Ok(Self(Arc::new(Inner {
-            registry,
-            http_requests,
-            http_duration,
-            tokens_issued,
-            refreshes,
-            reuse_incidents,
-            throttled,
-            hash_wait,
-            hash_in_use,
-            hash_slots,
-            pool_connections,
-            pool_wait,
-        })))
+            tokens_issued: counters(&TOKENS_ISSUED)?,
+            refreshes: counters(&REFRESHES)?,
+            reuse_incidents: add(r, IntCounter::with_opts(REUSE_INCIDENTS.opts())?)?,
+            throttled: counters(&THROTTLED)?,
+            hash_wait: histogram(&HASH_WAIT)?,
+            hash_in_use: gauge(&HASH_IN_USE)?,
+            hash_slots: gauge(&HASH_SLOTS)?,
+            pool_connections: gauges(&POOL_CONNECTIONS)?,
+            pool_wait: histogram(&POOL_WAIT)?,
+            // A handle on the same registry (it is shared inside).
+            registry: registry.clone(),
+        };
+        Ok(Self(Arc::new(inner)))
     }
 
     /// One HTTP request answered. `route`: the matched pattern, never the raw path, so that

@@ -8,7 +8,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::domain::Clock;
-use crate::grant::TokenService;
+use crate::grant::{Operations, Services};
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 
@@ -29,15 +29,15 @@ impl Application {
     /// adjustable one and move it instead of sleeping.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let service = {
+        let services = {
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || TokenService::open(&settings, clock))
+            tokio::task::spawn_blocking(move || Services::open(&settings, clock))
                 .await
                 .context("start-up was interrupted")??
         };
-        start_periodic_tasks(&service, &settings);
+        start_periodic_tasks(&services.operations, &settings);
         let state = web::Data::new(AppState {
-            service,
+            services,
             secure_cookies: settings.secure_cookies(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
         });
@@ -91,9 +91,9 @@ impl Application {
 /// Key reloads (keys rotated or retired by the CLI or another instance) and pruning (what
 /// retention no longer keeps, see `domain::retention`; an interval of 0 leaves it to
 /// `tessera-admin prune`), each on its own interval.
-fn start_periodic_tasks(service: &TokenService, settings: &Settings) {
+fn start_periodic_tasks(operations: &Operations, settings: &Settings) {
     tokio::spawn(every(
-        service.clone(),
+        operations.clone(),
         settings.keys.reload_interval,
         true,
         |s| match s.reload_keys() {
@@ -103,7 +103,7 @@ fn start_periodic_tasks(service: &TokenService, settings: &Settings) {
     ));
     if !settings.retention.interval.is_zero() {
         tokio::spawn(every(
-            service.clone(),
+            operations.clone(),
             settings.retention.interval,
             false,
             |s| match s.prune() {
@@ -168,10 +168,10 @@ fn metrics_server(address: &str, state: web::Data<AppState>) -> anyhow::Result<(
 /// Runs `task` on the blocking pool every `every` (at least 100 ms apart; `skip_first`: not at
 /// start), one run at a time. Runs until the runtime that started the server ends.
 async fn every(
-    service: TokenService,
+    service: Operations,
     every: std::time::Duration,
     skip_first: bool,
-    task: fn(&TokenService),
+    task: fn(&Operations),
 ) {
     let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

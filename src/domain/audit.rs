@@ -1,8 +1,6 @@
 //! Security events: stored in `audit_events` for `tessera-admin audit list`, and written to the
 //! log (target `audit`). Events carry ids, addresses and reasons, never a secret.
 
-use std::cell::RefCell;
-
 use crate::domain::crypto::random_id;
 use crate::store::models::AuditEvent;
 use crate::store::AnyConnection;
@@ -117,13 +115,16 @@ pub struct Event<'a> {
     pub subject: Option<&'a str>,
     pub client_ip: Option<&'a str>,
     pub detail: Option<&'a str>,
+    /// The id of the request that caused it (`RequestMeta::request_id`); `None` from the CLI
+    /// and background work.
+    pub request_id: Option<&'a str>,
 }
 
 impl Event<'_> {
     /// Stores and logs the event. A failure to store is logged, never passed on: auditing must
     /// not turn a refused login into a server error.
     pub fn record(&self, conn: &mut AnyConnection, now: i64) {
-        let request_id = request_id();
+        let request_id = self.request_id;
         tracing::info!(
             target: "audit",
             kind = self.kind.as_str(),
@@ -142,7 +143,7 @@ impl Event<'_> {
             subject: self.subject.map(str::to_owned),
             client_ip: self.client_ip.map(str::to_owned),
             detail: self.detail.map(|d| d.chars().take(500).collect()),
-            request_id,
+            request_id: request_id.map(str::to_owned),
         };
         // In a savepoint when the caller is in a transaction: on PostgreSQL a failed INSERT
         // would abort it, and its COMMIT would quietly roll back what the event records.
@@ -150,27 +151,6 @@ impl Event<'_> {
             tracing::error!(error = %e, kind = self.kind.as_str(), "could not store an audit event");
         }
     }
-}
-
-thread_local! {
-    static REQUEST_ID: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with `id` as the request id that the events it records carry (the HTTP layer's
-/// request id; the thread is one of the blocking pool's, serving one request at a time).
-pub fn with_request_id<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
-    struct Restore(Option<String>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            REQUEST_ID.with(|r| *r.borrow_mut() = self.0.take());
-        }
-    }
-    let _restore = Restore(REQUEST_ID.with(|r| r.replace(id)));
-    f()
-}
-
-fn request_id() -> Option<String> {
-    REQUEST_ID.with(|r| r.borrow().clone())
 }
 
 /// The actor for changes made with the admin CLI: `admin:<operating-system user>`.

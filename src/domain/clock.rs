@@ -1,4 +1,4 @@
-//! The one source of "now". The protocol's `TokenService` and the admin CLI hold
+//! The one source of "now". The protocol's services (through their `Core`) and the admin CLI hold
 //! a [`Clock`] and pass the time down; store functions take `now` as a parameter and never read
 //! a clock themselves.
 //!

@@ -17,6 +17,7 @@ pub mod jwt_crypto;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;
+pub mod request;
 pub mod resource;
 pub mod retention;
 pub mod revocation;

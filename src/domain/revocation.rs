@@ -40,6 +40,8 @@ pub struct Revocation<'a> {
     /// The audit event's subject; the family's id when `None` and one family is revoked.
     pub subject: Option<&'a str>,
     pub client_ip: Option<&'a str>,
+    /// The request that asked, for the audit event.
+    pub request_id: Option<&'a str>,
     /// The audit event's detail; `None`: how many were revoked, what was asked for
     /// ([`Revocation::about`]), and the reason.
     pub detail: Option<&'a str>,
@@ -59,6 +61,7 @@ impl<'a> Revocation<'a> {
             actor,
             subject: None,
             client_ip: None,
+            request_id: None,
             detail: None,
             about: None,
             always_audit: false,
@@ -96,6 +99,7 @@ pub fn revoke_in(
             subject: why.subject.or(Some(id)),
             client_ip: why.client_ip,
             detail: Some(why.detail.unwrap_or(&counted)),
+            request_id: why.request_id,
         }
         .record(c, now);
     }

@@ -7,37 +7,50 @@ use std::time::{Duration, Instant};
 use crate::domain::audit::AuditKind;
 use crate::domain::audit::Event;
 use crate::domain::crypto::random_id;
+use crate::domain::password::PasswordHasher;
+use crate::domain::request::RequestMeta;
+use crate::domain::throttle::Policy;
 use crate::domain::throttle::{Admission, Outcome};
 use crate::domain::user::Username;
-use crate::grant::{OAuthError, TokenService};
+use crate::grant::{Core, OAuthError};
 use crate::store::models::User;
 use crate::store::{write_tx, AnyConnection};
 
-impl TokenService {
+/// Password sign-in, as the password grant and the login page both use it.
+#[derive(Clone)]
+pub struct SignIn {
+    pub(crate) core: Core,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) throttle: Policy,
+}
+
+impl SignIn {
     /// Checks a username and password, with throttling (per username and per IP) and a dummy
     /// hash for unknown users. Shared by the password grant and the login page.
     pub fn sign_in(
         &self,
         username: &str,
         password: &str,
-        ip: Option<&str>,
+        origin: &RequestMeta,
         via: &str,
     ) -> Result<User, SignInError> {
-        self.sign_in_then(username, password, ip, via, |_, _| Ok(()))
+        self.sign_in_then(username, password, origin, via, |_, _| Ok(()))
             .map(|(user, ())| user)
     }
 
-    /// [`TokenService::sign_in`], then `then` in the same transaction as the records of the
+    /// [`SignIn::sign_in`], then `then` in the same transaction as the records of the
     /// success (throttle counters, audit): one commit for all of it. No connection is held
     /// while the password is hashed.
     pub(crate) fn sign_in_then<T>(
         &self,
         username: &str,
         password: &str,
-        ip: Option<&str>,
+        origin: &RequestMeta,
         via: &str,
         then: impl FnOnce(&mut AnyConnection, &User) -> Result<T, OAuthError>,
     ) -> Result<(User, T), SignInError> {
+        let ip = origin.client_ip.as_deref();
+        let request_id = origin.request_id.as_deref();
         let name = Username::parse(username).ok();
         let shown: String = username
             .chars()
@@ -52,8 +65,9 @@ impl TokenService {
                 subject,
                 client_ip: ip,
                 detail: Some(&detail),
+                request_id,
             }
-            .record(conn, self.clock.now_ms());
+            .record(conn, self.core.clock.now_ms());
         };
         let name = name.as_ref().map(Username::as_str);
         let attempt = random_id();
@@ -68,13 +82,14 @@ impl TokenService {
                 subject: None,
                 client_ip: ip,
                 detail: Some(&detail),
+                request_id,
             }
-            .record(c, self.clock.now_ms());
+            .record(c, self.core.clock.now_ms());
         })?;
         // From here on the attempt holds its places; the guard gives them back on any way out
         // that does not settle them itself (an error, no hashing slot, a panic).
         let mut place = Place {
-            service: self,
+            sign_in: self,
             attempt: &attempt,
             name,
             ip,
@@ -86,10 +101,10 @@ impl TokenService {
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .map_err(|_| SignInError::Busy)?;
-        let now = || self.clock.now_ms();
+        let now = || self.core.clock.now_ms();
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
-                let done = write_tx(&mut *self.conn()?, |c| -> Result<T, SignInError> {
+                let done = write_tx(&mut *self.core.conn()?, |c| -> Result<T, SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
                     audit(c, AuditKind::LoginSuccess, Some(&u.id));
@@ -101,7 +116,7 @@ impl TokenService {
             other => {
                 // Should the write fail, the guard counts the failure on another connection.
                 place.outcome = Outcome::Failed;
-                write_tx(&mut *self.conn()?, |c| -> Result<(), SignInError> {
+                write_tx(&mut *self.core.conn()?, |c| -> Result<(), SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Failed, now())?;
                     audit(
@@ -132,37 +147,38 @@ impl TokenService {
         let mut pause = Duration::from_millis(10);
         let mut waited = false;
         loop {
-            let mut conn = self.conn()?;
-            let admitted = if self
-                .throttle
-                .must_wait(&mut conn, name, ip, self.clock.now_ms())?
-            {
-                None
-            } else {
-                // Committed even when refused: the refusal is counted, and audited once.
-                write_tx(&mut conn, |c| -> Result<_, SignInError> {
-                    let now = self.clock.now_ms();
-                    Ok(match self.throttle.admit(c, attempt, name, ip, now)? {
-                        Admission::Go => Some(Ok(match name {
-                            Some(name) => User::find_by_username(c, name)?,
-                            None => None,
-                        })),
-                        Admission::Wait => None,
-                        Admission::Refused { key, first } => {
-                            if first {
-                                refused(c, &key);
+            let mut conn = self.core.conn()?;
+            let admitted =
+                if self
+                    .throttle
+                    .must_wait(&mut conn, name, ip, self.core.clock.now_ms())?
+                {
+                    None
+                } else {
+                    // Committed even when refused: the refusal is counted, and audited once.
+                    write_tx(&mut conn, |c| -> Result<_, SignInError> {
+                        let now = self.core.clock.now_ms();
+                        Ok(match self.throttle.admit(c, attempt, name, ip, now)? {
+                            Admission::Go => Some(Ok(match name {
+                                Some(name) => User::find_by_username(c, name)?,
+                                None => None,
+                            })),
+                            Admission::Wait => None,
+                            Admission::Refused { key, first } => {
+                                if first {
+                                    refused(c, &key);
+                                }
+                                Some(Err(SignInError::Throttled))
                             }
-                            Some(Err(SignInError::Throttled))
-                        }
-                    })
-                })?
-            };
+                        })
+                    })?
+                };
             drop(conn);
             match admitted {
                 Some(done) => {
                     match &done {
-                        Err(SignInError::Throttled) => self.metrics.throttled(true),
-                        _ if waited => self.metrics.throttled(false),
+                        Err(SignInError::Throttled) => self.core.metrics.throttled(true),
+                        _ if waited => self.core.metrics.throttled(false),
                         _ => {}
                     }
                     return done;
@@ -173,7 +189,7 @@ impl TokenService {
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 None => {
-                    self.metrics.throttled(true);
+                    self.core.metrics.throttled(true);
                     return Err(SignInError::Busy);
                 }
             }
@@ -184,7 +200,7 @@ impl TokenService {
 /// The places an admitted sign-in holds: given back, with the outcome known so far, when the
 /// sign-in ends without settling them. Should even that fail, they expire by themselves.
 struct Place<'a> {
-    service: &'a TokenService,
+    sign_in: &'a SignIn,
     attempt: &'a str,
     name: Option<&'a str>,
     ip: Option<&'a str>,
@@ -197,8 +213,8 @@ impl Drop for Place<'_> {
         if self.settled {
             return;
         }
-        let s = self.service;
-        let settled = s.conn().map_err(|e| e.to_string()).and_then(|mut c| {
+        let s = self.sign_in;
+        let settled = s.core.conn().map_err(|e| e.to_string()).and_then(|mut c| {
             write_tx(&mut c, |c| {
                 s.throttle.settle(
                     c,
@@ -206,7 +222,7 @@ impl Drop for Place<'_> {
                     self.name,
                     self.ip,
                     self.outcome,
-                    s.clock.now_ms(),
+                    s.core.clock.now_ms(),
                 )
             })
             .map_err(|e| e.to_string())
@@ -217,7 +233,7 @@ impl Drop for Place<'_> {
     }
 }
 
-/// Why [`TokenService::sign_in`] refused.
+/// Why [`SignIn::sign_in`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
     #[error("invalid username or password")]

@@ -22,7 +22,7 @@ pub async fn record(
     let res = next.call(req).await?;
     if let Some(state) = state {
         let route = res.request().match_pattern();
-        state.service.metrics().http_request(
+        state.services.operations.metrics().http_request(
             route.as_deref().unwrap_or("unmatched"),
             method,
             res.status().as_str(),
@@ -49,7 +49,7 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 
 /// `GET /metrics`, in the Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let text = state.service.render_metrics();
+    let text = state.services.operations.render_metrics();
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

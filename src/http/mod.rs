@@ -12,11 +12,11 @@ pub use error::{no_store, oauth_error};
 use actix_web::error::BlockingError;
 use actix_web::web;
 
-use crate::grant::TokenService;
+use crate::grant::Services;
 
 /// Shared by every worker.
 pub struct AppState {
-    pub service: TokenService,
+    pub services: Services,
     /// Cookies get `Secure` (the issuer is https).
     pub secure_cookies: bool,
     /// `server.trusted_proxies`.
@@ -29,6 +29,19 @@ impl AppState {
         client_ip::client_ip(req, &self.trusted_proxies)
     }
 
+    /// Who asked: the client's address, its user agent and the request's id.
+    pub fn request_meta(
+        &self,
+        req: &actix_web::HttpRequest,
+    ) -> crate::domain::request::RequestMeta {
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        crate::domain::request::RequestMeta::new(self.client_ip(req), user_agent)
+            .with_request_id(request_id::current())
+    }
+
     /// Whether `peer` is one of `server.trusted_proxies`.
     pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&peer))
@@ -36,24 +49,23 @@ impl AppState {
 }
 
 impl AppState {
-    /// Runs `f` with the service on a blocking thread (diesel, r2d2 and Argon2 block), so that
+    /// Runs `f` with the services on a blocking thread (diesel, r2d2 and Argon2 block), so that
     /// the async workers never wait on them.
     pub async fn blocking<T, E>(
         &self,
-        f: impl FnOnce(&TokenService) -> Result<T, E> + Send + 'static,
+        f: impl FnOnce(&Services) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + 'static + From<BlockingError>,
     {
-        let service = self.service.clone();
-        // The request's span and id go with the work: its log lines and audit events carry
-        // the id.
+        let services = self.services.clone();
+        // The request's span goes with the work: its log lines carry the request id. (Audit
+        // events get it through the request's `RequestMeta`.)
         let span = tracing::Span::current();
-        let id = request_id::current();
         web::block(move || {
             let _entered = span.enter();
-            crate::domain::audit::with_request_id(id, || f(&service))
+            f(&services)
         })
         .await?
     }

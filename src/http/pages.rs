@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
 
 use crate::domain::browser;
-use crate::grant::TokenService;
+use crate::grant::BrowserFlow;
 
 /// Cookie names; on https with the `__Host-` prefix, which browsers accept only from this host,
 /// with `Secure` and `Path=/`, so a sibling subdomain cannot plant them.
@@ -115,7 +115,7 @@ pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
 }
 
 /// A new CSRF cookie and its token (at sign-in: a planted cookie does not survive it).
-pub fn fresh_csrf(service: &TokenService, secure: bool) -> (String, Cookie<'static>) {
+pub fn fresh_csrf(service: &BrowserFlow, secure: bool) -> (String, Cookie<'static>) {
     let value = browser::new_csrf_cookie();
     let token = service.csrf_token(&value);
     (token, cookie(csrf_cookie(secure), value, secure))
@@ -124,7 +124,7 @@ pub fn fresh_csrf(service: &TokenService, secure: bool) -> (String, Cookie<'stat
 /// The CSRF cookie of the request, or a new one to set; and the token forms must carry.
 pub fn csrf(
     req: &HttpRequest,
-    service: &TokenService,
+    service: &BrowserFlow,
     secure: bool,
 ) -> (String, Option<Cookie<'static>>) {
     match req

@@ -21,10 +21,10 @@ use diesel::sql_types::Text;
 use serde_json::{json, Value};
 use tessera::domain::client::GrantType;
 use tessera::domain::crypto::sha256_hex;
-use tessera::domain::family::{rotate_for_client, ClientCheck, RequestMeta};
+use tessera::domain::family::{rotate_for_client, ClientCheck, RequestMeta, Rotator};
 use tessera::domain::refresh_token::hash_token;
 use tessera::domain::{ms, Clock};
-use tessera::grant::{OAuthError, Params, RefreshPath, TokenResponse, TokenService};
+use tessera::grant::{OAuthError, Params, RefreshPath, Services, TokenResponse};
 use tessera::settings::Settings;
 
 use crate::helpers::{claims, postgres_url, test_env, Db, TestApp, TestDb, PASSWORD};
@@ -336,9 +336,12 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
     };
     let run = |db: &TestDb, path: RefreshPath| {
         let settings = settings(db);
-        let service = TokenService::open(&settings, Clock::frozen(now).0).unwrap();
-        let answer = service.token_by(path, authorization.as_deref(), &case.params(), &meta);
-        drop(service);
+        let services = Services::open(&settings, Clock::frozen(now).0).unwrap();
+        let answer =
+            services
+                .tokens
+                .token_by(path, authorization.as_deref(), &case.params(), &meta);
+        drop(services);
         (answer, dump(&db.url))
     };
     let (answer_a, rows_a) = run(&a, RefreshPath::OneStatementFirst);
@@ -352,7 +355,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
         assert!(!state.one_statement_rotates());
         return;
     }
-    // C: the one statement alone, as `TokenService` calls it.
+    // C: the one statement alone, as the token endpoint calls it.
     let settings = settings(&c);
     let master = settings.master_key(false).unwrap();
     let (pool, _) =
@@ -362,14 +365,18 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
         id: &case.client_id,
         secret_hash: secret_hash.as_deref(),
     };
+    let clock = Clock::frozen(now).0;
+    let with = Rotator {
+        master: &master,
+        life: settings.lifetimes(),
+        clock: &clock,
+    };
     let issued = rotate_for_client(
         &mut pool.get().unwrap(),
-        &master,
+        &with,
         &case.refresh_token,
         &check,
         &meta,
-        settings.lifetimes(),
-        &Clock::frozen(now).0,
     )
     .unwrap();
     drop(pool);
@@ -390,7 +397,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
             });
             let (issued, rows_c) = normalized(&before, issued, &rows_c);
             // (B also recorded the client's use, `clients.last_used_at`, which the dump leaves
-            // out: `TokenService::token` does that whichever path answers.)
+            // out: `TokenEndpoint::token` does that whichever path answers.)
             assert_eq!(
                 rows_c, rows_b,
                 "{state:?}: the one statement wrote other rows"

@@ -131,6 +131,7 @@ impl Context {
             subject,
             client_ip: None,
             detail,
+            request_id: None,
         }
         .record(self.conn()?, now);
         Ok(())

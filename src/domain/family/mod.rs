@@ -9,7 +9,8 @@
 
 pub mod rotation;
 
-pub use rotation::{rotate, rotate_for_client, ClientCheck};
+pub use crate::domain::request::RequestMeta;
+pub use rotation::{rotate, rotate_for_client, ClientCheck, RefreshRequest, Rotator};
 
 use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, token_for};
@@ -107,24 +108,6 @@ pub struct Lifetimes {
     pub idle: i64,
     pub absolute: i64,
     pub reuse_grace: i64,
-}
-
-/// Who asked: recorded with each token for the family's lineage and for incidents.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl RequestMeta {
-    pub fn new(client_ip: Option<String>, user_agent: Option<&str>) -> Self {
-        // Bounded: the value is stored per token.
-        let user_agent = user_agent.map(|ua| ua.chars().take(256).collect());
-        Self {
-            client_ip,
-            user_agent,
-        }
-    }
 }
 
 /// A refresh token just issued or handed out again.

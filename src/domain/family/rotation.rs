@@ -18,34 +18,48 @@ enum Outcome {
     Reused(String),
 }
 
+/// What rotation needs of the server: the key that makes refresh tokens, the lifetimes, and
+/// the clock.
+#[derive(Clone, Copy)]
+pub struct Rotator<'a> {
+    pub master: &'a MasterKey,
+    pub life: Lifetimes,
+    pub clock: &'a Clock,
+}
+
+/// A refresh as the client asked for it.
+#[derive(Clone, Copy)]
+pub struct RefreshRequest<'a> {
+    /// The refresh token presented.
+    pub presented: &'a str,
+    /// The client, authenticated.
+    pub client_id: &'a str,
+    /// A narrower scope, if asked for (RFC 6749 §6).
+    pub scope: Option<&'a Scope>,
+    /// Resources, if named (RFC 8707 §2.2).
+    pub resources: Option<&'a Requested>,
+    pub meta: &'a RequestMeta,
+}
+
 /// Rotates `presented`: consumes it and issues its successor in the same family.
 ///
 /// A token already rotated is either an idempotent retry (within `reuse_grace` of its rotation,
 /// its successor still unused: answered with that same successor) or a replay, which revokes
 /// the whole family and records a reuse incident, committed even though the request fails.
-#[allow(clippy::too_many_arguments)]
 pub fn rotate(
     conn: &mut AnyConnection,
-    master: &MasterKey,
-    presented: &str,
-    client_id: &str,
-    requested: Option<&Scope>,
-    resources: Option<&Requested>,
-    meta: &RequestMeta,
-    life: Lifetimes,
-    clock: &Clock,
+    with: &Rotator<'_>,
+    req: &RefreshRequest<'_>,
 ) -> Result<Issued, RefreshError> {
-    let key = master.refresh_key();
-    let parsed =
-        parse_token(key, presented).ok_or(RefreshError::Invalid("unknown refresh token"))?;
-    let id = parsed.id.clone();
-    let hash = hash_token(presented);
+    let parsed = parse_token(with.master.refresh_key(), req.presented)
+        .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    let hash = hash_token(req.presented);
     let outcome = write_tx(conn, |c| -> Result<Outcome, RefreshError> {
-        let Some(mut token) = parsed.stored(c, &hash)? else {
+        let Some(token) = parsed.stored(c, &hash)? else {
             // Not stored, yet made by this server for a family it names: a rotated token whose
             // row retention pruned (active tokens never are). If its family lives, this is a
             // replay like any other.
-            return replay_of_pruned(c, &parsed.family_id, &id, client_id, meta, clock);
+            return replay_of_pruned(c, &parsed, req, with.clock);
         };
         // Lock the family row before reading it: a revocation (reuse detected elsewhere, the
         // CLI, another instance) takes the same lock, so it either commits before this read
@@ -55,103 +69,138 @@ pub fn rotate(
             TokenFamily::find(c, &token.family_id)?.ok_or(diesel::result::Error::NotFound)?;
         // The time is read under the lock: waits for a connection or a lock do not count
         // against lifetimes or the grace window.
-        let now = clock.now_ms();
-        if family.client_id != client_id {
+        let now = with.clock.now_ms();
+        if family.client_id != req.client_id {
             // Worded as for an unknown token: the answer must not confirm that it is live.
-            tracing::info!(family_id = %family.id, client_id, "refresh token presented by another client");
+            tracing::info!(family_id = %family.id, client_id = req.client_id, "refresh token presented by another client");
             return Err(RefreshError::Invalid("unknown refresh token"));
         }
         if family.revoked_at.is_some() {
             return Err(RefreshError::Revoked);
         }
-        if token.rotated_at.is_none() {
-            if super::state(&family, super::token_live(&token, now), now) != FamilyState::Active {
-                return Err(RefreshError::Expired);
-            }
-            let (scope, audience) = granted(c, &family, requested, resources)?;
-            let successor = random_id();
-            if RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
-                let refresh_token = token_for(key, &family.id, &successor);
-                NewRefreshToken {
-                    id: &successor,
-                    family_id: &family.id,
-                    parent_id: Some(&token.id),
-                    token_hash: &hash_token(refresh_token.expose()),
-                    issued_at: now,
-                    expires_at: now.saturating_add(life.idle).min(family.expires_at),
-                    client_ip: meta.client_ip.as_deref(),
-                    user_agent: meta.user_agent.as_deref(),
-                }
-                .insert(c)?;
-                return Ok(Outcome::Issued(Box::new(Issued {
-                    family,
-                    token_id: successor,
-                    refresh_token,
-                    scope,
-                    audience,
-                    retried: false,
-                })));
-            }
-            // A concurrent request consumed it between our read and our update.
-            token = RefreshToken::find(c, &id)?.ok_or(diesel::result::Error::NotFound)?;
-        }
-        let rotated_at = token.rotated_at.unwrap_or(now);
-        let successor = match &token.replaced_by {
-            Some(s) => RefreshToken::find(c, s)?,
-            None => None,
+        let token = match token.rotated_at {
+            Some(_) => token,
+            None => match consume(c, with, req, &token, &family, now)? {
+                Some(issued) => return Ok(Outcome::Issued(Box::new(issued))),
+                // A concurrent request consumed it between our read and our update.
+                None => RefreshToken::find(c, &token.id)?.ok_or(diesel::result::Error::NotFound)?,
+            },
         };
-        if let Some(succ) = successor.filter(|s| {
-            // abs: another instance's clock may be a little ahead of ours.
-            life.reuse_grace > 0
-                && (now - rotated_at).abs() <= life.reuse_grace
-                && s.rotated_at.is_none()
-                && s.expires_at > now
-                // The app instance that rotated retries with the same user agent; its address
-                // may change (Wi-Fi to mobile). Another user agent is someone else: reuse.
-                && s.user_agent == meta.user_agent
-        }) {
-            let (scope, audience) = granted(c, &family, requested, resources)?;
-            let shown = |ip: &Option<String>, ua: &Option<String>| {
-                format!(
-                    "{} {:?}",
-                    ip.as_deref().unwrap_or("-"),
-                    ua.as_deref().unwrap_or("-")
-                )
-            };
-            let detail = format!(
-                "refresh token {} retried {} ms after its rotation; rotation from {}, retry from {}",
-                token.id,
-                now - rotated_at,
-                shown(&succ.client_ip, &succ.user_agent),
-                shown(&meta.client_ip, &meta.user_agent),
-            );
-            Event {
-                kind: AuditKind::RefreshGraceRetry,
-                actor: Some(client_id),
-                subject: Some(&family.id),
-                client_ip: meta.client_ip.as_deref(),
-                detail: Some(&detail),
-            }
-            .record(c, now);
-            return Ok(Outcome::Issued(Box::new(Issued {
-                refresh_token: token_for(key, &family.id, &succ.id),
-                token_id: succ.id,
-                family,
-                scope,
-                audience,
-                retried: true,
-            })));
+        if let Some(issued) = grace_retry(c, with, req, &token, &family, now)? {
+            return Ok(Outcome::Issued(Box::new(issued)));
         }
-        revoke_for_replay(c, &family, &token.id, client_id, meta, now)?;
+        revoke_for_replay(c, &family, &token.id, req, now)?;
         Ok(Outcome::Reused(family.id))
     })?;
     match outcome {
         Outcome::Issued(issued) => Ok(*issued),
         Outcome::Reused(family_id) => {
-            tracing::warn!(family_id = %family_id, replayed_token_id = %id, "refresh token reuse detected; family revoked");
+            tracing::warn!(family_id = %family_id, replayed_token_id = %parsed.id, "refresh token reuse detected; family revoked");
             Err(RefreshError::Reused { family_id })
         }
     }
+}
+
+/// The plain rotation of an unrotated `token`: refused if it or its family expired; `None`
+/// when a concurrent request consumed it first.
+fn consume(
+    c: &mut AnyConnection,
+    with: &Rotator<'_>,
+    req: &RefreshRequest<'_>,
+    token: &RefreshToken,
+    family: &TokenFamily,
+    now: i64,
+) -> Result<Option<Issued>, RefreshError> {
+    if super::state(family, super::token_live(token, now), now) != FamilyState::Active {
+        return Err(RefreshError::Expired);
+    }
+    let (scope, audience) = granted(c, family, req.scope, req.resources)?;
+    let successor = random_id();
+    if !RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
+        return Ok(None);
+    }
+    let refresh_token = token_for(with.master.refresh_key(), &family.id, &successor);
+    NewRefreshToken {
+        id: &successor,
+        family_id: &family.id,
+        parent_id: Some(&token.id),
+        token_hash: &hash_token(refresh_token.expose()),
+        issued_at: now,
+        expires_at: now.saturating_add(with.life.idle).min(family.expires_at),
+        client_ip: req.meta.client_ip.as_deref(),
+        user_agent: req.meta.user_agent.as_deref(),
+    }
+    .insert(c)?;
+    Ok(Some(Issued {
+        family: family.clone(),
+        token_id: successor,
+        refresh_token,
+        scope,
+        audience,
+        retried: false,
+    }))
+}
+
+/// The successor of a rotated `token` again, if this is an idempotent retry: within the grace
+/// window, the successor still unused, from the app instance that rotated (audited).
+fn grace_retry(
+    c: &mut AnyConnection,
+    with: &Rotator<'_>,
+    req: &RefreshRequest<'_>,
+    token: &RefreshToken,
+    family: &TokenFamily,
+    now: i64,
+) -> Result<Option<Issued>, RefreshError> {
+    let rotated_at = token.rotated_at.unwrap_or(now);
+    let successor = match &token.replaced_by {
+        Some(s) => RefreshToken::find(c, s)?,
+        None => None,
+    };
+    let meta = req.meta;
+    let Some(succ) = successor.filter(|s| {
+        // abs: another instance's clock may be a little ahead of ours.
+        with.life.reuse_grace > 0
+            && (now - rotated_at).abs() <= with.life.reuse_grace
+            && s.rotated_at.is_none()
+            && s.expires_at > now
+            // The app instance that rotated retries with the same user agent; its address
+            // may change (Wi-Fi to mobile). Another user agent is someone else: reuse.
+            && s.user_agent == meta.user_agent
+    }) else {
+        return Ok(None);
+    };
+    let (scope, audience) = granted(c, family, req.scope, req.resources)?;
+    let shown = |ip: &Option<String>, ua: &Option<String>| {
+        format!(
+            "{} {:?}",
+            ip.as_deref().unwrap_or("-"),
+            ua.as_deref().unwrap_or("-")
+        )
+    };
+    let detail = format!(
+        "refresh token {} retried {} ms after its rotation; rotation from {}, retry from {}",
+        token.id,
+        now - rotated_at,
+        shown(&succ.client_ip, &succ.user_agent),
+        shown(&meta.client_ip, &meta.user_agent),
+    );
+    Event {
+        kind: AuditKind::RefreshGraceRetry,
+        actor: Some(req.client_id),
+        subject: Some(&family.id),
+        client_ip: meta.client_ip.as_deref(),
+        detail: Some(&detail),
+        request_id: meta.request_id.as_deref(),
+    }
+    .record(c, now);
+    Ok(Some(Issued {
+        refresh_token: token_for(with.master.refresh_key(), &family.id, &succ.id),
+        token_id: succ.id,
+        family: family.clone(),
+        scope,
+        audience,
+        retried: true,
+    }))
 }
 
 /// The common case of a refresh on PostgreSQL, client authentication included, in one
@@ -161,13 +210,16 @@ pub fn rotate(
 /// client), which gives the precise answer.
 pub fn rotate_for_client(
     conn: &mut AnyConnection,
-    master: &MasterKey,
+    with: &Rotator<'_>,
     presented: &str,
     client: &ClientCheck<'_>,
     meta: &RequestMeta,
-    life: Lifetimes,
-    clock: &Clock,
 ) -> Result<Option<Issued>, diesel::result::Error> {
+    let Rotator {
+        master,
+        life,
+        clock,
+    } = *with;
     if !OneStatementRotation::supported(conn) {
         return Ok(None);
     }
@@ -253,20 +305,18 @@ fn granted(
 /// client's) and records the incident, as for any replay.
 fn replay_of_pruned(
     c: &mut AnyConnection,
-    family_id: &str,
-    token_id: &str,
-    client_id: &str,
-    meta: &RequestMeta,
+    parsed: &Parsed,
+    req: &RefreshRequest<'_>,
     clock: &Clock,
 ) -> Result<Outcome, RefreshError> {
-    TokenFamily::lock(c, family_id)?;
-    let family = TokenFamily::find(c, family_id)?
-        .filter(|f| f.client_id == client_id)
+    TokenFamily::lock(c, &parsed.family_id)?;
+    let family = TokenFamily::find(c, &parsed.family_id)?
+        .filter(|f| f.client_id == req.client_id)
         .ok_or(RefreshError::Invalid("unknown refresh token"))?;
     if family.revoked_at.is_some() {
         return Err(RefreshError::Revoked);
     }
-    revoke_for_replay(c, &family, token_id, client_id, meta, clock.now_ms())?;
+    revoke_for_replay(c, &family, &parsed.id, req, clock.now_ms())?;
     Ok(Outcome::Reused(family.id))
 }
 
@@ -275,10 +325,10 @@ fn revoke_for_replay(
     c: &mut AnyConnection,
     family: &TokenFamily,
     replayed_token_id: &str,
-    client_id: &str,
-    meta: &RequestMeta,
+    req: &RefreshRequest<'_>,
     now: i64,
 ) -> Result<(), RefreshError> {
+    let (client_id, meta) = (req.client_id, req.meta);
     let active = RefreshToken::active_in(c, &family.id)?;
     let detail = format!(
         "refresh token {} replayed; active token {}; family revoked",
@@ -288,6 +338,7 @@ fn revoke_for_replay(
     let why = Revocation {
         kind: AuditKind::RefreshReuseDetected,
         client_ip: meta.client_ip.as_deref(),
+        request_id: meta.request_id.as_deref(),
         detail: Some(&detail),
         ..Revocation::new(REUSE_DETECTED, Some(client_id))
     };

@@ -34,7 +34,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
         Step::Redirect(url) => see_other(&url, Vec::new()),
         Step::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
         Step::Login { client_name } => {
-            let (token, set) = csrf(req, &state.service, secure);
+            let (token, set) = csrf(req, &state.services.browser, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,
@@ -50,12 +50,12 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
             scope,
             resources,
         } => {
-            let (token, set) = csrf(req, &state.service, secure);
+            let (token, set) = csrf(req, &state.services.browser, secure);
             let cookie = match &set {
                 Some(c) => c.value().to_owned(),
                 None => csrf_cookie_value(req, secure).unwrap_or_default(),
             };
-            let shown = state.service.consent_token(&cookie, authorize);
+            let shown = state.services.browser.consent_token(&cookie, authorize);
             let scopes = scope
                 .iter()
                 .map(|s| (s.to_owned(), describe_scope(s)))
@@ -80,7 +80,7 @@ pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     let cookie = session(&req, state.secure_cookies);
     let q = query.clone();
     match state
-        .blocking(move |s| s.authorize(&q, cookie.as_deref()))
+        .blocking(move |s| s.browser.authorize(&q, cookie.as_deref()))
         .await
     {
         Ok(step) => show(&req, &state, step, &query),
@@ -97,7 +97,11 @@ fn checked_form(
     let form = Params::parse_with_limit(body, FORM_VALUE_LIMIT)
         .map_err(|e| Box::new(error_page(StatusCode::BAD_REQUEST, e.description())))?;
     let cookie = csrf_cookie_value(req, state.secure_cookies);
-    if !state.service.csrf_ok(cookie.as_deref(), form.get("csrf")) {
+    if !state
+        .services
+        .browser
+        .csrf_ok(cookie.as_deref(), form.get("csrf"))
+    {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site. Go back, reload the page and try again.",
@@ -126,14 +130,14 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     let authorize = canonical_query(field(&form, "authorize"));
     let username = field(&form, "username").to_owned();
     let password = field(&form, "password").to_owned();
-    let ip = state.client_ip(&req);
+    let origin = state.request_meta(&req);
     let previous = session(&req, state.secure_cookies);
     let result = state
         .blocking(move |s| {
-            let started = s.login(&username, &password, ip.as_deref());
+            let started = s.browser.login(&username, &password, &origin);
             // A new sign-in replaces whatever session this browser had.
             if let (Ok(_), Some(old)) = (&started, previous) {
-                let _ = s.logout(&old);
+                let _ = s.browser.logout(&old);
             }
             started
         })
@@ -142,7 +146,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     match result {
         Ok(session) => {
             // A CSRF cookie planted before sign-in does not outlive it.
-            let (_, csrf_cookie) = fresh_csrf(&state.service, secure);
+            let (_, csrf_cookie) = fresh_csrf(&state.services.browser, secure);
             let session_cookie = pages::cookie(
                 pages::session_cookie(secure),
                 session.expose().to_owned(),
@@ -157,7 +161,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             tracing::info!(reason = %e, "sign-in refused");
             // One message whatever the reason: nothing about which part was wrong.
             let client_name = client_name(&state, &authorize).await;
-            let (token, set) = csrf(&req, &state.service, secure);
+            let (token, set) = csrf(&req, &state.services.browser, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,
@@ -174,7 +178,10 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 /// The name of the client an authorize query string names, for the login page.
 async fn client_name(state: &AppState, authorize: &str) -> String {
     let authorize = authorize.to_owned();
-    match state.blocking(move |s| s.authorize(&authorize, None)).await {
+    match state
+        .blocking(move |s| s.browser.authorize(&authorize, None))
+        .await
+    {
         Ok(Step::Login { client_name }) => client_name,
         _ => "the application".to_owned(),
     }
@@ -193,7 +200,8 @@ pub async fn consent(
     let authorize = field(&form, "authorize").to_owned();
     let cookie = csrf_cookie_value(&req, state.secure_cookies);
     if !state
-        .service
+        .services
+        .browser
         .consent_token_ok(cookie.as_deref(), &authorize, form.get("shown"))
     {
         // Valid for this browser, but not for the request being approved: refused, so that
@@ -211,7 +219,7 @@ pub async fn consent(
     let cookie = session(&req, state.secure_cookies);
     let q = authorize.clone();
     match state
-        .blocking(move |s| s.consent(&q, cookie.as_deref(), approve))
+        .blocking(move |s| s.browser.consent(&q, cookie.as_deref(), approve))
         .await
     {
         Ok(step) => show(&req, &state, step, &authorize),
@@ -230,7 +238,11 @@ pub async fn logout(
     }
     let secure = state.secure_cookies;
     if let Some(cookie) = session(&req, secure) {
-        if state.blocking(move |s| s.logout(&cookie)).await.is_err() {
+        if state
+            .blocking(move |s| s.browser.logout(&cookie))
+            .await
+            .is_err()
+        {
             return unavailable();
         }
     }

@@ -11,7 +11,7 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database answers and a signing key is loaded, else 503, so that a
 /// load balancer sends requests elsewhere until this instance can serve them.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.blocking(|s| s.readiness()).await {
+    match state.blocking(|s| s.operations.readiness()).await {
         Ok(kid) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({"status": "ready", "database": "ok", "signing_key": kid})),

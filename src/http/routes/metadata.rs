@@ -7,5 +7,5 @@ use crate::http::AppState;
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(state.service.metadata())
+        .json(state.services.operations.metadata())
 }

@@ -42,12 +42,7 @@ pub fn client_form(
         ),
         None => None,
     };
-    let meta = RequestMeta::new(
-        state.client_ip(req),
-        req.headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let meta = state.request_meta(req);
     Ok(ClientForm {
         params,
         authorization,
@@ -60,10 +55,10 @@ async fn handle<T: Send + 'static>(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
-    f: impl FnOnce(&crate::grant::TokenService, ClientForm) -> Result<T, OAuthError> + Send + 'static,
+    f: impl FnOnce(&crate::grant::TokenEndpoint, ClientForm) -> Result<T, OAuthError> + Send + 'static,
 ) -> Result<T, OAuthError> {
     let form = client_form(req, body, state)?;
-    state.blocking(move |s| f(s, form)).await
+    state.blocking(move |s| f(&s.tokens, form)).await
 }
 
 /// `POST /token` (RFC 6749 §3.2).
@@ -85,7 +80,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     match handle(&req, &body, &state, |s, f| {
-        s.revoke(f.authorization.as_deref(), &f.params)
+        s.revoke(f.authorization.as_deref(), &f.params, &f.meta)
     })
     .await
     {

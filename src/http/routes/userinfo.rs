@@ -22,7 +22,7 @@ pub async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
         return bearer_challenge(None);
     };
-    match state.blocking(move |s| s.userinfo(&token)).await {
+    match state.blocking(move |s| s.tokens.userinfo(&token)).await {
         Ok(info) => no_store(&mut HttpResponse::Ok()).json(info),
         Err(BearerError::InvalidToken(why)) => bearer_challenge(Some(&why)),
         Err(BearerError::Unavailable(e)) => oauth_error(&e),

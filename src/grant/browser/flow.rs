@@ -1,18 +1,20 @@
-//! The browser flow behind `/authorize`, `/login`, `/consent` and `/logout`: sessions,
-//! remembered consent, CSRF tokens and the authorization code at the end.
+//! The steps of the browser flow: the authorization request, login, consent (remembered or
+//! asked), the code at the end, logout, and the CSRF tokens of the forms.
 
+use super::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
+use super::BrowserFlow;
 use crate::domain::authcode::{self, CodeGrant};
 use crate::domain::browser;
+use crate::domain::request::RequestMeta;
 use crate::domain::secret::Secret;
-use crate::grant::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
-use crate::grant::{OAuthError, SignInError, TokenService};
+use crate::grant::{OAuthError, SignInError};
 use crate::store::models::User;
 use crate::store::AnyConnection;
 
-impl TokenService {
+impl BrowserFlow {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
     pub fn authorize(&self, query: &str, session: Option<&str>) -> Result<Step, OAuthError> {
-        let conn = &mut *self.conn()?;
+        let conn = &mut *self.core.conn()?;
         let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
@@ -48,12 +50,12 @@ impl TokenService {
         session: Option<&str>,
         approve: bool,
     ) -> Result<Step, OAuthError> {
-        let conn = &mut *self.conn()?;
+        let conn = &mut *self.core.conn()?;
         let request = match check(conn, query) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let now = self.clock.now_ms();
+        let now = self.core.clock.now_ms();
         let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
@@ -82,10 +84,10 @@ impl TokenService {
         Ok(match session {
             Some(cookie) => browser::session_user(
                 conn,
-                &self.master,
+                &self.core.master,
                 cookie,
                 self.sessions,
-                self.clock.now_ms(),
+                self.core.clock.now_ms(),
             )?,
             None => None,
         })
@@ -109,21 +111,21 @@ impl TokenService {
                 ttl_ms: self.code_ttl_ms,
                 redirect_uri_given: request.redirect_uri_given,
             },
-            self.clock.now_ms(),
+            self.core.clock.now_ms(),
         )?;
         let mut pairs = vec![("code", code.expose())];
         if let Some(s) = &request.state {
             pairs.push(("state", s));
         }
         // RFC 9207: say who issued the code, against mix-up attacks.
-        pairs.push(("iss", &self.issuer));
+        pairs.push(("iss", &self.core.issuer));
         Ok(Step::Redirect(with_query(&request.redirect_uri, &pairs)))
     }
 
     /// Adds `iss` (RFC 9207) to error redirects too.
     fn with_iss(&self, step: Step) -> Step {
         match step {
-            Step::Redirect(url) => Step::Redirect(with_query(&url, &[("iss", &self.issuer)])),
+            Step::Redirect(url) => Step::Redirect(with_query(&url, &[("iss", &self.core.issuer)])),
             other => other,
         }
     }
@@ -133,31 +135,33 @@ impl TokenService {
         &self,
         username: &str,
         password: &str,
-        ip: Option<&str>,
+        origin: &RequestMeta,
     ) -> Result<Secret, SignInError> {
-        let user = self.sign_in(username, password, ip, "login page")?;
+        let user = self
+            .passwords
+            .sign_in(username, password, origin, "login page")?;
         Ok(browser::start_session(
-            &mut *self.conn()?,
-            &self.master,
+            &mut *self.core.conn()?,
+            &self.core.master,
             &user.id,
-            self.clock.now_ms(),
+            self.core.clock.now_ms(),
         )?)
     }
 
     /// The token a page's form carries for the CSRF cookie `cookie`.
     pub fn csrf_token(&self, cookie: &str) -> String {
-        browser::csrf_token(&self.master, cookie)
+        browser::csrf_token(&self.core.master, cookie)
     }
 
     /// Whether a posted form's CSRF token matches the request's CSRF cookie.
     pub fn csrf_ok(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
-        browser::csrf_ok(&self.master, cookie, token)
+        browser::csrf_ok(&self.core.master, cookie, token)
     }
 
     /// The token the consent form carries for the request it shows (see
     /// [`browser::consent_token`]).
     pub fn consent_token(&self, csrf_cookie: &str, authorize: &str) -> String {
-        browser::consent_token(&self.master, csrf_cookie, authorize)
+        browser::consent_token(&self.core.master, csrf_cookie, authorize)
     }
 
     /// Whether a posted consent is for the very request its page showed.
@@ -167,14 +171,14 @@ impl TokenService {
         authorize: &str,
         token: Option<&str>,
     ) -> bool {
-        browser::consent_token_ok(&self.master, csrf_cookie, authorize, token)
+        browser::consent_token_ok(&self.core.master, csrf_cookie, authorize, token)
     }
 
     /// `POST /logout`.
     pub fn logout(&self, session: &str) -> Result<(), OAuthError> {
         Ok(browser::end_session(
-            &mut *self.conn()?,
-            &self.master,
+            &mut *self.core.conn()?,
+            &self.core.master,
             session,
         )?)
     }

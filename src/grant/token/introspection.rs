@@ -2,14 +2,16 @@
 
 use serde_json::{json, Value};
 
+use super::TokenEndpoint;
 use crate::domain::access_token::Audience;
 use crate::domain::authcode::CODE_PREFIX;
 use crate::domain::client::Client;
 use crate::domain::family::{self, FamilyState};
 use crate::domain::refresh_token::{self, PREFIX};
+use crate::domain::request::RequestMeta;
 use crate::domain::resource::Targets;
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
-use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params, TokenService};
+use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params};
 use crate::store::models::{RefreshToken, RevokedAccessToken, TokenFamily, User};
 
 /// What a presented token turned out to be.
@@ -22,21 +24,21 @@ enum Found {
     Nothing,
 }
 
-impl TokenService {
+impl TokenEndpoint {
     fn authenticated(
         &self,
         authorization: Option<&str>,
         params: &Params,
     ) -> Result<Client, OAuthError> {
         let creds = credentials(authorization, params)?;
-        authenticate(&mut *self.conn()?, &creds)
+        authenticate(&mut *self.core.conn()?, &creds)
     }
 
     /// Finds a refresh token or a valid access token.
     fn find(&self, token: &str) -> Result<Found, OAuthError> {
         if token.starts_with(PREFIX) {
-            let conn = &mut *self.conn()?;
-            let Some(t) = refresh_token::find_presented(conn, &self.master, token)? else {
+            let conn = &mut *self.core.conn()?;
+            let Some(t) = refresh_token::find_presented(conn, &self.core.master, token)? else {
                 return Ok(Found::Nothing);
             };
             return Ok(match TokenFamily::find(conn, &t.family_id)? {
@@ -54,7 +56,12 @@ impl TokenService {
     /// `POST /revoke`. A refresh token revokes its whole family; an access token is revoked
     /// by its `jti`. Unknown tokens, and tokens of other clients, are answered the same way
     /// (RFC 7009 §2.2), without revoking anything.
-    pub fn revoke(&self, authorization: Option<&str>, params: &Params) -> Result<(), OAuthError> {
+    pub fn revoke(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+        meta: &RequestMeta,
+    ) -> Result<(), OAuthError> {
         let client = self.authenticated(authorization, params)?;
         let token = params.required("token")?;
         if token.starts_with(CODE_PREFIX) {
@@ -62,15 +69,22 @@ impl TokenService {
                 "authorization codes cannot be revoked; they expire within a minute".into(),
             ));
         }
-        let now = self.clock.now_ms();
+        let now = self.core.clock.now_ms();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
                 let why = Revocation {
+                    client_ip: meta.client_ip.as_deref(),
+                    request_id: meta.request_id.as_deref(),
                     detail: Some(REVOKED_BY_CLIENT),
                     always_audit: true,
                     ..Revocation::new(REVOKED_BY_CLIENT, Some(&client.id))
                 };
-                revocation::revoke(&mut *self.conn()?, Families::One(&family.id), &why, now)?;
+                revocation::revoke(
+                    &mut *self.core.conn()?,
+                    Families::One(&family.id),
+                    &why,
+                    now,
+                )?;
                 tracing::info!(client_id = %client.id, family_id = %family.id, "family revoked by its client");
             }
             Found::Access(claims, _) if claims.client_id == client.id => {
@@ -80,7 +94,7 @@ impl TokenService {
                     expires_at: claims.exp.saturating_mul(1000),
                     revoked_at: now,
                 }
-                .insert(&mut *self.conn()?)?;
+                .insert(&mut *self.core.conn()?)?;
                 tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked by its client");
             }
             _ => {}
@@ -107,7 +121,7 @@ impl TokenService {
         // Access tokens: its own, or any if it is a resource server with the right.
         // Refresh tokens: only its own (a resource server never needs another's).
         let may_see_access = |owner: &str| owner == client.id || client.allow_introspection;
-        let now = self.clock.now_ms();
+        let now = self.core.clock.now_ms();
         let answer = match self.find(token)? {
             Found::Access(c, user) if may_see_access(&c.client_id) => json!({
                 "active": true,
@@ -127,7 +141,7 @@ impl TokenService {
                     && family::state(&family, family::token_live(&token, now), now)
                         == FamilyState::Active =>
             {
-                let user = User::find(&mut *self.conn()?, &family.user_id)?;
+                let user = User::find(&mut *self.core.conn()?, &family.user_id)?;
                 // The client was authenticated above: a disabled one never gets here.
                 match user.filter(|u| u.disabled_at.is_none()) {
                     Some(u) => json!({
@@ -138,9 +152,9 @@ impl TokenService {
                         "sub": u.id,
                         "aud": Audience::of(
                             Targets::stored(family.resources.as_deref()).uris(),
-                            &self.audience,
+                            &self.core.audience,
                         ),
-                        "iss": self.issuer,
+                        "iss": self.core.issuer,
                         "exp": token.expires_at / 1000,
                         "iat": token.issued_at / 1000,
                         "jti": token.id,

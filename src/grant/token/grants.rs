@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::TokenEndpoint;
 use crate::domain::access_token::{self, Audience, Grant};
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
 use crate::domain::client::Client;
@@ -11,7 +12,7 @@ use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
 use crate::domain::resource::{self, Requested, Targets};
 use crate::domain::scope::Scope;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
-use crate::grant::{pkce, OAuthError, Params, TokenService};
+use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
@@ -46,7 +47,7 @@ pub enum RefreshPath {
     FullOnly,
 }
 
-impl TokenService {
+impl TokenEndpoint {
     /// `POST /token`.
     pub fn token(
         &self,
@@ -70,7 +71,7 @@ impl TokenService {
         let response = self.grant(path, grant_type, &creds, params, meta);
         if response.is_ok() {
             // Only a supported grant succeeds: the label takes one of four values.
-            self.metrics.token_issued(grant_type);
+            self.core.metrics.token_issued(grant_type);
             self.note_client_use(&creds.client_id);
         }
         response
@@ -86,7 +87,7 @@ impl TokenService {
     ) -> Result<TokenResponse, OAuthError> {
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
-        let mut conn = self.conn()?;
+        let mut conn = self.core.conn()?;
         if path == RefreshPath::OneStatementFirst {
             if let Some(response) =
                 self.plain_refresh(&mut conn, grant_type, creds, params, meta)?
@@ -138,7 +139,7 @@ impl TokenService {
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"), resources)?;
         let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
-        let now = self.clock.now_ms();
+        let now = self.core.clock.now_ms();
         // The family starts in the same transaction that records the successful sign-in. Every
         // grant that acts for a user starts one, refresh token or not: the access token's
         // `sid` is what lets a revocation (a password change, a disabled user) reach it.
@@ -151,16 +152,12 @@ impl TokenService {
                 auth_method: GrantType::Password.as_str(),
                 same_password: true,
             };
-            family::start_in(c, &self.master, &grant, meta, self.life, now).map_err(refresh_error)
+            family::start_in(c, &self.core.master, &grant, meta, self.life, now)
+                .map_err(refresh_error)
         };
         let (user, issued) = self
-            .sign_in_then(
-                username,
-                password,
-                meta.client_ip.as_deref(),
-                &client.id,
-                start_family,
-            )
+            .passwords
+            .sign_in_then(username, password, meta, &client.id, start_family)
             .map_err(|e| {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
@@ -206,20 +203,13 @@ impl TokenService {
             id: &creds.client_id,
             secret_hash: secret_hash.as_deref(),
         };
-        let rotated = family::rotate_for_client(
-            conn,
-            &self.master,
-            presented,
-            &client,
-            meta,
-            self.life,
-            &self.clock,
-        );
-        let Some(issued) = rotated.inspect_err(|_| self.metrics.refresh(RefreshOutcome::Error))?
+        let rotated = family::rotate_for_client(conn, &self.rotator(), presented, &client, meta);
+        let Some(issued) =
+            rotated.inspect_err(|_| self.core.metrics.refresh(RefreshOutcome::Error))?
         else {
             return Ok(None);
         };
-        self.metrics.refresh(outcome(&Ok(&issued)));
+        self.core.metrics.refresh(outcome(&Ok(&issued)));
         self.respond_issued(client.id, true, issued).map(Some)
     }
 
@@ -237,18 +227,15 @@ impl TokenService {
             .map(Scope::parse)
             .transpose()
             .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-        let issued = family::rotate(
-            conn,
-            &self.master,
+        let request = family::RefreshRequest {
             presented,
-            &client.id,
-            requested.as_ref(),
+            client_id: &client.id,
+            scope: requested.as_ref(),
             resources,
             meta,
-            self.life,
-            &self.clock,
-        );
-        self.metrics.refresh(outcome(&issued.as_ref()));
+        };
+        let issued = family::rotate(conn, &self.rotator(), &request);
+        self.core.metrics.refresh(outcome(&issued.as_ref()));
         let issued = issued.map_err(refresh_error)?;
         self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
     }
@@ -273,7 +260,7 @@ impl TokenService {
             &client.id,
             (&scope, &targets),
             None,
-            self.clock.now_ms(),
+            self.core.clock.now_ms(),
         )
     }
 
@@ -295,14 +282,30 @@ impl TokenService {
             client_authenticated: !client.is_public(),
             resources,
         };
-        let issued = authcode::exchange(conn, &self.master, &request, meta, self.life, &self.clock)
-            .map_err(|e| match e {
-                ExchangeError::Database(d) => d.into(),
-                ExchangeError::Target(t) => t.into(),
-                ExchangeError::NoScopeForResource => OAuthError::InvalidScope(e.to_string()),
-                other => OAuthError::InvalidGrant(other.to_string()),
-            })?;
+        let issued = authcode::exchange(
+            conn,
+            &self.core.master,
+            &request,
+            meta,
+            self.life,
+            &self.core.clock,
+        )
+        .map_err(|e| match e {
+            ExchangeError::Database(d) => d.into(),
+            ExchangeError::Target(t) => t.into(),
+            ExchangeError::NoScopeForResource => OAuthError::InvalidScope(e.to_string()),
+            other => OAuthError::InvalidGrant(other.to_string()),
+        })?;
         self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+    }
+
+    /// What rotation needs of this server.
+    fn rotator(&self) -> family::Rotator<'_> {
+        family::Rotator {
+            master: &self.core.master,
+            life: self.life,
+            clock: &self.core.clock,
+        }
     }
 
     /// The response for a grant that issued a refresh token (or handed one out again).
@@ -321,7 +324,7 @@ impl TokenService {
             &user_id,
             (&scope, &audience),
             Some(issued),
-            self.clock.now_ms(),
+            self.core.clock.now_ms(),
         )
     }
 
@@ -350,9 +353,9 @@ impl TokenService {
             .filter(|_| refresh_allowed)
             .map(|i| i.refresh_token.expose().to_owned());
         let access_token = access_token::issue(
-            &self.keys.get(),
-            &self.issuer,
-            Audience::of(audience.uris(), &self.audience),
+            &self.core.keys.get(),
+            &self.core.issuer,
+            Audience::of(audience.uris(), &self.core.audience),
             &grant,
             now_ms / 1000,
             self.access_ttl_secs,

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
+use super::TokenEndpoint;
 use crate::domain::access_token::{self, AccessClaims, TokenError};
 use crate::domain::keys::KeySet;
-use crate::grant::{OAuthError, TokenService};
+use crate::grant::OAuthError;
 use crate::store::models::{Standing, TokenRefs, User};
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
@@ -18,12 +19,12 @@ pub struct UserInfo {
     pub preferred_username: String,
 }
 
-impl TokenService {
+impl TokenEndpoint {
     /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
     pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
         // Only a token meant for this server: one requested for a resource server (RFC 8707)
         // is for that server alone.
-        let (_, user) = self.check_access_token(bearer, Some(&self.audience))?;
+        let (_, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
         match user {
             Some(u) => Ok(UserInfo {
                 sub: u.id,
@@ -44,16 +45,22 @@ impl TokenService {
         audience: Option<&str>,
     ) -> Result<(AccessClaims, Option<User>), BearerError> {
         let verify = |keys: &KeySet| {
-            access_token::verify(keys, &self.issuer, audience, token, self.clock.now_secs())
+            access_token::verify(
+                keys,
+                &self.core.issuer,
+                audience,
+                token,
+                self.core.clock.now_secs(),
+            )
         };
-        let claims = match verify(&self.keys.get()) {
+        let claims = match verify(&self.core.keys.get()) {
             // Perhaps a key made since the last reload (by the CLI or another instance).
-            Err(TokenError::UnknownKey) if self.keys.may_reload(FORCED_RELOAD_INTERVAL) => {
-                self.reload_keys().map_err(|e| {
+            Err(TokenError::UnknownKey) if self.core.keys.may_reload(FORCED_RELOAD_INTERVAL) => {
+                self.core.reload_keys().map_err(|e| {
                     tracing::error!(error = %e, "reloading signing keys failed");
                     BearerError::Unavailable(OAuthError::ServerError)
                 })?;
-                verify(&self.keys.get())
+                verify(&self.core.keys.get())
             }
             other => other,
         }
@@ -62,7 +69,7 @@ impl TokenService {
         // client_credentials tokens have the client as subject; every other token a user.
         let for_user = !(claims.sub == claims.client_id && claims.sid.is_none());
         let standing = Standing::read(
-            &mut *self.conn()?,
+            &mut *self.core.conn()?,
             &TokenRefs {
                 jti: &claims.jti,
                 sid: claims.sid.as_deref(),

@@ -1,0 +1,32 @@
+//! The pages users see, behind `/authorize`, `/login`, `/consent` and `/logout`: the
+//! authorization request ([`authorize`]), then sessions, remembered consent, CSRF tokens and
+//! the authorization code at the end ([`flow`]).
+
+pub mod authorize;
+mod flow;
+
+use crate::domain::browser::SessionLimits;
+use crate::domain::ms;
+use crate::grant::{Core, SignIn};
+use crate::settings::Settings;
+
+/// The browser flow. Cheap to clone.
+#[derive(Clone)]
+pub struct BrowserFlow {
+    core: Core,
+    /// The login page's sign-in.
+    passwords: SignIn,
+    sessions: SessionLimits,
+    code_ttl_ms: i64,
+}
+
+impl BrowserFlow {
+    pub(crate) fn new(settings: &Settings, core: Core, passwords: SignIn) -> Self {
+        Self {
+            core,
+            passwords,
+            sessions: settings.session_limits(),
+            code_ttl_ms: ms(settings.tokens.code_ttl),
+        }
+    }
+}

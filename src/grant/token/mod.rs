@@ -1,0 +1,68 @@
+//! The token endpoint and what answers for the tokens it issued: every grant ([`grants`]),
+//! revocation and introspection ([`introspection`]), bearer checks and `/userinfo`
+//! ([`bearer`]).
+
+pub mod bearer;
+pub mod grants;
+pub mod introspection;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::domain::family::Lifetimes;
+use crate::grant::{Core, SignIn};
+use crate::settings::Settings;
+use crate::store::models::ClientRow;
+
+/// `POST /token`, `/revoke`, `/introspect`, `/userinfo`. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenEndpoint {
+    core: Core,
+    /// The password grant's sign-in.
+    passwords: SignIn,
+    access_ttl_secs: i64,
+    life: Lifetimes,
+    /// Clients whose use was recorded, and when (see `note_client_use`).
+    clients_used: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl TokenEndpoint {
+    pub(crate) fn new(settings: &Settings, core: Core, passwords: SignIn) -> Self {
+        Self {
+            core,
+            passwords,
+            access_ttl_secs: i64::try_from(settings.tokens.access_ttl.as_secs())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            life: settings.lifetimes(),
+            clients_used: Arc::default(),
+        }
+    }
+
+    /// Records that `client_id` got a token (`clients.last_used_at`, for `tessera-admin
+    /// doctor`): in the database at most once a day per client and instance, so that the hot
+    /// paths only look in a map.
+    fn note_client_use(&self, client_id: &str) {
+        let now = self.core.clock.now_ms();
+        {
+            let mut noted = self.clients_used.lock().unwrap_or_else(|p| p.into_inner());
+            if noted
+                .get(client_id)
+                .is_some_and(|at| now - at < ClientRow::USE_NOTED_EVERY_MS)
+            {
+                return;
+            }
+            noted.insert(client_id.to_owned(), now);
+        }
+        let noted = self
+            .core
+            .conn()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                ClientRow::note_use(&mut c, client_id, now).map_err(|e| e.to_string())
+            });
+        if let Err(e) = noted {
+            tracing::warn!(error = %e, "could not record the client's use");
+        }
+    }
+}
