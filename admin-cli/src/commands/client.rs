@@ -37,27 +37,7 @@ pub enum ClientCommand {
         client_id: String,
     },
     /// Change a client's name, grants, scopes or redirect URIs (each replaces the current list)
-    Update {
-        #[arg(allow_hyphen_values = true)]
-        client_id: String,
-        #[arg(long)]
-        name: Option<String>,
-        /// Replaces the allowed grants (repeat for several)
-        #[arg(long = "grant", value_name = "GRANT", value_parser = parse_grant)]
-        grants: Vec<GrantType>,
-        /// Replaces the allowed scopes
-        #[arg(long)]
-        scope: Option<String>,
-        /// Replaces the redirect URIs (repeat for several)
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-        /// Let this client (a resource server) introspect tokens issued to other clients
-        #[arg(long, conflicts_with = "deny_introspection")]
-        allow_introspection: bool,
-        /// Take that right away again
-        #[arg(long)]
-        deny_introspection: bool,
-    },
+    Update(UpdateArgs),
     /// Issue a new secret; the old one stops working at once
     RotateSecret {
         #[arg(allow_hyphen_values = true)]
@@ -101,6 +81,30 @@ fn parse_uris(uris: &[String]) -> anyhow::Result<Vec<url::Url>> {
     uris.iter()
         .map(|u| url::Url::parse(u).map_err(|e| anyhow::anyhow!("--redirect-uri {u}: {e}")))
         .collect()
+}
+
+/// `client update`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    #[arg(allow_hyphen_values = true)]
+    pub client_id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces the allowed grants (repeat for several)
+    #[arg(long = "grant", value_name = "GRANT", value_parser = parse_grant)]
+    pub grants: Vec<GrantType>,
+    /// Replaces the allowed scopes
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Replaces the redirect URIs (repeat for several)
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// Let this client (a resource server) introspect tokens issued to other clients
+    #[arg(long, conflicts_with = "deny_introspection")]
+    pub allow_introspection: bool,
+    /// Take that right away again
+    #[arg(long)]
+    pub deny_introspection: bool,
 }
 
 /// The JSON shape of a client.
@@ -170,7 +174,6 @@ fn show(ctx: &Context, client: &Client, secret: Option<Option<&str>>) -> anyhow:
 }
 
 pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
-    let clock = ctx.clock.clone();
     match cmd {
         ClientCommand::Register {
             name,
@@ -178,155 +181,185 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
             grants,
             scope,
             redirect_uris,
-        } => {
-            let spec = ClientSpec {
-                name,
-                public,
-                grants,
-                scope: parse_scope(&scope)?,
-                redirect_uris: parse_uris(&redirect_uris)?,
-            };
-            let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
-            ctx.audit(
-                AuditKind::ClientRegistered,
-                Some(&client.id),
-                Some(&client.name),
-            )?;
-            show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
-        }
-        ClientCommand::List => {
-            let clients = client::list(ctx.conn()?)?;
-            let views: Vec<_> = clients.iter().map(ClientView::new).collect();
-            emit(ctx.output, &views, || {
-                let mut t = Table::new(&["CLIENT_ID", "NAME", "TYPE", "STATE", "GRANTS", "SCOPE"]);
-                for v in &views {
-                    t.row(vec![
-                        v.client_id.to_owned(),
-                        v.name.to_owned(),
-                        (if v.public { "public" } else { "confidential" }).to_owned(),
-                        (if v.disabled_at.is_some() {
-                            "disabled"
-                        } else {
-                            "enabled"
-                        })
-                        .to_owned(),
-                        v.grant_types.join(","),
-                        v.scope.to_owned(),
-                    ]);
-                }
-                t.render()
-            })
-        }
-        ClientCommand::Show { client_id } => {
-            let client = client::get(ctx.conn()?, &client_id)?
-                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
-            show(ctx, &client, None)
-        }
-        ClientCommand::Update {
-            client_id,
-            name,
-            grants,
-            scope,
-            redirect_uris,
-            allow_introspection,
-            deny_introspection,
-        } => {
-            let update = ClientUpdate {
-                name,
-                grants: (!grants.is_empty()).then_some(grants),
-                scope: scope.as_deref().map(parse_scope).transpose()?,
-                redirect_uris: (!redirect_uris.is_empty())
-                    .then(|| parse_uris(&redirect_uris))
-                    .transpose()?,
-                allow_introspection: match (allow_introspection, deny_introspection) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
-            };
-            let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
-            let narrowed = updated.narrowed_families;
-            let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
-            ctx.audit(
-                AuditKind::ClientUpdated,
-                Some(&client_id),
-                detail.as_deref(),
-            )?;
-            let mut view = ClientView::new(&updated.client);
-            view.narrowed_families = update.scope.is_some().then_some(narrowed);
-            emit(ctx.output, &view, || {
-                let mut text = view.text();
-                if let Some(n) = view.narrowed_families {
-                    text.push_str(&format!(
-                        "\n\nnarrowed the scope of {n} token families to what the client may still ask for"
-                    ));
-                }
-                text
-            })
-        }
+        } => register(ctx, name, public, grants, scope, redirect_uris),
+        ClientCommand::List => list(ctx),
+        ClientCommand::Show { client_id } => show_one(ctx, client_id),
+        ClientCommand::Update(args) => update(ctx, args),
         ClientCommand::RotateSecret {
             client_id,
             confirm: c,
-        } => {
-            confirm(
-                c.yes,
-                &format!(
-                    "replace the secret of client {client_id} (the old one stops working at once)"
-                ),
-            )?;
-            let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
-            ctx.audit(AuditKind::ClientSecretRotated, Some(&client_id), None)?;
-            let client = client::get(ctx.conn()?, &client_id)?
-                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
-            show(ctx, &client, Some(Some(secret.expose())))
-        }
+        } => rotate_secret(ctx, client_id, c),
         ClientCommand::Disable {
             client_id,
             confirm: c,
-        } => {
-            confirm(c.yes, &format!("disable client {client_id}"))?;
-            let client = client::set_disabled(ctx.conn()?, &client_id, true, &clock)?;
-            ctx.audit(AuditKind::ClientDisabled, Some(&client_id), None)?;
-            show(ctx, &client, None)
-        }
-        ClientCommand::Enable { client_id } => {
-            let client = client::set_disabled(ctx.conn()?, &client_id, false, &clock)?;
-            ctx.audit(AuditKind::ClientEnabled, Some(&client_id), None)?;
-            show(ctx, &client, None)
-        }
+        } => disable(ctx, client_id, c),
+        ClientCommand::Enable { client_id } => enable(ctx, client_id),
         ClientCommand::Delete {
             client_id,
             revoke_families,
             confirm: c,
-        } => {
-            client::get(ctx.conn()?, &client_id)?
-                .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
-            confirm(
-                c.yes,
-                &format!("delete client {client_id} with its token families"),
-            )?;
-            let revoked =
-                client::delete(ctx.conn()?, &client_id, revoke_families, &clock).map_err(hint)?;
-            ctx.audit(
-                AuditKind::ClientDeleted,
-                Some(&client_id),
-                Some(&format!("{revoked} active families revoked")),
-            )?;
-            #[derive(Serialize)]
-            struct Deleted<'a> {
-                deleted: &'a str,
-                revoked_families: i64,
-            }
-            emit(
-                ctx.output,
-                &Deleted {
-                    deleted: &client_id,
-                    revoked_families: revoked,
-                },
-                || format!("deleted client {client_id} ({revoked} active token families revoked)"),
-            )
-        }
+        } => delete(ctx, client_id, revoke_families, c),
     }
+}
+
+fn register(
+    ctx: &mut Context,
+    name: String,
+    public: bool,
+    grants: Vec<GrantType>,
+    scope: String,
+    redirect_uris: Vec<String>,
+) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let spec = ClientSpec {
+        name,
+        public,
+        grants,
+        scope: parse_scope(&scope)?,
+        redirect_uris: parse_uris(&redirect_uris)?,
+    };
+    let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
+    ctx.audit(
+        AuditKind::ClientRegistered,
+        Some(&client.id),
+        Some(&client.name),
+    )?;
+    show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
+}
+
+fn list(ctx: &mut Context) -> anyhow::Result<()> {
+    let clients = client::list(ctx.conn()?)?;
+    let views: Vec<_> = clients.iter().map(ClientView::new).collect();
+    emit(ctx.output, &views, || {
+        let mut t = Table::new(&["CLIENT_ID", "NAME", "TYPE", "STATE", "GRANTS", "SCOPE"]);
+        for v in &views {
+            t.row(vec![
+                v.client_id.to_owned(),
+                v.name.to_owned(),
+                (if v.public { "public" } else { "confidential" }).to_owned(),
+                (if v.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                })
+                .to_owned(),
+                v.grant_types.join(","),
+                v.scope.to_owned(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn show_one(ctx: &mut Context, client_id: String) -> anyhow::Result<()> {
+    let client = client::get(ctx.conn()?, &client_id)?
+        .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+    show(ctx, &client, None)
+}
+
+fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
+    let UpdateArgs {
+        client_id,
+        name,
+        grants,
+        scope,
+        redirect_uris,
+        allow_introspection,
+        deny_introspection,
+    } = args;
+    let update = ClientUpdate {
+        name,
+        grants: (!grants.is_empty()).then_some(grants),
+        scope: scope.as_deref().map(parse_scope).transpose()?,
+        redirect_uris: (!redirect_uris.is_empty())
+            .then(|| parse_uris(&redirect_uris))
+            .transpose()?,
+        allow_introspection: match (allow_introspection, deny_introspection) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+    };
+    let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
+    let narrowed = updated.narrowed_families;
+    let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
+    ctx.audit(
+        AuditKind::ClientUpdated,
+        Some(&client_id),
+        detail.as_deref(),
+    )?;
+    let mut view = ClientView::new(&updated.client);
+    view.narrowed_families = update.scope.is_some().then_some(narrowed);
+    emit(ctx.output, &view, || {
+        let mut text = view.text();
+        if let Some(n) = view.narrowed_families {
+            text.push_str(&format!(
+                "\n\nnarrowed the scope of {n} token families to what the client may still ask for"
+            ));
+        }
+        text
+    })
+}
+
+fn rotate_secret(ctx: &mut Context, client_id: String, c: Confirm) -> anyhow::Result<()> {
+    confirm(
+        c.yes,
+        &format!("replace the secret of client {client_id} (the old one stops working at once)"),
+    )?;
+    let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
+    ctx.audit(AuditKind::ClientSecretRotated, Some(&client_id), None)?;
+    let client = client::get(ctx.conn()?, &client_id)?
+        .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+    show(ctx, &client, Some(Some(secret.expose())))
+}
+
+fn disable(ctx: &mut Context, client_id: String, c: Confirm) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    confirm(c.yes, &format!("disable client {client_id}"))?;
+    let client = client::set_disabled(ctx.conn()?, &client_id, true, &clock)?;
+    ctx.audit(AuditKind::ClientDisabled, Some(&client_id), None)?;
+    show(ctx, &client, None)
+}
+
+fn enable(ctx: &mut Context, client_id: String) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let client = client::set_disabled(ctx.conn()?, &client_id, false, &clock)?;
+    ctx.audit(AuditKind::ClientEnabled, Some(&client_id), None)?;
+    show(ctx, &client, None)
+}
+
+fn delete(
+    ctx: &mut Context,
+    client_id: String,
+    revoke_families: bool,
+    c: Confirm,
+) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    client::get(ctx.conn()?, &client_id)?
+        .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
+    confirm(
+        c.yes,
+        &format!("delete client {client_id} with its token families"),
+    )?;
+    let revoked = client::delete(ctx.conn()?, &client_id, revoke_families, &clock).map_err(hint)?;
+    ctx.audit(
+        AuditKind::ClientDeleted,
+        Some(&client_id),
+        Some(&format!("{revoked} active families revoked")),
+    )?;
+    #[derive(Serialize)]
+    struct Deleted<'a> {
+        deleted: &'a str,
+        revoked_families: i64,
+    }
+    emit(
+        ctx.output,
+        &Deleted {
+            deleted: &client_id,
+            revoked_families: revoked,
+        },
+        || format!("deleted client {client_id} ({revoked} active token families revoked)"),
+    )
 }
 
 /// A refusal from the domain, with what to do about it in this command's words.

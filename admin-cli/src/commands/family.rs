@@ -104,7 +104,6 @@ impl Names {
 }
 
 pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
-    let now = ctx.clock.now_ms();
     match cmd {
         FamilyCommand::List {
             user,
@@ -112,150 +111,167 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
             active,
             revoked,
             limit,
-        } => {
-            let conn = ctx.conn()?;
-            let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
-            let filter = FamilyFilter {
-                user_id,
-                client_id: client,
-                active: if active {
-                    Some(true)
-                } else if revoked {
-                    Some(false)
-                } else {
-                    None
-                },
-                limit: limit.clamp(1, 10_000),
-            };
-            let families = TokenFamily::list(conn, &filter, now)?;
-            let names = Names::load(conn)?;
-            let ids: Vec<String> = families.iter().map(|f| f.id.clone()).collect();
-            let live = RefreshToken::live_families(conn, &ids, now)?;
-            let views: Vec<FamilyView> = families
-                .iter()
-                .map(|f| names.family(f, live.contains(&f.id), now))
-                .collect();
-            emit(ctx.output, &views, || {
-                let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
-                for v in &views {
-                    t.row(vec![
-                        v.id.clone(),
-                        v.username.clone().unwrap_or_else(|| v.user_id.clone()),
-                        v.client_name.clone().unwrap_or_else(|| v.client_id.clone()),
-                        v.state.as_str().to_owned(),
-                        v.created_at.clone(),
-                        v.revoked_reason.clone().unwrap_or_default(),
-                    ]);
-                }
-                t.render()
-            })
-        }
-        FamilyCommand::Show { family_id } => {
-            let conn = ctx.conn()?;
-            let Some(family) = TokenFamily::find(conn, &family_id)? else {
-                let kept = ctx.settings.retention_policy().dead_families_ms;
-                if retention::may_have_been_pruned(&family_id, kept, now) {
-                    anyhow::bail!(
-                        "token family {family_id} was pruned: it ended more than retention.dead_families ago"
-                    );
-                }
-                anyhow::bail!("no token family with id {family_id}");
-            };
-            let conn = ctx.conn()?;
-            let tokens = RefreshToken::in_family(conn, &family.id)?;
-            let incidents = ReuseIncident::for_family(conn, &family.id)?;
-            let names = Names::load(conn)?;
-            let lineage = Lineage {
-                family: names.family(
-                    &family,
-                    tokens.iter().any(|t| family::token_live(t, now)),
-                    now,
-                ),
-                tokens: tokens
-                    .iter()
-                    .map(|t| TokenView {
-                        id: t.id.clone(),
-                        parent_id: t.parent_id.clone(),
-                        state: TokenState::of(t, &family, now),
-                        issued_at: rfc3339(t.issued_at),
-                        expires_at: rfc3339(t.expires_at),
-                        rotated_at: t.rotated_at.map(rfc3339),
-                        client_ip: t.client_ip.clone(),
-                        user_agent: t.user_agent.clone(),
-                    })
-                    .collect(),
-                incidents: incidents.iter().map(IncidentView::new).collect(),
-                earlier_tokens_pruned: {
-                    let ids: std::collections::HashSet<&str> =
-                        tokens.iter().map(|t| t.id.as_str()).collect();
-                    tokens
-                        .iter()
-                        .filter_map(|t| t.parent_id.as_deref())
-                        .any(|p| !ids.contains(p))
-                },
-                grace_retries: AuditEvent::about(
-                    conn,
-                    &family.id,
-                    AuditKind::RefreshGraceRetry.as_str(),
-                )?
-                .iter()
-                .map(RetryView::new)
-                .collect(),
-            };
-            emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
-        }
+        } => list(ctx, user, client, active, revoked, limit),
+        FamilyCommand::Show { family_id } => show(ctx, family_id),
         FamilyCommand::Revoke {
             family_id,
             user,
             client,
             reason,
             confirm: c,
-        } => {
-            let conn = ctx.conn()?;
-            let user_id = match &user {
-                Some(name) => Some(user::by_name(conn, name)?.id),
-                None => None,
-            };
-            // clap lets exactly one of the three through.
-            let (what, families) = match (&family_id, &user, &user_id, &client) {
-                (Some(id), ..) => {
-                    TokenFamily::find(conn, id)?
-                        .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
-                    (format!("family {id}"), Families::One(id))
-                }
-                (None, Some(name), Some(user_id), _) => (
-                    format!("every active family of user {name}"),
-                    Families::OfUser(user_id),
-                ),
-                (None, None, None, Some(id)) => {
-                    client::get(conn, id)?
-                        .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
-                    (
-                        format!("every active family of client {id}"),
-                        Families::OfClient(id),
-                    )
-                }
-                _ => anyhow::bail!("give a family id, --user or --client"),
-            };
-            confirm(c.yes, &format!("revoke {what}"))?;
-            let actor = tessera::domain::audit::admin_actor();
-            let why = Revocation {
-                // The name the admin typed, rather than the user's id.
-                subject: user.as_deref(),
-                about: Some(&what),
-                always_audit: true,
-                ..Revocation::new(&reason, Some(&actor))
-            };
-            // Read after the question: the answer may have taken a while.
-            let now = ctx.clock.now_ms();
-            let revoked = revocation::revoke(ctx.conn()?, families, &why, now)?;
-            #[derive(Serialize)]
-            struct Revoked {
-                revoked: usize,
-            }
-            emit(ctx.output, &Revoked { revoked }, || {
-                format!("revoked {revoked} token families")
-            })
-        }
+        } => revoke(ctx, family_id, user, client, reason, c),
     }
+}
+
+fn list(
+    ctx: &mut Context,
+    user: Option<String>,
+    client: Option<String>,
+    active: bool,
+    revoked: bool,
+    limit: i64,
+) -> anyhow::Result<()> {
+    let now = ctx.clock.now_ms();
+    let conn = ctx.conn()?;
+    let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
+    let filter = FamilyFilter {
+        user_id,
+        client_id: client,
+        active: if active {
+            Some(true)
+        } else if revoked {
+            Some(false)
+        } else {
+            None
+        },
+        limit: limit.clamp(1, 10_000),
+    };
+    let families = TokenFamily::list(conn, &filter, now)?;
+    let names = Names::load(conn)?;
+    let ids: Vec<String> = families.iter().map(|f| f.id.clone()).collect();
+    let live = RefreshToken::live_families(conn, &ids, now)?;
+    let views: Vec<FamilyView> = families
+        .iter()
+        .map(|f| names.family(f, live.contains(&f.id), now))
+        .collect();
+    emit(ctx.output, &views, || {
+        let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
+        for v in &views {
+            t.row(vec![
+                v.id.clone(),
+                v.username.clone().unwrap_or_else(|| v.user_id.clone()),
+                v.client_name.clone().unwrap_or_else(|| v.client_id.clone()),
+                v.state.as_str().to_owned(),
+                v.created_at.clone(),
+                v.revoked_reason.clone().unwrap_or_default(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn show(ctx: &mut Context, family_id: String) -> anyhow::Result<()> {
+    let now = ctx.clock.now_ms();
+    let conn = ctx.conn()?;
+    let Some(family) = TokenFamily::find(conn, &family_id)? else {
+        let kept = ctx.settings.retention_policy().dead_families_ms;
+        if retention::may_have_been_pruned(&family_id, kept, now) {
+            anyhow::bail!(
+                    "token family {family_id} was pruned: it ended more than retention.dead_families ago"
+                );
+        }
+        anyhow::bail!("no token family with id {family_id}");
+    };
+    let conn = ctx.conn()?;
+    let tokens = RefreshToken::in_family(conn, &family.id)?;
+    let incidents = ReuseIncident::for_family(conn, &family.id)?;
+    let names = Names::load(conn)?;
+    let lineage = Lineage {
+        family: names.family(
+            &family,
+            tokens.iter().any(|t| family::token_live(t, now)),
+            now,
+        ),
+        tokens: tokens
+            .iter()
+            .map(|t| TokenView {
+                id: t.id.clone(),
+                parent_id: t.parent_id.clone(),
+                state: TokenState::of(t, &family, now),
+                issued_at: rfc3339(t.issued_at),
+                expires_at: rfc3339(t.expires_at),
+                rotated_at: t.rotated_at.map(rfc3339),
+                client_ip: t.client_ip.clone(),
+                user_agent: t.user_agent.clone(),
+            })
+            .collect(),
+        incidents: incidents.iter().map(IncidentView::new).collect(),
+        earlier_tokens_pruned: {
+            let ids: std::collections::HashSet<&str> =
+                tokens.iter().map(|t| t.id.as_str()).collect();
+            tokens
+                .iter()
+                .filter_map(|t| t.parent_id.as_deref())
+                .any(|p| !ids.contains(p))
+        },
+        grace_retries: AuditEvent::about(conn, &family.id, AuditKind::RefreshGraceRetry.as_str())?
+            .iter()
+            .map(RetryView::new)
+            .collect(),
+    };
+    emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
+}
+
+fn revoke(
+    ctx: &mut Context,
+    family_id: Option<String>,
+    user: Option<String>,
+    client: Option<String>,
+    reason: String,
+    c: Confirm,
+) -> anyhow::Result<()> {
+    let conn = ctx.conn()?;
+    let user_id = match &user {
+        Some(name) => Some(user::by_name(conn, name)?.id),
+        None => None,
+    };
+    // clap lets exactly one of the three through.
+    let (what, families) = match (&family_id, &user, &user_id, &client) {
+        (Some(id), ..) => {
+            TokenFamily::find(conn, id)?
+                .ok_or_else(|| anyhow::anyhow!("no token family with id {id}"))?;
+            (format!("family {id}"), Families::One(id))
+        }
+        (None, Some(name), Some(user_id), _) => (
+            format!("every active family of user {name}"),
+            Families::OfUser(user_id),
+        ),
+        (None, None, None, Some(id)) => {
+            client::get(conn, id)?.ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;
+            (
+                format!("every active family of client {id}"),
+                Families::OfClient(id),
+            )
+        }
+        _ => anyhow::bail!("give a family id, --user or --client"),
+    };
+    confirm(c.yes, &format!("revoke {what}"))?;
+    let actor = tessera::domain::audit::admin_actor();
+    let why = Revocation {
+        // The name the admin typed, rather than the user's id.
+        subject: user.as_deref(),
+        about: Some(&what),
+        always_audit: true,
+        ..Revocation::new(&reason, Some(&actor))
+    };
+    // Read after the question: the answer may have taken a while.
+    let now = ctx.clock.now_ms();
+    let revoked = revocation::revoke(ctx.conn()?, families, &why, now)?;
+    #[derive(Serialize)]
+    struct Revoked {
+        revoked: usize,
+    }
+    emit(ctx.output, &Revoked { revoked }, || {
+        format!("revoked {revoked} token families")
+    })
 }

@@ -105,81 +105,86 @@ fn master_key(ctx: &mut Context) -> anyhow::Result<MasterKey> {
 
 pub fn run(ctx: &mut Context, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::List => {
-            let views = views(ctx)?;
-            emit(ctx.output, &views, || {
-                let mut t =
-                    Table::new(&["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"]);
-                for v in &views {
-                    t.row(vec![
-                        v.kid.clone(),
-                        v.alg.clone(),
-                        state_text(v.state).to_owned(),
-                        v.created_at.clone(),
-                        v.activates_at.clone(),
-                        v.retired_at.clone().unwrap_or_else(|| "-".into()),
-                    ]);
-                }
-                t.render()
-            })
-        }
+        KeyCommand::List => list(ctx),
         KeyCommand::Rotate {
             now: immediately,
             algorithm,
-        } => {
-            let master = master_key(ctx)?;
-            let alg = match algorithm {
-                Some(Alg::Es256) => KeyAlgorithm::ES256,
-                Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
-                None => ctx.settings.keys.algorithm,
-            };
-            let now = ctx.clock.now_ms();
-            let delay = if immediately {
-                0
-            } else {
-                ms(ctx.settings.keys.activation_delay)
-            };
-            let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
-            ctx.audit(
-                AuditKind::KeyCreated,
-                Some(&key.kid),
-                Some(&format!("signs from {}", rfc3339(key.activates_at))),
-            )?;
-            let view = views(ctx)?.into_iter().find(|v| v.kid == key.kid);
-            emit(ctx.output, &view, || {
-                format!(
-                    "new {} key {}: published now, signs from {}",
-                    key.alg,
-                    key.kid,
-                    rfc3339(key.activates_at)
-                )
-            })
-        }
+        } => rotate(ctx, immediately, algorithm),
         KeyCommand::Retire {
             kid,
             force,
             confirm: c,
-        } => {
-            StoredKey::find(ctx.conn()?, &kid)?
-                .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
-            confirm(c.yes, &format!("retire signing key {kid}"))?;
-            let now = ctx.clock.now_ms();
-            keys::retire(ctx.conn()?, &kid, force, now).map_err(|e| match e {
-                // What to do about it, in this command's words.
-                KeyError::OnlySigningKey(_) => anyhow::anyhow!("{e}: run `key rotate` first"),
-                KeyError::OthersPending(_) => anyhow::anyhow!("{e}; wait, or pass --force"),
-                other => other.into(),
-            })?;
-            ctx.audit(AuditKind::KeyRetired, Some(&kid), None)?;
-            let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
-            emit(ctx.output, &view, || {
-                format!(
-                    "retired {kid}; it stays in the JWKS until {}",
-                    view.as_ref()
-                        .and_then(|v| v.unpublished_at.clone())
-                        .unwrap_or_default()
-                )
-            })
-        }
+        } => retire(ctx, kid, force, c),
     }
+}
+
+fn list(ctx: &mut Context) -> anyhow::Result<()> {
+    let views = views(ctx)?;
+    emit(ctx.output, &views, || {
+        let mut t = Table::new(&["KID", "ALG", "STATE", "CREATED", "SIGNS FROM", "RETIRED"]);
+        for v in &views {
+            t.row(vec![
+                v.kid.clone(),
+                v.alg.clone(),
+                state_text(v.state).to_owned(),
+                v.created_at.clone(),
+                v.activates_at.clone(),
+                v.retired_at.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn rotate(ctx: &mut Context, immediately: bool, algorithm: Option<Alg>) -> anyhow::Result<()> {
+    let master = master_key(ctx)?;
+    let alg = match algorithm {
+        Some(Alg::Es256) => KeyAlgorithm::ES256,
+        Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
+        None => ctx.settings.keys.algorithm,
+    };
+    let now = ctx.clock.now_ms();
+    let delay = if immediately {
+        0
+    } else {
+        ms(ctx.settings.keys.activation_delay)
+    };
+    let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
+    ctx.audit(
+        AuditKind::KeyCreated,
+        Some(&key.kid),
+        Some(&format!("signs from {}", rfc3339(key.activates_at))),
+    )?;
+    let view = views(ctx)?.into_iter().find(|v| v.kid == key.kid);
+    emit(ctx.output, &view, || {
+        format!(
+            "new {} key {}: published now, signs from {}",
+            key.alg,
+            key.kid,
+            rfc3339(key.activates_at)
+        )
+    })
+}
+
+fn retire(ctx: &mut Context, kid: String, force: bool, c: Confirm) -> anyhow::Result<()> {
+    StoredKey::find(ctx.conn()?, &kid)?
+        .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
+    confirm(c.yes, &format!("retire signing key {kid}"))?;
+    let now = ctx.clock.now_ms();
+    keys::retire(ctx.conn()?, &kid, force, now).map_err(|e| match e {
+        // What to do about it, in this command's words.
+        KeyError::OnlySigningKey(_) => anyhow::anyhow!("{e}: run `key rotate` first"),
+        KeyError::OthersPending(_) => anyhow::anyhow!("{e}; wait, or pass --force"),
+        other => other.into(),
+    })?;
+    ctx.audit(AuditKind::KeyRetired, Some(&kid), None)?;
+    let view = views(ctx)?.into_iter().find(|v| v.kid == kid);
+    emit(ctx.output, &view, || {
+        format!(
+            "retired {kid}; it stays in the JWKS until {}",
+            view.as_ref()
+                .and_then(|v| v.unpublished_at.clone())
+                .unwrap_or_default()
+        )
+    })
 }

@@ -132,219 +132,242 @@ struct Changed {
 }
 
 pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
-    let clock = ctx.clock.clone();
-    let actor = tessera::domain::audit::admin_actor();
     match cmd {
         UserCommand::Create {
             username,
             password_stdin,
-        } => {
-            let username = Username::parse(&username)?;
-            let password = read_password(password_stdin)?;
-            let hasher = hasher(ctx)?;
-            let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
-            ctx.audit(AuditKind::UserCreated, Some(&user.id), Some(&user.username))?;
-            let v = view(ctx, &user)?;
-            emit(ctx.output, &v, || {
-                format!("created user {} (id {})", v.username, v.id)
-            })
-        }
-        UserCommand::List => {
-            let users = User::list(ctx.conn()?)?;
-            let views = users
-                .iter()
-                .map(|u| view(ctx, u))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            emit(ctx.output, &views, || {
-                let mut t = Table::new(&["USERNAME", "ID", "STATE", "FAMILIES", "CREATED"]);
-                for v in &views {
-                    t.row(vec![
-                        v.username.clone(),
-                        v.id.clone(),
-                        (if v.disabled_at.is_some() {
-                            "disabled"
-                        } else {
-                            "enabled"
-                        })
-                        .to_owned(),
-                        v.active_families.to_string(),
-                        v.created_at.clone(),
-                    ]);
-                }
-                t.render()
-            })
-        }
-        UserCommand::Show { username } => {
-            let u = user::by_name(ctx.conn()?, &username)?;
-            let v = view(ctx, &u)?;
-            emit(ctx.output, &v, || {
-                format!(
-                    "username         {}\nid               {}\ncreated_at       {}\nstate            {}{}\nactive_families  {}\nfailed_logins    {}",
-                    v.username,
-                    v.id,
-                    v.created_at,
-                    v.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
-                    if v.locked { ", locked (too many failed sign-ins)" } else { "" },
-                    v.active_families,
-                    v.failed_logins,
-                )
-            })
-        }
+        } => create(ctx, username, password_stdin),
+        UserCommand::List => list(ctx),
+        UserCommand::Show { username } => show(ctx, username),
         UserCommand::SetPassword {
             username,
             password_stdin,
             confirm: c,
-        } => {
-            user::by_name(ctx.conn()?, &username)?;
-            confirm(
-                c.yes,
-                &format!("change the password of {username} and revoke their token families"),
-            )?;
-            let password = read_password(password_stdin)?;
-            let hasher = hasher(ctx)?;
-            let revoked =
-                user::set_password(ctx.conn()?, &hasher, &username, &password, &actor, &clock)?;
-            ctx.audit(
-                AuditKind::UserPasswordChanged,
-                Some(&username),
-                Some(&format!("{revoked} families revoked")),
-            )?;
-            emit(
-                ctx.output,
-                &Changed {
-                    username: username.clone(),
-                    revoked_families: revoked,
-                },
-                || {
-                    format!(
-                        "password of {username} changed; {revoked} active token families revoked"
-                    )
-                },
-            )
-        }
+        } => set_password(ctx, username, password_stdin, c),
         UserCommand::Disable {
             username,
             confirm: c,
-        } => {
-            user::by_name(ctx.conn()?, &username)?;
-            confirm(
-                c.yes,
-                &format!("disable user {username} and revoke their token families"),
-            )?;
-            let revoked = user::set_disabled(ctx.conn()?, &username, true, &actor, &clock)?;
-            ctx.audit(
-                AuditKind::UserDisabled,
-                Some(&username),
-                Some(&format!("{revoked} families revoked")),
-            )?;
-            emit(
-                ctx.output,
-                &Changed {
-                    username: username.clone(),
-                    revoked_families: revoked,
-                },
-                || format!("disabled {username}; {revoked} active token families revoked"),
-            )
-        }
-        UserCommand::Enable { username } => {
-            user::set_disabled(ctx.conn()?, &username, false, &actor, &clock)?;
-            ctx.audit(AuditKind::UserEnabled, Some(&username), None)?;
-            emit(
-                ctx.output,
-                &Changed {
-                    username: username.clone(),
-                    revoked_families: 0,
-                },
-                || format!("enabled {username}"),
-            )
-        }
-        UserCommand::Consents { username } => {
-            let conn = ctx.conn()?;
-            let u = user::by_name(conn, &username)?;
-            let names: std::collections::HashMap<String, String> = client::list(conn)?
-                .into_iter()
-                .map(|c| (c.id, c.name))
-                .collect();
-            let views: Vec<ConsentView> = Consent::for_user(conn, &u.id)?
-                .into_iter()
-                .map(|c| ConsentView {
-                    client_name: names.get(&c.client_id).cloned(),
-                    client_id: c.client_id,
-                    scope: c.scope,
-                    granted_at: rfc3339(c.granted_at),
-                })
-                .collect();
-            emit(ctx.output, &views, || {
-                let mut t = Table::new(&["CLIENT_ID", "CLIENT", "SCOPE", "GRANTED"]);
-                for v in &views {
-                    t.row(vec![
-                        v.client_id.clone(),
-                        v.client_name.clone().unwrap_or_default(),
-                        v.scope.clone(),
-                        v.granted_at.clone(),
-                    ]);
-                }
-                t.render()
-            })
-        }
+        } => disable(ctx, username, c),
+        UserCommand::Enable { username } => enable(ctx, username),
+        UserCommand::Consents { username } => consents(ctx, username),
         UserCommand::RevokeConsent {
             username,
             client_id,
-        } => {
-            let conn = ctx.conn()?;
-            let u = user::by_name(conn, &username)?;
-            if !browser::forget_consent(conn, &u.id, &client_id)? {
-                anyhow::bail!("{username} has no consent for client {client_id}");
-            }
-            ctx.audit(
-                AuditKind::ConsentRevoked,
-                Some(&username),
-                Some(&format!("client {client_id}")),
-            )?;
-            #[derive(Serialize)]
-            struct Revoked {
-                username: String,
-                client_id: String,
-            }
-            emit(
-                ctx.output,
-                &Revoked {
-                    username: username.clone(),
-                    client_id: client_id.clone(),
-                },
-                || format!("{username} will be asked again before client {client_id} gets access"),
-            )
-        }
-        UserCommand::Unlock { username, ip } => {
-            let conn = ctx.conn()?;
-            let mut had = user::unlock(conn, &username)?;
-            if let Some(ip) = ip {
-                had |= throttle::unlock_ip(conn, &ip.to_string())?;
-            }
-            ctx.audit(
-                AuditKind::UserUnlocked,
-                Some(&username),
-                ip.map(|i| format!("and address {i}")).as_deref(),
-            )?;
-            #[derive(Serialize)]
-            struct Unlocked {
-                username: String,
-                cleared: bool,
-            }
-            emit(
-                ctx.output,
-                &Unlocked {
-                    username: username.clone(),
-                    cleared: had,
-                },
-                || {
-                    if had {
-                        format!("cleared the failed sign-in counter of {username}")
-                    } else {
-                        format!("{username} had no failed sign-ins to clear")
-                    }
-                },
-            )
-        }
+        } => revoke_consent(ctx, username, client_id),
+        UserCommand::Unlock { username, ip } => unlock(ctx, username, ip),
     }
+}
+
+fn create(ctx: &mut Context, username: String, password_stdin: bool) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let username = Username::parse(&username)?;
+    let password = read_password(password_stdin)?;
+    let hasher = hasher(ctx)?;
+    let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
+    ctx.audit(AuditKind::UserCreated, Some(&user.id), Some(&user.username))?;
+    let v = view(ctx, &user)?;
+    emit(ctx.output, &v, || {
+        format!("created user {} (id {})", v.username, v.id)
+    })
+}
+
+fn list(ctx: &mut Context) -> anyhow::Result<()> {
+    let users = User::list(ctx.conn()?)?;
+    let views = users
+        .iter()
+        .map(|u| view(ctx, u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    emit(ctx.output, &views, || {
+        let mut t = Table::new(&["USERNAME", "ID", "STATE", "FAMILIES", "CREATED"]);
+        for v in &views {
+            t.row(vec![
+                v.username.clone(),
+                v.id.clone(),
+                (if v.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                })
+                .to_owned(),
+                v.active_families.to_string(),
+                v.created_at.clone(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn show(ctx: &mut Context, username: String) -> anyhow::Result<()> {
+    let u = user::by_name(ctx.conn()?, &username)?;
+    let v = view(ctx, &u)?;
+    emit(ctx.output, &v, || {
+        format!(
+                "username         {}\nid               {}\ncreated_at       {}\nstate            {}{}\nactive_families  {}\nfailed_logins    {}",
+                v.username,
+                v.id,
+                v.created_at,
+                v.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
+                if v.locked { ", locked (too many failed sign-ins)" } else { "" },
+                v.active_families,
+                v.failed_logins,
+            )
+    })
+}
+
+fn set_password(
+    ctx: &mut Context,
+    username: String,
+    password_stdin: bool,
+    c: Confirm,
+) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let actor = tessera::domain::audit::admin_actor();
+    user::by_name(ctx.conn()?, &username)?;
+    confirm(
+        c.yes,
+        &format!("change the password of {username} and revoke their token families"),
+    )?;
+    let password = read_password(password_stdin)?;
+    let hasher = hasher(ctx)?;
+    let revoked = user::set_password(ctx.conn()?, &hasher, &username, &password, &actor, &clock)?;
+    ctx.audit(
+        AuditKind::UserPasswordChanged,
+        Some(&username),
+        Some(&format!("{revoked} families revoked")),
+    )?;
+    emit(
+        ctx.output,
+        &Changed {
+            username: username.clone(),
+            revoked_families: revoked,
+        },
+        || format!("password of {username} changed; {revoked} active token families revoked"),
+    )
+}
+
+fn disable(ctx: &mut Context, username: String, c: Confirm) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let actor = tessera::domain::audit::admin_actor();
+    user::by_name(ctx.conn()?, &username)?;
+    confirm(
+        c.yes,
+        &format!("disable user {username} and revoke their token families"),
+    )?;
+    let revoked = user::set_disabled(ctx.conn()?, &username, true, &actor, &clock)?;
+    ctx.audit(
+        AuditKind::UserDisabled,
+        Some(&username),
+        Some(&format!("{revoked} families revoked")),
+    )?;
+    emit(
+        ctx.output,
+        &Changed {
+            username: username.clone(),
+            revoked_families: revoked,
+        },
+        || format!("disabled {username}; {revoked} active token families revoked"),
+    )
+}
+
+fn enable(ctx: &mut Context, username: String) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let actor = tessera::domain::audit::admin_actor();
+    user::set_disabled(ctx.conn()?, &username, false, &actor, &clock)?;
+    ctx.audit(AuditKind::UserEnabled, Some(&username), None)?;
+    emit(
+        ctx.output,
+        &Changed {
+            username: username.clone(),
+            revoked_families: 0,
+        },
+        || format!("enabled {username}"),
+    )
+}
+
+fn consents(ctx: &mut Context, username: String) -> anyhow::Result<()> {
+    let conn = ctx.conn()?;
+    let u = user::by_name(conn, &username)?;
+    let names: std::collections::HashMap<String, String> = client::list(conn)?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let views: Vec<ConsentView> = Consent::for_user(conn, &u.id)?
+        .into_iter()
+        .map(|c| ConsentView {
+            client_name: names.get(&c.client_id).cloned(),
+            client_id: c.client_id,
+            scope: c.scope,
+            granted_at: rfc3339(c.granted_at),
+        })
+        .collect();
+    emit(ctx.output, &views, || {
+        let mut t = Table::new(&["CLIENT_ID", "CLIENT", "SCOPE", "GRANTED"]);
+        for v in &views {
+            t.row(vec![
+                v.client_id.clone(),
+                v.client_name.clone().unwrap_or_default(),
+                v.scope.clone(),
+                v.granted_at.clone(),
+            ]);
+        }
+        t.render()
+    })
+}
+
+fn revoke_consent(ctx: &mut Context, username: String, client_id: String) -> anyhow::Result<()> {
+    let conn = ctx.conn()?;
+    let u = user::by_name(conn, &username)?;
+    if !browser::forget_consent(conn, &u.id, &client_id)? {
+        anyhow::bail!("{username} has no consent for client {client_id}");
+    }
+    ctx.audit(
+        AuditKind::ConsentRevoked,
+        Some(&username),
+        Some(&format!("client {client_id}")),
+    )?;
+    #[derive(Serialize)]
+    struct Revoked {
+        username: String,
+        client_id: String,
+    }
+    emit(
+        ctx.output,
+        &Revoked {
+            username: username.clone(),
+            client_id: client_id.clone(),
+        },
+        || format!("{username} will be asked again before client {client_id} gets access"),
+    )
+}
+
+fn unlock(ctx: &mut Context, username: String, ip: Option<std::net::IpAddr>) -> anyhow::Result<()> {
+    let conn = ctx.conn()?;
+    let mut had = user::unlock(conn, &username)?;
+    if let Some(ip) = ip {
+        had |= throttle::unlock_ip(conn, &ip.to_string())?;
+    }
+    ctx.audit(
+        AuditKind::UserUnlocked,
+        Some(&username),
+        ip.map(|i| format!("and address {i}")).as_deref(),
+    )?;
+    #[derive(Serialize)]
+    struct Unlocked {
+        username: String,
+        cleared: bool,
+    }
+    emit(
+        ctx.output,
+        &Unlocked {
+            username: username.clone(),
+            cleared: had,
+        },
+        || {
+            if had {
+                format!("cleared the failed sign-in counter of {username}")
+            } else {
+                format!("{username} had no failed sign-ins to clear")
+            }
+        },
+    )
 }

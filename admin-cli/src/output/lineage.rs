@@ -99,9 +99,29 @@ impl RetryView {
     }
 }
 
-/// The lineage as a tree: each token under its parent, the incident beneath.
+/// The lineage as a tree: the family, each token under its parent, the grace retries, and
+/// each reuse incident beneath.
 pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -> String {
-    let f = &l.family;
+    let mut out = family_header(&l.family);
+    out.push_str(&token_chain(l, tokens, incidents));
+    if !l.grace_retries.is_empty() {
+        out.push_str("\ngrace retries (the same app instance, answered with the successor)\n");
+        for r in &l.grace_retries {
+            out.push_str(&format!(
+                "  {}  {}\n",
+                r.at,
+                r.detail.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    for (inc, view) in incidents.iter().zip(&l.incidents) {
+        out.push_str(&incident(inc, view, tokens));
+    }
+    out.trim_end().to_owned()
+}
+
+/// Who, what and where the family stands.
+fn family_header(f: &FamilyView) -> String {
     let mut out = format!("family {}\n", f.id);
     let who = |name: &Option<String>, id: &str| match name {
         Some(n) => format!("{n} ({})", short(id)),
@@ -130,6 +150,12 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
     };
     out.push_str(&format!("  state    {state}\n\n"));
 
+    out
+}
+
+/// Each token under its parent, marked where an incident names it.
+fn token_chain(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -> String {
+    let mut out = String::new();
     let replayed: HashMap<&str, &ReuseIncident> = incidents
         .iter()
         .map(|i| (i.replayed_token_id.as_str(), i))
@@ -187,62 +213,56 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
             stack.extend(children.iter().rev().map(|&c| (c, depth + 1)));
         }
     }
-    if !l.grace_retries.is_empty() {
-        out.push_str("\ngrace retries (the same app instance, answered with the successor)\n");
-        for r in &l.grace_retries {
-            out.push_str(&format!(
-                "  {}  {}\n",
-                r.at,
-                r.detail.as_deref().unwrap_or("-")
-            ));
-        }
+    out
+}
+
+/// One reuse incident: the replayed token beside the one its family held then.
+fn incident(inc: &ReuseIncident, view: &IncidentView, tokens: &[RefreshToken]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nreuse incident {}  at {}\n",
+        inc.id, view.occurred_at
+    ));
+    out.push_str(&format!(
+        "  token {} was presented again after it had been rotated\n",
+        short(&inc.replayed_token_id)
+    ));
+    let active = inc
+        .active_token_id
+        .as_deref()
+        .and_then(|a| tokens.iter().find(|t| t.id == a));
+    let mut t = Table::new(&["", "REPLAYED BY", "ACTIVE TOKEN HOLDER"]);
+    t.row(vec![
+        "token".into(),
+        short(&inc.replayed_token_id),
+        active.map_or_else(|| "-".to_owned(), |a| short(&a.id)),
+    ]);
+    t.row(vec![
+        "ip".into(),
+        inc.client_ip.clone().unwrap_or_else(|| "-".into()),
+        active
+            .and_then(|a| a.client_ip.clone())
+            .unwrap_or_else(|| "-".into()),
+    ]);
+    t.row(vec![
+        "user agent".into(),
+        inc.user_agent.clone().unwrap_or_else(|| "-".into()),
+        active
+            .and_then(|a| a.user_agent.clone())
+            .unwrap_or_else(|| "-".into()),
+    ]);
+    t.row(vec![
+        "at".into(),
+        view.occurred_at.clone(),
+        active.map_or_else(
+            || "-".to_owned(),
+            |a| format!("issued {}", rfc3339(a.issued_at)),
+        ),
+    ]);
+    for line in t.render_width(None).lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
     }
-    for (inc, view) in incidents.iter().zip(&l.incidents) {
-        out.push_str(&format!(
-            "\nreuse incident {}  at {}\n",
-            inc.id, view.occurred_at
-        ));
-        out.push_str(&format!(
-            "  token {} was presented again after it had been rotated\n",
-            short(&inc.replayed_token_id)
-        ));
-        let active = inc
-            .active_token_id
-            .as_deref()
-            .and_then(|a| tokens.iter().find(|t| t.id == a));
-        let mut t = Table::new(&["", "REPLAYED BY", "ACTIVE TOKEN HOLDER"]);
-        t.row(vec![
-            "token".into(),
-            short(&inc.replayed_token_id),
-            active.map_or_else(|| "-".to_owned(), |a| short(&a.id)),
-        ]);
-        t.row(vec![
-            "ip".into(),
-            inc.client_ip.clone().unwrap_or_else(|| "-".into()),
-            active
-                .and_then(|a| a.client_ip.clone())
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.row(vec![
-            "user agent".into(),
-            inc.user_agent.clone().unwrap_or_else(|| "-".into()),
-            active
-                .and_then(|a| a.user_agent.clone())
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.row(vec![
-            "at".into(),
-            view.occurred_at.clone(),
-            active.map_or_else(
-                || "-".to_owned(),
-                |a| format!("issued {}", rfc3339(a.issued_at)),
-            ),
-        ]);
-        for line in t.render_width(None).lines() {
-            out.push_str("  ");
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out.trim_end().to_owned()
+    out
 }
