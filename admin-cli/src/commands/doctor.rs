@@ -117,10 +117,18 @@ fn text(findings: &[Finding], errors: usize, warnings: usize) -> String {
 /// Checks of the settings alone.
 fn configuration(ctx: &Context) -> Vec<Finding> {
     let s = &ctx.settings;
-    let t = &s.tokens;
     // Fixes name the defaults, as the settings define them.
     let defaults = Settings::defaults();
     let mut findings = Vec::new();
+    issuer_finding(s, &mut findings);
+    lifetime_findings(s, &defaults, &mut findings);
+    throttle_finding(s, &defaults, &mut findings);
+    master_key_finding(s, &mut findings);
+    findings
+}
+
+/// An issuer that is not https (loopback aside).
+fn issuer_finding(s: &Settings, findings: &mut Vec<Finding>) {
     let issuer = &s.server.issuer;
     if issuer.scheme() != "https" && !is_loopback(issuer) {
         findings.push(Finding {
@@ -136,6 +144,11 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
             ),
         });
     }
+}
+
+/// Access and refresh tokens that live too long, a wide grace window.
+fn lifetime_findings(s: &Settings, defaults: &Settings, findings: &mut Vec<Finding>) {
+    let t = &s.tokens;
     if t.access_ttl > Duration::from_secs(3600) {
         findings.push(Finding {
             check: "long_access_tokens",
@@ -184,6 +197,10 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
             ),
         });
     }
+}
+
+/// Throttling loose enough to be off.
+fn throttle_finding(s: &Settings, defaults: &Settings, findings: &mut Vec<Finding>) {
     let th = &s.throttle;
     if th.max_failures_per_user > 20
         || th.max_failures_per_ip > 1000
@@ -207,6 +224,10 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
             ),
         });
     }
+}
+
+/// A master key file others can read.
+fn master_key_finding(s: &Settings, findings: &mut Vec<Finding>) {
     if s.master_key.is_none() {
         let path = &s.master_key_file;
         if let Err(MasterKeyError::Exposed { mode, .. }) = check_private(path) {
@@ -222,7 +243,6 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
             });
         }
     }
-    findings
 }
 
 /// Checks of each registered client.

@@ -92,47 +92,19 @@ pub fn canonical_query(query: &str) -> String {
         .finish()
 }
 
-/// Checks an authorization request (its raw query string) against the registered client.
+/// Checks an authorization request (its raw query string) against the registered client: first
+/// the client and where to return (until both are certain, errors are pages, RFC 6749
+/// §4.1.2.1), then the rest (errors go back to the client).
 pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, AuthorizeError> {
     let (params, resources, bad) = lenient(query);
     let get = |name: &str| params.get(name).map(String::as_str);
-    // RFC 6749 §4.1.2.1: while the client or its redirect URI is in doubt, never redirect.
     if bad.iter().any(|n| n == "client_id" || n == "redirect_uri") {
         return Err(AuthorizeError::Page(
             "The request repeats client_id or redirect_uri.".into(),
         ));
     }
-    let client_id = get("client_id").ok_or_else(|| {
-        AuthorizeError::Page("The request names no client (client_id is missing).".into())
-    })?;
-    let client = if crate::grant::client_auth::plausible(client_id) {
-        client::get(conn, client_id)
-            .map_err(|_| AuthorizeError::Page("The service is unavailable; try again.".into()))?
-    } else {
-        None
-    };
-    let client = client.filter(|c| c.disabled_at.is_none()).ok_or_else(|| {
-        AuthorizeError::Page(
-            "The application that sent you here is not known to this server.".into(),
-        )
-    })?;
-    let registered: Vec<&str> = client.redirect_uris.iter().map(url::Url::as_str).collect();
-    // RFC 9700 §4.1.3: exact string match; without one in the request, only an unambiguous
-    // registration will do.
-    let redirect_uri = match get("redirect_uri") {
-        Some(uri) if registered.contains(&uri) => uri.to_owned(),
-        Some(_) => {
-            return Err(AuthorizeError::Page(
-                "The application sent you with a return address it has not registered.".into(),
-            ))
-        }
-        None if registered.len() == 1 => registered[0].to_owned(),
-        None => {
-            return Err(AuthorizeError::Page(
-                "The application did not say where to return you (redirect_uri is missing).".into(),
-            ))
-        }
-    };
+    let client = known_client(conn, get("client_id"))?;
+    let redirect_uri = redirect_uri_for(&client, get("redirect_uri"))?;
     let state = get("state");
     let fail = |error, description: &str| {
         AuthorizeError::redirect(&redirect_uri, state, error, description)
@@ -159,8 +131,68 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
             "this client may not use the authorization_code grant",
         ));
     }
+    let pkce = crate::grant::pkce::challenge(get("code_challenge_method"), get("code_challenge"))
+        .map_err(|why| fail("invalid_request", why))?;
+    let (scope, resources) = scope_and_resources(conn, &client, get("scope"), &resources, &fail)?;
+    Ok(AuthorizeRequest {
+        redirect_uri_given: get("redirect_uri").is_some(),
+        redirect_uri,
+        scope,
+        resources,
+        state: state.map(str::to_owned),
+        pkce,
+        client,
+    })
+}
+
+/// The enabled client `client_id` names; a page if there is none.
+fn known_client(
+    conn: &mut AnyConnection,
+    client_id: Option<&str>,
+) -> Result<Client, AuthorizeError> {
+    let client_id = client_id.ok_or_else(|| {
+        AuthorizeError::Page("The request names no client (client_id is missing).".into())
+    })?;
+    let client = if crate::grant::client_auth::plausible(client_id) {
+        client::get(conn, client_id)
+            .map_err(|_| AuthorizeError::Page("The service is unavailable; try again.".into()))?
+    } else {
+        None
+    };
+    client.filter(|c| c.disabled_at.is_none()).ok_or_else(|| {
+        AuthorizeError::Page(
+            "The application that sent you here is not known to this server.".into(),
+        )
+    })
+}
+
+/// Where to send the user back: the request's `redirect_uri` if registered, byte for byte
+/// (RFC 9700 §4.1.3); without one, only an unambiguous registration will do.
+fn redirect_uri_for(client: &Client, asked: Option<&str>) -> Result<String, AuthorizeError> {
+    let registered: Vec<&str> = client.redirect_uris.iter().map(url::Url::as_str).collect();
+    match asked {
+        Some(uri) if registered.contains(&uri) => Ok(uri.to_owned()),
+        Some(_) => Err(AuthorizeError::Page(
+            "The application sent you with a return address it has not registered.".into(),
+        )),
+        None if registered.len() == 1 => Ok(registered[0].to_owned()),
+        None => Err(AuthorizeError::Page(
+            "The application did not say where to return you (redirect_uri is missing).".into(),
+        )),
+    }
+}
+
+/// The scope asked for (the client's own by default) and the resources named (RFC 8707),
+/// narrowed to what those accept; `fail` makes the error that goes back to the client.
+fn scope_and_resources(
+    conn: &mut AnyConnection,
+    client: &Client,
+    asked: Option<&str>,
+    resources: &[String],
+    fail: &dyn Fn(&'static str, &str) -> AuthorizeError,
+) -> Result<(Scope, Targets), AuthorizeError> {
     let allowed = client.scope.clone();
-    let scope = match get("scope") {
+    let scope = match asked {
         None => allowed.clone(),
         Some(text) => {
             Scope::parse(text).map_err(|_| fail("invalid_scope", "the scope is malformed"))?
@@ -172,35 +204,20 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
             "the requested scope is not allowed for this client",
         ));
     }
-    let pkce = crate::grant::pkce::challenge(get("code_challenge_method"), get("code_challenge"))
-        .map_err(|why| fail("invalid_request", why))?;
-    let (scope, resources) = match resource::lookup(conn, &resources) {
-        Ok(None) => (scope, Targets::default()),
+    match resource::lookup(conn, resources) {
+        Ok(None) => Ok((scope, Targets::default())),
         Ok(Some(r)) => match r.scope_for(&scope) {
-            Some(scope) => (scope, r.targets),
-            None => {
-                return Err(fail(
-                    "invalid_scope",
-                    "the resource accepts none of the requested scopes",
-                ))
-            }
+            Some(scope) => Ok((scope, r.targets)),
+            None => Err(fail(
+                "invalid_scope",
+                "the resource accepts none of the requested scopes",
+            )),
         },
-        Err(LookupError::Target(e)) => return Err(fail("invalid_target", &e.to_string())),
-        Err(LookupError::Database(_)) => {
-            return Err(AuthorizeError::Page(
-                "The service is unavailable; try again.".into(),
-            ))
-        }
-    };
-    Ok(AuthorizeRequest {
-        redirect_uri,
-        redirect_uri_given: get("redirect_uri").is_some(),
-        scope,
-        resources,
-        state: state.map(str::to_owned),
-        pkce,
-        client,
-    })
+        Err(LookupError::Target(e)) => Err(fail("invalid_target", &e.to_string())),
+        Err(LookupError::Database(_)) => Err(AuthorizeError::Page(
+            "The service is unavailable; try again.".into(),
+        )),
+    }
 }
 
 /// Where the authorization endpoint goes next.
