@@ -11,6 +11,7 @@ use base64::Engine;
 use crate::domain::audit::AuditKind;
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::family::{self, Issued, Lifetimes, NewGrant, RefreshError, RequestMeta};
+use crate::domain::grant_type::GrantType;
 use crate::domain::resource::{Requested, TargetError, Targets};
 use crate::domain::revocation::{self, Families, Revocation, CODE_REPLAYED};
 use crate::domain::scope::Scope;
@@ -116,8 +117,7 @@ pub fn exchange(
         client_id,
         redirect_uri,
         pkce_verifies,
-        client_authenticated,
-        resources,
+        ..
     } = *request;
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
@@ -133,28 +133,7 @@ pub fn exchange(
             return Err(ExchangeError::Invalid("unknown authorization code"));
         }
         if !AuthorizationCode::consume(c, &hash, now)? {
-            if row.used_at.is_some() {
-                if !(client_authenticated || pkce_verifies(&row.pkce)) {
-                    tracing::warn!(client_id, "a used authorization code was presented again without proof of possession; refused");
-                    return Err(ExchangeError::Invalid(
-                        "the authorization code was already used",
-                    ));
-                }
-                if let Some(family_id) = &row.family_id {
-                    let why = Revocation {
-                        kind: AuditKind::CodeReplayed,
-                        client_ip: meta.client_ip.as_deref(),
-                        request_id: meta.request_id.as_deref(),
-                        detail: Some("authorization code presented again; family revoked"),
-                        always_audit: true,
-                        ..Revocation::new(CODE_REPLAYED, Some(client_id))
-                    };
-                    revocation::revoke_in(c, Families::One(family_id), &why, now)?;
-                    tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
-                }
-                return Ok(Outcome::Refused(ExchangeError::Replayed));
-            }
-            return Err(ExchangeError::Invalid("the authorization code has expired"));
+            return unusable(c, &row, request, meta, now);
         }
         // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
         if (row.redirect_uri_given || redirect_uri.is_some())
@@ -170,34 +149,7 @@ pub fn exchange(
                 "PKCE verification failed",
             )));
         }
-        // Refused before anything is started: returning an error rolls back the spent code.
-        let granted = Targets::stored(row.resources.as_deref());
-        if let Some(r) = resources {
-            r.within(&granted)?;
-        }
-        let user = User::find(c, &row.user_id)?
-            .ok_or(ExchangeError::Invalid("the user no longer exists"))?;
-        let scope = Scope::stored(&row.scope);
-        let grant = NewGrant {
-            client_id,
-            user: &user,
-            scope: &scope,
-            resources: &granted,
-            auth_method: "authorization_code",
-            same_password: false,
-        };
-        let issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
-            RefreshError::Database(d) => ExchangeError::Database(d),
-            _ => ExchangeError::Invalid("the user is disabled"),
-        })?;
-        let mut issued = issued;
-        if let Some(r) = resources {
-            // The family keeps every resource of the grant; this access token is for these.
-            issued.scope = r
-                .scope_for(&issued.scope)
-                .ok_or(ExchangeError::NoScopeForResource)?;
-            issued.audience = r.targets.clone();
-        }
+        let issued = start_family(c, master, &row, request, meta, life, now)?;
         AuthorizationCode::set_family(c, &hash, &issued.family.id)?;
         Ok(Outcome::Issued(Box::new(issued)))
     })?;
@@ -205,4 +157,82 @@ pub fn exchange(
         Outcome::Issued(issued) => Ok(*issued),
         Outcome::Refused(e) => Err(e),
     }
+}
+
+/// A code that could not be consumed: expired, or used already. A replay that proves
+/// possession of the code revokes the family it started; any other is refused unrecorded.
+fn unusable(
+    c: &mut AnyConnection,
+    row: &AuthorizationCode,
+    request: &CodeExchange<'_>,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<Outcome, ExchangeError> {
+    let client_id = request.client_id;
+    if row.used_at.is_none() {
+        return Err(ExchangeError::Invalid("the authorization code has expired"));
+    }
+    if !(request.client_authenticated || (request.pkce_verifies)(&row.pkce)) {
+        tracing::warn!(
+            client_id,
+            "a used authorization code was presented again without proof of possession; refused"
+        );
+        return Err(ExchangeError::Invalid(
+            "the authorization code was already used",
+        ));
+    }
+    if let Some(family_id) = &row.family_id {
+        let why = Revocation {
+            kind: AuditKind::CodeReplayed,
+            client_ip: meta.client_ip.as_deref(),
+            request_id: meta.request_id.as_deref(),
+            detail: Some("authorization code presented again; family revoked"),
+            always_audit: true,
+            ..Revocation::new(CODE_REPLAYED, Some(client_id))
+        };
+        revocation::revoke_in(c, Families::One(family_id), &why, now)?;
+        tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
+    }
+    Ok(Outcome::Refused(ExchangeError::Replayed))
+}
+
+/// The family the code's grant starts, and what this token request's access token is for (the
+/// resources it names, if any: some of the grant's). Refused before anything is started, so
+/// that the error rolls the spent code back too.
+fn start_family(
+    c: &mut AnyConnection,
+    master: &MasterKey,
+    row: &AuthorizationCode,
+    request: &CodeExchange<'_>,
+    meta: &RequestMeta,
+    life: Lifetimes,
+    now: i64,
+) -> Result<Issued, ExchangeError> {
+    let granted = Targets::stored(row.resources.as_deref());
+    if let Some(r) = request.resources {
+        r.within(&granted)?;
+    }
+    let user =
+        User::find(c, &row.user_id)?.ok_or(ExchangeError::Invalid("the user no longer exists"))?;
+    let scope = Scope::stored(&row.scope);
+    let grant = NewGrant {
+        client_id: request.client_id,
+        user: &user,
+        scope: &scope,
+        resources: &granted,
+        auth_method: GrantType::AuthorizationCode.as_str(),
+        same_password: false,
+    };
+    let mut issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
+        RefreshError::Database(d) => ExchangeError::Database(d),
+        _ => ExchangeError::Invalid("the user is disabled"),
+    })?;
+    if let Some(r) = request.resources {
+        // The family keeps every resource of the grant; this access token is for these.
+        issued.scope = r
+            .scope_for(&issued.scope)
+            .ok_or(ExchangeError::NoScopeForResource)?;
+        issued.audience = r.targets.clone();
+    }
+    Ok(issued)
 }

@@ -195,8 +195,7 @@ impl Settings {
 
     /// The built-in defaults alone.
     pub fn defaults() -> Self {
-        // The defaults are constants that the tests load: they cannot fail.
-        #[allow(clippy::expect_used)]
+        // Constants, which every test run loads: they cannot fail.
         Self::build(None, Vec::new(), false).expect("the built-in defaults are valid")
     }
 
