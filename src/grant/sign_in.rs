@@ -50,41 +50,34 @@ impl SignIn {
         then: impl FnOnce(&mut AnyConnection, &User) -> Result<T, OAuthError>,
     ) -> Result<(User, T), SignInError> {
         let ip = origin.client_ip.as_deref();
-        let request_id = origin.request_id.as_deref();
         let name = Username::parse(username).ok();
+        let name = name.as_ref().map(Username::as_str);
         let shown: String = username
             .chars()
             .filter(|c| !c.is_control())
             .take(64)
             .collect();
-        let audit = |conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>| {
-            let detail = format!("username {shown:?}");
+        let record = |conn: &mut AnyConnection, kind, subject: Option<&str>, detail: &str| {
             Event {
                 kind,
                 actor: Some(via),
                 subject,
                 client_ip: ip,
-                detail: Some(&detail),
-                request_id,
+                detail: Some(detail),
+                request_id: origin.request_id.as_deref(),
             }
             .record(conn, self.core.clock.now_ms());
         };
-        let name = name.as_ref().map(Username::as_str);
+        let audit = |conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>| {
+            record(conn, kind, subject, &format!("username {shown:?}"));
+        };
         let attempt = random_id();
         let user = self.admit(&attempt, name, ip, |c, key| {
             let detail = format!(
                 "{key} is over its limit (username {shown:?}); further refusals in this window \
                  are counted, not logged"
             );
-            Event {
-                kind: AuditKind::LoginThrottled,
-                actor: Some(via),
-                subject: None,
-                client_ip: ip,
-                detail: Some(&detail),
-                request_id,
-            }
-            .record(c, self.core.clock.now_ms());
+            record(c, AuditKind::LoginThrottled, None, &detail);
         })?;
         // From here on the attempt holds its places; the guard gives them back on any way out
         // that does not settle them itself (an error, no hashing slot, a panic).
