@@ -53,15 +53,19 @@ pub fn config(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<()> {
                 let serde_json::Value::Object(sections) = &effective else {
                     return out;
                 };
-                // Top-level keys first, as a TOML file must have them.
+                // As TOML would have it: top-level keys first; an unset one as a comment.
+                let line = |k: &str, v: &serde_json::Value| match v {
+                    serde_json::Value::Null => format!("# {k} is not set\n"),
+                    v => format!("{k} = {v}\n"),
+                };
                 for (name, value) in sections.iter().filter(|(_, v)| !v.is_object()) {
-                    out.push_str(&format!("{name} = {value}\n"));
+                    out.push_str(&line(name, value));
                 }
                 for (name, value) in sections {
                     if let serde_json::Value::Object(keys) = value {
                         out.push_str(&format!("\n[{name}]\n"));
                         for (k, v) in keys {
-                            out.push_str(&format!("{k} = {v}\n"));
+                            out.push_str(&line(k, v));
                         }
                     }
                 }

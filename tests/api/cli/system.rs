@@ -66,6 +66,22 @@ async fn migrate_config_check_and_completions(db: Db) {
         text.starts_with("configuration is valid") && text.contains("[tokens]"),
         "{text}"
     );
+    assert!(text.contains("\nmaster_key = \"REDACTED\"\n"), "{text}");
+    assert!(text.contains("\nmax_age = \"90d\"\n"), "{text}");
+    // Without a master key in the configuration, the text says so rather than print `null`.
+    let without: Vec<(String, String)> = app
+        .env
+        .iter()
+        .filter(|(k, _)| k != "TESSERA_MASTER_KEY")
+        .cloned()
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::helpers::run_admin(&without, &["config".into(), "check".into()], None)
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\n# master_key is not set\n"), "{text}");
     let out = app.admin(&["config", "check"], None).await;
     assert!(out.status.success());
 
