@@ -12,6 +12,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::domain::grant_type::GrantType;
 use crate::domain::password::PasswordHasher;
 use crate::store::Pool;
 
@@ -202,8 +203,11 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn token_issued(&self, grant_type: &str) {
-        self.0.tokens_issued.with_label_values(&[grant_type]).inc();
+    pub fn token_issued(&self, grant: GrantType) {
+        self.0
+            .tokens_issued
+            .with_label_values(&[grant.as_str()])
+            .inc();
     }
 
     pub fn refresh(&self, outcome: RefreshOutcome) {

@@ -70,8 +70,10 @@ impl TokenEndpoint {
         let creds = credentials(authorization, params)?;
         let response = self.grant(path, grant_type, &creds, params, meta);
         if response.is_ok() {
-            // Only a supported grant succeeds: the label takes one of four values.
-            self.core.metrics.token_issued(grant_type);
+            // Only a supported grant succeeds, so it parses.
+            if let Ok(grant) = grant_type.parse::<GrantType>() {
+                self.core.metrics.token_issued(grant);
+            }
             self.note_client_use(&creds.client_id);
         }
         response
