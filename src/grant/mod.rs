@@ -94,7 +94,7 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(
+    fn new(
         settings: &Settings,
         pool: Pool,
         master: Arc<MasterKey>,

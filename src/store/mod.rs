@@ -89,9 +89,9 @@ pub fn is_transient(e: &diesel::result::Error) -> bool {
         ) => true,
         Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let m = info.message();
+            // "connection" also covers "terminating connection due to administrator command".
             m.contains("database is locked")
                 || m.contains("deadlock detected")
-                || m.contains("terminating connection")
                 || m.contains("connection")
         }
         _ => false,

@@ -56,15 +56,16 @@ pub fn run(ctx: &mut Context, dry_run: bool) -> anyhow::Result<()> {
     let shown = !dry_run
         && ctx.output == Format::Text
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = if shown {
-        let mut bars = Bars::default();
-        let report =
-            retention::prune_showing(ctx.conn()?, &policy, now, false, &mut |p| bars.show(p));
+    let mut bars = shown.then(Bars::default);
+    let report = retention::prune_showing(ctx.conn()?, &policy, now, dry_run, &mut |p| {
+        if let Some(bars) = bars.as_mut() {
+            bars.show(p);
+        }
+    });
+    if let Some(bars) = bars.as_mut() {
         bars.finish();
-        report?
-    } else {
-        retention::prune(ctx.conn()?, &policy, now, dry_run)?
-    };
+    }
+    let report = report?;
     let view = PruneView {
         dry_run,
         tables: report

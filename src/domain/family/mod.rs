@@ -23,8 +23,7 @@ use crate::store::models::{
 use crate::store::AnyConnection;
 
 /// Where a family stands. Serialized as [`FamilyState::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FamilyState {
     /// Its current refresh token works.
     Active,
@@ -57,9 +56,8 @@ pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> Family
     }
 }
 
-/// Where one refresh token of a family stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where one refresh token of a family stands. Serialized as [`TokenState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
     /// Its family is active and it is the family's current token.
     Active,
@@ -95,6 +93,18 @@ impl TokenState {
         }
     }
 }
+
+/// Both states are shown by their names, as `as_str` spells them (one spelling, not two).
+macro_rules! serialize_as_str {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    )*};
+}
+serialize_as_str!(FamilyState, TokenState);
 
 /// A refresh token is live while it is unrotated and has not expired from disuse (in SQL:
 /// `store::models::token_live`).
