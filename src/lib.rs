@@ -10,6 +10,7 @@
 //! - [`store`]: diesel schema, models and their queries (all the SQL), the connection pool and
 //!   embedded migrations;
 //! - [`settings`]: layered configuration;
+//! - [`value`]: the ids and the one time type every layer above passes around;
 //! - [`metrics`] (feature `protocol`): the Prometheus registry that `grant` and `http` record
 //!   into.
 //!
@@ -26,6 +27,7 @@ pub mod grant;
 pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod value;
 
 #[cfg(feature = "server")]
 pub mod http;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::crypto::random_id;
 use crate::domain::keys::KeySet;
+use crate::value::{ClientId, FamilyId};
 
 /// RFC 9068 §2.1: the `typ` of an access token.
 pub const TYP: &str = "at+jwt";
@@ -16,7 +17,7 @@ pub struct AccessClaims {
     /// The user's stable id (or the client's, for client_credentials).
     pub sub: String,
     pub aud: Audience,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub scope: String,
     pub iat: i64,
     pub exp: i64,
@@ -26,7 +27,7 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// The refresh-token family this token was issued from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    pub sid: Option<FamilyId>,
 }
 
 /// `aud` (RFC 7519 §4.1.3): one recipient as a string, several as an array.
@@ -58,9 +59,9 @@ impl Audience {
 /// What an access token is issued for.
 pub struct Grant<'a> {
     pub subject: &'a str,
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     pub scope: &'a str,
-    pub family_id: Option<&'a str>,
+    pub family_id: Option<&'a FamilyId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,13 +91,13 @@ pub fn issue(
         iss: issuer.to_owned(),
         sub: grant.subject.to_owned(),
         aud: audience,
-        client_id: grant.client_id.to_owned(),
+        client_id: grant.client_id.clone(),
         scope: grant.scope.to_owned(),
         iat: now_secs,
         exp: now_secs + ttl_secs,
         jti: random_id(),
         nbf: None,
-        sid: grant.family_id.map(str::to_owned),
+        sid: grant.family_id.cloned(),
     };
     encode(&header, &claims, &key.encoding)
 }

@@ -19,14 +19,15 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
+use crate::value::{ClientId, UserId};
 
 /// Prefix of every authorization code, so secret scanners can recognise leaked ones.
 pub const CODE_PREFIX: &str = "tsc_";
 
 /// What a code stands for.
 pub struct CodeGrant<'a> {
-    pub client_id: &'a str,
-    pub user_id: &'a str,
+    pub client_id: &'a ClientId,
+    pub user_id: &'a UserId,
     pub scope: &'a Scope,
     /// The resource servers (RFC 8707) the request named.
     pub resources: &'a Targets,
@@ -48,8 +49,8 @@ pub fn issue(
     let code = format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
     AuthorizationCode {
         code_hash: sha256_hex(code.as_bytes()),
-        client_id: grant.client_id.to_owned(),
-        user_id: grant.user_id.to_owned(),
+        client_id: grant.client_id.clone(),
+        user_id: grant.user_id.clone(),
         scope: grant.scope.to_string(),
         redirect_uri: grant.redirect_uri.to_owned(),
         pkce: grant.pkce.to_owned(),
@@ -89,7 +90,7 @@ enum Outcome {
 /// A token request presenting an authorization code.
 pub struct CodeExchange<'a> {
     pub code: &'a str,
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     pub redirect_uri: Option<&'a str>,
     /// Whether the request's PKCE verifier answers the code's stored challenge.
     pub pkce_verifies: &'a dyn Fn(&str) -> bool,
@@ -127,9 +128,9 @@ pub fn exchange(
         AuthorizationCode::lock(c, &hash)?;
         let row = AuthorizationCode::find(c, &hash)?
             .ok_or(ExchangeError::Invalid("unknown authorization code"))?;
-        if row.client_id != client_id {
+        if row.client_id != *client_id {
             // Worded as for an unknown code: the answer must not confirm that it exists.
-            tracing::info!(client_id, "authorization code presented by another client");
+            tracing::info!(%client_id, "authorization code presented by another client");
             return Err(ExchangeError::Invalid("unknown authorization code"));
         }
         if !AuthorizationCode::consume(c, &hash, now)? {
@@ -174,7 +175,7 @@ fn unusable(
     }
     if !(request.client_authenticated || (request.pkce_verifies)(&row.pkce)) {
         tracing::warn!(
-            client_id,
+            %client_id,
             "a used authorization code was presented again without proof of possession; refused"
         );
         return Err(ExchangeError::Invalid(
@@ -188,10 +189,10 @@ fn unusable(
             request_id: meta.request_id.as_deref(),
             detail: Some("authorization code presented again; family revoked"),
             always_audit: true,
-            ..Revocation::new(CODE_REPLAYED, Some(client_id))
+            ..Revocation::new(CODE_REPLAYED, Some(client_id.as_str()))
         };
         revocation::revoke_in(c, Families::One(family_id), &why, now)?;
-        tracing::warn!(family_id = %family_id, client_id, "authorization code replayed; family revoked");
+        tracing::warn!(%family_id, %client_id, "authorization code replayed; family revoked");
     }
     Ok(Outcome::Refused(ExchangeError::Replayed))
 }

@@ -9,6 +9,7 @@ use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::scope::Scope;
 use crate::store::models::{Consent, Session, User};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, UserId};
 
 /// `value.mac`: a random value signed with the cookie key.
 fn sign(master: &MasterKey, value: &str) -> String {
@@ -35,13 +36,13 @@ pub struct SessionLimits {
 pub fn start_session(
     conn: &mut AnyConnection,
     master: &MasterKey,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
 ) -> diesel::QueryResult<Secret> {
     let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
     Session {
         id_hash: sha256_hex(id.as_bytes()),
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         created_at: now,
         last_seen_at: now,
     }
@@ -141,8 +142,8 @@ fn form_mac_ok(master: &MasterKey, message: &str, token: Option<&str>) -> bool {
 /// Whether the user already allowed the client every scope in `scope`.
 pub fn consent_covers(
     conn: &mut AnyConnection,
-    user_id: &str,
-    client_id: &str,
+    user_id: &UserId,
+    client_id: &ClientId,
     scope: &Scope,
 ) -> diesel::QueryResult<bool> {
     Ok(Consent::find(conn, user_id, client_id)?
@@ -152,8 +153,8 @@ pub fn consent_covers(
 /// Remembers that the user allowed `scope` (added to what they allowed before).
 pub fn remember_consent(
     conn: &mut AnyConnection,
-    user_id: &str,
-    client_id: &str,
+    user_id: &UserId,
+    client_id: &ClientId,
     scope: &Scope,
     now: i64,
 ) -> diesel::QueryResult<()> {
@@ -162,8 +163,8 @@ pub fn remember_consent(
         .unwrap_or_default();
     let all = before.union(scope);
     Consent {
-        user_id: user_id.to_owned(),
-        client_id: client_id.to_owned(),
+        user_id: user_id.clone(),
+        client_id: client_id.clone(),
         scope: all.to_string(),
         granted_at: now,
     }
@@ -174,8 +175,8 @@ pub fn remember_consent(
 /// Returns whether there was one.
 pub fn forget_consent(
     conn: &mut AnyConnection,
-    user_id: &str,
-    client_id: &str,
+    user_id: &UserId,
+    client_id: &ClientId,
 ) -> diesel::QueryResult<bool> {
     Consent::delete(conn, user_id, client_id)
 }

@@ -11,13 +11,14 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{ClientChanges, ClientRow, NewClient, TokenFamily};
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// A registered client, its stored values parsed once, when the row is read. Values that no
 /// longer parse (a database edited by hand) are left out: a client loses a grant, its scope or
 /// its redirect URIs rather than gains anything.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub id: String,
+    pub id: ClientId,
     pub name: String,
     /// SHA-256 of the secret, hex; `None` for public clients.
     secret_hash: Option<String>,
@@ -60,7 +61,7 @@ impl From<ClientRow> for Client {
 }
 
 /// The client with this id, if there is one.
-pub fn get(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<Option<Client>> {
+pub fn get(conn: &mut AnyConnection, id: &ClientId) -> diesel::QueryResult<Option<Client>> {
     Ok(ClientRow::find(conn, id)?.map(Client::from))
 }
 
@@ -174,8 +175,8 @@ fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
 }
 
 /// The client with this id, or [`ClientError::NotFound`].
-pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Client, ClientError> {
-    get(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
+pub fn find(conn: &mut AnyConnection, id: &ClientId) -> Result<Client, ClientError> {
+    get(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_string()))
 }
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
@@ -189,7 +190,7 @@ pub fn register(
     let uris = uris_text(&spec.redirect_uris)?;
     let secret = (!spec.public).then(generate_secret);
     let secret_hash = secret.as_ref().map(|s| sha256_hex(s.expose().as_bytes()));
-    let id = random_id();
+    let id = ClientId::new(random_id());
     let scopes = spec.scope.to_string();
     NewClient {
         id: &id,
@@ -227,7 +228,7 @@ pub struct Updated {
 /// the client lost.
 pub fn update(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ClientId,
     upd: &ClientUpdate,
 ) -> Result<Updated, ClientError> {
     crate::store::write_tx(conn, |c| {
@@ -240,7 +241,7 @@ pub fn update(
 
 fn update_in(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ClientId,
     upd: &ClientUpdate,
 ) -> Result<Updated, ClientError> {
     let client = find(conn, id)?;
@@ -293,7 +294,7 @@ fn update_in(
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.
-pub fn rotate_secret(conn: &mut AnyConnection, id: &str) -> Result<Secret, ClientError> {
+pub fn rotate_secret(conn: &mut AnyConnection, id: &ClientId) -> Result<Secret, ClientError> {
     let client = find(conn, id)?;
     if client.is_public() {
         return Err(invalid(format!("client {id} is public: it has no secret")));
@@ -311,7 +312,7 @@ pub fn rotate_secret(conn: &mut AnyConnection, id: &str) -> Result<Secret, Clien
 /// are left as they are, so enabling it again restores its users' sessions.
 pub fn set_disabled(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ClientId,
     disabled: bool,
     clock: &Clock,
 ) -> Result<Client, ClientError> {
@@ -328,7 +329,7 @@ pub fn set_disabled(
 /// families, unless `revoke_families`.
 pub fn delete(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ClientId,
     revoke_families: bool,
     clock: &Clock,
 ) -> Result<i64, ClientError> {
@@ -340,7 +341,7 @@ pub fn delete(
         let active = TokenFamily::count_active(c, None, Some(id), clock.now_ms())?;
         if active > 0 && !revoke_families {
             return Err(ClientError::HasActiveFamilies {
-                id: id.to_owned(),
+                id: id.to_string(),
                 active,
             });
         }

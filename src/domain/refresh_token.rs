@@ -12,6 +12,7 @@ use crate::domain::crypto::{sha256_hex, MasterKey};
 use crate::domain::secret::Secret;
 use crate::store::models::RefreshToken;
 use crate::store::AnyConnection;
+use crate::value::{FamilyId, TokenId};
 
 /// Prefix of every refresh token, so secret scanners can recognise leaked ones.
 pub const PREFIX: &str = "tsr_";
@@ -21,12 +22,12 @@ const MAC_LEN: usize = 43; // 32-byte HMAC-SHA256, base64url
 /// What a token made by this server says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
-    pub id: String,
-    pub family_id: String,
+    pub id: TokenId,
+    pub family_id: FamilyId,
 }
 
 /// The plaintext token for token `id` of family `family_id`.
-pub(crate) fn token_for(key: &hmac::Key, family_id: &str, id: &str) -> Secret {
+pub(crate) fn token_for(key: &hmac::Key, family_id: &FamilyId, id: &TokenId) -> Secret {
     let ids = format!("{family_id}{id}");
     let mac = hmac::sign(key, ids.as_bytes());
     Secret::new(format!(
@@ -49,8 +50,8 @@ pub(crate) fn parse_token(key: &hmac::Key, token: &str) -> Option<Parsed> {
     hmac::verify(key, ids.as_bytes(), &mac).ok()?;
     let (family_id, id) = ids.split_at(ID_LEN);
     Some(Parsed {
-        id: id.to_owned(),
-        family_id: family_id.to_owned(),
+        id: TokenId::from(id),
+        family_id: FamilyId::from(family_id),
     })
 }
 
@@ -93,14 +94,14 @@ mod tests {
     fn tokens_carry_prefix_and_verify_only_with_their_key() {
         let a = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         let b = MasterKey::from_bytes(&[2u8; 32]).unwrap();
-        let (family, id) = (random_id(), random_id());
+        let (family, id) = (FamilyId::new(random_id()), TokenId::new(random_id()));
         let token = token_for(a.refresh_key(), &family, &id);
         assert!(token.expose().starts_with("tsr_"));
         let parsed = parse_token(a.refresh_key(), token.expose()).unwrap();
         assert_eq!((parsed.id, parsed.family_id), (id.clone(), family.clone()));
         assert_eq!(parse_token(b.refresh_key(), token.expose()), None);
         // The MAC covers both ids: another family's id with this MAC is refused.
-        let other = token.expose().replacen(&family, &random_id(), 1);
+        let other = token.expose().replacen(family.as_str(), &random_id(), 1);
         assert_eq!(parse_token(a.refresh_key(), &other), None);
         let truncated = &token.expose()[..token.expose().len() - 1];
         assert_eq!(parse_token(a.refresh_key(), truncated), None);

@@ -6,6 +6,7 @@
 use crate::domain::audit::{AuditKind, Event};
 use crate::store::models::TokenFamily;
 use crate::store::{write_tx, AnyConnection};
+use crate::value::{ClientId, FamilyId, UserId};
 
 /// `revoked_reason` of a family killed by reuse detection.
 pub const REUSE_DETECTED: &str = "reuse_detected";
@@ -23,11 +24,11 @@ pub const USER_DISABLED: &str = "user_disabled";
 /// Which families to revoke. Families already revoked are left as they are.
 #[derive(Debug, Clone, Copy)]
 pub enum Families<'a> {
-    One(&'a str),
+    One(&'a FamilyId),
     /// Every family of the user with this id.
-    OfUser(&'a str),
+    OfUser(&'a UserId),
     /// Every family of the client with this id.
-    OfClient(&'a str),
+    OfClient(&'a ClientId),
 }
 
 /// Why, and by whom: `reason` is stored on each family, the rest goes into the audit event.
@@ -92,7 +93,11 @@ pub fn revoke_in(
             Some(about) => format!("{revoked} families revoked ({about}): {}", why.reason),
             None => format!("{revoked} families revoked: {}", why.reason),
         };
-        let (Families::One(id) | Families::OfUser(id) | Families::OfClient(id)) = families;
+        let id = match families {
+            Families::One(id) => id.as_str(),
+            Families::OfUser(id) => id.as_str(),
+            Families::OfClient(id) => id.as_str(),
+        };
         Event {
             kind: why.kind,
             actor: why.actor,

@@ -6,6 +6,7 @@ use crate::domain::revocation::{self, Families, Revocation, PASSWORD_CHANGED, US
 use crate::domain::Clock;
 use crate::store::models::{LoginFailures, NewUser, Session, User};
 use crate::store::AnyConnection;
+use crate::value::UserId;
 
 /// A username: 1 to 64 characters, no control characters or surrounding spaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +139,7 @@ pub fn create(
         return Err(UserError::Exists(username.as_str().to_owned()));
     }
     let hash = hasher.hash(password)?;
-    let id = random_id();
+    let id = UserId::new(random_id());
     let inserted = NewUser {
         id: &id,
         username: username.as_str(),

@@ -6,11 +6,12 @@ use base64::Engine;
 use crate::domain::client::{self, Client};
 use crate::grant::{OAuthError, Params};
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// Credentials as presented, before looking the client up.
 #[derive(PartialEq, Eq)]
 pub struct Credentials {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub secret: Option<String>,
 }
 
@@ -77,13 +78,13 @@ pub fn credentials(
                 ));
             }
             Ok(Credentials {
-                client_id: id,
+                client_id: ClientId::new(id),
                 secret: Some(secret),
             })
         }
         (None, secret) => match body_id {
             Some(id) => Ok(Credentials {
-                client_id: id.to_owned(),
+                client_id: ClientId::from(id),
                 secret: secret.map(str::to_owned),
             }),
             None => Err(OAuthError::InvalidClient(
@@ -107,7 +108,7 @@ pub(crate) fn plausible(client_id: &str) -> bool {
 /// answer does not reveal which client ids exist.
 pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Client, OAuthError> {
     let failed = || OAuthError::InvalidClient("client authentication failed".into());
-    if !plausible(&creds.client_id) {
+    if !plausible(creds.client_id.as_str()) {
         return Err(failed());
     }
     let client = client::get(conn, &creds.client_id)?.ok_or_else(failed)?;

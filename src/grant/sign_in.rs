@@ -100,7 +100,7 @@ impl SignIn {
                 let done = write_tx(&mut *self.core.conn()?, |c| -> Result<T, SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
-                    audit(c, AuditKind::LoginSuccess, Some(&u.id));
+                    audit(c, AuditKind::LoginSuccess, Some(u.id.as_str()));
                     then(c, &u).map_err(SignInError::Then)
                 })?;
                 place.settled = true;

@@ -9,6 +9,7 @@ use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
 use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, TokenLive};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, TokenId};
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
@@ -30,14 +31,14 @@ use crate::store::AnyConnection;
 /// database's time per rotation).
 pub struct OneStatementRotation<'a> {
     /// The presented token's id and SHA-256.
-    pub id: &'a str,
+    pub id: &'a TokenId,
     pub hash: &'a str,
     /// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it
     /// presented (`None` for a public client, which presents none).
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     pub client_secret_hash: Option<&'a str>,
     /// The successor's id and SHA-256.
-    pub successor: &'a str,
+    pub successor: &'a TokenId,
     pub successor_hash: &'a str,
     pub now: i64,
     /// When the successor expires from disuse, before the family's own cap.

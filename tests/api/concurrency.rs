@@ -37,7 +37,7 @@ async fn storm(apps: &[&TestApp], client: (&str, &str), token: &str) -> Vec<(u16
 /// Asserts the family invariants: at most one active token, every successor's parent rotated
 /// and pointing at it. Returns (family, tokens).
 async fn check_family(app: &TestApp, family_id: &str) -> (TokenFamily, Vec<RefreshToken>) {
-    let id = family_id.to_owned();
+    let id = tessera::value::FamilyId::from(family_id);
     let (family, tokens) = app
         .with_conn(move |c| {
             (
@@ -57,7 +57,10 @@ async fn check_family(app: &TestApp, family_id: &str) -> (TokenFamily, Vec<Refre
                 .find(|p| &p.id == parent)
                 .expect("parent in family");
             assert!(p.rotated_at.is_some());
-            assert_eq!(p.replaced_by.as_deref(), Some(t.id.as_str()));
+            assert_eq!(
+                p.replaced_by.as_ref().map(|r| r.as_str()),
+                Some(t.id.as_str())
+            );
         }
     }
     (family, tokens)
@@ -131,7 +134,7 @@ async fn strict_storm(apps: &[&TestApp]) {
     assert_eq!(tokens.len(), 2, "one successor");
     // The others were replays of a consumed token: the family is revoked, once.
     assert_eq!(family.revoked_reason.as_deref(), Some("reuse_detected"));
-    let id = sid.clone();
+    let id = tessera::value::FamilyId::from(sid.as_str());
     let incidents = app
         .with_conn(move |c| tessera::store::models::ReuseIncident::for_family(c, &id).unwrap())
         .await;

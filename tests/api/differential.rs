@@ -362,7 +362,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i6
         tessera::store::connect_and_migrate(&c.url, 1, Duration::from_secs(10)).unwrap();
     let secret_hash = case.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
     let check = ClientCheck {
-        id: &case.client_id,
+        id: &case.client_id.as_str().into(),
         secret_hash: secret_hash.as_deref(),
     };
     let clock = Clock::frozen(now).0;

@@ -609,7 +609,7 @@ async fn a_client_changed_elsewhere_is_seen_by_the_next_request(db: Db) {
         let (id2, previous) = (id.clone(), secret.clone());
         let fresh = app
             .with_conn(move |c| {
-                tessera::domain::client::rotate_secret(c, &id2)
+                tessera::domain::client::rotate_secret(c, &id2.into())
                     .unwrap()
                     .expose()
                     .to_owned()
@@ -633,7 +633,7 @@ async fn a_client_changed_elsewhere_is_seen_by_the_next_request(db: Db) {
     let disabled = id.clone();
     let clock = app.clock.clone();
     app.with_conn(move |c| {
-        tessera::domain::client::set_disabled(c, &disabled, true, &clock).unwrap()
+        tessera::domain::client::set_disabled(c, &disabled.into(), true, &clock).unwrap()
     })
     .await;
     assert_oauth_error(

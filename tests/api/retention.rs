@@ -120,15 +120,15 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         for (hash, family) in [("unused", None), ("used", Some(sid))] {
             AuthorizationCode {
                 code_hash: hash.into(),
-                client_id: client_id.clone(),
-                user_id: user_id.clone(),
+                client_id: client_id.as_str().into(),
+                user_id: user_id.as_str().into(),
                 scope: "read".into(),
                 redirect_uri: "http://localhost/cb".into(),
                 pkce: "S256:x".into(),
                 created_at: now,
                 expires_at: now + 60_000,
                 used_at: family.as_ref().map(|_| now),
-                family_id: family,
+                family_id: family.map(Into::into),
                 redirect_uri_given: true,
                 resources: None,
             }
@@ -137,7 +137,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         }
         Session {
             id_hash: "session".into(),
-            user_id,
+            user_id: user_id.into(),
             created_at: now,
             last_seen_at: now,
         }

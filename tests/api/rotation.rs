@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera::store::models::{RefreshToken, ReuseIncident, TokenFamily};
+use tessera::value::{FamilyId, TokenId};
 
 use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp};
 
@@ -24,7 +25,7 @@ async fn family_state(
     app: &TestApp,
     family_id: &str,
 ) -> (TokenFamily, Vec<RefreshToken>, Vec<ReuseIncident>) {
-    let id = family_id.to_owned();
+    let id = FamilyId::from(family_id);
     app.with_conn(move |c| {
         (
             TokenFamily::find(c, &id).unwrap().unwrap(),
@@ -119,7 +120,7 @@ async fn replay_after_the_successor_is_used_revokes_the_family(db: Db) {
     let incident = &incidents[0];
     assert_eq!(incident.replayed_token_id, tokens[0].id);
     assert_eq!(
-        incident.active_token_id.as_deref(),
+        incident.active_token_id.as_ref().map(TokenId::as_str),
         Some(tokens[2].id.as_str())
     );
     assert_eq!(incident.client_id, id);
@@ -134,10 +135,16 @@ async fn replay_after_the_successor_is_used_revokes_the_family(db: Db) {
     assert!(
         tokens[0].issued_at <= tokens[1].issued_at && tokens[1].issued_at <= tokens[2].issued_at
     );
-    assert_eq!(tokens[1].parent_id.as_deref(), Some(tokens[0].id.as_str()));
-    assert_eq!(tokens[2].parent_id.as_deref(), Some(tokens[1].id.as_str()));
     assert_eq!(
-        tokens[0].replaced_by.as_deref(),
+        tokens[1].parent_id.as_ref().map(TokenId::as_str),
+        Some(tokens[0].id.as_str())
+    );
+    assert_eq!(
+        tokens[2].parent_id.as_ref().map(TokenId::as_str),
+        Some(tokens[1].id.as_str())
+    );
+    assert_eq!(
+        tokens[0].replaced_by.as_ref().map(TokenId::as_str),
         Some(tokens[1].id.as_str())
     );
 

@@ -2,6 +2,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::client::{self, Client, ClientError, ClientSpec, ClientUpdate, GrantType};
 use tessera::domain::scope::Scope;
+use tessera::value::ClientId;
 
 use tessera::domain::audit::AuditKind;
 
@@ -34,33 +35,33 @@ pub enum ClientCommand {
     /// Show one client
     Show {
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
     },
     /// Change a client's name, grants, scopes or redirect URIs (each replaces the current list)
     Update(UpdateArgs),
     /// Issue a new secret; the old one stops working at once
     RotateSecret {
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
         #[command(flatten)]
         confirm: Confirm,
     },
     /// Disable a client: it can no longer authenticate (its families are kept)
     Disable {
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
         #[command(flatten)]
         confirm: Confirm,
     },
     /// Enable a disabled client
     Enable {
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
     },
     /// Delete a client with its token families and incidents
     Delete {
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
         /// Also when it has active token families (they are revoked with it)
         #[arg(long)]
         revoke_families: bool,
@@ -87,7 +88,7 @@ fn parse_uris(uris: &[String]) -> anyhow::Result<Vec<url::Url>> {
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
     #[arg(allow_hyphen_values = true)]
-    pub client_id: String,
+    pub client_id: ClientId,
     #[arg(long)]
     pub name: Option<String>,
     /// Replaces the allowed grants (repeat for several)
@@ -129,7 +130,7 @@ struct ClientView<'a> {
 impl<'a> ClientView<'a> {
     fn new(c: &'a Client) -> Self {
         Self {
-            client_id: &c.id,
+            client_id: c.id.as_str(),
             client_secret: None,
             narrowed_families: None,
             name: &c.name,
@@ -221,7 +222,7 @@ fn register(
     let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
     ctx.audit(
         AuditKind::ClientRegistered,
-        Some(&client.id),
+        Some(client.id.as_str()),
         Some(&client.name),
     )?;
     show(ctx, &client, Some(secret.as_ref().map(|s| s.expose())))
@@ -251,7 +252,7 @@ fn list(ctx: &mut Context) -> anyhow::Result<()> {
     })
 }
 
-fn show_one(ctx: &mut Context, client_id: String) -> anyhow::Result<()> {
+fn show_one(ctx: &mut Context, client_id: ClientId) -> anyhow::Result<()> {
     let client = client::get(ctx.conn()?, &client_id)?
         .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
     show(ctx, &client, None)
@@ -285,7 +286,7 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
     let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
     ctx.audit(
         AuditKind::ClientUpdated,
-        Some(&client_id),
+        Some(client_id.as_str()),
         detail.as_deref(),
     )?;
     let mut view = ClientView::new(&updated.client);
@@ -301,36 +302,40 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
     })
 }
 
-fn rotate_secret(ctx: &mut Context, client_id: String, c: Confirm) -> anyhow::Result<()> {
+fn rotate_secret(ctx: &mut Context, client_id: ClientId, c: Confirm) -> anyhow::Result<()> {
     confirm(
         c.yes,
         &format!("replace the secret of client {client_id} (the old one stops working at once)"),
     )?;
     let secret = client::rotate_secret(ctx.conn()?, &client_id)?;
-    ctx.audit(AuditKind::ClientSecretRotated, Some(&client_id), None)?;
+    ctx.audit(
+        AuditKind::ClientSecretRotated,
+        Some(client_id.as_str()),
+        None,
+    )?;
     let client = client::get(ctx.conn()?, &client_id)?
         .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
     show(ctx, &client, Some(Some(secret.expose())))
 }
 
-fn disable(ctx: &mut Context, client_id: String, c: Confirm) -> anyhow::Result<()> {
+fn disable(ctx: &mut Context, client_id: ClientId, c: Confirm) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
     confirm(c.yes, &format!("disable client {client_id}"))?;
     let client = client::set_disabled(ctx.conn()?, &client_id, true, &clock)?;
-    ctx.audit(AuditKind::ClientDisabled, Some(&client_id), None)?;
+    ctx.audit(AuditKind::ClientDisabled, Some(client_id.as_str()), None)?;
     show(ctx, &client, None)
 }
 
-fn enable(ctx: &mut Context, client_id: String) -> anyhow::Result<()> {
+fn enable(ctx: &mut Context, client_id: ClientId) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
     let client = client::set_disabled(ctx.conn()?, &client_id, false, &clock)?;
-    ctx.audit(AuditKind::ClientEnabled, Some(&client_id), None)?;
+    ctx.audit(AuditKind::ClientEnabled, Some(client_id.as_str()), None)?;
     show(ctx, &client, None)
 }
 
 fn delete(
     ctx: &mut Context,
-    client_id: String,
+    client_id: ClientId,
     revoke_families: bool,
     c: Confirm,
 ) -> anyhow::Result<()> {
@@ -344,7 +349,7 @@ fn delete(
     let revoked = client::delete(ctx.conn()?, &client_id, revoke_families, &clock).map_err(hint)?;
     ctx.audit(
         AuditKind::ClientDeleted,
-        Some(&client_id),
+        Some(client_id.as_str()),
         Some(&format!("{revoked} active families revoked")),
     )?;
     #[derive(Serialize)]
@@ -355,7 +360,7 @@ fn delete(
     emit(
         ctx.output,
         &Deleted {
-            deleted: &client_id,
+            deleted: client_id.as_str(),
             revoked_families: revoked,
         },
         || format!("deleted client {client_id} ({revoked} active token families revoked)"),

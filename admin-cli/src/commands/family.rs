@@ -13,6 +13,7 @@ use tessera::store::models::{
     AuditEvent, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
 };
 use tessera::store::AnyConnection;
+use tessera::value::{ClientId, FamilyId, TokenId, UserId};
 
 use super::{Confirm, Context};
 use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, RetryView, TokenView};
@@ -28,7 +29,7 @@ pub enum FamilyCommand {
         user: Option<String>,
         /// Only this client's
         #[arg(long, value_name = "CLIENT_ID")]
-        client: Option<String>,
+        client: Option<ClientId>,
         /// Only families that still work
         #[arg(long)]
         active: bool,
@@ -43,20 +44,20 @@ pub enum FamilyCommand {
     Show {
         /// The family id (the access token's `sid` claim)
         #[arg(allow_hyphen_values = true)]
-        family_id: String,
+        family_id: FamilyId,
     },
     /// Revoke one family, or every active family of a user or of a client. Their refresh
     /// tokens stop working at once, and so do their access tokens at /userinfo.
     #[command(group(ArgGroup::new("target").required(true).args(["family_id", "user", "client"])))]
     Revoke {
         #[arg(allow_hyphen_values = true)]
-        family_id: Option<String>,
+        family_id: Option<FamilyId>,
         /// Every active family of this username
         #[arg(long, value_name = "USERNAME")]
         user: Option<String>,
         /// Every active family of this client id
         #[arg(long, value_name = "CLIENT_ID")]
-        client: Option<String>,
+        client: Option<ClientId>,
         /// Recorded as the families' revoked_reason
         #[arg(long, default_value = revocation::REVOKED_BY_ADMIN)]
         reason: String,
@@ -66,8 +67,8 @@ pub enum FamilyCommand {
 }
 
 struct Names {
-    users: HashMap<String, String>,
-    clients: HashMap<String, String>,
+    users: HashMap<UserId, String>,
+    clients: HashMap<ClientId, String>,
 }
 
 impl Names {
@@ -126,14 +127,14 @@ pub fn run(ctx: &mut Context, cmd: FamilyCommand) -> anyhow::Result<()> {
 fn list(
     ctx: &mut Context,
     user: Option<String>,
-    client: Option<String>,
+    client: Option<ClientId>,
     active: bool,
     revoked: bool,
     limit: i64,
 ) -> anyhow::Result<()> {
     let now = ctx.clock.now_ms();
     let conn = ctx.conn()?;
-    let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
+    let user_id = super::check_filters(conn, user.as_deref(), client.as_ref())?;
     let filter = FamilyFilter {
         user_id,
         client_id: client,
@@ -148,7 +149,7 @@ fn list(
     };
     let families = TokenFamily::list(conn, &filter, now)?;
     let names = Names::load(conn)?;
-    let ids: Vec<String> = families.iter().map(|f| f.id.clone()).collect();
+    let ids: Vec<FamilyId> = families.iter().map(|f| f.id.clone()).collect();
     let live = RefreshToken::live_families(conn, &ids, now)?;
     let views: Vec<FamilyView> = families
         .iter()
@@ -158,9 +159,11 @@ fn list(
         let mut t = Table::new(&["FAMILY", "USER", "CLIENT", "STATE", "CREATED", "REASON"]);
         for v in &views {
             t.row(vec![
-                v.id.clone(),
-                v.username.clone().unwrap_or_else(|| v.user_id.clone()),
-                v.client_name.clone().unwrap_or_else(|| v.client_id.clone()),
+                v.id.to_string(),
+                v.username.clone().unwrap_or_else(|| v.user_id.to_string()),
+                v.client_name
+                    .clone()
+                    .unwrap_or_else(|| v.client_id.to_string()),
                 v.state.as_str().to_owned(),
                 v.created_at.clone(),
                 v.revoked_reason.clone().unwrap_or_default(),
@@ -170,12 +173,12 @@ fn list(
     })
 }
 
-fn show(ctx: &mut Context, family_id: String) -> anyhow::Result<()> {
+fn show(ctx: &mut Context, family_id: FamilyId) -> anyhow::Result<()> {
     let now = ctx.clock.now_ms();
     let conn = ctx.conn()?;
     let Some(family) = TokenFamily::find(conn, &family_id)? else {
         let kept = ctx.settings.retention_policy().dead_families_ms;
-        if retention::may_have_been_pruned(&family_id, kept, now) {
+        if retention::may_have_been_pruned(family_id.as_str(), kept, now) {
             anyhow::bail!(
                     "token family {family_id} was pruned: it ended more than retention.dead_families ago"
                 );
@@ -207,26 +210,29 @@ fn show(ctx: &mut Context, family_id: String) -> anyhow::Result<()> {
             .collect(),
         incidents: incidents.iter().map(IncidentView::new).collect(),
         earlier_tokens_pruned: {
-            let ids: std::collections::HashSet<&str> =
-                tokens.iter().map(|t| t.id.as_str()).collect();
+            let ids: std::collections::HashSet<&TokenId> = tokens.iter().map(|t| &t.id).collect();
             tokens
                 .iter()
-                .filter_map(|t| t.parent_id.as_deref())
+                .filter_map(|t| t.parent_id.as_ref())
                 .any(|p| !ids.contains(p))
         },
-        grace_retries: AuditEvent::about(conn, &family.id, AuditKind::RefreshGraceRetry.as_str())?
-            .iter()
-            .map(RetryView::new)
-            .collect(),
+        grace_retries: AuditEvent::about(
+            conn,
+            family.id.as_str(),
+            AuditKind::RefreshGraceRetry.as_str(),
+        )?
+        .iter()
+        .map(RetryView::new)
+        .collect(),
     };
     emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
 }
 
 fn revoke(
     ctx: &mut Context,
-    family_id: Option<String>,
+    family_id: Option<FamilyId>,
     user: Option<String>,
-    client: Option<String>,
+    client: Option<ClientId>,
     reason: String,
     c: Confirm,
 ) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 use clap::Subcommand;
 use tessera::domain::ms;
 use tessera::store::models::{IncidentFilter, ReuseIncident};
+use tessera::value::{ClientId, TokenId};
 
 use super::{parse_duration, Context};
 use crate::output::lineage::IncidentView;
@@ -15,7 +16,7 @@ pub enum IncidentCommand {
         since: Option<std::time::Duration>,
         /// Only this client's
         #[arg(long, value_name = "CLIENT_ID")]
-        client: Option<String>,
+        client: Option<ClientId>,
         /// Only this user's (username)
         #[arg(long, value_name = "USERNAME")]
         user: Option<String>,
@@ -39,7 +40,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
         } => {
             let now = ctx.clock.now_ms();
             let conn = ctx.conn()?;
-            let user_id = super::check_filters(conn, user.as_deref(), client.as_deref())?;
+            let user_id = super::check_filters(conn, user.as_deref(), client.as_ref())?;
             let filter = IncidentFilter {
                 since: since.map(|d| now.saturating_sub(ms(d))),
                 client_id: client,
@@ -64,7 +65,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
                     t.row(vec![
                         v.id.clone(),
                         v.occurred_at.clone(),
-                        v.family_id.clone(),
+                        v.family_id.to_string(),
                         short(&v.client_id),
                         short(&v.replayed_token_id),
                         v.client_ip.clone().unwrap_or_else(|| "-".into()),
@@ -95,7 +96,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
                     v.family_id,
                     v.client_id,
                     v.replayed_token_id,
-                    v.active_token_id.as_deref().unwrap_or("-"),
+                    v.active_token_id.as_ref().map_or("-", TokenId::as_str),
                     v.client_ip.as_deref().unwrap_or("-"),
                     v.user_agent.as_deref().unwrap_or("-"),
                 )

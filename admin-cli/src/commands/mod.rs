@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use tessera::domain::Clock;
 use tessera::settings::Settings;
 use tessera::store::{self, AnyConnection, PooledConn};
+use tessera::value::{ClientId, UserId};
 
 use crate::output::Format;
 
@@ -206,8 +207,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 pub fn check_filters(
     conn: &mut AnyConnection,
     user: Option<&str>,
-    client: Option<&str>,
-) -> anyhow::Result<Option<String>> {
+    client: Option<&ClientId>,
+) -> anyhow::Result<Option<UserId>> {
     if let Some(id) = client {
         tessera::domain::client::get(conn, id)?
             .ok_or_else(|| anyhow::anyhow!("no client with id {id}"))?;

@@ -10,6 +10,7 @@ use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
 
 use tessera::domain::audit::AuditKind;
+use tessera::value::{ClientId, UserId};
 
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
@@ -50,7 +51,7 @@ pub enum UserCommand {
     RevokeConsent {
         username: String,
         #[arg(allow_hyphen_values = true)]
-        client_id: String,
+        client_id: ClientId,
     },
     /// Clear the failed sign-in counter that throttles a username
     Unlock {
@@ -64,7 +65,7 @@ pub enum UserCommand {
 /// The JSON shape of a user.
 #[derive(Serialize)]
 struct UserView {
-    id: String,
+    id: UserId,
     username: String,
     created_at: String,
     disabled_at: Option<String>,
@@ -119,7 +120,7 @@ fn hasher(ctx: &Context) -> anyhow::Result<PasswordHasher> {
 /// The JSON shape of a consent.
 #[derive(Serialize)]
 struct ConsentView {
-    client_id: String,
+    client_id: ClientId,
     client_name: Option<String>,
     scope: String,
     granted_at: String,
@@ -164,7 +165,11 @@ fn create(ctx: &mut Context, username: String, password_stdin: bool) -> anyhow::
     let password = read_password(password_stdin)?;
     let hasher = hasher(ctx)?;
     let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
-    ctx.audit(AuditKind::UserCreated, Some(&user.id), Some(&user.username))?;
+    ctx.audit(
+        AuditKind::UserCreated,
+        Some(user.id.as_str()),
+        Some(&user.username),
+    )?;
     let v = view(ctx, &user)?;
     emit(ctx.output, &v, || {
         format!("created user {} (id {})", v.username, v.id)
@@ -182,7 +187,7 @@ fn list(ctx: &mut Context) -> anyhow::Result<()> {
         for v in &views {
             t.row(vec![
                 v.username.clone(),
-                v.id.clone(),
+                v.id.to_string(),
                 (if v.disabled_at.is_some() {
                     "disabled"
                 } else {
@@ -287,7 +292,7 @@ fn enable(ctx: &mut Context, username: String) -> anyhow::Result<()> {
 fn consents(ctx: &mut Context, username: String) -> anyhow::Result<()> {
     let conn = ctx.conn()?;
     let u = user::by_name(conn, &username)?;
-    let names: std::collections::HashMap<String, String> = client::list(conn)?
+    let names: std::collections::HashMap<ClientId, String> = client::list(conn)?
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
@@ -304,7 +309,7 @@ fn consents(ctx: &mut Context, username: String) -> anyhow::Result<()> {
         let mut t = Table::new(&["CLIENT_ID", "CLIENT", "SCOPE", "GRANTED"]);
         for v in &views {
             t.row(vec![
-                v.client_id.clone(),
+                v.client_id.to_string(),
                 v.client_name.clone().unwrap_or_default(),
                 v.scope.clone(),
                 v.granted_at.clone(),
@@ -314,7 +319,7 @@ fn consents(ctx: &mut Context, username: String) -> anyhow::Result<()> {
     })
 }
 
-fn revoke_consent(ctx: &mut Context, username: String, client_id: String) -> anyhow::Result<()> {
+fn revoke_consent(ctx: &mut Context, username: String, client_id: ClientId) -> anyhow::Result<()> {
     let conn = ctx.conn()?;
     let u = user::by_name(conn, &username)?;
     if !browser::forget_consent(conn, &u.id, &client_id)? {
@@ -328,7 +333,7 @@ fn revoke_consent(ctx: &mut Context, username: String, client_id: String) -> any
     #[derive(Serialize)]
     struct Revoked {
         username: String,
-        client_id: String,
+        client_id: ClientId,
     }
     emit(
         ctx.output,

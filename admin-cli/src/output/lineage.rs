@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tessera::domain::family::{FamilyState, TokenState};
 use tessera::store::models::{AuditEvent, RefreshToken, ReuseIncident};
+use tessera::value::{ClientId, FamilyId, TokenId, UserId};
 
 use crate::output::{rfc3339, rfc3339_opt, short, Table};
 
@@ -12,10 +13,10 @@ use crate::output::{rfc3339, rfc3339_opt, short, Table};
 #[derive(Serialize)]
 pub struct IncidentView {
     pub id: String,
-    pub family_id: String,
-    pub replayed_token_id: String,
-    pub active_token_id: Option<String>,
-    pub client_id: String,
+    pub family_id: FamilyId,
+    pub replayed_token_id: TokenId,
+    pub active_token_id: Option<TokenId>,
+    pub client_id: ClientId,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub occurred_at: String,
@@ -39,10 +40,10 @@ impl IncidentView {
 /// The JSON shape of a family.
 #[derive(Serialize)]
 pub struct FamilyView {
-    pub id: String,
-    pub user_id: String,
+    pub id: FamilyId,
+    pub user_id: UserId,
     pub username: Option<String>,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub client_name: Option<String>,
     pub scope: String,
     /// The resource servers (RFC 8707) it was granted for.
@@ -58,8 +59,8 @@ pub struct FamilyView {
 /// The JSON shape of a refresh token: its id, never the token.
 #[derive(Serialize)]
 pub struct TokenView {
-    pub id: String,
-    pub parent_id: Option<String>,
+    pub id: TokenId,
+    pub parent_id: Option<TokenId>,
     pub state: TokenState,
     pub issued_at: String,
     pub expires_at: String,
@@ -127,10 +128,13 @@ fn family_header(f: &FamilyView) -> String {
         Some(n) => format!("{n} ({})", short(id)),
         None => id.to_owned(),
     };
-    out.push_str(&format!("  user     {}\n", who(&f.username, &f.user_id)));
+    out.push_str(&format!(
+        "  user     {}\n",
+        who(&f.username, f.user_id.as_str())
+    ));
     out.push_str(&format!(
         "  client   {}\n",
-        who(&f.client_name, &f.client_id)
+        who(&f.client_name, f.client_id.as_str())
     ));
     out.push_str(&format!(
         "  scope    {}    (granted by {})\n",
@@ -162,7 +166,7 @@ fn token_chain(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]
         .collect();
     let holder: HashMap<&str, &ReuseIncident> = incidents
         .iter()
-        .filter_map(|i| i.active_token_id.as_deref().map(|a| (a, i)))
+        .filter_map(|i| i.active_token_id.as_ref().map(|a| (a.as_str(), i)))
         .collect();
     // Tokens form a chain (each has at most one successor); roots have no parent, or one that
     // retention pruned.
@@ -172,7 +176,11 @@ fn token_chain(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]
             .iter()
             .enumerate()
             .fold(HashMap::new(), |mut m, (i, t)| {
-                let parent = t.parent_id.as_deref().filter(|p| listed.contains(p));
+                let parent = t
+                    .parent_id
+                    .as_ref()
+                    .map(TokenId::as_str)
+                    .filter(|p| listed.contains(p));
                 m.entry(parent).or_default().push(i);
                 m
             });
@@ -229,8 +237,8 @@ fn incident(inc: &ReuseIncident, view: &IncidentView, tokens: &[RefreshToken]) -
     ));
     let active = inc
         .active_token_id
-        .as_deref()
-        .and_then(|a| tokens.iter().find(|t| t.id == a));
+        .as_ref()
+        .and_then(|a| tokens.iter().find(|t| t.id == *a));
     let mut t = Table::new(&["", "REPLAYED BY", "ACTIVE TOKEN HOLDER"]);
     t.row(vec![
         "token".into(),

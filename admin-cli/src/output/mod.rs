@@ -50,8 +50,8 @@ pub fn rfc3339_opt(ms: Option<i64>) -> String {
 }
 
 /// The first characters of an id, for tables.
-pub fn short(id: &str) -> String {
-    id.chars().take(8).collect()
+pub fn short(id: impl AsRef<str>) -> String {
+    id.as_ref().chars().take(8).collect()
 }
 
 /// The terminal's width when stdout is one (or `$COLUMNS`); `None` for pipes and files.

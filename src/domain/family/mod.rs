@@ -21,6 +21,7 @@ use crate::store::models::{
     ClientRow, NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User,
 };
 use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId, TokenId};
 
 /// Where a family stands. Serialized as [`FamilyState::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,7 @@ pub struct Lifetimes {
 #[derive(Debug)]
 pub struct Issued {
     pub family: TokenFamily,
-    pub token_id: String,
+    pub token_id: TokenId,
     pub refresh_token: Secret,
     /// The scope granted for this request's access token.
     pub scope: Scope,
@@ -136,7 +137,7 @@ pub struct Issued {
 
 /// What a new family is started for.
 pub struct NewGrant<'a> {
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     /// The user as authenticated; see [`NewGrant::same_password`].
     pub user: &'a User,
     pub scope: &'a Scope,
@@ -157,9 +158,9 @@ pub fn start_in(
     life: Lifetimes,
     now: i64,
 ) -> Result<Issued, RefreshError> {
-    let user_id = grant.user.id.as_str();
-    let family_id = time_id(now);
-    let token_id = random_id();
+    let user_id = &grant.user.id;
+    let family_id = FamilyId::new(time_id(now));
+    let token_id = TokenId::new(random_id());
     let refresh_token = token_for(master.refresh_key(), &family_id, &token_id);
     // What the client may still ask for, read in this transaction: its scope may have been
     // narrowed since the grant's scope was worked out (a password hash, a code up to a minute
@@ -186,8 +187,8 @@ pub fn start_in(
     }
     let family = TokenFamily {
         id: family_id,
-        client_id: grant.client_id.to_owned(),
-        user_id: user_id.to_owned(),
+        client_id: grant.client_id.clone(),
+        user_id: user_id.clone(),
         scope: scope_text,
         auth_method: grant.auth_method.to_owned(),
         created_at: now,
@@ -238,7 +239,7 @@ pub enum RefreshError {
     #[error("refresh token has been revoked")]
     Revoked,
     #[error("refresh token reuse detected; the token family has been revoked")]
-    Reused { family_id: String },
+    Reused { family_id: FamilyId },
     #[error("the requested scope exceeds the scope originally granted")]
     Scope,
     #[error("the resource accepts none of the scopes granted")]

@@ -12,10 +12,11 @@ use crate::domain::Clock;
 use crate::store::models::{NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User};
 use crate::store::rotation::OneStatementRotation;
 use crate::store::{write_tx, AnyConnection};
+use crate::value::{ClientId, FamilyId, TokenId};
 
 enum Outcome {
     Issued(Box<Issued>),
-    Reused(String),
+    Reused(FamilyId),
 }
 
 /// What rotation needs of the server: the key that makes refresh tokens, the lifetimes, and
@@ -33,7 +34,7 @@ pub struct RefreshRequest<'a> {
     /// The refresh token presented.
     pub presented: &'a str,
     /// The client, authenticated.
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     /// A narrower scope, if asked for (RFC 6749 §6).
     pub scope: Option<&'a Scope>,
     /// Resources, if named (RFC 8707 §2.2).
@@ -70,9 +71,9 @@ pub fn rotate(
         // The time is read under the lock: waits for a connection or a lock do not count
         // against lifetimes or the grace window.
         let now = with.clock.now_ms();
-        if family.client_id != req.client_id {
+        if family.client_id != *req.client_id {
             // Worded as for an unknown token: the answer must not confirm that it is live.
-            tracing::info!(family_id = %family.id, client_id = req.client_id, "refresh token presented by another client");
+            tracing::info!(family_id = %family.id, client_id = %req.client_id, "refresh token presented by another client");
             return Err(RefreshError::Invalid("unknown refresh token"));
         }
         if family.revoked_at.is_some() {
@@ -115,7 +116,7 @@ fn consume(
         return Err(RefreshError::Expired);
     }
     let (scope, audience) = granted(c, family, req.scope, req.resources)?;
-    let successor = random_id();
+    let successor = TokenId::new(random_id());
     if !RefreshToken::mark_rotated(c, &token.id, &successor, now)? {
         return Ok(None);
     }
@@ -186,8 +187,8 @@ fn grace_retry(
     );
     Event {
         kind: AuditKind::RefreshGraceRetry,
-        actor: Some(req.client_id),
-        subject: Some(&family.id),
+        actor: Some(req.client_id.as_str()),
+        subject: Some(family.id.as_str()),
         client_ip: meta.client_ip.as_deref(),
         detail: Some(&detail),
         request_id: meta.request_id.as_deref(),
@@ -227,7 +228,7 @@ pub fn rotate_for_client(
     let Some(Parsed { id, family_id }) = parse_token(key, presented) else {
         return Ok(None);
     };
-    let successor = random_id();
+    let successor = TokenId::new(random_id());
     let refresh_token = token_for(key, &family_id, &successor);
     let now = clock.now_ms();
     let family = OneStatementRotation {
@@ -265,7 +266,7 @@ pub fn rotate_for_client(
 /// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it presented
 /// (`None` for a public client, which presents none).
 pub struct ClientCheck<'a> {
-    pub id: &'a str,
+    pub id: &'a ClientId,
     pub secret_hash: Option<&'a str>,
 }
 
@@ -311,7 +312,7 @@ fn replay_of_pruned(
 ) -> Result<Outcome, RefreshError> {
     TokenFamily::lock(c, &parsed.family_id)?;
     let family = TokenFamily::find(c, &parsed.family_id)?
-        .filter(|f| f.client_id == req.client_id)
+        .filter(|f| f.client_id == *req.client_id)
         .ok_or(RefreshError::Invalid("unknown refresh token"))?;
     if family.revoked_at.is_some() {
         return Err(RefreshError::Revoked);
@@ -324,7 +325,7 @@ fn replay_of_pruned(
 fn revoke_for_replay(
     c: &mut AnyConnection,
     family: &TokenFamily,
-    replayed_token_id: &str,
+    replayed_token_id: &TokenId,
     req: &RefreshRequest<'_>,
     now: i64,
 ) -> Result<(), RefreshError> {
@@ -340,14 +341,14 @@ fn revoke_for_replay(
         client_ip: meta.client_ip.as_deref(),
         request_id: meta.request_id.as_deref(),
         detail: Some(&detail),
-        ..Revocation::new(REUSE_DETECTED, Some(client_id))
+        ..Revocation::new(REUSE_DETECTED, Some(client_id.as_str()))
     };
     if revocation::revoke_in(c, Families::One(&family.id), &why, now)? > 0 {
         NewIncident {
             id: &time_id(now),
             family_id: &family.id,
             replayed_token_id,
-            active_token_id: active.as_ref().map(|t| t.id.as_str()),
+            active_token_id: active.as_ref().map(|t| &t.id),
             client_id,
             client_ip: meta.client_ip.as_deref(),
             user_agent: meta.user_agent.as_deref(),

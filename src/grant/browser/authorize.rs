@@ -5,6 +5,7 @@ use crate::domain::client::{self, Client};
 use crate::domain::resource::{self, LookupError, Targets};
 use crate::domain::scope::Scope;
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// A request that passed every check.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ fn known_client(
         AuthorizeError::Page("The request names no client (client_id is missing).".into())
     })?;
     let client = if crate::grant::client_auth::plausible(client_id) {
-        client::get(conn, client_id)
+        client::get(conn, &ClientId::from(client_id))
             .map_err(|_| AuthorizeError::Page("The service is unavailable; try again.".into()))?
     } else {
         None

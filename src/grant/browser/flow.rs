@@ -10,6 +10,7 @@ use crate::domain::secret::Secret;
 use crate::grant::{OAuthError, SignInError};
 use crate::store::models::User;
 use crate::store::AnyConnection;
+use crate::value::UserId;
 
 impl BrowserFlow {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
@@ -97,7 +98,7 @@ impl BrowserFlow {
         &self,
         conn: &mut AnyConnection,
         request: &AuthorizeRequest,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Step, OAuthError> {
         let code = authcode::issue(
             conn,

@@ -8,6 +8,7 @@ use crate::domain::access_token::{self, AccessClaims, TokenError};
 use crate::domain::keys::KeySet;
 use crate::grant::OAuthError;
 use crate::store::models::{Standing, TokenRefs, User};
+use crate::value::UserId;
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
 const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -27,7 +28,7 @@ impl TokenEndpoint {
         let (_, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
         match user {
             Some(u) => Ok(UserInfo {
-                sub: u.id,
+                sub: u.id.into_string(),
                 preferred_username: u.username,
             }),
             None => Err(BearerError::InvalidToken(
@@ -67,14 +68,15 @@ impl TokenEndpoint {
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
         let revoked = || BearerError::InvalidToken("the access token has been revoked".into());
         // client_credentials tokens have the client as subject; every other token a user.
-        let for_user = !(claims.sub == claims.client_id && claims.sid.is_none());
+        let for_user = !(claims.client_id == claims.sub.as_str() && claims.sid.is_none());
+        let sub = UserId::from(claims.sub.as_str());
         let standing = Standing::read(
             &mut *self.core.conn()?,
             &TokenRefs {
                 jti: &claims.jti,
-                sid: claims.sid.as_deref(),
+                sid: claims.sid.as_ref(),
                 client_id: &claims.client_id,
-                user_id: for_user.then_some(claims.sub.as_str()),
+                user_id: for_user.then_some(&sub),
             },
         )?;
         if standing.revoked || !standing.family_active {

@@ -16,6 +16,7 @@ use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
@@ -159,7 +160,7 @@ impl TokenEndpoint {
         };
         let (user, issued) = self
             .passwords
-            .sign_in_then(username, password, meta, &client.id, start_family)
+            .sign_in_then(username, password, meta, client.id.as_str(), start_family)
             .map_err(|e| {
                 tracing::info!(client_id = %client.id, reason = %e, "password grant refused");
                 e.into_oauth()
@@ -171,7 +172,7 @@ impl TokenEndpoint {
         self.respond(
             &client.id,
             refresh_allowed,
-            &user.id,
+            user.id.as_str(),
             (&scope, &targets),
             Some(issued),
             now,
@@ -196,7 +197,7 @@ impl TokenEndpoint {
             return Ok(None);
         };
         if grant_type != GrantType::RefreshToken.as_str()
-            || !client_auth::plausible(&creds.client_id)
+            || !client_auth::plausible(creds.client_id.as_str())
         {
             return Ok(None);
         }
@@ -259,7 +260,7 @@ impl TokenEndpoint {
         self.respond(
             &client.id,
             false,
-            &client.id,
+            client.id.as_str(),
             (&scope, &targets),
             None,
             self.core.clock.now_ms(),
@@ -313,7 +314,7 @@ impl TokenEndpoint {
     /// The response for a grant that issued a refresh token (or handed one out again).
     fn respond_issued(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         refresh_allowed: bool,
         issued: Issued,
     ) -> Result<TokenResponse, OAuthError> {
@@ -323,7 +324,7 @@ impl TokenEndpoint {
         self.respond(
             client_id,
             refresh_allowed,
-            &user_id,
+            user_id.as_str(),
             (&scope, &audience),
             Some(issued),
             self.core.clock.now_ms(),
@@ -334,7 +335,7 @@ impl TokenEndpoint {
     /// access token is for `scope` at the resources `audience` (none: this server's audience).
     fn respond(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         refresh_allowed: bool,
         subject: &str,
         (scope, audience): (&Scope, &Targets),
@@ -346,7 +347,7 @@ impl TokenEndpoint {
             subject,
             client_id,
             scope: &scope_text,
-            family_id: issued.as_ref().map(|i| i.family.id.as_str()),
+            family_id: issued.as_ref().map(|i| &i.family.id),
         };
         // A client without the refresh_token grant gets no refresh token; the family still
         // backs the access token (its `sid`), so revoking the family revokes the token.

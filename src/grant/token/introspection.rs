@@ -13,6 +13,7 @@ use crate::domain::resource::Targets;
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params};
 use crate::store::models::{RefreshToken, RevokedAccessToken, TokenFamily, User};
+use crate::value::ClientId;
 
 /// What a presented token turned out to be.
 enum Found {
@@ -77,7 +78,7 @@ impl TokenEndpoint {
                     request_id: meta.request_id.as_deref(),
                     detail: Some(REVOKED_BY_CLIENT),
                     always_audit: true,
-                    ..Revocation::new(REVOKED_BY_CLIENT, Some(&client.id))
+                    ..Revocation::new(REVOKED_BY_CLIENT, Some(client.id.as_str()))
                 };
                 revocation::revoke(
                     &mut *self.core.conn()?,
@@ -120,7 +121,7 @@ impl TokenEndpoint {
         let inactive = json!({"active": false});
         // Access tokens: its own, or any if it is a resource server with the right.
         // Refresh tokens: only its own (a resource server never needs another's).
-        let may_see_access = |owner: &str| owner == client.id || client.allow_introspection;
+        let may_see_access = |owner: &ClientId| *owner == client.id || client.allow_introspection;
         let now = self.core.clock.now_ms();
         let answer = match self.find(token)? {
             Found::Access(c, user) if may_see_access(&c.client_id) => json!({

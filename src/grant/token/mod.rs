@@ -13,6 +13,7 @@ use crate::domain::family::Lifetimes;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 use crate::store::models::ClientRow;
+use crate::value::ClientId;
 
 /// `POST /token`, `/revoke`, `/introspect`, `/userinfo`. Cheap to clone.
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct TokenEndpoint {
     access_ttl_secs: i64,
     life: Lifetimes,
     /// Clients whose use was recorded, and when (see `note_client_use`).
-    clients_used: Arc<Mutex<HashMap<String, i64>>>,
+    clients_used: Arc<Mutex<HashMap<ClientId, i64>>>,
 }
 
 impl TokenEndpoint {
@@ -42,7 +43,7 @@ impl TokenEndpoint {
     /// Records that `client_id` got a token (`clients.last_used_at`, for `tessera-admin
     /// doctor`): in the database at most once a day per client and instance, so that the hot
     /// paths only look in a map.
-    fn note_client_use(&self, client_id: &str) {
+    fn note_client_use(&self, client_id: &ClientId) {
         let now = self.core.clock.now_ms();
         {
             let mut noted = self.clients_used.lock().unwrap_or_else(|p| p.into_inner());
@@ -52,7 +53,7 @@ impl TokenEndpoint {
             {
                 return;
             }
-            noted.insert(client_id.to_owned(), now);
+            noted.insert(client_id.clone(), now);
         }
         let noted = self
             .core

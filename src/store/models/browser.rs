@@ -2,21 +2,22 @@ use diesel::prelude::*;
 
 use crate::store::schema::{authorization_codes, consents, sessions};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId, UserId};
 
 /// An authorization code as stored: only its hash.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = authorization_codes)]
 pub struct AuthorizationCode {
     pub code_hash: String,
-    pub client_id: String,
-    pub user_id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub scope: String,
     pub redirect_uri: String,
     pub pkce: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
-    pub family_id: Option<String>,
+    pub family_id: Option<FamilyId>,
     /// The authorization request named `redirect_uri` (so the token request must repeat it).
     pub redirect_uri_given: bool,
     /// The resource servers (RFC 8707) the request named, space-separated; `None`: none.
@@ -57,7 +58,11 @@ impl AuthorizationCode {
         .map(|n| n == 1)
     }
 
-    pub fn set_family(conn: &mut AnyConnection, hash: &str, family_id: &str) -> QueryResult<usize> {
+    pub fn set_family(
+        conn: &mut AnyConnection,
+        hash: &str,
+        family_id: &FamilyId,
+    ) -> QueryResult<usize> {
         diesel::update(authorization_codes::table.find(hash))
             .set(authorization_codes::family_id.eq(family_id))
             .execute(conn)
@@ -68,8 +73,8 @@ impl AuthorizationCode {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = consents)]
 pub struct Consent {
-    pub user_id: String,
-    pub client_id: String,
+    pub user_id: UserId,
+    pub client_id: ClientId,
     pub scope: String,
     pub granted_at: i64,
 }
@@ -77,8 +82,8 @@ pub struct Consent {
 impl Consent {
     pub fn find(
         conn: &mut AnyConnection,
-        user_id: &str,
-        client_id: &str,
+        user_id: &UserId,
+        client_id: &ClientId,
     ) -> QueryResult<Option<Consent>> {
         consents::table
             .find((user_id, client_id))
@@ -87,7 +92,7 @@ impl Consent {
             .optional()
     }
 
-    pub fn for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Consent>> {
+    pub fn for_user(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<Vec<Consent>> {
         consents::table
             .filter(consents::user_id.eq(user_id))
             .order(consents::granted_at.asc())
@@ -111,7 +116,11 @@ impl Consent {
         Ok(())
     }
 
-    pub fn delete(conn: &mut AnyConnection, user_id: &str, client_id: &str) -> QueryResult<bool> {
+    pub fn delete(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        client_id: &ClientId,
+    ) -> QueryResult<bool> {
         diesel::delete(consents::table.find((user_id, client_id)))
             .execute(conn)
             .map(|n| n == 1)
@@ -123,7 +132,7 @@ impl Consent {
 #[diesel(table_name = sessions)]
 pub struct Session {
     pub id_hash: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at: i64,
     pub last_seen_at: i64,
 }
@@ -153,7 +162,7 @@ impl Session {
         diesel::delete(sessions::table.find(id_hash)).execute(conn)
     }
 
-    pub fn delete_for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<usize> {
+    pub fn delete_for_user(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
     }
 }

@@ -2,13 +2,14 @@ use diesel::prelude::*;
 
 use crate::store::schema::clients;
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// A client as stored: scopes, grant types and redirect URIs as space-separated text. The
 /// domain's `Client` is what the rest of the code works with, parsed from this once.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
 pub struct ClientRow {
-    pub id: String,
+    pub id: ClientId,
     pub name: String,
     /// SHA-256 of the secret, hex; `None` for public clients.
     pub secret_hash: Option<String>,
@@ -26,7 +27,7 @@ pub struct ClientRow {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = clients)]
 pub struct NewClient<'a> {
-    pub id: &'a str,
+    pub id: &'a ClientId,
     pub name: &'a str,
     pub secret_hash: Option<&'a str>,
     pub redirect_uris: &'a str,
@@ -38,11 +39,11 @@ pub struct NewClient<'a> {
 impl ClientRow {
     /// Locks the client's row until the end of the transaction (PostgreSQL: `FOR UPDATE`,
     /// which conflicts with the key-share lock a new family's foreign key takes).
-    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    pub fn lock(conn: &mut AnyConnection, id: &ClientId) -> QueryResult<()> {
         crate::store::lock_row!(conn, clients, id)
     }
 
-    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ClientRow>> {
+    pub fn find(conn: &mut AnyConnection, id: &ClientId) -> QueryResult<Option<ClientRow>> {
         clients::table
             .find(id)
             .select(ClientRow::as_select())
@@ -55,7 +56,7 @@ impl ClientRow {
 
     /// Records that the client got a token at `now`, unless that was already recorded less
     /// than a day ago: at most one write a day per client.
-    pub fn note_use(conn: &mut AnyConnection, id: &str, now: i64) -> QueryResult<usize> {
+    pub fn note_use(conn: &mut AnyConnection, id: &ClientId, now: i64) -> QueryResult<usize> {
         diesel::update(
             clients::table.find(id).filter(
                 clients::last_used_at
@@ -89,7 +90,7 @@ pub struct ClientChanges {
 }
 
 impl ClientChanges {
-    pub fn apply(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    pub fn apply(&self, conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {
         diesel::update(clients::table.find(id))
             .set(self)
             .execute(conn)
@@ -98,7 +99,7 @@ impl ClientChanges {
 }
 
 impl ClientRow {
-    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    pub fn delete(conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {
         diesel::delete(clients::table.find(id))
             .execute(conn)
             .map(|n| n == 1)

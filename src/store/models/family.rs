@@ -2,14 +2,15 @@ use diesel::prelude::*;
 
 use crate::store::schema::{refresh_tokens, token_families};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId, UserId};
 
 /// All refresh tokens descended from one grant. Revoking it revokes every token in it.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = token_families)]
 pub struct TokenFamily {
-    pub id: String,
-    pub client_id: String,
-    pub user_id: String,
+    pub id: FamilyId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub scope: String,
     pub auth_method: String,
     pub created_at: i64,
@@ -23,9 +24,9 @@ pub struct TokenFamily {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = token_families)]
 pub struct NewFamily<'a> {
-    pub id: &'a str,
-    pub client_id: &'a str,
-    pub user_id: &'a str,
+    pub id: &'a FamilyId,
+    pub client_id: &'a ClientId,
+    pub user_id: &'a UserId,
     pub scope: &'a str,
     pub auth_method: &'a str,
     pub created_at: i64,
@@ -34,7 +35,7 @@ pub struct NewFamily<'a> {
 }
 
 impl TokenFamily {
-    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<TokenFamily>> {
+    pub fn find(conn: &mut AnyConnection, id: &FamilyId) -> QueryResult<Option<TokenFamily>> {
         token_families::table
             .find(id)
             .select(TokenFamily::as_select())
@@ -43,15 +44,15 @@ impl TokenFamily {
     }
 
     /// Takes the family's row lock for the rest of the transaction.
-    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    pub fn lock(conn: &mut AnyConnection, id: &FamilyId) -> QueryResult<()> {
         crate::store::lock_row!(conn, token_families, id)
     }
 
     /// The id and scope of every unrevoked family of a client.
     pub fn unrevoked_scopes(
         conn: &mut AnyConnection,
-        client_id: &str,
-    ) -> QueryResult<Vec<(String, String)>> {
+        client_id: &ClientId,
+    ) -> QueryResult<Vec<(FamilyId, String)>> {
         token_families::table
             .filter(token_families::client_id.eq(client_id))
             .filter(token_families::revoked_at.is_null())
@@ -59,14 +60,19 @@ impl TokenFamily {
             .load(conn)
     }
 
-    pub fn set_scope(conn: &mut AnyConnection, id: &str, scope: &str) -> QueryResult<usize> {
+    pub fn set_scope(conn: &mut AnyConnection, id: &FamilyId, scope: &str) -> QueryResult<usize> {
         diesel::update(token_families::table.find(id))
             .set(token_families::scope.eq(scope))
             .execute(conn)
     }
 
     /// Marks the family revoked unless it already is; returns whether it changed.
-    pub fn revoke(conn: &mut AnyConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
+    pub fn revoke(
+        conn: &mut AnyConnection,
+        id: &FamilyId,
+        reason: &str,
+        now: i64,
+    ) -> QueryResult<bool> {
         diesel::update(
             token_families::table
                 .filter(token_families::id.eq(id))
@@ -83,8 +89,8 @@ impl TokenFamily {
     /// Revokes every active family matching `filter`; returns how many changed.
     pub fn revoke_where(
         conn: &mut AnyConnection,
-        user_id: Option<&str>,
-        client_id: Option<&str>,
+        user_id: Option<&UserId>,
+        client_id: Option<&ClientId>,
         reason: &str,
         now: i64,
     ) -> QueryResult<usize> {
@@ -159,8 +165,8 @@ fn has_live_token(
 /// Filters for [`TokenFamily::list`].
 #[derive(Debug, Default, Clone)]
 pub struct FamilyFilter {
-    pub user_id: Option<String>,
-    pub client_id: Option<String>,
+    pub user_id: Option<UserId>,
+    pub client_id: Option<ClientId>,
     /// `Some(true)`: only unrevoked and unexpired; `Some(false)`: only revoked.
     pub active: Option<bool>,
     pub limit: i64,
@@ -170,8 +176,8 @@ impl TokenFamily {
     /// Active families (not revoked, not expired) of a user and/or a client.
     pub fn count_active(
         conn: &mut AnyConnection,
-        user_id: Option<&str>,
-        client_id: Option<&str>,
+        user_id: Option<&UserId>,
+        client_id: Option<&ClientId>,
         now: i64,
     ) -> QueryResult<i64> {
         let mut q = token_families::table

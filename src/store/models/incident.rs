@@ -2,15 +2,16 @@ use diesel::prelude::*;
 
 use crate::store::schema::{reuse_incidents, token_families};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId, TokenId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = reuse_incidents)]
 pub struct ReuseIncident {
     pub id: String,
-    pub family_id: String,
-    pub replayed_token_id: String,
-    pub active_token_id: Option<String>,
-    pub client_id: String,
+    pub family_id: FamilyId,
+    pub replayed_token_id: TokenId,
+    pub active_token_id: Option<TokenId>,
+    pub client_id: ClientId,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub occurred_at: i64,
@@ -20,10 +21,10 @@ pub struct ReuseIncident {
 #[diesel(table_name = reuse_incidents)]
 pub struct NewIncident<'a> {
     pub id: &'a str,
-    pub family_id: &'a str,
-    pub replayed_token_id: &'a str,
-    pub active_token_id: Option<&'a str>,
-    pub client_id: &'a str,
+    pub family_id: &'a FamilyId,
+    pub replayed_token_id: &'a TokenId,
+    pub active_token_id: Option<&'a TokenId>,
+    pub client_id: &'a ClientId,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub occurred_at: i64,
@@ -32,7 +33,7 @@ pub struct NewIncident<'a> {
 impl ReuseIncident {
     pub fn for_family(
         conn: &mut AnyConnection,
-        family_id: &str,
+        family_id: &FamilyId,
     ) -> QueryResult<Vec<ReuseIncident>> {
         reuse_incidents::table
             .filter(reuse_incidents::family_id.eq(family_id))
@@ -46,8 +47,8 @@ impl ReuseIncident {
 #[derive(Debug, Default, Clone)]
 pub struct IncidentFilter {
     pub since: Option<i64>,
-    pub client_id: Option<String>,
-    pub user_id: Option<String>,
+    pub client_id: Option<ClientId>,
+    pub user_id: Option<UserId>,
     pub limit: i64,
 }
 

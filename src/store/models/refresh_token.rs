@@ -2,19 +2,20 @@ use diesel::prelude::*;
 
 use crate::store::schema::refresh_tokens;
 use crate::store::AnyConnection;
+use crate::value::{FamilyId, TokenId};
 
 /// One refresh token of a family. Invariant: at most one per family has `rotated_at` unset.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshToken {
-    pub id: String,
-    pub family_id: String,
-    pub parent_id: Option<String>,
+    pub id: TokenId,
+    pub family_id: FamilyId,
+    pub parent_id: Option<TokenId>,
     pub token_hash: String,
     pub issued_at: i64,
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
-    pub replaced_by: Option<String>,
+    pub replaced_by: Option<TokenId>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -22,9 +23,9 @@ pub struct RefreshToken {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct NewRefreshToken<'a> {
-    pub id: &'a str,
-    pub family_id: &'a str,
-    pub parent_id: Option<&'a str>,
+    pub id: &'a TokenId,
+    pub family_id: &'a FamilyId,
+    pub parent_id: Option<&'a TokenId>,
     pub token_hash: &'a str,
     pub issued_at: i64,
     pub expires_at: i64,
@@ -33,7 +34,7 @@ pub struct NewRefreshToken<'a> {
 }
 
 impl RefreshToken {
-    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<RefreshToken>> {
+    pub fn find(conn: &mut AnyConnection, id: &TokenId) -> QueryResult<Option<RefreshToken>> {
         refresh_tokens::table
             .find(id)
             .select(RefreshToken::as_select())
@@ -44,21 +45,21 @@ impl RefreshToken {
     /// Which of `family_ids` have an unrotated token that has not expired from disuse.
     pub fn live_families(
         conn: &mut AnyConnection,
-        family_ids: &[String],
+        family_ids: &[FamilyId],
         now: i64,
-    ) -> QueryResult<std::collections::HashSet<String>> {
+    ) -> QueryResult<std::collections::HashSet<FamilyId>> {
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq_any(family_ids))
             .filter(super::token_live(now))
             .select(refresh_tokens::family_id)
             .load(conn)
-            .map(|ids: Vec<String>| ids.into_iter().collect())
+            .map(|ids: Vec<FamilyId>| ids.into_iter().collect())
     }
 
     /// The family's unrotated token, if any.
     pub fn active_in(
         conn: &mut AnyConnection,
-        family_id: &str,
+        family_id: &FamilyId,
     ) -> QueryResult<Option<RefreshToken>> {
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq(family_id))
@@ -68,7 +69,10 @@ impl RefreshToken {
             .optional()
     }
 
-    pub fn in_family(conn: &mut AnyConnection, family_id: &str) -> QueryResult<Vec<RefreshToken>> {
+    pub fn in_family(
+        conn: &mut AnyConnection,
+        family_id: &FamilyId,
+    ) -> QueryResult<Vec<RefreshToken>> {
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq(family_id))
             .order((refresh_tokens::issued_at.asc(), refresh_tokens::id.asc()))
@@ -80,8 +84,8 @@ impl RefreshToken {
     /// rotation safe under concurrency. Returns whether this caller won.
     pub fn mark_rotated(
         conn: &mut AnyConnection,
-        id: &str,
-        successor: &str,
+        id: &TokenId,
+        successor: &TokenId,
         now: i64,
     ) -> QueryResult<bool> {
         diesel::update(

@@ -2,13 +2,14 @@ use diesel::prelude::*;
 
 use crate::store::schema::revoked_access_tokens;
 use crate::store::AnyConnection;
+use crate::value::ClientId;
 
 /// An access token revoked before it expired (RFC 7009).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = revoked_access_tokens)]
 pub struct RevokedAccessToken {
     pub jti: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub expires_at: i64,
     pub revoked_at: i64,
 }

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use crate::store::models::User;
 use crate::store::schema::{clients, revoked_access_tokens, token_families, users};
 use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId, UserId};
 
 /// Whether an access token still stands, as far as the database knows: everything a bearer
 /// check needs, in one query.
@@ -20,9 +21,9 @@ pub struct Standing {
 /// The token's `jti`, `sid`, `client_id` and, for a user's token, `sub`.
 pub struct TokenRefs<'a> {
     pub jti: &'a str,
-    pub sid: Option<&'a str>,
-    pub client_id: &'a str,
-    pub user_id: Option<&'a str>,
+    pub sid: Option<&'a FamilyId>,
+    pub client_id: &'a ClientId,
+    pub user_id: Option<&'a UserId>,
 }
 
 impl Standing {
@@ -30,7 +31,7 @@ impl Standing {
         let revoked = exists(revoked_access_tokens::table.find(token.jti));
         let family_active = exists(
             token_families::table
-                .find(token.sid.unwrap_or_default())
+                .find(token.sid.map_or("", FamilyId::as_str))
                 .filter(token_families::revoked_at.is_null()),
         );
         let client_active = exists(

@@ -2,11 +2,12 @@ use diesel::prelude::*;
 
 use crate::store::schema::users;
 use crate::store::AnyConnection;
+use crate::value::UserId;
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub created_at: i64,
@@ -26,14 +27,14 @@ impl std::fmt::Debug for User {
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
-    pub id: &'a str,
+    pub id: &'a UserId,
     pub username: &'a str,
     pub password_hash: &'a str,
     pub created_at: i64,
 }
 
 impl User {
-    pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
+    pub fn find(conn: &mut AnyConnection, id: &UserId) -> QueryResult<Option<User>> {
         users::table
             .find(id)
             .select(User::as_select())
@@ -59,11 +60,15 @@ impl User {
     }
 
     /// Takes the user's row lock for the rest of the transaction.
-    pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    pub fn lock(conn: &mut AnyConnection, id: &UserId) -> QueryResult<()> {
         crate::store::lock_row!(conn, users, id)
     }
 
-    pub fn set_password_hash(conn: &mut AnyConnection, id: &str, hash: &str) -> QueryResult<bool> {
+    pub fn set_password_hash(
+        conn: &mut AnyConnection,
+        id: &UserId,
+        hash: &str,
+    ) -> QueryResult<bool> {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(hash))
             .execute(conn)
@@ -72,7 +77,7 @@ impl User {
 
     pub fn set_disabled_at(
         conn: &mut AnyConnection,
-        id: &str,
+        id: &UserId,
         at: Option<i64>,
     ) -> QueryResult<bool> {
         diesel::update(users::table.find(id))

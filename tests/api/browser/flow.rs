@@ -59,7 +59,7 @@ async fn user_signs_in_consents_and_the_app_gets_tokens(db: Db) {
         .to_owned();
     let family = app
         .with_conn(move |c| {
-            tessera::store::models::TokenFamily::find(c, &sid)
+            tessera::store::models::TokenFamily::find(c, &sid.into())
                 .unwrap()
                 .unwrap()
         })

@@ -333,7 +333,10 @@ impl TestApp {
         let clock = self.clock.clone();
         self.with_conn(move |c| {
             let (client, secret) = client::register(c, &spec, &clock).unwrap();
-            (client.id, secret.map(|s| s.expose().to_owned()))
+            (
+                client.id.into_string(),
+                secret.map(|s| s.expose().to_owned()),
+            )
         })
         .await
     }
@@ -358,6 +361,7 @@ impl TestApp {
             user::create(c, &hasher, &name, PASSWORD, &clock)
                 .unwrap()
                 .id
+                .into_string()
         })
         .await
     }
