@@ -1,12 +1,14 @@
 //! JWT access tokens per RFC 9068.
 
+use std::time::Duration;
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::crypto::random_id;
 use crate::domain::keys::KeySet;
-use crate::value::{ClientId, FamilyId};
+use crate::value::{ClientId, FamilyId, UnixMs};
 
 /// RFC 9068 §2.1: the `typ` of an access token.
 pub const TYP: &str = "at+jwt";
@@ -74,14 +76,14 @@ pub enum TokenError {
     Invalid(String),
 }
 
-/// Signs an access token valid for `ttl_secs` from `now_secs`.
+/// Signs an access token valid for `ttl` from `now`, in whole seconds as JWT times are.
 pub fn issue(
     keys: &KeySet,
     issuer: &str,
     audience: Audience,
     grant: &Grant<'_>,
-    now_secs: i64,
-    ttl_secs: i64,
+    now: UnixMs,
+    ttl: Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
     let key = keys.signing();
     let mut header = Header::new(key.alg.jwt());
@@ -93,8 +95,10 @@ pub fn issue(
         aud: audience,
         client_id: grant.client_id.clone(),
         scope: grant.scope.to_owned(),
-        iat: now_secs,
-        exp: now_secs + ttl_secs,
+        iat: now.unix_seconds(),
+        exp: now
+            .unix_seconds()
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         jti: random_id(),
         nbf: None,
         sid: grant.family_id.cloned(),
@@ -102,7 +106,7 @@ pub fn issue(
     encode(&header, &claims, &key.encoding)
 }
 
-/// Verifies signature, `typ`, `iss`, `aud`, and `exp` and `nbf` against `now_secs` (no leeway:
+/// Verifies signature, `typ`, `iss`, `aud`, and `exp` and `nbf` against `now` (no leeway:
 /// the clock is our own). `audience`: a recipient `aud` must name; `None` for any (an
 /// introspection answer carries `aud`, for the resource server to check).
 pub fn verify(
@@ -110,8 +114,9 @@ pub fn verify(
     issuer: &str,
     audience: Option<&str>,
     token: &str,
-    now_secs: i64,
+    now: UnixMs,
 ) -> Result<AccessClaims, TokenError> {
+    let now_secs = now.unix_seconds();
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if header.typ.as_deref() != Some(TYP) {
         return Err(TokenError::Invalid("typ is not at+jwt".into()));

@@ -4,6 +4,7 @@
 use crate::domain::crypto::random_id;
 use crate::store::models::AuditEvent;
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 use diesel::Connection;
 
 /// What an audit event records. [`AuditKind::as_str`] is the name stored in `audit_events.kind`
@@ -123,7 +124,7 @@ pub struct Event<'a> {
 impl Event<'_> {
     /// Stores and logs the event. A failure to store is logged, never passed on: auditing must
     /// not turn a refused login into a server error.
-    pub fn record(&self, conn: &mut AnyConnection, now: i64) {
+    pub fn record(&self, conn: &mut AnyConnection, now: UnixMs) {
         let request_id = self.request_id;
         tracing::info!(
             target: "audit",

@@ -5,6 +5,8 @@
 //! most); only their SHA-256 is stored. A code presented a second time with proof of
 //! possession revokes the family its first exchange started (RFC 6749 §4.1.2).
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -19,7 +21,7 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, UserId};
+use crate::value::{ClientId, UnixMs, UserId};
 
 /// Prefix of every authorization code, so secret scanners can recognise leaked ones.
 pub const CODE_PREFIX: &str = "tsc_";
@@ -35,7 +37,7 @@ pub struct CodeGrant<'a> {
     /// The PKCE challenge, encoded for storage by the caller.
     pub pkce: &'a str,
     /// How long the code may wait for its exchange.
-    pub ttl_ms: i64,
+    pub ttl: Duration,
     /// The authorization request named `redirect_uri`.
     pub redirect_uri_given: bool,
 }
@@ -44,7 +46,7 @@ pub struct CodeGrant<'a> {
 pub fn issue(
     conn: &mut AnyConnection,
     grant: &CodeGrant<'_>,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<Secret> {
     let code = format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes(32)));
     AuthorizationCode {
@@ -55,7 +57,7 @@ pub fn issue(
         redirect_uri: grant.redirect_uri.to_owned(),
         pkce: grant.pkce.to_owned(),
         created_at: now,
-        expires_at: now + grant.ttl_ms,
+        expires_at: now + grant.ttl,
         used_at: None,
         family_id: None,
         redirect_uri_given: grant.redirect_uri_given,
@@ -122,7 +124,7 @@ pub fn exchange(
     } = *request;
     let hash = sha256_hex(code.as_bytes());
     let outcome = write_tx(conn, |c| -> Result<Outcome, ExchangeError> {
-        let now = clock.now_ms();
+        let now = clock.now();
         // Locked before it is read: a concurrent exchange of the same code waits, then sees
         // it used (and revokes what the first one issued).
         AuthorizationCode::lock(c, &hash)?;
@@ -167,7 +169,7 @@ fn unusable(
     row: &AuthorizationCode,
     request: &CodeExchange<'_>,
     meta: &RequestMeta,
-    now: i64,
+    now: UnixMs,
 ) -> Result<Outcome, ExchangeError> {
     let client_id = request.client_id;
     if row.used_at.is_none() {
@@ -207,7 +209,7 @@ fn start_family(
     request: &CodeExchange<'_>,
     meta: &RequestMeta,
     life: Lifetimes,
-    now: i64,
+    now: UnixMs,
 ) -> Result<Issued, ExchangeError> {
     let granted = Targets::stored(row.resources.as_deref());
     if let Some(r) = request.resources {

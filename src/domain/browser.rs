@@ -1,5 +1,7 @@
 //! Sign-in sessions, CSRF tokens and remembered consent for Tessera's own pages.
 
+use std::time::Duration;
+
 use crate::domain::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,7 +11,7 @@ use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
 use crate::domain::scope::Scope;
 use crate::store::models::{Consent, Session, User};
 use crate::store::AnyConnection;
-use crate::value::{ClientId, UserId};
+use crate::value::{ClientId, UnixMs, UserId};
 
 /// `value.mac`: a random value signed with the cookie key.
 fn sign(master: &MasterKey, value: &str) -> String {
@@ -28,8 +30,8 @@ fn verify(master: &MasterKey, signed: &str) -> Option<String> {
 /// Session lifetimes in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
-    pub idle: i64,
-    pub absolute: i64,
+    pub idle: Duration,
+    pub absolute: Duration,
 }
 
 /// Starts a session; returns the cookie value. Only the id's hash is stored.
@@ -37,7 +39,7 @@ pub fn start_session(
     conn: &mut AnyConnection,
     master: &MasterKey,
     user_id: &UserId,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<Secret> {
     let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
     Session {
@@ -57,7 +59,7 @@ pub fn session_user(
     master: &MasterKey,
     cookie: &str,
     limits: SessionLimits,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<Option<User>> {
     let Some(id) = verify(master, cookie) else {
         return Ok(None);
@@ -66,7 +68,9 @@ pub fn session_user(
     let Some(session) = Session::find(conn, &hash)? else {
         return Ok(None);
     };
-    if now - session.last_seen_at > limits.idle || now - session.created_at > limits.absolute {
+    if now.since(session.last_seen_at) > limits.idle
+        || now.since(session.created_at) > limits.absolute
+    {
         Session::delete(conn, &hash)?;
         return Ok(None);
     }
@@ -156,7 +160,7 @@ pub fn remember_consent(
     user_id: &UserId,
     client_id: &ClientId,
     scope: &Scope,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<()> {
     let before = Consent::find(conn, user_id, client_id)?
         .map(|c| Scope::stored(&c.scope))

@@ -11,7 +11,7 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{ClientChanges, ClientRow, NewClient, TokenFamily};
 use crate::store::AnyConnection;
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// A registered client, its stored values parsed once, when the row is read. Values that no
 /// longer parse (a database edited by hand) are left out: a client loses a grant, its scope or
@@ -25,12 +25,12 @@ pub struct Client {
     pub redirect_uris: Vec<url::Url>,
     pub grants: Vec<GrantType>,
     pub scope: Scope,
-    pub created_at: i64,
-    pub disabled_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub disabled_at: Option<UnixMs>,
     /// May introspect tokens issued to other clients (a resource server).
     pub allow_introspection: bool,
     /// When it last got a token, to the day; `None`: never since this was recorded.
-    pub last_used_at: Option<i64>,
+    pub last_used_at: Option<UnixMs>,
 }
 
 impl From<ClientRow> for Client {
@@ -199,7 +199,7 @@ pub fn register(
         redirect_uris: &uris,
         grant_types: &grants,
         scopes: &scopes,
-        created_at: clock.now_ms(),
+        created_at: clock.now(),
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -318,7 +318,7 @@ pub fn set_disabled(
 ) -> Result<Client, ClientError> {
     find(conn, id)?;
     ClientChanges {
-        disabled_at: Some(disabled.then(|| clock.now_ms())),
+        disabled_at: Some(disabled.then(|| clock.now())),
         ..ClientChanges::default()
     }
     .apply(conn, id)?;
@@ -338,7 +338,7 @@ pub fn delete(
         // login can add a family between the count and the delete.
         ClientRow::lock(c, id)?;
         find(c, id)?;
-        let active = TokenFamily::count_active(c, None, Some(id), clock.now_ms())?;
+        let active = TokenFamily::count_active(c, None, Some(id), clock.now())?;
         if active > 0 && !revoke_families {
             return Err(ClientError::HasActiveFamilies {
                 id: id.to_string(),

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Wall-clock time in Unix milliseconds, the unit of every time column. Cheap to clone.
+use crate::value::UnixMs;
+
+/// Wall-clock time, read as a [`UnixMs`]. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     /// Added to the system's time; `None` for the plain system clock.
@@ -47,17 +49,21 @@ impl Clock {
         )
     }
 
-    /// A clock that stands at `at_ms` until its hand moves it: two runs of the same request
+    /// A clock that stands at `at` until its hand moves it: two runs of the same request
     /// read the same "now" and write the same rows (the rotation paths' differential test).
-    pub fn frozen(at_ms: i64) -> (Self, ClockHand) {
+    pub fn frozen(at: UnixMs) -> (Self, ClockHand) {
         let (mut clock, hand) = Self::adjustable();
-        hand.offset.store(at_ms, Ordering::Relaxed);
+        hand.offset.store(at.millis(), Ordering::Relaxed);
         clock.frozen = true;
         (clock, hand)
     }
 
-    /// Now, in Unix milliseconds.
-    pub fn now_ms(&self) -> i64 {
+    /// Now.
+    pub fn now(&self) -> UnixMs {
+        UnixMs::from_millis(self.read_ms())
+    }
+
+    fn read_ms(&self) -> i64 {
         if let (true, Some(at)) = (self.frozen, &self.offset) {
             return at.load(Ordering::Relaxed);
         }
@@ -70,23 +76,14 @@ impl Clock {
             None => system,
         }
     }
-
-    /// Now, in whole Unix seconds (JWT `iat` and `exp`).
-    pub fn now_secs(&self) -> i64 {
-        self.now_ms().div_euclid(1000)
-    }
 }
 
 impl ClockHand {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.offset.fetch_add(ms(by), Ordering::Relaxed);
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset.fetch_add(by, Ordering::Relaxed);
     }
-}
-
-/// A duration in milliseconds, saturating.
-pub fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -97,22 +94,25 @@ mod tests {
     fn an_adjustable_clock_moves_when_its_hand_does_and_its_clones_follow() {
         let (clock, hand) = Clock::adjustable();
         let copy = clock.clone();
-        let before = clock.now_ms();
+        let before = clock.now();
         hand.advance(Duration::from_secs(3600));
-        let after = copy.now_ms();
-        assert!(after - before >= 3_600_000, "{before} -> {after}");
+        let after = copy.now();
         assert!(
-            (Clock::system().now_ms() - before).abs() < 60_000,
+            after.since(before) >= Duration::from_secs(3600),
+            "{before} -> {after}"
+        );
+        assert!(
+            Clock::system().now().since(before) < Duration::from_secs(60),
             "the system clock is not moved"
         );
     }
 
     #[test]
     fn a_frozen_clock_stands_still_until_moved() {
-        let (clock, hand) = Clock::frozen(1_000);
+        let (clock, hand) = Clock::frozen(UnixMs::from_millis(1_000));
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(clock.now_ms(), 1_000);
+        assert_eq!(clock.now().millis(), 1_000);
         hand.advance(Duration::from_secs(1));
-        assert_eq!(clock.clone().now_ms(), 2_000);
+        assert_eq!(clock.clone().now().millis(), 2_000);
     }
 }

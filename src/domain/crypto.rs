@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::value::UnixMs;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -21,19 +22,19 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 /// bits, base64url (22 characters, like [`random_id`]; never starting with `-` before the year
 /// 10 000). Families and incidents have one, so that an administrator asking for one that
 /// retention deleted is told so.
-pub fn time_id(now_ms: i64) -> String {
+pub fn time_id(now: UnixMs) -> String {
     let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&now_ms.clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
+    bytes[..6].copy_from_slice(&now.millis().clamp(0, (1 << 48) - 1).to_be_bytes()[2..]);
     bytes[6..].copy_from_slice(&random_bytes(10));
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// When an id from [`time_id`] was made (for any other 22-character id, a meaningless time).
-pub fn id_time(id: &str) -> Option<i64> {
+pub fn id_time(id: &str) -> Option<UnixMs> {
     let bytes = URL_SAFE_NO_PAD.decode(id).ok().filter(|b| b.len() == 16)?;
     let mut ms = [0u8; 8];
     ms[2..].copy_from_slice(&bytes[..6]);
-    Some(i64::from_be_bytes(ms))
+    Some(UnixMs::from_millis(i64::from_be_bytes(ms)))
 }
 
 /// A random identifier: 128 bits, base64url, never starting with `-` (which a command line
@@ -294,7 +295,7 @@ mod tests {
 
     #[test]
     fn time_ids_carry_their_time_and_differ() {
-        let now = 1_795_989_069_123;
+        let now = UnixMs::from_millis(1_795_989_069_123);
         let (a, b) = (time_id(now), time_id(now));
         assert_ne!(a, b);
         assert_eq!(a.len(), 22);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::models::StoredKey;
 use crate::store::{write_tx, AnyConnection};
+use crate::value::UnixMs;
 
 /// Why a key could not be made, loaded or retired.
 #[derive(Debug, thiserror::Error)]
@@ -172,8 +173,8 @@ pub fn create(
     conn: &mut AnyConnection,
     master: &MasterKey,
     alg: KeyAlgorithm,
-    now: i64,
-    activates_at: i64,
+    now: UnixMs,
+    activates_at: UnixMs,
 ) -> Result<StoredKey, KeyError> {
     let (key, pkcs8) = SigningKey::generate(alg)?;
     let stored = StoredKey {
@@ -209,19 +210,19 @@ pub enum KeyState {
 /// Which of `keys` (newest first) signs: the newest active one; failing that (every key
 /// pending), the newest unretired one. The one rule for the server ([`KeySet::load`]) and the
 /// CLI ([`states`]).
-fn signer(keys: &[StoredKey], now: i64) -> Option<usize> {
+fn signer(keys: &[StoredKey], now: UnixMs) -> Option<usize> {
     keys.iter()
         .position(|k| k.retired_at.is_none() && k.activates_at <= now)
         .or_else(|| keys.iter().position(|k| k.retired_at.is_none()))
 }
 
 /// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them).
-pub fn states(keys: &[StoredKey], now: i64, retention_ms: i64) -> Vec<KeyState> {
+pub fn states(keys: &[StoredKey], now: UnixMs, retention: Duration) -> Vec<KeyState> {
     let signer = signer(keys, now);
     keys.iter()
         .enumerate()
         .map(|(i, k)| match k.retired_at {
-            Some(at) if at > now - retention_ms => KeyState::Retired,
+            Some(at) if at > now - retention => KeyState::Retired,
             Some(_) => KeyState::Expired,
             None if Some(i) == signer => KeyState::Signing,
             None if k.activates_at > now => KeyState::Pending,
@@ -234,7 +235,12 @@ pub fn states(keys: &[StoredKey], now: i64, retention_ms: i64) -> Vec<KeyState> 
 /// JWKS once the tokens it signed have expired (the key retention the caller passes to
 /// [`states`]). Refused when no other key would be left, and, without `force`, when no other
 /// key is active yet (the pending one would sign before relying parties know it).
-pub fn retire(conn: &mut AnyConnection, kid: &str, force: bool, now: i64) -> Result<(), KeyError> {
+pub fn retire(
+    conn: &mut AnyConnection,
+    kid: &str,
+    force: bool,
+    now: UnixMs,
+) -> Result<(), KeyError> {
     write_tx(conn, |c| -> Result<(), KeyError> {
         // Two retirements at once must not retire every key between them.
         StoredKey::lock_all(c)?;
@@ -274,14 +280,14 @@ impl KeySet {
         conn: &mut AnyConnection,
         master: &MasterKey,
         alg: KeyAlgorithm,
-        retention_ms: i64,
+        retention: Duration,
         clock: &Clock,
     ) -> Result<Self, KeyError> {
         // Serialised, so that instances starting together on a fresh database create one key.
         write_tx(conn, |c| -> Result<(), KeyError> {
             StoredKey::lock_all(c)?;
             // Read under the lock: an instance that waited for it sees the time it got it.
-            let now = clock.now_ms();
+            let now = clock.now();
             if !StoredKey::published(c, now)?
                 .iter()
                 .any(|k| k.retired_at.is_none())
@@ -290,17 +296,17 @@ impl KeySet {
             }
             Ok(())
         })?;
-        Self::load(conn, master, retention_ms, clock.now_ms())
+        Self::load(conn, master, retention, clock.now())
     }
 
-    /// Loads every key still published: unretired, or retired less than `retention_ms` ago.
+    /// Loads every key still published: unretired, or retired less than `retention` ago.
     pub fn load(
         conn: &mut AnyConnection,
         master: &MasterKey,
-        retention_ms: i64,
-        now: i64,
+        retention: Duration,
+        now: UnixMs,
     ) -> Result<Self, KeyError> {
-        let stored = StoredKey::published(conn, now.saturating_sub(retention_ms))?;
+        let stored = StoredKey::published(conn, now - retention)?;
         let mut keys = Vec::with_capacity(stored.len());
         for s in &stored {
             let alg = KeyAlgorithm::parse(&s.alg).ok_or_else(|| KeyError::UnknownAlgorithm {

@@ -26,4 +26,4 @@ pub mod secret;
 pub mod throttle;
 pub mod user;
 
-pub use clock::{ms, Clock, ClockHand};
+pub use clock::{Clock, ClockHand};

@@ -9,6 +9,7 @@
 use crate::domain::scope::Scope;
 use crate::store::models::ResourceRow;
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// At most this many resources in one request.
 pub const MAX_PER_REQUEST: usize = 8;
@@ -158,7 +159,7 @@ pub fn register(
     conn: &mut AnyConnection,
     uri: &str,
     scope: &Scope,
-    now: i64,
+    now: UnixMs,
 ) -> Result<ResourceRow, ResourceError> {
     let uri = parse_uri(uri)?;
     if scope.is_empty() {

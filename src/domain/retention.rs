@@ -5,44 +5,46 @@
 //! still revokes its family: the token names it), and at once the expired codes, sessions,
 //! throttle windows and revoked access-token ids. One instance prunes at a time.
 
+use std::time::Duration;
+
 use crate::store::prune::{self, Cutoffs, Prunable};
 use crate::store::{write_tx, AnyConnection};
+use crate::value::UnixMs;
 
 /// How long rows are kept, from `[retention]` and the lifetimes they depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    pub dead_families_ms: i64,
+    pub dead_families: Duration,
     /// How long a rotated token is kept: a grace retry (`tokens.reuse_grace`) needs it.
-    pub rotated_tokens_ms: i64,
-    pub audit_ms: i64,
-    pub session_idle_ms: i64,
-    pub session_absolute_ms: i64,
-    pub throttle_window_ms: i64,
+    pub rotated_tokens: Duration,
+    pub audit: Duration,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub throttle_window: Duration,
     /// Rows deleted per transaction: short ones, so nothing waits on pruning for long.
     pub batch: i64,
 }
 
 impl Policy {
-    fn cutoffs(&self, now: i64) -> Cutoffs {
+    fn cutoffs(&self, now: UnixMs) -> Cutoffs {
         Cutoffs {
             now,
-            dead_families: now.saturating_sub(self.dead_families_ms),
-            rotated_tokens: now.saturating_sub(self.rotated_tokens_ms),
-            audit: now.saturating_sub(self.audit_ms),
-            session_idle: now.saturating_sub(self.session_idle_ms),
-            session_absolute: now.saturating_sub(self.session_absolute_ms),
-            throttle_window: now.saturating_sub(self.throttle_window_ms),
+            dead_families: now - self.dead_families,
+            rotated_tokens: now - self.rotated_tokens,
+            audit: now - self.audit,
+            session_idle: now - self.session_idle,
+            session_absolute: now - self.session_absolute,
+            throttle_window: now - self.throttle_window,
         }
     }
 }
 
 /// Whether a family or incident id that is not stored may be one retention deleted: made by
-/// [`crate::domain::crypto::time_id`] more than `kept_ms` (the retention window for that kind)
+/// [`crate::domain::crypto::time_id`] more than `kept` (the retention window for that kind)
 /// before `now`. A mistyped id almost never decodes to such a time.
-pub fn may_have_been_pruned(id: &str, kept_ms: i64, now: i64) -> bool {
-    const YEAR_2020_MS: i64 = 1_577_836_800_000;
-    crate::domain::crypto::id_time(id)
-        .is_some_and(|t| t >= YEAR_2020_MS && t < now.saturating_sub(kept_ms))
+pub fn may_have_been_pruned(id: &str, kept: Duration, now: UnixMs) -> bool {
+    const YEAR_2020: UnixMs = UnixMs::from_millis(1_577_836_800_000);
+    crate::domain::crypto::id_time(id).is_some_and(|t| t >= YEAR_2020 && t < now - kept)
 }
 
 /// Rows removed (or, for a dry run, that would be), per table.
@@ -71,7 +73,7 @@ impl Report {
 pub fn prune(
     conn: &mut AnyConnection,
     policy: &Policy,
-    now: i64,
+    now: UnixMs,
     dry_run: bool,
 ) -> diesel::QueryResult<Report> {
     prune_showing(conn, policy, now, dry_run, &mut |_| {})
@@ -91,7 +93,7 @@ pub struct Progress {
 pub fn prune_showing(
     conn: &mut AnyConnection,
     policy: &Policy,
-    now: i64,
+    now: UnixMs,
     dry_run: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> diesel::QueryResult<Report> {

@@ -6,7 +6,7 @@
 use crate::domain::audit::{AuditKind, Event};
 use crate::store::models::TokenFamily;
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, FamilyId, UserId};
+use crate::value::{ClientId, FamilyId, UnixMs, UserId};
 
 /// `revoked_reason` of a family killed by reuse detection.
 pub const REUSE_DETECTED: &str = "reuse_detected";
@@ -77,7 +77,7 @@ pub fn revoke_in(
     c: &mut AnyConnection,
     families: Families<'_>,
     why: &Revocation<'_>,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<usize> {
     let revoked = match families {
         Families::One(id) => usize::from(TokenFamily::revoke(c, id, why.reason, now)?),
@@ -116,7 +116,7 @@ pub fn revoke(
     conn: &mut AnyConnection,
     families: Families<'_>,
     why: &Revocation<'_>,
-    now: i64,
+    now: UnixMs,
 ) -> diesel::QueryResult<usize> {
     write_tx(conn, |c| revoke_in(c, families, why, now))
 }

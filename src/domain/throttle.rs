@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use crate::store::models::{LoginFailures, LoginPlace};
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// Limits from `[throttle]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub per_user: i64,
     pub per_ip: i64,
-    pub window_ms: i64,
+    pub window: Duration,
     /// Longest an attempt waits for a place, and for a hashing slot (`passwords.max_wait`).
     pub max_wait: Duration,
 }
@@ -75,13 +76,13 @@ impl Policy {
 
     /// How long a place is held at most: an attempt waits at most `max_wait` for a hashing
     /// slot, and a hash takes well under a second.
-    pub fn place_lease_ms(&self) -> i64 {
-        crate::domain::ms(self.max_wait).saturating_add(30_000)
+    pub fn place_lease(&self) -> Duration {
+        self.max_wait + Duration::from_secs(30)
     }
 
     /// Brings a row up to `now`: a window that has passed starts again.
-    fn catch_up(&self, row: &mut LoginFailures, now: i64) {
-        if row.window_start <= now.saturating_sub(self.window_ms) {
+    fn catch_up(&self, row: &mut LoginFailures, now: UnixMs) {
+        if row.window_start <= now - self.window {
             row.failures = 0;
             row.refused = 0;
             row.window_start = now;
@@ -93,10 +94,10 @@ impl Policy {
         &self,
         conn: &mut AnyConnection,
         key: &str,
-        now: i64,
+        now: UnixMs,
     ) -> diesel::QueryResult<i64> {
         Ok(LoginFailures::find(conn, key)?
-            .filter(|f| f.window_start > now - self.window_ms)
+            .filter(|f| f.window_start > now - self.window)
             .map_or(0, |f| f.failures))
     }
 
@@ -107,7 +108,7 @@ impl Policy {
         conn: &mut AnyConnection,
         username: Option<&str>,
         ip: Option<&str>,
-        now: i64,
+        now: UnixMs,
     ) -> diesel::QueryResult<bool> {
         for (key, limit) in self.keys(username, ip) {
             let failures = self.current_failures(conn, &key, now)?;
@@ -129,7 +130,7 @@ impl Policy {
         attempt: &str,
         username: Option<&str>,
         ip: Option<&str>,
-        now: i64,
+        now: UnixMs,
     ) -> diesel::QueryResult<Admission> {
         let mut held = Vec::with_capacity(2);
         for (key, limit) in self.keys(username, ip) {
@@ -154,7 +155,7 @@ impl Policy {
             }
             return Ok(admission);
         }
-        let expires_at = now.saturating_add(self.place_lease_ms());
+        let expires_at = now + self.place_lease();
         for row in held {
             LoginPlace {
                 attempt: attempt.to_owned(),
@@ -175,7 +176,7 @@ impl Policy {
         username: Option<&str>,
         ip: Option<&str>,
         outcome: Outcome,
-        now: i64,
+        now: UnixMs,
     ) -> diesel::QueryResult<()> {
         LoginPlace::release(conn, attempt)?;
         let user = username.map(user_key);
@@ -205,7 +206,7 @@ impl Policy {
         &self,
         conn: &mut AnyConnection,
         username: &str,
-        now: i64,
+        now: UnixMs,
     ) -> diesel::QueryResult<i64> {
         self.current_failures(conn, &user_key(username), now)
     }

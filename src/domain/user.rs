@@ -87,7 +87,7 @@ pub fn set_password(
             c,
             Families::OfUser(&user.id),
             &why,
-            clock.now_ms(),
+            clock.now(),
         )?)
     })
 }
@@ -102,7 +102,7 @@ pub fn set_disabled(
 ) -> Result<usize, UserError> {
     let user = by_name(conn, username)?;
     crate::store::write_tx(conn, |c| -> Result<usize, UserError> {
-        let now = clock.now_ms();
+        let now = clock.now();
         if disabled {
             User::set_disabled_at(c, &user.id, Some(user.disabled_at.unwrap_or(now)))?;
             Session::delete_for_user(c, &user.id)?;
@@ -144,7 +144,7 @@ pub fn create(
         id: &id,
         username: username.as_str(),
         password_hash: &hash,
-        created_at: clock.now_ms(),
+        created_at: clock.now(),
     }
     .insert(conn);
     match inserted {

@@ -34,6 +34,8 @@ pub use sign_in::SignInError;
 pub use token::bearer::{BearerError, UserInfo};
 pub use token::grants::{RefreshPath, TokenResponse};
 
+use std::time::Duration;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -59,7 +61,7 @@ pub struct Core {
     /// `aud` of access tokens for this server.
     audience: String,
     /// How long retired keys stay published and accepted.
-    key_retention_ms: i64,
+    key_retention: Duration,
 }
 
 impl Core {
@@ -76,8 +78,8 @@ impl Core {
         let keys = KeySet::load(
             &mut *self.conn()?,
             &self.master,
-            self.key_retention_ms,
-            self.clock.now_ms(),
+            self.key_retention,
+            self.clock.now(),
         )?;
         self.keys.replace(keys);
         Ok(())
@@ -112,7 +114,7 @@ impl Services {
             metrics,
             issuer: settings.issuer(),
             audience: settings.audience(),
-            key_retention_ms: settings.key_retention_ms(),
+            key_retention: settings.key_retention(),
         };
         let passwords = SignIn {
             core: core.clone(),
@@ -137,7 +139,7 @@ impl Services {
             crate::store::connect_and_migrate(db.url.expose(), db.pool_size, db.connect_timeout)?;
         let keys = {
             let mut conn = pool.get().context("database unreachable")?;
-            let retention = settings.key_retention_ms();
+            let retention = settings.key_retention();
             KeySet::load_or_create(
                 &mut conn,
                 &master,

@@ -41,7 +41,7 @@ impl Operations {
 
     /// Deletes what retention no longer keeps ([`retention::prune`]), in small transactions.
     pub fn prune(&self) -> anyhow::Result<retention::Report> {
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         Ok(retention::prune(
             &mut *self.core.conn()?,
             &self.retention,
@@ -71,13 +71,9 @@ impl Operations {
 
     /// The JWKS (RFC 7517 §5): read from the database on each call, so a key made by
     /// `tessera-admin key rotate` is published at once, and a retired key stays until every
-    /// token it signed has expired (`Settings::key_retention_ms`).
+    /// token it signed has expired (`Settings::key_retention`).
     pub fn jwks(&self) -> Result<serde_json::Value, OAuthError> {
-        let cutoff = self
-            .core
-            .clock
-            .now_ms()
-            .saturating_sub(self.core.key_retention_ms);
+        let cutoff = self.core.clock.now() - self.core.key_retention;
         let jwks = StoredKey::published_jwks(&mut *self.core.conn()?, cutoff)?;
         let keys: Vec<serde_json::Value> = jwks
             .iter()

@@ -66,7 +66,7 @@ impl SignIn {
                 detail: Some(detail),
                 request_id: origin.request_id.as_deref(),
             }
-            .record(conn, self.core.clock.now_ms());
+            .record(conn, self.core.clock.now());
         };
         let audit = |conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>| {
             record(conn, kind, subject, &format!("username {shown:?}"));
@@ -94,7 +94,7 @@ impl SignIn {
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .map_err(|_| SignInError::Busy)?;
-        let now = || self.core.clock.now_ms();
+        let now = || self.core.clock.now();
         match user {
             Some(u) if valid && u.disabled_at.is_none() => {
                 let done = write_tx(&mut *self.core.conn()?, |c| -> Result<T, SignInError> {
@@ -141,31 +141,30 @@ impl SignIn {
         let mut waited = false;
         loop {
             let mut conn = self.core.conn()?;
-            let admitted =
-                if self
-                    .throttle
-                    .must_wait(&mut conn, name, ip, self.core.clock.now_ms())?
-                {
-                    None
-                } else {
-                    // Committed even when refused: the refusal is counted, and audited once.
-                    write_tx(&mut conn, |c| -> Result<_, SignInError> {
-                        let now = self.core.clock.now_ms();
-                        Ok(match self.throttle.admit(c, attempt, name, ip, now)? {
-                            Admission::Go => Some(Ok(match name {
-                                Some(name) => User::find_by_username(c, name)?,
-                                None => None,
-                            })),
-                            Admission::Wait => None,
-                            Admission::Refused { key, first } => {
-                                if first {
-                                    refused(c, &key);
-                                }
-                                Some(Err(SignInError::Throttled))
+            let admitted = if self
+                .throttle
+                .must_wait(&mut conn, name, ip, self.core.clock.now())?
+            {
+                None
+            } else {
+                // Committed even when refused: the refusal is counted, and audited once.
+                write_tx(&mut conn, |c| -> Result<_, SignInError> {
+                    let now = self.core.clock.now();
+                    Ok(match self.throttle.admit(c, attempt, name, ip, now)? {
+                        Admission::Go => Some(Ok(match name {
+                            Some(name) => User::find_by_username(c, name)?,
+                            None => None,
+                        })),
+                        Admission::Wait => None,
+                        Admission::Refused { key, first } => {
+                            if first {
+                                refused(c, &key);
                             }
-                        })
-                    })?
-                };
+                            Some(Err(SignInError::Throttled))
+                        }
+                    })
+                })?
+            };
             drop(conn);
             match admitted {
                 Some(done) => {
@@ -215,7 +214,7 @@ impl Drop for Place<'_> {
                     self.name,
                     self.ip,
                     self.outcome,
-                    s.core.clock.now_ms(),
+                    s.core.clock.now(),
                 )
             })
             .map_err(|e| e.to_string())

@@ -346,10 +346,8 @@ impl Settings {
     /// How long a retired key stays published and accepted: tokens it signed live
     /// `access_ttl`, and servers may sign with it for up to `reload_interval` after retirement,
     /// plus 5 s for clocks that disagree a little.
-    pub fn key_retention_ms(&self) -> i64 {
-        crate::domain::ms(
-            self.tokens.access_ttl + self.keys.reload_interval + Duration::from_secs(5),
-        )
+    pub fn key_retention(&self) -> Duration {
+        self.tokens.access_ttl + self.keys.reload_interval + Duration::from_secs(5)
     }
 
     /// Whether cookies get `Secure`: the issuer is served over https.

@@ -1,18 +1,19 @@
 //! The domain's policies, built from settings: the domain never reads [`Settings`].
 
-use crate::domain::ms;
+use std::time::Duration;
+
 use crate::domain::password::HashPolicy;
 use crate::domain::{browser, family, retention, throttle};
 use crate::settings::Settings;
 
 impl Settings {
-    /// Refresh-token lifetimes and the grace window, in milliseconds.
+    /// Refresh-token lifetimes and the grace window.
     pub fn lifetimes(&self) -> family::Lifetimes {
         let t = &self.tokens;
         family::Lifetimes {
-            idle: ms(t.refresh_idle_ttl),
-            absolute: ms(t.refresh_absolute_ttl),
-            reuse_grace: ms(t.reuse_grace),
+            idle: t.refresh_idle_ttl,
+            absolute: t.refresh_absolute_ttl,
+            reuse_grace: t.reuse_grace,
         }
     }
 
@@ -21,29 +22,29 @@ impl Settings {
         throttle::Policy {
             per_user: i64::from(t.max_failures_per_user.max(1)),
             per_ip: i64::from(t.max_failures_per_ip.max(1)),
-            window_ms: ms(t.window),
+            window: t.window,
             max_wait: self.passwords.max_wait,
         }
     }
 
     pub fn retention_policy(&self) -> retention::Policy {
         retention::Policy {
-            dead_families_ms: ms(self.retention.dead_families),
+            dead_families: self.retention.dead_families,
             // A grace retry needs the rotated token for `reuse_grace`; a minute at least, for
             // instances whose clocks disagree a little.
-            rotated_tokens_ms: ms(self.tokens.reuse_grace).max(60_000),
-            audit_ms: ms(self.retention.audit),
-            session_idle_ms: ms(self.sessions.idle_ttl),
-            session_absolute_ms: ms(self.sessions.absolute_ttl),
-            throttle_window_ms: ms(self.throttle.window),
+            rotated_tokens: self.tokens.reuse_grace.max(Duration::from_secs(60)),
+            audit: self.retention.audit,
+            session_idle: self.sessions.idle_ttl,
+            session_absolute: self.sessions.absolute_ttl,
+            throttle_window: self.throttle.window,
             batch: i64::from(self.retention.batch.max(1)),
         }
     }
 
     pub fn session_limits(&self) -> browser::SessionLimits {
         browser::SessionLimits {
-            idle: ms(self.sessions.idle_ttl),
-            absolute: ms(self.sessions.absolute_ttl),
+            idle: self.sessions.idle_ttl,
+            absolute: self.sessions.absolute_ttl,
         }
     }
 

@@ -10,23 +10,24 @@ use crate::store::schema::{
     reuse_incidents, revoked_access_tokens, sessions, token_families,
 };
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// Times (Unix ms) before which rows are no longer needed.
 #[derive(Debug, Clone, Copy)]
 pub struct Cutoffs {
-    pub now: i64,
+    pub now: UnixMs,
     /// Families revoked or past their absolute lifetime before this. (One that expired from
     /// disuse goes once its absolute lifetime is over too: no index on the hot path for it.)
-    pub dead_families: i64,
+    pub dead_families: UnixMs,
     /// Refresh tokens rotated before this, if they carry their family id.
-    pub rotated_tokens: i64,
+    pub rotated_tokens: UnixMs,
     /// Audit events and reuse incidents older than this.
-    pub audit: i64,
+    pub audit: UnixMs,
     /// Sessions last used before this, or created before `session_absolute`.
-    pub session_idle: i64,
-    pub session_absolute: i64,
+    pub session_idle: UnixMs,
+    pub session_absolute: UnixMs,
     /// Throttle windows that started before this.
-    pub throttle_window: i64,
+    pub throttle_window: UnixMs,
 }
 
 /// A table that is pruned. Families go first: their refresh tokens go with them (the foreign
@@ -194,7 +195,7 @@ impl Prunable {
 pub fn tokens_of(
     conn: &mut AnyConnection,
     family_ids: &[String],
-    rotated_before: Option<i64>,
+    rotated_before: Option<UnixMs>,
 ) -> QueryResult<i64> {
     let mut total = 0;
     for chunk in family_ids.chunks(1000) {

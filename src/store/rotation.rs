@@ -9,7 +9,7 @@ use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
 use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, TokenLive};
 use crate::store::AnyConnection;
-use crate::value::{ClientId, TokenId};
+use crate::value::{ClientId, TokenId, UnixMs};
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
@@ -40,9 +40,9 @@ pub struct OneStatementRotation<'a> {
     /// The successor's id and SHA-256.
     pub successor: &'a TokenId,
     pub successor_hash: &'a str,
-    pub now: i64,
+    pub now: UnixMs,
     /// When the successor expires from disuse, before the family's own cap.
-    pub idle_expiry: i64,
+    pub idle_expiry: UnixMs,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
 }

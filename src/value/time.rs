@@ -57,6 +57,11 @@ impl UnixMs {
         self.0.div_euclid(1000)
     }
 
+    /// How far apart the two are, whichever comes first.
+    pub fn distance(self, other: UnixMs) -> Duration {
+        Duration::from_millis(self.0.abs_diff(other.0))
+    }
+
     /// How long after `earlier` this is; zero when it is not after.
     pub fn since(self, earlier: UnixMs) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

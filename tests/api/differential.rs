@@ -23,11 +23,12 @@ use tessera::domain::client::GrantType;
 use tessera::domain::crypto::sha256_hex;
 use tessera::domain::family::{rotate_for_client, ClientCheck, RequestMeta, Rotator};
 use tessera::domain::refresh_token::hash_token;
-use tessera::domain::{ms, Clock};
+use tessera::domain::Clock;
 use tessera::grant::{OAuthError, Params, RefreshPath, Services, TokenResponse};
 use tessera::settings::Settings;
 
 use crate::helpers::{claims, postgres_url, test_env, Db, TestApp, TestDb, PASSWORD};
+use tessera::value::UnixMs;
 
 /// The user agent the suite's HTTP client sends: the app instance that rotated.
 const SAME_AGENT: &str = "tessera-tests/1.0";
@@ -317,14 +318,14 @@ async fn paths_agree(state: State) {
     )
     .await;
     let case = build(state, &app).await;
-    let now = app.clock.now_ms() + ms(case.after);
+    let now = app.clock.now() + case.after;
     drop(app);
     tokio::task::spawn_blocking(move || compare(state, &source, &master_key, &case, now))
         .await
         .unwrap();
 }
 
-fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: i64) {
+fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: UnixMs) {
     let (a, b, c) = (source.copy(), source.copy(), source.copy());
     let before = dump(&source.url);
     let meta = RequestMeta::new(Some("192.0.2.10".into()), Some(case.user_agent));

@@ -1,6 +1,8 @@
 //! Access tokens verify against the published JWKS with an independent verifier (RustCrypto's
 //! p256, not the server's ring), and discovery points at the right places.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use p256::ecdsa::signature::Verifier;
@@ -228,9 +230,9 @@ async fn tokens_with_wrong_claims_or_a_foreign_key_are_rejected() {
     let (id, _) = app.password_client().await;
     let user_id = app.user("alice").await;
     let master = MasterKey::from_text(&app.master_key).unwrap();
-    let now_ms = app.clock.now_ms();
+    let now_ms = app.clock.now();
     let keys = app
-        .with_conn(move |c| KeySet::load(c, &master, 60_000, now_ms).unwrap())
+        .with_conn(move |c| KeySet::load(c, &master, Duration::from_secs(60), now_ms).unwrap())
         .await;
     let ours = keys.signing();
     let now = jsonwebtoken::get_current_timestamp() as i64;

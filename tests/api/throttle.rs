@@ -1,5 +1,7 @@
 //! Failed password attempts are throttled per username and per IP, in the database.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{assert_oauth_error, both_backends, Db, TestApp, PASSWORD};
@@ -225,13 +227,13 @@ async fn a_place_left_by_a_stopped_instance_expires(db: Db) {
     let (id, secret) = app.password_client().await;
     let c = (id.as_str(), secret.as_str());
     app.user("svc").await;
-    let now = app.clock.now_ms();
+    let now = app.clock.now();
     app.with_conn(move |c| {
         for attempt in ["crashed-1", "crashed-2"] {
             tessera::store::models::LoginPlace {
                 attempt: attempt.into(),
                 key: "user:svc".into(),
-                expires_at: now + 30_300,
+                expires_at: now + Duration::from_millis(30_300),
             }
             .insert(c)
             .unwrap();

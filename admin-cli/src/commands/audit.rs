@@ -1,6 +1,5 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::ms;
 use tessera::store::models::AuditEvent;
 
 use super::{parse_duration, Context};
@@ -38,7 +37,7 @@ struct EventView {
 pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::List { since, kind, limit } => {
-            let since = since.map(|d| ctx.clock.now_ms().saturating_sub(ms(d)));
+            let since = since.map(|d| ctx.clock.now() - d);
             let events =
                 AuditEvent::list(ctx.conn()?, since, kind.as_deref(), limit.clamp(1, 10_000))?;
             let views: Vec<EventView> = events

@@ -14,6 +14,7 @@ use tessera::store::models::StoredKey;
 
 use super::Context;
 use crate::output::{emit, Table};
+use tessera::value::UnixMs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,11 +54,10 @@ struct Report<'a> {
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
-const DAY_MS: i64 = 86_400_000;
 const CONFIG: &str = "tessera.toml (or its TESSERA_<SECTION>__<KEY> variable)";
 
 pub fn run(ctx: &mut Context, strict: bool, unused_after: Duration) -> anyhow::Result<()> {
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let mut findings = configuration(ctx);
     let conn = ctx.conn()?;
     let clients = client::list(conn)?;
@@ -249,11 +249,10 @@ fn master_key_finding(s: &Settings, findings: &mut Vec<Finding>) {
 fn clients_findings(
     ctx: &Context,
     clients: &[Client],
-    now: i64,
+    now: UnixMs,
     unused_after: Duration,
 ) -> Vec<Finding> {
     let https_issuer = ctx.settings.server.issuer.scheme() == "https";
-    let unused_ms = i64::try_from(unused_after.as_millis()).unwrap_or(i64::MAX);
     let mut findings = Vec::new();
     for c in clients.iter().filter(|c| c.disabled_at.is_none()) {
         if c.is_public() && c.allows(GrantType::Password) {
@@ -311,8 +310,8 @@ fn clients_findings(
             }
         }
         let last = c.last_used_at.unwrap_or(c.created_at);
-        if now - last > unused_ms {
-            let days = (now - last) / DAY_MS;
+        if now.since(last) > unused_after {
+            let days = days(now.since(last));
             findings.push(Finding {
                 check: "unused_client",
                 severity: Severity::Warning,
@@ -335,10 +334,9 @@ fn clients_findings(
 }
 
 /// The signing key's age.
-fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
+fn key_findings(ctx: &Context, stored: &[StoredKey], now: UnixMs) -> Vec<Finding> {
     let max_age = ctx.settings.keys.max_age;
-    let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-    let states = keys::states(stored, now, ctx.settings.key_retention_ms());
+    let states = keys::states(stored, now, ctx.settings.key_retention());
     let Some(signing) = stored
         .iter()
         .zip(&states)
@@ -349,7 +347,7 @@ fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
     };
     // A rotation already under way (a pending key) fixes it.
     let pending = states.contains(&KeyState::Pending);
-    if now - signing.created_at > max_age_ms && !pending {
+    if now.since(signing.created_at) > max_age && !pending {
         return vec![Finding {
             check: "old_signing_key",
             severity: Severity::Warning,
@@ -357,11 +355,16 @@ fn key_findings(ctx: &Context, stored: &[StoredKey], now: i64) -> Vec<Finding> {
             message: format!(
                 "the signing key {} is {} days old (keys.max_age {})",
                 signing.kid,
-                (now - signing.created_at) / DAY_MS,
+                days(now.since(signing.created_at)),
                 human(max_age)
             ),
             fix: "tessera-admin key rotate".to_owned(),
         }];
     }
     Vec::new()
+}
+
+/// Whole days in `d`, for findings that speak of age.
+fn days(d: Duration) -> u64 {
+    d.as_secs() / 86_400
 }

@@ -13,7 +13,7 @@ use tessera::store::models::{
     AuditEvent, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
 };
 use tessera::store::AnyConnection;
-use tessera::value::{ClientId, FamilyId, TokenId, UserId};
+use tessera::value::{ClientId, FamilyId, TokenId, UnixMs, UserId};
 
 use super::{Confirm, Context};
 use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, RetryView, TokenView};
@@ -85,7 +85,7 @@ impl Names {
         })
     }
 
-    fn family(&self, f: &TokenFamily, live: bool, now: i64) -> FamilyView {
+    fn family(&self, f: &TokenFamily, live: bool, now: UnixMs) -> FamilyView {
         FamilyView {
             id: f.id.clone(),
             user_id: f.user_id.clone(),
@@ -132,7 +132,7 @@ fn list(
     revoked: bool,
     limit: i64,
 ) -> anyhow::Result<()> {
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let conn = ctx.conn()?;
     let user_id = super::check_filters(conn, user.as_deref(), client.as_ref())?;
     let filter = FamilyFilter {
@@ -174,10 +174,10 @@ fn list(
 }
 
 fn show(ctx: &mut Context, family_id: FamilyId) -> anyhow::Result<()> {
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let conn = ctx.conn()?;
     let Some(family) = TokenFamily::find(conn, &family_id)? else {
-        let kept = ctx.settings.retention_policy().dead_families_ms;
+        let kept = ctx.settings.retention_policy().dead_families;
         if retention::may_have_been_pruned(family_id.as_str(), kept, now) {
             anyhow::bail!(
                     "token family {family_id} was pruned: it ended more than retention.dead_families ago"
@@ -271,7 +271,7 @@ fn revoke(
         ..Revocation::new(&reason, Some(&actor))
     };
     // Read after the question: the answer may have taken a while.
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let revoked = revocation::revoke(ctx.conn()?, families, &why, now)?;
     #[derive(Serialize)]
     struct Revoked {

@@ -1,5 +1,4 @@
 use clap::Subcommand;
-use tessera::domain::ms;
 use tessera::store::models::{IncidentFilter, ReuseIncident};
 use tessera::value::{ClientId, TokenId};
 
@@ -38,11 +37,11 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
             user,
             limit,
         } => {
-            let now = ctx.clock.now_ms();
+            let now = ctx.clock.now();
             let conn = ctx.conn()?;
             let user_id = super::check_filters(conn, user.as_deref(), client.as_ref())?;
             let filter = IncidentFilter {
-                since: since.map(|d| now.saturating_sub(ms(d))),
+                since: since.map(|d| now - d),
                 client_id: client,
                 user_id,
                 limit: limit.clamp(1, 10_000),
@@ -77,8 +76,8 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Show { incident_id } => {
             let Some(i) = ReuseIncident::find(ctx.conn()?, &incident_id)? else {
-                let kept = ctx.settings.retention_policy().audit_ms;
-                let now = ctx.clock.now_ms();
+                let kept = ctx.settings.retention_policy().audit;
+                let now = ctx.clock.now();
                 if tessera::domain::retention::may_have_been_pruned(&incident_id, kept, now) {
                     anyhow::bail!(
                         "incident {incident_id} was pruned: it is older than retention.audit"

@@ -1,8 +1,9 @@
+use std::time::Duration;
+
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use tessera::domain::crypto::MasterKey;
 use tessera::domain::keys::{self, KeyAlgorithm, KeyError, KeyState};
-use tessera::domain::ms;
 use tessera::store::models::StoredKey;
 
 use tessera::domain::audit::AuditKind;
@@ -59,9 +60,9 @@ struct KeyView {
 }
 
 fn views(ctx: &mut Context) -> anyhow::Result<Vec<KeyView>> {
-    let ttl = ctx.settings.key_retention_ms();
+    let ttl = ctx.settings.key_retention();
     let all = StoredKey::all(ctx.conn()?)?;
-    let states = keys::states(&all, ctx.clock.now_ms(), ttl);
+    let states = keys::states(&all, ctx.clock.now(), ttl);
     Ok(all
         .iter()
         .zip(states)
@@ -72,7 +73,7 @@ fn views(ctx: &mut Context) -> anyhow::Result<Vec<KeyView>> {
             created_at: rfc3339(k.created_at),
             activates_at: rfc3339(k.activates_at),
             retired_at: k.retired_at.map(rfc3339),
-            unpublished_at: k.retired_at.map(|r| rfc3339(r.saturating_add(ttl))),
+            unpublished_at: k.retired_at.map(|r| rfc3339(r + ttl)),
         })
         .collect())
 }
@@ -143,13 +144,13 @@ fn rotate(ctx: &mut Context, immediately: bool, algorithm: Option<Alg>) -> anyho
         Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
         None => ctx.settings.keys.algorithm,
     };
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let delay = if immediately {
-        0
+        Duration::ZERO
     } else {
-        ms(ctx.settings.keys.activation_delay)
+        ctx.settings.keys.activation_delay
     };
-    let key = keys::create(ctx.conn()?, &master, alg, now, now.saturating_add(delay))?;
+    let key = keys::create(ctx.conn()?, &master, alg, now, now + delay)?;
     ctx.audit(
         AuditKind::KeyCreated,
         Some(&key.kid),
@@ -170,7 +171,7 @@ fn retire(ctx: &mut Context, kid: String, force: bool, c: Confirm) -> anyhow::Re
     StoredKey::find(ctx.conn()?, &kid)?
         .ok_or_else(|| anyhow::anyhow!("no signing key with kid {kid}"))?;
     confirm(c.yes, &format!("retire signing key {kid}"))?;
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     keys::retire(ctx.conn()?, &kid, force, now).map_err(|e| match e {
         // What to do about it, in this command's words.
         KeyError::OnlySigningKey(_) => anyhow::anyhow!("{e}: run `key rotate` first"),

@@ -124,7 +124,7 @@ impl Context {
         subject: Option<&str>,
         detail: Option<&str>,
     ) -> anyhow::Result<()> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let actor = tessera::domain::audit::admin_actor();
         tessera::domain::audit::Event {
             kind,

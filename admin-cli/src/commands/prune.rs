@@ -52,7 +52,7 @@ struct PruneView {
 /// `-o json`, nothing but the result is printed.
 pub fn run(ctx: &mut Context, dry_run: bool) -> anyhow::Result<()> {
     let policy = ctx.settings.retention_policy();
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let shown = !dry_run
         && ctx.output == Format::Text
         && std::io::IsTerminal::is_terminal(&std::io::stderr());

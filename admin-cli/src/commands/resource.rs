@@ -52,7 +52,7 @@ pub fn run(ctx: &mut Context, cmd: ResourceCommand) -> anyhow::Result<()> {
     match cmd {
         ResourceCommand::Add { uri, scope } => {
             let scope = Scope::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-            let now = ctx.clock.now_ms();
+            let now = ctx.clock.now();
             let row = resource::register(ctx.conn()?, &uri, &scope, now).map_err(|e| match e {
                 ResourceError::NoScope => anyhow::anyhow!("{e}: pass --scope"),
                 ResourceError::Exists(_) => {

@@ -78,7 +78,7 @@ struct UserView {
 
 fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
     let policy = ctx.settings.throttle_policy();
-    let now = ctx.clock.now_ms();
+    let now = ctx.clock.now();
     let conn = ctx.conn()?;
     let active_families = TokenFamily::count_active(conn, Some(&u.id), None, now)?;
     let failed_logins = policy.failures(conn, &u.username, now)?;

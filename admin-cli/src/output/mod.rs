@@ -4,6 +4,7 @@ pub mod lineage;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, UNIX_EPOCH};
+use tessera::value::UnixMs;
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -40,13 +41,13 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 const MAX_MS: u64 = 253_402_300_799_000;
 
 /// Unix milliseconds as RFC 3339 UTC, to the second.
-pub fn rfc3339(ms: i64) -> String {
-    let ms = u64::try_from(ms).unwrap_or(0).min(MAX_MS);
+pub fn rfc3339(at: UnixMs) -> String {
+    let ms = u64::try_from(at.millis()).unwrap_or(0).min(MAX_MS);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-pub fn rfc3339_opt(ms: Option<i64>) -> String {
-    ms.map_or_else(|| "-".to_owned(), rfc3339)
+pub fn rfc3339_opt(at: Option<UnixMs>) -> String {
+    at.map_or_else(|| "-".to_owned(), rfc3339)
 }
 
 /// The first characters of an id, for tables.
@@ -159,10 +160,16 @@ mod tests {
 
     #[test]
     fn times_print_in_rfc3339_and_never_panic() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_700_458_000), "2026-11-26T13:40:58Z");
-        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UnixMs::from_millis(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UnixMs::from_millis(1_795_700_458_000)),
+            "2026-11-26T13:40:58Z"
+        );
+        assert_eq!(
+            rfc3339(UnixMs::from_millis(i64::MAX)),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(rfc3339(UnixMs::from_millis(-5)), "1970-01-01T00:00:00Z");
     }
 
     #[test]

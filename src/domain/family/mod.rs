@@ -12,6 +12,8 @@ pub mod rotation;
 pub use crate::domain::request::RequestMeta;
 pub use rotation::{rotate, rotate_for_client, ClientCheck, RefreshRequest, Rotator};
 
+use std::time::Duration;
+
 use crate::domain::crypto::{random_id, time_id, MasterKey};
 use crate::domain::refresh_token::{hash_token, token_for};
 use crate::domain::resource::{TargetError, Targets};
@@ -21,7 +23,7 @@ use crate::store::models::{
     ClientRow, NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User,
 };
 use crate::store::AnyConnection;
-use crate::value::{ClientId, FamilyId, TokenId};
+use crate::value::{ClientId, FamilyId, TokenId, UnixMs};
 
 /// Where a family stands. Serialized as [`FamilyState::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +49,7 @@ impl FamilyState {
 /// current refresh token still live ([`token_live`]). The same rule in SQL, for the queries
 /// and the one-statement rotation, is `store::models::{family_live, token_live}`; the
 /// differential test (`tests/api/differential.rs`) holds the two to the same answers.
-pub fn state(family: &TokenFamily, current_token_live: bool, now: i64) -> FamilyState {
+pub fn state(family: &TokenFamily, current_token_live: bool, now: UnixMs) -> FamilyState {
     if family.revoked_at.is_some() {
         FamilyState::Revoked
     } else if family.expires_at <= now || !current_token_live {
@@ -83,7 +85,7 @@ impl TokenState {
 
     /// The state of `token` in `family`: rotated, or else its family's state as this token
     /// makes it.
-    pub fn of(token: &RefreshToken, family: &TokenFamily, now: i64) -> Self {
+    pub fn of(token: &RefreshToken, family: &TokenFamily, now: UnixMs) -> Self {
         if token.rotated_at.is_some() {
             return TokenState::Rotated;
         }
@@ -109,16 +111,16 @@ serialize_as_str!(FamilyState, TokenState);
 
 /// A refresh token is live while it is unrotated and has not expired from disuse (in SQL:
 /// `store::models::token_live`).
-pub fn token_live(token: &RefreshToken, now: i64) -> bool {
+pub fn token_live(token: &RefreshToken, now: UnixMs) -> bool {
     token.rotated_at.is_none() && token.expires_at > now
 }
 
 /// Lifetimes in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
-    pub idle: i64,
-    pub absolute: i64,
-    pub reuse_grace: i64,
+    pub idle: Duration,
+    pub absolute: Duration,
+    pub reuse_grace: Duration,
 }
 
 /// A refresh token just issued or handed out again.
@@ -156,7 +158,7 @@ pub fn start_in(
     grant: &NewGrant<'_>,
     meta: &RequestMeta,
     life: Lifetimes,
-    now: i64,
+    now: UnixMs,
 ) -> Result<Issued, RefreshError> {
     let user_id = &grant.user.id;
     let family_id = FamilyId::new(time_id(now));
@@ -170,7 +172,7 @@ pub fn start_in(
         .ok_or(RefreshError::Invalid("the client no longer exists"))?;
     let scope = grant.scope.intersection(&client_scope);
     let scope_text = scope.to_string();
-    let expires_at = now.saturating_add(life.absolute);
+    let expires_at = now + life.absolute;
     // The user was checked before this transaction (a password hash takes a while). Lock the
     // row and check again: a password change or a disable that committed meanwhile wins, and
     // one that comes later waits for this family and then revokes it.
@@ -214,7 +216,7 @@ pub fn start_in(
         parent_id: None,
         token_hash: &hash_token(refresh_token.expose()),
         issued_at: now,
-        expires_at: now.saturating_add(life.idle).min(expires_at),
+        expires_at: (now + life.idle).min(expires_at),
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
     }

@@ -12,7 +12,7 @@ use crate::domain::Clock;
 use crate::store::models::{NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User};
 use crate::store::rotation::OneStatementRotation;
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, FamilyId, TokenId};
+use crate::value::{ClientId, FamilyId, TokenId, UnixMs};
 
 enum Outcome {
     Issued(Box<Issued>),
@@ -70,7 +70,7 @@ pub fn rotate(
             TokenFamily::find(c, &token.family_id)?.ok_or(diesel::result::Error::NotFound)?;
         // The time is read under the lock: waits for a connection or a lock do not count
         // against lifetimes or the grace window.
-        let now = with.clock.now_ms();
+        let now = with.clock.now();
         if family.client_id != *req.client_id {
             // Worded as for an unknown token: the answer must not confirm that it is live.
             tracing::info!(family_id = %family.id, client_id = %req.client_id, "refresh token presented by another client");
@@ -110,7 +110,7 @@ fn consume(
     req: &RefreshRequest<'_>,
     token: &RefreshToken,
     family: &TokenFamily,
-    now: i64,
+    now: UnixMs,
 ) -> Result<Option<Issued>, RefreshError> {
     if super::state(family, super::token_live(token, now), now) != FamilyState::Active {
         return Err(RefreshError::Expired);
@@ -127,7 +127,7 @@ fn consume(
         parent_id: Some(&token.id),
         token_hash: &hash_token(refresh_token.expose()),
         issued_at: now,
-        expires_at: now.saturating_add(with.life.idle).min(family.expires_at),
+        expires_at: (now + with.life.idle).min(family.expires_at),
         client_ip: req.meta.client_ip.as_deref(),
         user_agent: req.meta.user_agent.as_deref(),
     }
@@ -150,7 +150,7 @@ fn grace_retry(
     req: &RefreshRequest<'_>,
     token: &RefreshToken,
     family: &TokenFamily,
-    now: i64,
+    now: UnixMs,
 ) -> Result<Option<Issued>, RefreshError> {
     let rotated_at = token.rotated_at.unwrap_or(now);
     let successor = match &token.replaced_by {
@@ -160,8 +160,8 @@ fn grace_retry(
     let meta = req.meta;
     let Some(succ) = successor.filter(|s| {
         // abs: another instance's clock may be a little ahead of ours.
-        with.life.reuse_grace > 0
-            && (now - rotated_at).abs() <= with.life.reuse_grace
+        !with.life.reuse_grace.is_zero()
+            && now.distance(rotated_at) <= with.life.reuse_grace
             && s.rotated_at.is_none()
             && s.expires_at > now
             // The app instance that rotated retries with the same user agent; its address
@@ -181,7 +181,7 @@ fn grace_retry(
     let detail = format!(
         "refresh token {} retried {} ms after its rotation; rotation from {}, retry from {}",
         token.id,
-        now - rotated_at,
+        now.millis() - rotated_at.millis(),
         shown(&succ.client_ip, &succ.user_agent),
         shown(&meta.client_ip, &meta.user_agent),
     );
@@ -230,7 +230,7 @@ pub fn rotate_for_client(
     };
     let successor = TokenId::new(random_id());
     let refresh_token = token_for(key, &family_id, &successor);
-    let now = clock.now_ms();
+    let now = clock.now();
     let family = OneStatementRotation {
         id: &id,
         hash: &hash_token(presented),
@@ -239,7 +239,7 @@ pub fn rotate_for_client(
         successor: &successor,
         successor_hash: &hash_token(refresh_token.expose()),
         now,
-        idle_expiry: now.saturating_add(life.idle),
+        idle_expiry: now + life.idle,
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
     }
@@ -317,7 +317,7 @@ fn replay_of_pruned(
     if family.revoked_at.is_some() {
         return Err(RefreshError::Revoked);
     }
-    revoke_for_replay(c, &family, &parsed.id, req, clock.now_ms())?;
+    revoke_for_replay(c, &family, &parsed.id, req, clock.now())?;
     Ok(Outcome::Reused(family.id))
 }
 
@@ -327,7 +327,7 @@ fn revoke_for_replay(
     family: &TokenFamily,
     replayed_token_id: &TokenId,
     req: &RefreshRequest<'_>,
-    now: i64,
+    now: UnixMs,
 ) -> Result<(), RefreshError> {
     let (client_id, meta) = (req.client_id, req.meta);
     let active = RefreshToken::active_in(c, &family.id)?;

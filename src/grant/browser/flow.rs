@@ -56,7 +56,7 @@ impl BrowserFlow {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
@@ -88,7 +88,7 @@ impl BrowserFlow {
                 &self.core.master,
                 cookie,
                 self.sessions,
-                self.core.clock.now_ms(),
+                self.core.clock.now(),
             )?,
             None => None,
         })
@@ -109,10 +109,10 @@ impl BrowserFlow {
                 resources: &request.resources,
                 redirect_uri: &request.redirect_uri,
                 pkce: &request.pkce,
-                ttl_ms: self.code_ttl_ms,
+                ttl: self.code_ttl,
                 redirect_uri_given: request.redirect_uri_given,
             },
-            self.core.clock.now_ms(),
+            self.core.clock.now(),
         )?;
         let mut pairs = vec![("code", code.expose())];
         if let Some(s) = &request.state {
@@ -145,7 +145,7 @@ impl BrowserFlow {
             &mut *self.core.conn()?,
             &self.core.master,
             &user.id,
-            self.core.clock.now_ms(),
+            self.core.clock.now(),
         )?)
     }
 

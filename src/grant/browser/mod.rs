@@ -5,8 +5,9 @@
 pub mod authorize;
 mod flow;
 
+use std::time::Duration;
+
 use crate::domain::browser::SessionLimits;
-use crate::domain::ms;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 
@@ -17,7 +18,7 @@ pub struct BrowserFlow {
     /// The login page's sign-in.
     passwords: SignIn,
     sessions: SessionLimits,
-    code_ttl_ms: i64,
+    code_ttl: Duration,
 }
 
 impl BrowserFlow {
@@ -26,7 +27,7 @@ impl BrowserFlow {
             core,
             passwords,
             sessions: settings.session_limits(),
-            code_ttl_ms: ms(settings.tokens.code_ttl),
+            code_ttl: settings.tokens.code_ttl,
         }
     }
 }

@@ -51,7 +51,7 @@ impl TokenEndpoint {
                 &self.core.issuer,
                 audience,
                 token,
-                self.core.clock.now_secs(),
+                self.core.clock.now(),
             )
         };
         let claims = match verify(&self.core.keys.get()) {

@@ -16,14 +16,14 @@ use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
-    pub expires_in: i64,
+    pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
@@ -142,7 +142,7 @@ impl TokenEndpoint {
         let password = params.required("password")?;
         let scope = requested_scope(client, params.get("scope"), resources)?;
         let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         // The family starts in the same transaction that records the successful sign-in. Every
         // grant that acts for a user starts one, refresh token or not: the access token's
         // `sid` is what lets a revocation (a password change, a disabled user) reach it.
@@ -263,7 +263,7 @@ impl TokenEndpoint {
             client.id.as_str(),
             (&scope, &targets),
             None,
-            self.core.clock.now_ms(),
+            self.core.clock.now(),
         )
     }
 
@@ -327,7 +327,7 @@ impl TokenEndpoint {
             user_id.as_str(),
             (&scope, &audience),
             Some(issued),
-            self.core.clock.now_ms(),
+            self.core.clock.now(),
         )
     }
 
@@ -340,7 +340,7 @@ impl TokenEndpoint {
         subject: &str,
         (scope, audience): (&Scope, &Targets),
         issued: Option<Issued>,
-        now_ms: i64,
+        now: UnixMs,
     ) -> Result<TokenResponse, OAuthError> {
         let scope_text = scope.to_string();
         let grant = Grant {
@@ -360,8 +360,8 @@ impl TokenEndpoint {
             &self.core.issuer,
             Audience::of(audience.uris(), &self.core.audience),
             &grant,
-            now_ms / 1000,
-            self.access_ttl_secs,
+            now,
+            self.access_ttl,
         )
         .map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
@@ -370,7 +370,7 @@ impl TokenEndpoint {
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: self.access_ttl_secs,
+            expires_in: self.access_ttl.as_secs(),
             refresh_token,
             scope: scope_text,
         })

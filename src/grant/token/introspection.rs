@@ -13,7 +13,7 @@ use crate::domain::resource::Targets;
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
 use crate::grant::{authenticate, credentials, BearerError, OAuthError, Params};
 use crate::store::models::{RefreshToken, RevokedAccessToken, TokenFamily, User};
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// What a presented token turned out to be.
 enum Found {
@@ -70,7 +70,7 @@ impl TokenEndpoint {
                 "authorization codes cannot be revoked; they expire within a minute".into(),
             ));
         }
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         match self.find(token)? {
             Found::Refresh { family, .. } if family.client_id == client.id => {
                 let why = Revocation {
@@ -92,7 +92,7 @@ impl TokenEndpoint {
                 RevokedAccessToken {
                     jti: claims.jti.clone(),
                     client_id: client.id.clone(),
-                    expires_at: claims.exp.saturating_mul(1000),
+                    expires_at: UnixMs::from_unix_seconds(claims.exp),
                     revoked_at: now,
                 }
                 .insert(&mut *self.core.conn()?)?;
@@ -122,7 +122,7 @@ impl TokenEndpoint {
         // Access tokens: its own, or any if it is a resource server with the right.
         // Refresh tokens: only its own (a resource server never needs another's).
         let may_see_access = |owner: &ClientId| *owner == client.id || client.allow_introspection;
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         let answer = match self.find(token)? {
             Found::Access(c, user) if may_see_access(&c.client_id) => json!({
                 "active": true,
@@ -156,8 +156,8 @@ impl TokenEndpoint {
                             &self.core.audience,
                         ),
                         "iss": self.core.issuer,
-                        "exp": token.expires_at / 1000,
-                        "iat": token.issued_at / 1000,
+                        "exp": token.expires_at.unix_seconds(),
+                        "iat": token.issued_at.unix_seconds(),
                         "jti": token.id,
                     }),
                     None => inactive,

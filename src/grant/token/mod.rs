@@ -6,6 +6,8 @@ pub mod bearer;
 pub mod grants;
 pub mod introspection;
 
+use std::time::Duration;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +15,7 @@ use crate::domain::family::Lifetimes;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 use crate::store::models::ClientRow;
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// `POST /token`, `/revoke`, `/introspect`, `/userinfo`. Cheap to clone.
 #[derive(Clone)]
@@ -21,10 +23,11 @@ pub struct TokenEndpoint {
     core: Core,
     /// The password grant's sign-in.
     passwords: SignIn,
-    access_ttl_secs: i64,
+    /// Whole seconds, one at least: JWT times are in seconds.
+    access_ttl: Duration,
     life: Lifetimes,
     /// Clients whose use was recorded, and when (see `note_client_use`).
-    clients_used: Arc<Mutex<HashMap<ClientId, i64>>>,
+    clients_used: Arc<Mutex<HashMap<ClientId, UnixMs>>>,
 }
 
 impl TokenEndpoint {
@@ -32,9 +35,7 @@ impl TokenEndpoint {
         Self {
             core,
             passwords,
-            access_ttl_secs: i64::try_from(settings.tokens.access_ttl.as_secs())
-                .unwrap_or(i64::MAX)
-                .max(1),
+            access_ttl: Duration::from_secs(settings.tokens.access_ttl.as_secs().max(1)),
             life: settings.lifetimes(),
             clients_used: Arc::default(),
         }
@@ -44,12 +45,12 @@ impl TokenEndpoint {
     /// doctor`): in the database at most once a day per client and instance, so that the hot
     /// paths only look in a map.
     fn note_client_use(&self, client_id: &ClientId) {
-        let now = self.core.clock.now_ms();
+        let now = self.core.clock.now();
         {
             let mut noted = self.clients_used.lock().unwrap_or_else(|p| p.into_inner());
             if noted
                 .get(client_id)
-                .is_some_and(|at| now - at < ClientRow::USE_NOTED_EVERY_MS)
+                .is_some_and(|at| now.since(*at) < ClientRow::USE_NOTED_EVERY)
             {
                 return;
             }

@@ -2,13 +2,14 @@ use diesel::prelude::*;
 
 use crate::store::schema::audit_events;
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// A security event.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: String,
-    pub occurred_at: i64,
+    pub occurred_at: UnixMs,
     pub kind: String,
     pub actor: Option<String>,
     pub subject: Option<String>,
@@ -42,7 +43,7 @@ impl AuditEvent {
     /// Newest first; `kind` matches a prefix (`login` finds `login.failure`).
     pub fn list(
         conn: &mut AnyConnection,
-        since: Option<i64>,
+        since: Option<UnixMs>,
         kind: Option<&str>,
         limit: i64,
     ) -> QueryResult<Vec<AuditEvent>> {

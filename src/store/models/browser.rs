@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::{authorization_codes, consents, sessions};
 use crate::store::AnyConnection;
-use crate::value::{ClientId, FamilyId, UserId};
+use crate::value::{ClientId, FamilyId, UnixMs, UserId};
 
 /// An authorization code as stored: only its hash.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -14,9 +14,9 @@ pub struct AuthorizationCode {
     pub scope: String,
     pub redirect_uri: String,
     pub pkce: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub used_at: Option<UnixMs>,
     pub family_id: Option<FamilyId>,
     /// The authorization request named `redirect_uri` (so the token request must repeat it).
     pub redirect_uri_given: bool,
@@ -46,7 +46,7 @@ impl AuthorizationCode {
     }
 
     /// Uses the code if nobody has and it has not expired: exactly one exchange wins.
-    pub fn consume(conn: &mut AnyConnection, hash: &str, now: i64) -> QueryResult<bool> {
+    pub fn consume(conn: &mut AnyConnection, hash: &str, now: UnixMs) -> QueryResult<bool> {
         diesel::update(
             authorization_codes::table
                 .filter(authorization_codes::code_hash.eq(hash))
@@ -76,7 +76,7 @@ pub struct Consent {
     pub user_id: UserId,
     pub client_id: ClientId,
     pub scope: String,
-    pub granted_at: i64,
+    pub granted_at: UnixMs,
 }
 
 impl Consent {
@@ -133,8 +133,8 @@ impl Consent {
 pub struct Session {
     pub id_hash: String,
     pub user_id: UserId,
-    pub created_at: i64,
-    pub last_seen_at: i64,
+    pub created_at: UnixMs,
+    pub last_seen_at: UnixMs,
 }
 
 impl Session {
@@ -152,7 +152,7 @@ impl Session {
             .optional()
     }
 
-    pub fn touch(conn: &mut AnyConnection, id_hash: &str, now: i64) -> QueryResult<usize> {
+    pub fn touch(conn: &mut AnyConnection, id_hash: &str, now: UnixMs) -> QueryResult<usize> {
         diesel::update(sessions::table.find(id_hash))
             .set(sessions::last_seen_at.eq(now))
             .execute(conn)

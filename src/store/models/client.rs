@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use diesel::prelude::*;
 
 use crate::store::schema::clients;
 use crate::store::AnyConnection;
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// A client as stored: scopes, grant types and redirect URIs as space-separated text. The
 /// domain's `Client` is what the rest of the code works with, parsed from this once.
@@ -16,12 +18,12 @@ pub struct ClientRow {
     pub redirect_uris: String,
     pub grant_types: String,
     pub scopes: String,
-    pub created_at: i64,
-    pub disabled_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub disabled_at: Option<UnixMs>,
     /// May introspect tokens issued to other clients (a resource server).
     pub allow_introspection: bool,
     /// When it last got a token, to the day.
-    pub last_used_at: Option<i64>,
+    pub last_used_at: Option<UnixMs>,
 }
 
 #[derive(Debug, Insertable)]
@@ -33,7 +35,7 @@ pub struct NewClient<'a> {
     pub redirect_uris: &'a str,
     pub grant_types: &'a str,
     pub scopes: &'a str,
-    pub created_at: i64,
+    pub created_at: UnixMs,
 }
 
 impl ClientRow {
@@ -52,16 +54,16 @@ impl ClientRow {
     }
 
     /// How precisely `last_used_at` is kept: a day.
-    pub const USE_NOTED_EVERY_MS: i64 = 86_400_000;
+    pub const USE_NOTED_EVERY: Duration = Duration::from_secs(86_400);
 
     /// Records that the client got a token at `now`, unless that was already recorded less
     /// than a day ago: at most one write a day per client.
-    pub fn note_use(conn: &mut AnyConnection, id: &ClientId, now: i64) -> QueryResult<usize> {
+    pub fn note_use(conn: &mut AnyConnection, id: &ClientId, now: UnixMs) -> QueryResult<usize> {
         diesel::update(
             clients::table.find(id).filter(
                 clients::last_used_at
                     .is_null()
-                    .or(clients::last_used_at.lt(now - Self::USE_NOTED_EVERY_MS)),
+                    .or(clients::last_used_at.lt(now - Self::USE_NOTED_EVERY)),
             ),
         )
         .set(clients::last_used_at.eq(now))
@@ -85,7 +87,7 @@ pub struct ClientChanges {
     pub redirect_uris: Option<String>,
     pub grant_types: Option<String>,
     pub scopes: Option<String>,
-    pub disabled_at: Option<Option<i64>>,
+    pub disabled_at: Option<Option<UnixMs>>,
     pub allow_introspection: Option<bool>,
 }
 

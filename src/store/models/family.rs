@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::{refresh_tokens, token_families};
 use crate::store::AnyConnection;
-use crate::value::{ClientId, FamilyId, UserId};
+use crate::value::{ClientId, FamilyId, UnixMs, UserId};
 
 /// All refresh tokens descended from one grant. Revoking it revokes every token in it.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -13,9 +13,9 @@ pub struct TokenFamily {
     pub user_id: UserId,
     pub scope: String,
     pub auth_method: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub revoked_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub revoked_at: Option<UnixMs>,
     pub revoked_reason: Option<String>,
     /// The resource servers (RFC 8707) it was granted for, space-separated; `None`: none.
     pub resources: Option<String>,
@@ -29,8 +29,8 @@ pub struct NewFamily<'a> {
     pub user_id: &'a UserId,
     pub scope: &'a str,
     pub auth_method: &'a str,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
     pub resources: Option<&'a str>,
 }
 
@@ -71,7 +71,7 @@ impl TokenFamily {
         conn: &mut AnyConnection,
         id: &FamilyId,
         reason: &str,
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<bool> {
         diesel::update(
             token_families::table
@@ -92,7 +92,7 @@ impl TokenFamily {
         user_id: Option<&UserId>,
         client_id: Option<&ClientId>,
         reason: &str,
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<usize> {
         let mut query = diesel::update(token_families::table)
             .filter(token_families::revoked_at.is_null())
@@ -115,20 +115,20 @@ impl TokenFamily {
 /// The expression [`family_live`] builds.
 pub type FamilyLive = diesel::dsl::And<
     diesel::dsl::IsNull<token_families::revoked_at>,
-    diesel::dsl::Gt<token_families::expires_at, i64>,
+    diesel::dsl::Gt<token_families::expires_at, UnixMs>,
 >;
 
 /// The expression [`token_live`] builds.
 pub type TokenLive = diesel::dsl::And<
     diesel::dsl::IsNull<refresh_tokens::rotated_at>,
-    diesel::dsl::Gt<refresh_tokens::expires_at, i64>,
+    diesel::dsl::Gt<refresh_tokens::expires_at, UnixMs>,
 >;
 
 /// The family's own part of "is this family live?": unrevoked and within its absolute
 /// lifetime. With [`token_live`] for its current token, this is the SQL form of the rule that
 /// `domain::family::state` states in Rust; every query that asks it, the one-statement
 /// rotation (`store::rotation`) included, uses this expression.
-pub fn family_live(now: i64) -> FamilyLive {
+pub fn family_live(now: UnixMs) -> FamilyLive {
     token_families::revoked_at
         .is_null()
         .and(token_families::expires_at.gt(now))
@@ -136,7 +136,7 @@ pub fn family_live(now: i64) -> FamilyLive {
 
 /// A refresh token is live while it is unrotated and has not expired from disuse: the SQL form
 /// of `domain::family::token_live`.
-pub fn token_live(now: i64) -> TokenLive {
+pub fn token_live(now: UnixMs) -> TokenLive {
     refresh_tokens::rotated_at
         .is_null()
         .and(refresh_tokens::expires_at.gt(now))
@@ -145,7 +145,7 @@ pub fn token_live(now: i64) -> TokenLive {
 /// The family's current refresh token is live ([`token_live`]).
 #[allow(clippy::type_complexity)]
 fn has_live_token(
-    now: i64,
+    now: UnixMs,
 ) -> diesel::dsl::exists<
     diesel::dsl::Filter<
         diesel::dsl::Filter<
@@ -178,7 +178,7 @@ impl TokenFamily {
         conn: &mut AnyConnection,
         user_id: Option<&UserId>,
         client_id: Option<&ClientId>,
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<i64> {
         let mut q = token_families::table
             .filter(family_live(now))
@@ -197,7 +197,7 @@ impl TokenFamily {
     pub fn list(
         conn: &mut AnyConnection,
         f: &FamilyFilter,
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<Vec<TokenFamily>> {
         let mut q = token_families::table.into_boxed();
         if let Some(u) = &f.user_id {

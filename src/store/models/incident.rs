@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::{reuse_incidents, token_families};
 use crate::store::AnyConnection;
-use crate::value::{ClientId, FamilyId, TokenId, UserId};
+use crate::value::{ClientId, FamilyId, TokenId, UnixMs, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = reuse_incidents)]
@@ -14,7 +14,7 @@ pub struct ReuseIncident {
     pub client_id: ClientId,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    pub occurred_at: i64,
+    pub occurred_at: UnixMs,
 }
 
 #[derive(Debug, Insertable)]
@@ -27,7 +27,7 @@ pub struct NewIncident<'a> {
     pub client_id: &'a ClientId,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
-    pub occurred_at: i64,
+    pub occurred_at: UnixMs,
 }
 
 impl ReuseIncident {
@@ -46,7 +46,7 @@ impl ReuseIncident {
 /// Filters for [`ReuseIncident::list`].
 #[derive(Debug, Default, Clone)]
 pub struct IncidentFilter {
-    pub since: Option<i64>,
+    pub since: Option<UnixMs>,
     pub client_id: Option<ClientId>,
     pub user_id: Option<UserId>,
     pub limit: i64,

@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::signing_keys;
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// A signing key as stored: the private half sealed under the master key.
 #[derive(Clone, Queryable, Selectable, Insertable)]
@@ -11,10 +12,10 @@ pub struct StoredKey {
     pub alg: String,
     pub private_key: String,
     pub public_jwk: String,
-    pub created_at: i64,
-    pub retired_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub retired_at: Option<UnixMs>,
     /// Signs from this time on; published in the JWKS from `created_at`.
-    pub activates_at: i64,
+    pub activates_at: UnixMs,
 }
 
 impl StoredKey {
@@ -48,7 +49,10 @@ impl StoredKey {
 
     /// Keys still published: not retired, or retired after `retired_after` (tokens they signed
     /// may still be valid). Newest first.
-    pub fn published(conn: &mut AnyConnection, retired_after: i64) -> QueryResult<Vec<StoredKey>> {
+    pub fn published(
+        conn: &mut AnyConnection,
+        retired_after: UnixMs,
+    ) -> QueryResult<Vec<StoredKey>> {
         signing_keys::table
             .filter(
                 signing_keys::retired_at
@@ -63,7 +67,7 @@ impl StoredKey {
     /// The public JWKs of [`StoredKey::published`].
     pub fn published_jwks(
         conn: &mut AnyConnection,
-        retired_after: i64,
+        retired_after: UnixMs,
     ) -> QueryResult<Vec<String>> {
         Ok(Self::published(conn, retired_after)?
             .into_iter()
@@ -79,7 +83,7 @@ impl StoredKey {
             .optional()
     }
 
-    pub fn retire(conn: &mut AnyConnection, kid: &str, now: i64) -> QueryResult<bool> {
+    pub fn retire(conn: &mut AnyConnection, kid: &str, now: UnixMs) -> QueryResult<bool> {
         diesel::update(
             signing_keys::table
                 .filter(signing_keys::kid.eq(kid))

@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::refresh_tokens;
 use crate::store::AnyConnection;
-use crate::value::{FamilyId, TokenId};
+use crate::value::{FamilyId, TokenId, UnixMs};
 
 /// One refresh token of a family. Invariant: at most one per family has `rotated_at` unset.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -12,9 +12,9 @@ pub struct RefreshToken {
     pub family_id: FamilyId,
     pub parent_id: Option<TokenId>,
     pub token_hash: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub rotated_at: Option<i64>,
+    pub issued_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub rotated_at: Option<UnixMs>,
     pub replaced_by: Option<TokenId>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -27,8 +27,8 @@ pub struct NewRefreshToken<'a> {
     pub family_id: &'a FamilyId,
     pub parent_id: Option<&'a TokenId>,
     pub token_hash: &'a str,
-    pub issued_at: i64,
-    pub expires_at: i64,
+    pub issued_at: UnixMs,
+    pub expires_at: UnixMs,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
 }
@@ -46,7 +46,7 @@ impl RefreshToken {
     pub fn live_families(
         conn: &mut AnyConnection,
         family_ids: &[FamilyId],
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<std::collections::HashSet<FamilyId>> {
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq_any(family_ids))
@@ -86,7 +86,7 @@ impl RefreshToken {
         conn: &mut AnyConnection,
         id: &TokenId,
         successor: &TokenId,
-        now: i64,
+        now: UnixMs,
     ) -> QueryResult<bool> {
         diesel::update(
             refresh_tokens::table

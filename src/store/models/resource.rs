@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::resources;
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// A resource server (RFC 8707), by its URI, with the scopes it accepts (space-separated).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -9,7 +10,7 @@ use crate::store::AnyConnection;
 pub struct ResourceRow {
     pub uri: String,
     pub scopes: String,
-    pub created_at: i64,
+    pub created_at: UnixMs,
 }
 
 impl ResourceRow {

@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::revoked_access_tokens;
 use crate::store::AnyConnection;
-use crate::value::ClientId;
+use crate::value::{ClientId, UnixMs};
 
 /// An access token revoked before it expired (RFC 7009).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -10,8 +10,8 @@ use crate::value::ClientId;
 pub struct RevokedAccessToken {
     pub jti: String,
     pub client_id: ClientId,
-    pub expires_at: i64,
-    pub revoked_at: i64,
+    pub expires_at: UnixMs,
+    pub revoked_at: UnixMs,
 }
 
 impl RevokedAccessToken {

@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::{login_failures, login_places};
 use crate::store::AnyConnection;
+use crate::value::UnixMs;
 
 /// The sign-in throttle's counters under one key: failures in the window that began at
 /// `window_start`, and the attempts refused in this window.
@@ -10,13 +11,13 @@ use crate::store::AnyConnection;
 pub struct LoginFailures {
     pub key: String,
     pub failures: i64,
-    pub window_start: i64,
+    pub window_start: UnixMs,
     pub refused: i64,
 }
 
 impl LoginFailures {
     /// Nothing counted under `key`.
-    pub fn empty(key: &str, now: i64) -> LoginFailures {
+    pub fn empty(key: &str, now: UnixMs) -> LoginFailures {
         LoginFailures {
             key: key.to_owned(),
             failures: 0,
@@ -41,7 +42,7 @@ impl LoginFailures {
     /// The row under `key`, created empty when there is none, and locked until the transaction
     /// ends: one upsert, so that two instances counting at once wait for each other (on
     /// PostgreSQL the row lock, on SQLite the single writer).
-    pub fn lock(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<LoginFailures> {
+    pub fn lock(conn: &mut AnyConnection, key: &str, now: UnixMs) -> QueryResult<LoginFailures> {
         use diesel::upsert::excluded;
         let row = LoginFailures::empty(key, now);
         crate::store::per_backend!(conn, |c| diesel::insert_into(login_failures::table)
@@ -77,7 +78,7 @@ impl LoginFailures {
 pub struct LoginPlace {
     pub attempt: String,
     pub key: String,
-    pub expires_at: i64,
+    pub expires_at: UnixMs,
 }
 
 impl LoginPlace {
@@ -88,7 +89,7 @@ impl LoginPlace {
     }
 
     /// Places held under `key` that have not expired.
-    pub fn held(conn: &mut AnyConnection, key: &str, now: i64) -> QueryResult<i64> {
+    pub fn held(conn: &mut AnyConnection, key: &str, now: UnixMs) -> QueryResult<i64> {
         login_places::table
             .filter(login_places::key.eq(key))
             .filter(login_places::expires_at.gt(now))

@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::users;
 use crate::store::AnyConnection;
-use crate::value::UserId;
+use crate::value::{UnixMs, UserId};
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -10,8 +10,8 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub password_hash: String,
-    pub created_at: i64,
-    pub disabled_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub disabled_at: Option<UnixMs>,
 }
 
 impl std::fmt::Debug for User {
@@ -30,7 +30,7 @@ pub struct NewUser<'a> {
     pub id: &'a UserId,
     pub username: &'a str,
     pub password_hash: &'a str,
-    pub created_at: i64,
+    pub created_at: UnixMs,
 }
 
 impl User {
@@ -78,7 +78,7 @@ impl User {
     pub fn set_disabled_at(
         conn: &mut AnyConnection,
         id: &UserId,
-        at: Option<i64>,
+        at: Option<UnixMs>,
     ) -> QueryResult<bool> {
         diesel::update(users::table.find(id))
             .set(users::disabled_at.eq(at))

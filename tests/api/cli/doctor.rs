@@ -1,6 +1,8 @@
 //! `tessera-admin doctor`: a sound setup has no findings; each check fires on what it looks
 //! for, with its severity, rule and fix; the fixes it prints make the findings go away.
 
+use std::time::Duration;
+
 use std::process::Output;
 
 use serde_json::Value;
@@ -15,7 +17,7 @@ both_backends!(
     a_client_in_use_is_not_unused,
 );
 
-const DAY_MS: i64 = 86_400_000;
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// `TESSERA_…` variables to set.
 type Vars<'a> = &'a [(&'a str, &'a str)];
@@ -232,7 +234,7 @@ async fn client_checks_fire_and_their_fixes_work(db: Db) {
     app.with_conn(move |c| {
         use diesel::prelude::*;
         use tessera::store::schema::{clients, signing_keys};
-        let long_ago = tessera::domain::Clock::system().now_ms() - 200 * DAY_MS;
+        let long_ago = tessera::domain::Clock::system().now() - 200 * DAY;
         diesel::update(clients::table.find(&stale))
             .set(clients::created_at.eq(long_ago))
             .execute(c)
@@ -303,7 +305,7 @@ async fn a_client_in_use_is_not_unused(db: Db) {
     app.with_conn(move |c| {
         use diesel::prelude::*;
         use tessera::store::schema::clients;
-        let long_ago = tessera::domain::Clock::system().now_ms() - 200 * DAY_MS;
+        let long_ago = tessera::domain::Clock::system().now() - 200 * DAY;
         diesel::update(clients::table.find(&old))
             .set(clients::created_at.eq(long_ago))
             .execute(c)
