@@ -98,76 +98,110 @@ pub fn prune_showing(
     progress: &mut dyn FnMut(Progress),
 ) -> diesel::QueryResult<Report> {
     let cut = policy.cutoffs(now);
-    let mut report = Report::default();
     if dry_run {
-        // Counted as a pass would delete them: a dead family's tokens with the family, not
-        // again among the rotated ones.
-        let families = prune::prunable_families(conn, &cut)?;
-        for table in Prunable::ALL {
-            let n = match table {
-                Prunable::TokenFamilies => families.len() as i64,
-                Prunable::RotatedTokens => {
-                    report.add("refresh_tokens", prune::tokens_of(conn, &families, None)?);
-                    table.count(conn, &cut)?
-                        - prune::tokens_of(conn, &families, Some(cut.rotated_tokens))?
-                }
-                _ => table.count(conn, &cut)?,
-            };
-            report.add(table.table(), n);
-        }
-        return Ok(report);
+        return count_prunable(conn, &cut);
     }
+    let mut report = Report::default();
     for table in Prunable::ALL {
-        report.add(table.table(), 0);
-        if table == Prunable::TokenFamilies {
-            report.add("refresh_tokens", 0);
+        if !prune_table(conn, policy, &cut, table, &mut report, progress)? {
+            report.interrupted = true;
+            break;
         }
-        let (mut removed, mut batches) = (0, 0);
+    }
+    Ok(report)
+}
+
+/// What a pass would delete, counted as it would delete it: a dead family's tokens with the
+/// family, not again among the rotated ones.
+fn count_prunable(conn: &mut AnyConnection, cut: &Cutoffs) -> diesel::QueryResult<Report> {
+    let mut report = Report::default();
+    let families = prune::prunable_families(conn, cut)?;
+    for table in Prunable::ALL {
+        let n = match table {
+            Prunable::TokenFamilies => families.len() as i64,
+            Prunable::RotatedTokens => {
+                report.add("refresh_tokens", prune::tokens_of(conn, &families, None)?);
+                table.count(conn, cut)?
+                    - prune::tokens_of(conn, &families, Some(cut.rotated_tokens))?
+            }
+            _ => table.count(conn, cut)?,
+        };
+        report.add(table.table(), n);
+    }
+    Ok(report)
+}
+
+/// Prunes one table batch by batch into `report`; `false` when another instance was pruning.
+fn prune_table(
+    conn: &mut AnyConnection,
+    policy: &Policy,
+    cut: &Cutoffs,
+    table: Prunable,
+    report: &mut Report,
+    progress: &mut dyn FnMut(Progress),
+) -> diesel::QueryResult<bool> {
+    report.add(table.table(), 0);
+    if table == Prunable::TokenFamilies {
+        report.add("refresh_tokens", 0);
+    }
+    let (mut removed, mut batches) = (0, 0);
+    progress(Progress {
+        table: table.table(),
+        removed,
+        batches,
+    });
+    loop {
+        let started = std::time::Instant::now();
+        let Some(batch) = write_tx(conn, |c| prune_batch(c, policy, cut, table))? else {
+            return Ok(false);
+        };
+        report.add(table.table(), batch.deleted as i64);
+        if table == Prunable::TokenFamilies {
+            report.add("refresh_tokens", batch.tokens);
+        }
+        removed += batch.deleted as i64;
+        batches += 1;
         progress(Progress {
             table: table.table(),
             removed,
             batches,
         });
-        loop {
-            let started = std::time::Instant::now();
-            let step = write_tx(
-                conn,
-                |c| -> diesel::QueryResult<Option<(usize, i64, usize)>> {
-                    if !prune::try_lock(c)? {
-                        return Ok(None);
-                    }
-                    let ids = table.next_batch(c, &cut, policy.batch)?;
-                    let tokens = match table {
-                        Prunable::TokenFamilies if !ids.is_empty() => {
-                            prune::tokens_of(c, &ids, None)?
-                        }
-                        _ => 0,
-                    };
-                    Ok(Some((ids.len(), tokens, table.delete(c, &cut, &ids)?)))
-                },
-            )?;
-            let Some((picked, tokens, deleted)) = step else {
-                report.interrupted = true;
-                return Ok(report);
-            };
-            report.add(table.table(), deleted as i64);
-            if table == Prunable::TokenFamilies {
-                report.add("refresh_tokens", tokens);
-            }
-            removed += deleted as i64;
-            batches += 1;
-            progress(Progress {
-                table: table.table(),
-                removed,
-                batches,
-            });
-            if (picked as i64) < policy.batch {
-                break;
-            }
-            // Three times as long between batches: pruning takes at most a quarter of one
-            // connection's time, and of the disk's WAL bandwidth, which rotations' commits share.
-            std::thread::sleep((started.elapsed() * 3).min(std::time::Duration::from_secs(1)));
+        if (batch.picked as i64) < policy.batch {
+            return Ok(true);
         }
+        // Three times as long between batches: pruning takes at most a quarter of one
+        // connection's time, and of the disk's WAL bandwidth, which rotations' commits share.
+        std::thread::sleep((started.elapsed() * 3).min(std::time::Duration::from_secs(1)));
     }
-    Ok(report)
+}
+
+/// One batch's rows: picked, deleted, and (for families) the refresh tokens that went with them.
+struct Batch {
+    picked: usize,
+    deleted: usize,
+    tokens: i64,
+}
+
+/// Deletes one batch of `table` in the caller's transaction; `None` when another instance
+/// holds the pruning lock.
+fn prune_batch(
+    c: &mut AnyConnection,
+    policy: &Policy,
+    cut: &Cutoffs,
+    table: Prunable,
+) -> diesel::QueryResult<Option<Batch>> {
+    if !prune::try_lock(c)? {
+        return Ok(None);
+    }
+    let ids = table.next_batch(c, cut, policy.batch)?;
+    let tokens = match table {
+        Prunable::TokenFamilies if !ids.is_empty() => prune::tokens_of(c, &ids, None)?,
+        _ => 0,
+    };
+    let deleted = table.delete(c, cut, &ids)?;
+    Ok(Some(Batch {
+        picked: ids.len(),
+        deleted,
+        tokens,
+    }))
 }

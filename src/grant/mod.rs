@@ -32,7 +32,8 @@ pub use error::OAuthError;
 pub use params::Params;
 pub use sign_in::SignInError;
 pub use token::bearer::{BearerError, UserInfo};
-pub use token::grants::{RefreshPath, TokenResponse};
+pub use token::grants::RefreshPath;
+pub use token::response::TokenResponse;
 
 use std::time::Duration;
 

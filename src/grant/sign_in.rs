@@ -12,6 +12,7 @@ use crate::domain::request::RequestMeta;
 use crate::domain::throttle::Policy;
 use crate::domain::throttle::{Admission, Outcome};
 use crate::domain::user::Username;
+use crate::domain::Clock;
 use crate::grant::{Core, OAuthError};
 use crate::store::models::User;
 use crate::store::{write_tx, AnyConnection};
@@ -52,32 +53,24 @@ impl SignIn {
         let ip = origin.client_ip.as_deref();
         let name = Username::parse(username).ok();
         let name = name.as_ref().map(Username::as_str);
-        let shown: String = username
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        let record = |conn: &mut AnyConnection, kind, subject: Option<&str>, detail: &str| {
-            Event {
-                kind,
-                actor: Some(via),
-                subject,
-                client_ip: ip,
-                detail: Some(detail),
-                request_id: origin.request_id.as_deref(),
-            }
-            .record(conn, self.core.clock.now());
-        };
-        let audit = |conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>| {
-            record(conn, kind, subject, &format!("username {shown:?}"));
+        let events = AttemptEvents {
+            via,
+            origin,
+            shown: username
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect(),
+            clock: &self.core.clock,
         };
         let attempt = random_id();
         let user = self.admit(&attempt, name, ip, |c, key| {
             let detail = format!(
-                "{key} is over its limit (username {shown:?}); further refusals in this window \
-                 are counted, not logged"
+                "{key} is over its limit (username {:?}); further refusals in this window \
+                 are counted, not logged",
+                events.shown
             );
-            record(c, AuditKind::LoginThrottled, None, &detail);
+            events.record(c, AuditKind::LoginThrottled, None, &detail);
         })?;
         // From here on the attempt holds its places; the guard gives them back on any way out
         // that does not settle them itself (an error, no hashing slot, a panic).
@@ -100,7 +93,7 @@ impl SignIn {
                 let done = write_tx(&mut *self.core.conn()?, |c| -> Result<T, SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Succeeded, now())?;
-                    audit(c, AuditKind::LoginSuccess, Some(u.id.as_str()));
+                    events.audit(c, AuditKind::LoginSuccess, Some(u.id.as_str()));
                     then(c, &u).map_err(SignInError::Then)
                 })?;
                 place.settled = true;
@@ -112,11 +105,8 @@ impl SignIn {
                 write_tx(&mut *self.core.conn()?, |c| -> Result<(), SignInError> {
                     self.throttle
                         .settle(c, &attempt, name, ip, Outcome::Failed, now())?;
-                    audit(
-                        c,
-                        AuditKind::LoginFailure,
-                        other.as_ref().map(|u| u.id.as_str()),
-                    );
+                    let subject = other.as_ref().map(|u| u.id.as_str());
+                    events.audit(c, AuditKind::LoginFailure, subject);
                     Ok(())
                 })?;
                 place.settled = true;
@@ -262,5 +252,39 @@ impl From<r2d2::Error> for SignInError {
 impl From<diesel::result::Error> for SignInError {
     fn from(e: diesel::result::Error) -> Self {
         SignInError::Unavailable(e.into())
+    }
+}
+
+/// The audit events of one sign-in attempt: who asked (`via`: a client or the login page),
+/// from where, with which request, under which username (as typed, printable and short).
+struct AttemptEvents<'a> {
+    via: &'a str,
+    origin: &'a RequestMeta,
+    shown: String,
+    clock: &'a Clock,
+}
+
+impl AttemptEvents<'_> {
+    fn record(
+        &self,
+        conn: &mut AnyConnection,
+        kind: AuditKind,
+        subject: Option<&str>,
+        detail: &str,
+    ) {
+        Event {
+            kind,
+            actor: Some(self.via),
+            subject,
+            client_ip: self.origin.client_ip.as_deref(),
+            detail: Some(detail),
+            request_id: self.origin.request_id.as_deref(),
+        }
+        .record(conn, self.clock.now());
+    }
+
+    /// An event whose detail is the username.
+    fn audit(&self, conn: &mut AnyConnection, kind: AuditKind, subject: Option<&str>) {
+        self.record(conn, kind, subject, &format!("username {:?}", self.shown));
     }
 }

@@ -255,82 +255,96 @@ fn clients_findings(
     let https_issuer = ctx.settings.server.issuer.scheme() == "https";
     let mut findings = Vec::new();
     for c in clients.iter().filter(|c| c.disabled_at.is_none()) {
-        if c.is_public() && c.allows(GrantType::Password) {
-            let keep: Vec<String> = c
-                .grants
-                .iter()
-                .filter(|g| **g != GrantType::Password)
-                .map(|g| format!("--grant {g}"))
-                .collect();
-            findings.push(Finding {
-                check: "password_grant_public_client",
-                severity: Severity::Error,
-                rule: "RFC 9700 §2.4",
-                message: format!(
-                    "client {} ({}) is public and may use the password grant: any app can present itself as it and collect users' passwords; move the app to authorization_code with PKCE (RFC 9700 §2.1.1), then take the grant away",
-                    c.id, c.name
-                ),
-                fix: if keep.is_empty() {
-                    format!("tessera-admin client disable {}", c.id)
-                } else {
-                    format!("tessera-admin client update {} {}", c.id, keep.join(" "))
-                },
-            });
-        }
+        findings.extend(public_password_client(c));
         if https_issuer {
-            for uri in c
-                .redirect_uris
-                .iter()
-                .filter(|u| u.scheme() == "http" && !is_loopback(u))
-            {
-                findings.push(Finding {
-                    check: "insecure_redirect_uri",
-                    severity: Severity::Error,
-                    rule: "RFC 9700 §4.1; RFC 6749 §3.1.2.1",
-                    message: format!(
-                        "client {} ({}) has the redirect URI {uri}: authorization codes would travel unencrypted (only loopback http is safe, RFC 8252 §7.3)",
-                        c.id, c.name
-                    ),
-                    fix: format!(
-                        "tessera-admin client update {} {}",
-                        c.id,
-                        c.redirect_uris
-                            .iter()
-                            .map(|u| {
-                                let mut u = u.clone();
-                                if u.scheme() == "http" && !is_loopback(&u) {
-                                    let _ = u.set_scheme("https");
-                                }
-                                format!("--redirect-uri {u}")
-                            })
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                });
-            }
+            findings.extend(insecure_redirect_uris(c));
         }
-        let last = c.last_used_at.unwrap_or(c.created_at);
-        if now.since(last) > unused_after {
-            let days = days(now.since(last));
-            findings.push(Finding {
-                check: "unused_client",
-                severity: Severity::Warning,
-                rule: "Tessera: clients no one uses are credentials no one watches",
-                message: format!(
-                    "client {} ({}) has {} for {days} days",
-                    c.id,
-                    c.name,
-                    if c.last_used_at.is_some() {
-                        "not got a token"
-                    } else {
-                        "never got a token"
-                    }
-                ),
-                fix: format!("tessera-admin client disable {}", c.id),
-            });
-        }
+        findings.extend(unused_client(c, now, unused_after));
     }
     findings
+}
+
+/// A public client with the password grant: anyone can collect passwords as it.
+fn public_password_client(c: &Client) -> Option<Finding> {
+    if !(c.is_public() && c.allows(GrantType::Password)) {
+        return None;
+    }
+    let keep: Vec<String> = c
+        .grants
+        .iter()
+        .filter(|g| **g != GrantType::Password)
+        .map(|g| format!("--grant {g}"))
+        .collect();
+    Some(Finding {
+        check: "password_grant_public_client",
+        severity: Severity::Error,
+        rule: "RFC 9700 §2.4",
+        message: format!(
+            "client {} ({}) is public and may use the password grant: any app can present itself as it and collect users' passwords; move the app to authorization_code with PKCE (RFC 9700 §2.1.1), then take the grant away",
+            c.id, c.name
+        ),
+        fix: if keep.is_empty() {
+            format!("tessera-admin client disable {}", c.id)
+        } else {
+            format!("tessera-admin client update {} {}", c.id, keep.join(" "))
+        },
+    })
+}
+
+/// Redirect URIs over plain http to anything but loopback, on an https issuer.
+fn insecure_redirect_uris(c: &Client) -> Vec<Finding> {
+    let insecure = |u: &url::Url| u.scheme() == "http" && !is_loopback(u);
+    let fixed = c
+        .redirect_uris
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            if insecure(&u) {
+                let _ = u.set_scheme("https");
+            }
+            format!("--redirect-uri {u}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    c.redirect_uris
+        .iter()
+        .filter(|u| insecure(u))
+        .map(|uri| Finding {
+            check: "insecure_redirect_uri",
+            severity: Severity::Error,
+            rule: "RFC 9700 §4.1; RFC 6749 §3.1.2.1",
+            message: format!(
+                "client {} ({}) has the redirect URI {uri}: authorization codes would travel unencrypted (only loopback http is safe, RFC 8252 §7.3)",
+                c.id, c.name
+            ),
+            fix: format!("tessera-admin client update {} {fixed}", c.id),
+        })
+        .collect()
+}
+
+/// A client that got no token for `unused_after`.
+fn unused_client(c: &Client, now: UnixMs, unused_after: Duration) -> Option<Finding> {
+    let last = c.last_used_at.unwrap_or(c.created_at);
+    if now.since(last) <= unused_after {
+        return None;
+    }
+    Some(Finding {
+        check: "unused_client",
+        severity: Severity::Warning,
+        rule: "Tessera: clients no one uses are credentials no one watches",
+        message: format!(
+            "client {} ({}) has {} for {} days",
+            c.id,
+            c.name,
+            if c.last_used_at.is_some() {
+                "not got a token"
+            } else {
+                "never got a token"
+            },
+            days(now.since(last))
+        ),
+        fix: format!("tessera-admin client disable {}", c.id),
+    })
 }
 
 /// The signing key's age.

@@ -1,44 +1,20 @@
-//! `POST /token`: every grant, and the token response (RFC 6749 §5.1).
+//! `POST /token`: every grant; the answer is built in [`super::response`].
 
-use serde::Serialize;
-
+use super::response::TokenResponse;
 use super::TokenEndpoint;
-use crate::domain::access_token::{self, Audience, Grant};
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
 use crate::domain::client::Client;
 use crate::domain::client::GrantType;
 use crate::domain::crypto::sha256_hex;
 use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
-use crate::domain::resource::{self, Requested, Targets};
+use crate::domain::resource::{self, Requested};
 use crate::domain::scope::Scope;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
-use crate::value::{ClientId, UnixMs};
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    pub scope: String,
-}
-
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How a refresh may be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshPath {
     /// The server's way: a plain refresh in one statement on PostgreSQL, the full path for
@@ -309,71 +285,6 @@ impl TokenEndpoint {
             life: self.life,
             clock: &self.core.clock,
         }
-    }
-
-    /// The response for a grant that issued a refresh token (or handed one out again).
-    fn respond_issued(
-        &self,
-        client_id: &ClientId,
-        refresh_allowed: bool,
-        issued: Issued,
-    ) -> Result<TokenResponse, OAuthError> {
-        let user_id = issued.family.user_id.clone();
-        let scope = issued.scope.clone();
-        let audience = issued.audience.clone();
-        self.respond(
-            client_id,
-            refresh_allowed,
-            user_id.as_str(),
-            (&scope, &audience),
-            Some(issued),
-            self.core.clock.now(),
-        )
-    }
-
-    /// The token response. `refresh_allowed`: the client has the refresh_token grant. The
-    /// access token is for `scope` at the resources `audience` (none: this server's audience).
-    fn respond(
-        &self,
-        client_id: &ClientId,
-        refresh_allowed: bool,
-        subject: &str,
-        (scope, audience): (&Scope, &Targets),
-        issued: Option<Issued>,
-        now: UnixMs,
-    ) -> Result<TokenResponse, OAuthError> {
-        let scope_text = scope.to_string();
-        let grant = Grant {
-            subject,
-            client_id,
-            scope: &scope_text,
-            family_id: issued.as_ref().map(|i| &i.family.id),
-        };
-        // A client without the refresh_token grant gets no refresh token; the family still
-        // backs the access token (its `sid`), so revoking the family revokes the token.
-        let refresh_token = issued
-            .as_ref()
-            .filter(|_| refresh_allowed)
-            .map(|i| i.refresh_token.expose().to_owned());
-        let access_token = access_token::issue(
-            &self.core.keys.get(),
-            &self.core.issuer,
-            Audience::of(audience.uris(), &self.core.audience),
-            &grant,
-            now,
-            self.access_ttl,
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "signing an access token failed");
-            OAuthError::ServerError
-        })?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in: self.access_ttl.as_secs(),
-            refresh_token,
-            scope: scope_text,
-        })
     }
 }
 

@@ -1,10 +1,11 @@
 //! The token endpoint and what answers for the tokens it issued: every grant ([`grants`]),
 //! revocation and introspection ([`introspection`]), bearer checks and `/userinfo`
-//! ([`bearer`]).
+//! ([`bearer`]), and the token response ([`response`]).
 
 pub mod bearer;
 pub mod grants;
 pub mod introspection;
+pub mod response;
 
 use std::time::Duration;
 
