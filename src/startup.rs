@@ -39,7 +39,10 @@ impl Application {
         let state = web::Data::new(AppState {
             services,
             secure_cookies: settings.secure_cookies(),
-            trusted_proxies: settings.server.trusted_proxies.clone(),
+            proxies: crate::http::client_ip::Proxies {
+                trusted: settings.server.trusted_proxies.clone(),
+                header: settings.server.forwarded_header,
+            },
         });
         let (port, server) = api_server(&settings, state.clone())?;
         let metrics = match settings.server.metrics_listen.trim() {

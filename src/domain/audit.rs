@@ -2,6 +2,7 @@
 //! log (target `audit`). Events carry ids, addresses and reasons, never a secret.
 
 use crate::domain::crypto::random_id;
+use crate::domain::request::RequestIds;
 use crate::store::models::AuditEvent;
 use crate::store::AnyConnection;
 use crate::value::UnixMs;
@@ -116,16 +117,17 @@ pub struct Event<'a> {
     pub subject: Option<&'a str>,
     pub client_ip: Option<&'a str>,
     pub detail: Option<&'a str>,
-    /// The id of the request that caused it (`RequestMeta::request_id`); `None` from the CLI
+    /// The ids of the request that caused it (`RequestMeta::request`); `None` from the CLI
     /// and background work.
-    pub request_id: Option<&'a str>,
+    pub request: Option<&'a RequestIds>,
 }
 
 impl Event<'_> {
     /// Stores and logs the event. A failure to store is logged, never passed on: auditing must
     /// not turn a refused login into a server error.
     pub fn record(&self, conn: &mut AnyConnection, now: UnixMs) {
-        let request_id = self.request_id;
+        let request_id = self.request.map(|r| r.own.as_str());
+        let upstream_request_id = self.request.and_then(|r| r.upstream.as_deref());
         tracing::info!(
             target: "audit",
             kind = self.kind.as_str(),
@@ -134,6 +136,7 @@ impl Event<'_> {
             client_ip = self.client_ip,
             detail = self.detail,
             request_id,
+            upstream_request_id,
             "audit event"
         );
         let row = AuditEvent {
@@ -145,6 +148,7 @@ impl Event<'_> {
             client_ip: self.client_ip.map(str::to_owned),
             detail: self.detail.map(|d| d.chars().take(500).collect()),
             request_id: request_id.map(str::to_owned),
+            upstream_request_id: upstream_request_id.map(str::to_owned),
         };
         // In a savepoint when the caller is in a transaction: on PostgreSQL a failed INSERT
         // would abort it, and its COMMIT would quietly roll back what the event records.

@@ -188,7 +188,7 @@ fn unusable(
         let why = Revocation {
             kind: AuditKind::CodeReplayed,
             client_ip: meta.client_ip.as_deref(),
-            request_id: meta.request_id.as_deref(),
+            request: meta.request.as_ref(),
             detail: Some("authorization code presented again; family revoked"),
             always_audit: true,
             ..Revocation::new(CODE_REPLAYED, Some(client_id.as_str()))

@@ -68,17 +68,33 @@ impl Parsed {
     }
 }
 
-/// The stored token `presented` stands for, if it is one of ours: found by the id inside it
-/// (the MAC proves the id is ours), then checked against the stored hash.
-pub fn find_presented(
+/// What a presented refresh token stands for.
+#[derive(Debug)]
+pub enum Presented {
+    /// Its stored row.
+    Stored(RefreshToken),
+    /// Made by this server (the MAC says so), but its row is gone: a rotated token that
+    /// retention pruned, since active tokens never are. It still names its family, which the
+    /// refresh path revokes on a replay and `/revoke` revokes for its client.
+    Pruned(Parsed),
+    /// Not one of ours.
+    Unknown,
+}
+
+/// Finds the token `presented` stands for: by the ids inside it (the MAC proves they are
+/// ours), then checked against the stored hash.
+pub fn resolve(
     conn: &mut AnyConnection,
     master: &MasterKey,
     presented: &str,
-) -> diesel::QueryResult<Option<RefreshToken>> {
+) -> diesel::QueryResult<Presented> {
     let Some(parsed) = parse_token(master.refresh_key(), presented) else {
-        return Ok(None);
+        return Ok(Presented::Unknown);
     };
-    parsed.stored(conn, &hash_token(presented))
+    Ok(match parsed.stored(conn, &hash_token(presented))? {
+        Some(token) => Presented::Stored(token),
+        None => Presented::Pruned(parsed),
+    })
 }
 
 pub fn hash_token(token: &str) -> String {

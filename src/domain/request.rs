@@ -6,8 +6,17 @@
 pub struct RequestMeta {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    /// The server's id for the request (`X-Request-Id`), on its log lines and audit events.
-    pub request_id: Option<String>,
+    /// The request's ids, on its log lines and audit events.
+    pub request: Option<RequestIds>,
+}
+
+/// A request's ids: the server's own (unguessable, the `X-Request-Id` of the answer) and,
+/// kept apart, the one a trusted proxy sent (`upstream_request_id`), so that the proxy's
+/// logs and ours line up without anyone choosing our id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    pub own: String,
+    pub upstream: Option<String>,
 }
 
 impl RequestMeta {
@@ -17,14 +26,14 @@ impl RequestMeta {
         Self {
             client_ip,
             user_agent,
-            request_id: None,
+            request: None,
         }
     }
 
-    /// The same, for the request with id `id`.
-    pub fn with_request_id(self, id: Option<String>) -> Self {
+    /// The same, for the request with these ids.
+    pub fn with_request(self, ids: Option<RequestIds>) -> Self {
         Self {
-            request_id: id,
+            request: ids,
             ..self
         }
     }

@@ -4,6 +4,7 @@
 //! here.
 
 use crate::domain::audit::{AuditKind, Event};
+use crate::domain::request::RequestIds;
 use crate::store::models::TokenFamily;
 use crate::store::{write_tx, AnyConnection};
 use crate::value::{ClientId, FamilyId, UnixMs, UserId};
@@ -42,7 +43,7 @@ pub struct Revocation<'a> {
     pub subject: Option<&'a str>,
     pub client_ip: Option<&'a str>,
     /// The request that asked, for the audit event.
-    pub request_id: Option<&'a str>,
+    pub request: Option<&'a RequestIds>,
     /// The audit event's detail; `None`: how many were revoked, what was asked for
     /// ([`Revocation::about`]), and the reason.
     pub detail: Option<&'a str>,
@@ -62,7 +63,7 @@ impl<'a> Revocation<'a> {
             actor,
             subject: None,
             client_ip: None,
-            request_id: None,
+            request: None,
             detail: None,
             about: None,
             always_audit: false,
@@ -104,7 +105,7 @@ pub fn revoke_in(
             subject: why.subject.or(Some(id)),
             client_ip: why.client_ip,
             detail: Some(why.detail.unwrap_or(&counted)),
-            request_id: why.request_id,
+            request: why.request,
         }
         .record(c, now);
     }

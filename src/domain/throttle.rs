@@ -13,7 +13,10 @@
 //! looked at, so it writes nothing per username. The first refusal under a key in a window is
 //! audited; the rest are only counted.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::Ipv6Net;
 
 use crate::store::models::{LoginFailures, LoginPlace};
 use crate::store::AnyConnection;
@@ -25,16 +28,14 @@ pub struct Policy {
     pub per_user: i64,
     pub per_ip: i64,
     pub window: Duration,
+    /// IPv6 addresses count by this prefix (`throttle.ipv6_prefix`).
+    pub ipv6_prefix: u8,
     /// Longest an attempt waits for a place, and for a hashing slot (`passwords.max_wait`).
     pub max_wait: Duration,
 }
 
 pub fn user_key(username: &str) -> String {
     format!("user:{username}")
-}
-
-pub fn ip_key(ip: &str) -> String {
-    format!("ip:{ip}")
 }
 
 /// Whether a sign-in attempt may check its password now.
@@ -62,11 +63,33 @@ pub enum Outcome {
 }
 
 impl Policy {
+    /// The key an address counts under: an IPv4 address as it is; an IPv6 address by its
+    /// first `ipv6_prefix` bits, since one customer usually holds a whole /64 and would
+    /// otherwise get a fresh limit per address (an IPv4-mapped one as its IPv4 address).
+    pub fn ip_key(&self, ip: &str) -> String {
+        let grouped = match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => Ipv6Net::new(v6, self.ipv6_prefix.min(128))
+                    .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string()),
+            },
+            _ => ip.to_owned(),
+        };
+        format!("ip:{grouped}")
+    }
+
+    /// Clears the failed-sign-in counter of a client address (of its IPv6 prefix). Returns
+    /// whether there was one. Sign-ins in flight keep their places: unlocking does not let
+    /// more guesses run at once.
+    pub fn unlock_ip(&self, conn: &mut AnyConnection, ip: &str) -> diesel::QueryResult<bool> {
+        Ok(LoginFailures::delete(conn, &self.ip_key(ip))? > 0)
+    }
+
     /// The keys an attempt counts under with their limits, the IP's first.
     fn keys(&self, username: Option<&str>, ip: Option<&str>) -> Vec<(String, i64)> {
         let mut keys = Vec::with_capacity(2);
         if let Some(ip) = ip {
-            keys.push((ip_key(ip), self.per_ip));
+            keys.push((self.ip_key(ip), self.per_ip));
         }
         if let Some(name) = username {
             keys.push((user_key(name), self.per_user));
@@ -215,10 +238,4 @@ impl Policy {
     pub fn locked(&self, failures: i64) -> bool {
         failures >= self.per_user
     }
-}
-
-/// Clears the failed-sign-in counter of a client address. Returns whether there was one.
-/// Sign-ins in flight keep their places: unlocking does not let more guesses run at once.
-pub fn unlock_ip(conn: &mut AnyConnection, ip: &str) -> diesel::QueryResult<bool> {
-    Ok(LoginFailures::delete(conn, &ip_key(ip))? > 0)
 }

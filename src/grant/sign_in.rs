@@ -278,7 +278,7 @@ impl AttemptEvents<'_> {
             subject,
             client_ip: self.origin.client_ip.as_deref(),
             detail: Some(detail),
-            request_id: self.origin.request_id.as_deref(),
+            request: self.origin.request.as_ref(),
         }
         .record(conn, self.clock.now());
     }

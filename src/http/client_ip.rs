@@ -1,6 +1,8 @@
 //! The client's address: the socket's peer, or, behind a trusted reverse proxy, the rightmost
-//! address in `Forwarded` (RFC 7239) or `X-Forwarded-For` that is not itself a trusted proxy.
-//! Headers from any other peer are ignored: anyone can send them.
+//! address that is not itself a trusted proxy in the one header the proxy writes
+//! (`server.forwarded_header`: `X-Forwarded-For`, or `Forwarded`, RFC 7239). The other header
+//! is never read: a proxy that writes one passes the client's own copy of the other through,
+//! and the client would choose its address. Headers from any other peer are ignored too.
 
 use std::net::IpAddr;
 
@@ -8,13 +10,23 @@ use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 
-/// The address throttling, audit events and stored refresh tokens use.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<String> {
-    let peer = req.peer_addr()?.ip();
-    Some(resolve(peer, req.headers(), trusted).to_string())
+use crate::settings::ForwardedHeader;
+
+/// Who may say where a request came from, and in which header.
+#[derive(Debug, Clone)]
+pub struct Proxies {
+    pub trusted: Vec<IpNet>,
+    pub header: ForwardedHeader,
 }
 
-fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// The address throttling, audit events and stored refresh tokens use.
+pub fn client_ip(req: &HttpRequest, proxies: &Proxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    Some(resolve(peer, req.headers(), proxies))
+}
+
+fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
+    let trusted = &proxies.trusted;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -22,7 +34,7 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let mut client = peer;
     // Right to left: each hop was added by the one after it; stop at the first that no
     // trusted proxy vouches for.
-    for hop in chain(headers).iter().rev() {
+    for hop in chain(headers, proxies.header).iter().rev() {
         match hop {
             Some(ip) if is_trusted(ip) => client = *ip,
             Some(ip) => return *ip,
@@ -33,15 +45,12 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     client
 }
 
-/// The hops of `Forwarded` if present, else of `X-Forwarded-For`, left to right.
-fn chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
+/// The hops of `header`, left to right.
+fn chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    if header == ForwardedHeader::Forwarded {
+        return headers
+            .get_all("forwarded")
+            .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|element| {
                 element
@@ -89,21 +98,37 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn behind(trusted: &str, header: ForwardedHeader) -> Proxies {
+        Proxies {
+            trusted: trusted
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect(),
+            header,
+        }
+    }
+
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+
     #[test]
     fn headers_count_only_from_a_trusted_peer() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let trusted = behind("10.0.0.0/8", XFF);
         let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
         assert_eq!(resolve(ip("203.0.113.1"), &h, &trusted), ip("203.0.113.1"));
         assert_eq!(resolve(ip("10.1.2.3"), &h, &trusted), ip("198.51.100.7"));
-        assert_eq!(resolve(ip("10.1.2.3"), &h, &[]), ip("10.1.2.3"));
+        assert_eq!(
+            resolve(ip("10.1.2.3"), &h, &behind("", XFF)),
+            ip("10.1.2.3")
+        );
     }
 
     #[test]
     fn the_rightmost_untrusted_hop_is_the_client() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let trusted = behind("10.0.0.0/8", XFF);
         // The client forged the first entry; the proxies appended the rest.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7, 10.0.0.5")]);
         assert_eq!(resolve(ip("10.0.0.9"), &h, &trusted), ip("198.51.100.7"));
+        let trusted = behind("10.0.0.0/8", ForwardedHeader::Forwarded);
         let h = headers(&[
             ("forwarded", "for=1.2.3.4"),
             (
@@ -118,5 +143,20 @@ mod tests {
             resolve(ip("10.0.0.9"), &HeaderMap::new(), &trusted),
             ip("10.0.0.9")
         );
+    }
+
+    #[test]
+    fn only_the_header_the_proxy_writes_is_read() {
+        let both = headers(&[
+            ("forwarded", "for=10.66.0.1"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        let xff = behind("127.0.0.1/32", XFF);
+        assert_eq!(resolve(ip("127.0.0.1"), &both, &xff), ip("198.51.100.7"));
+        let forwarded = behind("127.0.0.1/32", ForwardedHeader::Forwarded);
+        assert_eq!(resolve(ip("127.0.0.1"), &both, &forwarded), ip("10.66.0.1"));
+        // The client's own Forwarded, alone, is not read behind an X-Forwarded-For proxy.
+        let only = headers(&[("forwarded", "for=10.66.0.1")]);
+        assert_eq!(resolve(ip("127.0.0.1"), &only, &xff), ip("127.0.0.1"));
     }
 }

@@ -19,14 +19,14 @@ pub struct AppState {
     pub services: Services,
     /// Cookies get `Secure` (the issuer is https).
     pub secure_cookies: bool,
-    /// `server.trusted_proxies`.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.trusted_proxies` and `server.forwarded_header`.
+    pub proxies: client_ip::Proxies,
 }
 
 impl AppState {
     /// The client's address (see [`client_ip`]).
-    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<String> {
-        client_ip::client_ip(req, &self.trusted_proxies)
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        client_ip::client_ip(req, &self.proxies)
     }
 
     /// Who asked: the client's address, its user agent and the request's id.
@@ -38,13 +38,16 @@ impl AppState {
             .headers()
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
-        crate::domain::request::RequestMeta::new(self.client_ip(req), user_agent)
-            .with_request_id(request_id::current())
+        crate::domain::request::RequestMeta::new(
+            self.client_ip(req).map(|ip| ip.to_string()),
+            user_agent,
+        )
+        .with_request(request_id::current())
     }
 
     /// Whether `peer` is one of `server.trusted_proxies`.
     pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+        self.proxies.trusted.iter().any(|net| net.contains(&peer))
     }
 }
 

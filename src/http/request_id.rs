@@ -1,7 +1,9 @@
-//! Request ids: every request gets one, echoed in `X-Request-Id`, carried by every log line of
-//! the request (a tracing span) and by the audit events it records. The id a trusted proxy
-//! sent (`server.trusted_proxies`) is kept, so that its logs and ours line up; from anyone else
-//! the header is ignored, as it could be used to forge log lines.
+//! Request ids: every request gets one of the server's own, unguessable (128 random bits),
+//! echoed in `X-Request-Id`, carried by every log line of the request (a tracing span) and by
+//! the audit events it records. The id a trusted proxy sent (`server.trusted_proxies`) is kept
+//! beside it as `upstream_request_id`, so that the proxy's logs and ours line up; it never
+//! replaces ours, since a proxy that passes the client's header through would let the client
+//! choose it. From any other peer the header is ignored.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,6 +13,7 @@ use actix_web::web;
 use tracing::Instrument;
 
 use crate::domain::crypto::random_id;
+use crate::domain::request::RequestIds;
 use crate::http::AppState;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -19,11 +22,11 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: RequestIds;
 }
 
-/// The id of the request this task is serving, if any.
-pub fn current() -> Option<String> {
+/// The ids of the request this task is serving, if any.
+pub fn current() -> Option<RequestIds> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
@@ -36,31 +39,28 @@ pub async fn request_id(
         .app_data::<web::Data<AppState>>()
         .zip(req.peer_addr())
         .is_some_and(|(state, peer)| state.is_trusted_proxy(peer.ip()));
-    let id = trusted
+    let upstream = trusted
         .then(|| req.headers().get(&HEADER))
         .flatten()
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
-        .map_or_else(generate, str::to_owned);
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut res = CURRENT
-        .scope(id.clone(), next.call(req).instrument(span))
-        .await?;
+        .map(str::to_owned);
+    let ids = RequestIds {
+        own: random_id(),
+        upstream,
+    };
+    let span = match &ids.upstream {
+        Some(up) => {
+            tracing::info_span!("request", request_id = %ids.own, upstream_request_id = %up)
+        }
+        None => tracing::info_span!("request", request_id = %ids.own),
+    };
+    let id = ids.own.clone();
+    let mut res = CURRENT.scope(ids, next.call(req).instrument(span)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }
     Ok(res)
-}
-
-/// A new id: this process's random prefix and a counter. Unique across instances and restarts
-/// (64 random bits per process), ordered within one, and no system call per request.
-fn generate() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let prefix = PREFIX.get_or_init(|| random_id().chars().take(11).collect());
-    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What a proxy's id may be: short, and nothing a log reader could mistake for structure.

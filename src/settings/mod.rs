@@ -65,11 +65,25 @@ pub struct ServerSettings {
     /// comma-separated. Empty: the socket's peer is the client.
     #[serde(with = "proxies")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header those proxies write the client's address into; the other one is ignored,
+    /// since a proxy passes on what the client wrote in it.
+    pub forwarded_header: ForwardedHeader,
     /// On SIGTERM or SIGINT: how long requests already accepted may take to finish.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
     /// Where `/metrics` (Prometheus) is served, apart from the API; empty: nowhere.
     pub metrics_listen: String,
+}
+
+/// Where a trusted reverse proxy writes the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`: nginx (`proxy_add_x_forwarded_for`), HAProxy (`option forwardfor`),
+    /// most cloud load balancers.
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), for proxies configured to write it.
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -148,6 +162,9 @@ pub struct ThrottleSettings {
     pub max_failures_per_ip: u32,
     #[serde(with = "duration")]
     pub window: Duration,
+    /// IPv6 addresses count against `max_failures_per_ip` by this prefix: one customer
+    /// usually holds a whole /64.
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -220,6 +237,7 @@ impl Settings {
             .set_default("server.issuer", "http://127.0.0.1:8080")?
             .set_default("server.max_body_bytes", 16 * 1024)?
             .set_default("server.trusted_proxies", Vec::<String>::new())?
+            .set_default("server.forwarded_header", "x-forwarded-for")?
             .set_default("server.shutdown_timeout", "30s")?
             .set_default("server.metrics_listen", "")?
             .set_default("database.url", "sqlite://data/tessera.db")?
@@ -244,6 +262,7 @@ impl Settings {
             .set_default("throttle.max_failures_per_user", 5)?
             .set_default("throttle.max_failures_per_ip", 50)?
             .set_default("throttle.window", "15m")?
+            .set_default("throttle.ipv6_prefix", 64)?
             .set_default("sessions.idle_ttl", "30m")?
             .set_default("sessions.absolute_ttl", "12h")?
             .set_default("retention.interval", "5m")?
@@ -308,6 +327,9 @@ impl Settings {
             anyhow::bail!(
                 "invalid configuration: server.metrics_listen: `{metrics}` is not an address and port (\"127.0.0.1:9090\")"
             );
+        }
+        if !(32..=128).contains(&self.throttle.ipv6_prefix) {
+            anyhow::bail!("invalid configuration: throttle.ipv6_prefix must be between 32 and 128");
         }
         if self.server.shutdown_timeout > Duration::from_secs(3600) {
             anyhow::bail!("invalid configuration: server.shutdown_timeout must be at most 1h");

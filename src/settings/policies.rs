@@ -23,6 +23,7 @@ impl Settings {
             per_user: i64::from(t.max_failures_per_user.max(1)),
             per_ip: i64::from(t.max_failures_per_ip.max(1)),
             window: t.window,
+            ipv6_prefix: t.ipv6_prefix,
             max_wait: self.passwords.max_wait,
         }
     }

@@ -152,6 +152,7 @@ diesel::table! {
         client_id -> Text,
         scope -> Text,
         granted_at -> BigInt,
+        resources -> Nullable<Text>,
     }
 }
 
@@ -183,5 +184,6 @@ diesel::table! {
         client_ip -> Nullable<Text>,
         detail -> Nullable<Text>,
         request_id -> Nullable<Text>,
+        upstream_request_id -> Nullable<Text>,
     }
 }

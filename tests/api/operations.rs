@@ -37,12 +37,13 @@ async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
         "one per request"
     );
 
-    // A proxy's id is kept, and the reuse incident it leads to records it.
+    // A proxy's id is kept beside the server's own, and the reuse incident it leads to
+    // records both.
     let proxy_id = "edge-7f3a9c.1";
     let given = replay_with_request_id(&trusting, proxy_id).await;
-    assert_eq!(given, proxy_id);
+    assert_ne!(given, proxy_id);
     let recorded = audit_request_ids(&trusting, "refresh.reuse_detected").await;
-    assert_eq!(recorded, vec![Some(proxy_id.to_owned())]);
+    assert_eq!(recorded, vec![(Some(given), Some(proxy_id.to_owned()))]);
     // An id that could be mistaken for log structure is replaced, even from a proxy.
     let res = trusting
         .http
@@ -59,7 +60,7 @@ async fn every_response_has_a_request_id_and_audit_events_carry_it(db: Db) {
     let given = replay_with_request_id(&app, proxy_id).await;
     assert_ne!(given, proxy_id);
     let recorded = audit_request_ids(&app, "refresh.reuse_detected").await;
-    assert_eq!(recorded, vec![Some(given)]);
+    assert_eq!(recorded, vec![(Some(given), None)]);
 }
 
 /// Signs in, refreshes twice, then replays the first refresh token with `X-Request-Id: id`:
@@ -93,14 +94,18 @@ async fn replay_with_request_id(app: &TestApp, id: &str) -> String {
     res.headers()["x-request-id"].to_str().unwrap().to_owned()
 }
 
-async fn audit_request_ids(app: &TestApp, kind: &'static str) -> Vec<Option<String>> {
+/// The (server's, proxy's) request ids of the audit events of `kind`.
+async fn audit_request_ids(
+    app: &TestApp,
+    kind: &'static str,
+) -> Vec<(Option<String>, Option<String>)> {
     use diesel::prelude::*;
     use tessera::store::schema::audit_events::dsl;
     app.with_conn(move |c| {
         dsl::audit_events
             .filter(dsl::kind.eq(kind))
-            .select(dsl::request_id)
-            .load::<Option<String>>(c)
+            .select((dsl::request_id, dsl::upstream_request_id))
+            .load::<(Option<String>, Option<String>)>(c)
             .unwrap()
     })
     .await

@@ -11,6 +11,7 @@ use crate::helpers::{both_backends, claims, eventually, Db, TestApp};
 both_backends!(
     pruning_removes_only_what_can_no_longer_matter,
     a_replay_of_a_pruned_token_still_revokes_its_family,
+    revoking_a_pruned_token_revokes_its_family,
     what_retention_deleted_is_reported_as_pruned,
     the_server_prunes_by_itself,
     an_interval_of_zero_leaves_pruning_to_the_cli,
@@ -363,6 +364,37 @@ async fn a_replay_of_a_pruned_token_still_revokes_its_family(db: Db) {
     .unwrap();
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
     assert_eq!(incidents[0]["family_id"], sid.as_str());
+}
+
+/// An app that signs out with a stale refresh token whose row retention already deleted still
+/// ends its family (RFC 7009 §2.1): the token names its family. Introspection calls it
+/// inactive and names nothing; another client's `/revoke` changes nothing.
+async fn revoking_a_pruned_token_revokes_its_family(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_RETENTION__INTERVAL", "1h")]).await;
+    let (id, secret) = app.password_client().await;
+    let c = (id.as_str(), secret.as_str());
+    let (other_id, other_secret) = app.password_client().await;
+    app.user("alice").await;
+    let first = app.password_grant(c, "alice").await;
+    let rt0 = first["refresh_token"].as_str().unwrap().to_owned();
+    let current = app.refreshed(c, &rt0).await;
+    let rt1 = current["refresh_token"].as_str().unwrap().to_owned();
+    let access = current["access_token"].as_str().unwrap().to_owned();
+    app.advance(Duration::from_secs(120));
+    let done = prune(&app, false).await;
+    assert_eq!(done["tables"]["refresh_tokens"], 1, "{done}");
+
+    assert_eq!(app.introspect(c, &rt0).await, json!({"active": false}));
+    assert_eq!(
+        app.revoke((&other_id, &other_secret), &rt0).await.status(),
+        200
+    );
+    assert_eq!(app.introspect(c, &rt1).await["active"], true);
+
+    assert_eq!(app.revoke(c, &rt0).await.status(), 200);
+    assert_eq!(app.introspect(c, &rt1).await["active"], false);
+    assert_eq!(app.introspect(c, &access).await["active"], false);
+    assert_eq!(app.refresh(c, &rt1).await.status(), 400);
 }
 
 /// Family and incident ids carry their time: asked for one that retention would have deleted,

@@ -32,6 +32,8 @@ struct EventView {
     detail: Option<String>,
     /// The HTTP request's `X-Request-Id`, to find its log lines.
     request_id: Option<String>,
+    /// The id the reverse proxy in front sent, to find the request in its logs.
+    upstream_request_id: Option<String>,
 }
 
 pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
@@ -51,6 +53,7 @@ pub fn run(ctx: &mut Context, cmd: AuditCommand) -> anyhow::Result<()> {
                     client_ip: e.client_ip,
                     detail: e.detail,
                     request_id: e.request_id,
+                    upstream_request_id: e.upstream_request_id,
                 })
                 .collect();
             emit(ctx.output, &views, || {

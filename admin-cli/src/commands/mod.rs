@@ -132,7 +132,7 @@ impl Context {
             subject,
             client_ip: None,
             detail,
-            request_id: None,
+            request: None,
         }
         .record(self.conn()?, now);
         Ok(())

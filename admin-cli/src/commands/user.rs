@@ -4,7 +4,6 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
-use tessera::domain::throttle;
 use tessera::domain::user::{self, Username};
 use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
@@ -346,10 +345,11 @@ fn revoke_consent(ctx: &mut Context, username: String, client_id: ClientId) -> a
 }
 
 fn unlock(ctx: &mut Context, username: String, ip: Option<std::net::IpAddr>) -> anyhow::Result<()> {
+    let policy = ctx.settings.throttle_policy();
     let conn = ctx.conn()?;
     let mut had = user::unlock(conn, &username)?;
     if let Some(ip) = ip {
-        had |= throttle::unlock_ip(conn, &ip.to_string())?;
+        had |= policy.unlock_ip(conn, &ip.to_string())?;
     }
     ctx.audit(
         AuditKind::UserUnlocked,

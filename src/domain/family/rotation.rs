@@ -191,7 +191,7 @@ fn grace_retry(
         subject: Some(family.id.as_str()),
         client_ip: meta.client_ip.as_deref(),
         detail: Some(&detail),
-        request_id: meta.request_id.as_deref(),
+        request: meta.request.as_ref(),
     }
     .record(c, now);
     Ok(Some(Issued {
@@ -339,7 +339,7 @@ fn revoke_for_replay(
     let why = Revocation {
         kind: AuditKind::RefreshReuseDetected,
         client_ip: meta.client_ip.as_deref(),
-        request_id: meta.request_id.as_deref(),
+        request: meta.request.as_ref(),
         detail: Some(&detail),
         ..Revocation::new(REUSE_DETECTED, Some(client_id.as_str()))
     };

@@ -7,7 +7,7 @@ use crate::domain::access_token::Audience;
 use crate::domain::authcode::CODE_PREFIX;
 use crate::domain::client::Client;
 use crate::domain::family::{self, FamilyState};
-use crate::domain::refresh_token::{self, PREFIX};
+use crate::domain::refresh_token::{self, Presented, PREFIX};
 use crate::domain::request::RequestMeta;
 use crate::domain::resource::Targets;
 use crate::domain::revocation::{self, Families, Revocation, REVOKED_BY_CLIENT};
@@ -17,8 +17,10 @@ use crate::value::{ClientId, UnixMs};
 
 /// What a presented token turned out to be.
 enum Found {
+    /// A refresh token and its family; `token` is `None` when retention pruned its row (a
+    /// rotated token, so never active), which still names its family.
     Refresh {
-        token: RefreshToken,
+        token: Option<RefreshToken>,
         family: TokenFamily,
     },
     Access(crate::domain::access_token::AccessClaims, Option<User>),
@@ -39,11 +41,16 @@ impl TokenEndpoint {
     fn find(&self, token: &str) -> Result<Found, OAuthError> {
         if token.starts_with(PREFIX) {
             let conn = &mut *self.core.conn()?;
-            let Some(t) = refresh_token::find_presented(conn, &self.core.master, token)? else {
-                return Ok(Found::Nothing);
+            let (token, family_id) = match refresh_token::resolve(conn, &self.core.master, token)? {
+                Presented::Stored(t) => {
+                    let family_id = t.family_id.clone();
+                    (Some(t), family_id)
+                }
+                Presented::Pruned(parsed) => (None, parsed.family_id),
+                Presented::Unknown => return Ok(Found::Nothing),
             };
-            return Ok(match TokenFamily::find(conn, &t.family_id)? {
-                Some(family) => Found::Refresh { token: t, family },
+            return Ok(match TokenFamily::find(conn, &family_id)? {
+                Some(family) => Found::Refresh { token, family },
                 None => Found::Nothing,
             });
         }
@@ -75,7 +82,7 @@ impl TokenEndpoint {
             Found::Refresh { family, .. } if family.client_id == client.id => {
                 let why = Revocation {
                     client_ip: meta.client_ip.as_deref(),
-                    request_id: meta.request_id.as_deref(),
+                    request: meta.request.as_ref(),
                     detail: Some(REVOKED_BY_CLIENT),
                     always_audit: true,
                     ..Revocation::new(REVOKED_BY_CLIENT, Some(client.id.as_str()))
@@ -137,10 +144,13 @@ impl TokenEndpoint {
                 "iat": c.iat,
                 "jti": c.jti,
             }),
-            Found::Refresh { token, family }
-                if family.client_id == client.id
-                    && family::state(&family, family::token_live(&token, now), now)
-                        == FamilyState::Active =>
+            // A pruned token was rotated: inactive, whatever its family's state.
+            Found::Refresh {
+                token: Some(token),
+                family,
+            } if family.client_id == client.id
+                && family::state(&family, family::token_live(&token, now), now)
+                    == FamilyState::Active =>
             {
                 let user = User::find(&mut *self.core.conn()?, &family.user_id)?;
                 // The client was authenticated above: a disabled one never gets here.

@@ -17,6 +17,8 @@ pub struct AuditEvent {
     pub detail: Option<String>,
     /// The HTTP request that caused it; none for the CLI's.
     pub request_id: Option<String>,
+    /// The id a trusted proxy sent with the request, if any.
+    pub upstream_request_id: Option<String>,
 }
 
 impl AuditEvent {

@@ -1,0 +1,1 @@
+ALTER TABLE audit_events DROP COLUMN upstream_request_id;
