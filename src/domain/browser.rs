@@ -8,6 +8,7 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
+use crate::domain::resource::Targets;
 use crate::domain::scope::Scope;
 use crate::store::models::{Consent, Session, User};
 use crate::store::AnyConnection;
@@ -143,34 +144,44 @@ fn form_mac_ok(master: &MasterKey, message: &str, token: Option<&str>) -> bool {
         .is_some_and(|mac| hmac::verify(master.cookie_key(), message.as_bytes(), &mac).is_ok())
 }
 
-/// Whether the user already allowed the client every scope in `scope`.
+/// Whether the user already allowed the client every scope in `scope`, at every resource in
+/// `resources`: a consent page that named other resources (or none) did not ask about these.
 pub fn consent_covers(
     conn: &mut AnyConnection,
     user_id: &UserId,
     client_id: &ClientId,
     scope: &Scope,
+    resources: &Targets,
 ) -> diesel::QueryResult<bool> {
-    Ok(Consent::find(conn, user_id, client_id)?
-        .is_some_and(|c| scope.is_subset_of(&Scope::stored(&c.scope))))
+    Ok(Consent::find(conn, user_id, client_id)?.is_some_and(|c| {
+        scope.is_subset_of(&Scope::stored(&c.scope))
+            && resources.is_subset_of(&Targets::stored(c.resources.as_deref()))
+    }))
 }
 
-/// Remembers that the user allowed `scope` (added to what they allowed before).
+/// Remembers that the user allowed `scope` at `resources` (added to what they allowed
+/// before).
 pub fn remember_consent(
     conn: &mut AnyConnection,
     user_id: &UserId,
     client_id: &ClientId,
-    scope: &Scope,
+    (scope, resources): (&Scope, &Targets),
     now: UnixMs,
 ) -> diesel::QueryResult<()> {
-    let before = Consent::find(conn, user_id, client_id)?
-        .map(|c| Scope::stored(&c.scope))
+    let (scope_before, resources_before) = Consent::find(conn, user_id, client_id)?
+        .map(|c| {
+            (
+                Scope::stored(&c.scope),
+                Targets::stored(c.resources.as_deref()),
+            )
+        })
         .unwrap_or_default();
-    let all = before.union(scope);
     Consent {
         user_id: user_id.clone(),
         client_id: client_id.clone(),
-        scope: all.to_string(),
+        scope: scope_before.union(scope).to_string(),
         granted_at: now,
+        resources: resources_before.union(resources).to_stored(),
     }
     .save(conn)
 }

@@ -89,6 +89,15 @@ impl Targets {
     pub fn uris(&self) -> &[String] {
         &self.0
     }
+
+    /// Whether every resource here is also in `other`.
+    pub fn is_subset_of(&self, other: &Targets) -> bool {
+        self.0.iter().all(|uri| other.0.contains(uri))
+    }
+
+    pub fn union(&self, other: &Targets) -> Targets {
+        Targets::from_uris(self.0.iter().chain(&other.0).cloned())
+    }
 }
 
 /// Resources named in a request, each registered: their URIs and every scope they accept.
@@ -114,6 +123,15 @@ impl Requested {
     }
 }
 
+/// Checks only the form of a request's `resource` values: how many, and each an absolute URI
+/// without a fragment. Says nothing of which are registered.
+pub fn check_form(values: &[String]) -> Result<(), TargetError> {
+    if values.len() > MAX_PER_REQUEST {
+        return Err(TargetError::TooMany);
+    }
+    values.iter().try_for_each(|v| parse_uri(v).map(drop))
+}
+
 /// Checks the `resource` values of a request: `None` when there are none, otherwise every one
 /// well-formed and registered.
 pub fn lookup(
@@ -123,9 +141,7 @@ pub fn lookup(
     if values.is_empty() {
         return Ok(None);
     }
-    if values.len() > MAX_PER_REQUEST {
-        return Err(TargetError::TooMany.into());
-    }
+    check_form(values)?;
     let uris = values
         .iter()
         .map(|v| parse_uri(v))

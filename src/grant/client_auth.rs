@@ -104,10 +104,13 @@ pub(crate) fn plausible(client_id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What every failed client authentication says, whatever the reason.
+pub(crate) const FAILED: &str = "client authentication failed";
+
 /// Looks the client up and checks its credentials. Every failure reads the same, so the
 /// answer does not reveal which client ids exist.
 pub fn authenticate(conn: &mut AnyConnection, creds: &Credentials) -> Result<Client, OAuthError> {
-    let failed = || OAuthError::InvalidClient("client authentication failed".into());
+    let failed = || OAuthError::InvalidClient(FAILED.into());
     if !plausible(creds.client_id.as_str()) {
         return Err(failed());
     }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tessera::domain::client::GrantType;
 
 use crate::helpers::browser::{
-    exchange, query, redirect_params, setup, Browser, REDIRECT, VERIFIER,
+    code_for, confidential, exchange, query, redirect_params, setup, Browser, REDIRECT, VERIFIER,
 };
 use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp, PASSWORD};
 
@@ -13,6 +13,8 @@ both_backends!(
     a_token_for_a_resource_names_it_as_audience_with_only_its_scopes,
     a_refresh_may_narrow_to_some_of_the_familys_resources,
     an_authorization_request_names_resources_and_the_exchange_may_narrow,
+    a_remembered_consent_covers_only_the_resources_it_showed,
+    before_sign_in_an_unknown_resource_reads_like_a_registered_one,
 );
 
 const PHOTOS: &str = "https://photos.example.com/api";
@@ -367,8 +369,17 @@ async fn an_authorization_request_names_resources_and_the_exchange_may_narrow(db
     let base = query(&client_id, &[("resource", PHOTOS), ("resource", PROFILE)])
         .replace("scope=profile", "scope=profile+photos%3Aread");
 
-    // An unknown or malformed resource goes back to the client as invalid_target; one that
-    // accepts none of the scope, as invalid_scope.
+    // The consent page says where the access is for.
+    let html = browser
+        .sign_in(&base, "alice", PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(PHOTOS) && html.contains(PROFILE), "{html}");
+
+    // Signed in: an unknown or malformed resource goes back to the client as invalid_target;
+    // one that accepts none of the scope, as invalid_scope.
     for (q, error) in [
         (
             format!("{base}&resource=https%3A%2F%2Funknown.example.com"),
@@ -384,15 +395,6 @@ async fn an_authorization_request_names_resources_and_the_exchange_may_narrow(db
         assert_eq!(params["error"], error, "{q}");
         assert_eq!(params["state"], "af0ifjsldkj");
     }
-
-    // The consent page says where the access is for.
-    let html = browser
-        .sign_in(&base, "alice", PASSWORD)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains(PHOTOS) && html.contains(PROFILE), "{html}");
     let code = redirect_params(&browser.decide(&html, "approve").await)["code"].clone();
 
     // A resource the request did not name: invalid_target, and the code is not spent.
@@ -450,4 +452,76 @@ async fn an_authorization_request_names_resources_and_the_exchange_may_narrow(db
     let tokens = ok(exchange(&app, &client_id, &code, VERIFIER).await).await;
     let at = claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(at["aud"], at["iss"]);
+}
+
+/// A consent covers the resources its page named as well as the scope: a request that names a
+/// resource the user never saw asks again, even for scopes already allowed.
+async fn a_remembered_consent_covers_only_the_resources_it_showed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    register_resources(&app).await;
+    setup(&app).await;
+    let client_id = confidential(&app).await;
+    let browser = Browser::new(&app);
+    code_for(&app, &browser, &client_id).await;
+    // The same scope again: remembered, straight back with a code.
+    let res = browser.authorize(&query(&client_id, &[])).await;
+    assert!(redirect_params(&res).contains_key("code"));
+
+    let for_profile = query(&client_id, &[("resource", PROFILE)]);
+    let res = browser.authorize(&for_profile).await;
+    assert_eq!(res.status(), 200, "a new resource asks again");
+    let html = res.text().await.unwrap();
+    assert!(html.contains(PROFILE), "{html}");
+    let res = browser.decide(&html, "approve").await;
+    assert!(redirect_params(&res).contains_key("code"));
+    // Now remembered, with or without the resource.
+    for q in [&for_profile, &query(&client_id, &[])] {
+        let res = browser.authorize(q).await;
+        assert!(redirect_params(&res).contains_key("code"), "{q}");
+    }
+    let out = app
+        .admin(&["user", "consents", "alice", "-o", "json"], None)
+        .await;
+    let consents: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(consents[0]["resources"], json!([PROFILE]), "{consents}");
+}
+
+/// Until someone signs in, `/authorize` does not say which resource URIs are registered: an
+/// unknown one, and one that accepts none of the scope, lead to the login page like any other.
+/// Signed in, each goes back to the client with its error.
+async fn before_sign_in_an_unknown_resource_reads_like_a_registered_one(db: Db) {
+    let app = TestApp::spawn(db).await;
+    register_resources(&app).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let unknown = query(&client_id, &[("resource", "https://unknown.example.com")]);
+    let unscoped = query(&client_id, &[("resource", BILLING)]);
+    let known = query(&client_id, &[("resource", PROFILE)]);
+    let page = |q: String| {
+        let browser = &browser;
+        async move {
+            let res = browser.authorize(&q).await;
+            assert_eq!(res.status(), 200, "{q}");
+            let html = res.text().await.unwrap();
+            assert!(html.contains("Sign in"), "{q}: {html}");
+            html.replace(&q, "")
+        }
+    };
+    let shown = page(known.clone()).await;
+    for q in [&unknown, &unscoped] {
+        let html = page(q.clone()).await;
+        // The same page but for the hidden fields that carry each request and its CSRF token.
+        let strip = |h: &str| {
+            h.lines()
+                .filter(|l| !l.contains("type=\"hidden\""))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&html), strip(&shown), "{q}");
+    }
+    browser.sign_in(&known, "alice", PASSWORD).await;
+    for (q, error) in [(unknown, "invalid_target"), (unscoped, "invalid_scope")] {
+        let params = redirect_params(&browser.authorize(&q).await);
+        assert_eq!(params["error"], error, "{q}");
+    }
 }

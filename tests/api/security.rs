@@ -9,6 +9,7 @@ use crate::helpers::browser::{
 use crate::helpers::{assert_oauth_error, both_backends, claims, Db, TestApp, PASSWORD};
 
 both_backends!(
+    introspection_by_a_public_client_reads_as_failed_authentication,
     an_access_token_without_a_refresh_token_can_still_be_revoked,
     another_clients_token_or_code_reads_as_unknown,
     every_refused_bearer_token_gets_one_description,
@@ -420,4 +421,32 @@ async fn only_a_trusted_proxy_names_the_client_address(db: Db) {
             "trusted {trusted:?}: {events}"
         );
     }
+}
+
+/// RFC 7662 §2.1 lets only authenticated clients introspect. A public client is refused with
+/// the answer an unknown client gets, so that the refusal does not confirm that its id exists
+/// and is public.
+async fn introspection_by_a_public_client_reads_as_failed_authentication(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (public, _) = app
+        .client(&[GrantType::AuthorizationCode], true, "read")
+        .await;
+    let ask = |client_id: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(format!("{}/introspect", app.address))
+                .form(&[("client_id", client_id.as_str()), ("token", "tsr_x")])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let (status, body) = ask(public).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!((status, body), ask("no-such-client".into()).await);
 }

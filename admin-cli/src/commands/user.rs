@@ -9,6 +9,7 @@ use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
 
 use tessera::domain::audit::AuditKind;
+use tessera::domain::resource::Targets;
 use tessera::value::{ClientId, UserId};
 
 use super::{Confirm, Context};
@@ -122,6 +123,8 @@ struct ConsentView {
     client_id: ClientId,
     client_name: Option<String>,
     scope: String,
+    /// The resource servers (RFC 8707) the consent covers.
+    resources: Vec<String>,
     granted_at: String,
 }
 
@@ -301,6 +304,7 @@ fn consents(ctx: &mut Context, username: String) -> anyhow::Result<()> {
             client_name: names.get(&c.client_id).cloned(),
             client_id: c.client_id,
             scope: c.scope,
+            resources: Targets::stored(c.resources.as_deref()).uris().to_vec(),
             granted_at: rfc3339(c.granted_at),
         })
         .collect();

@@ -95,8 +95,14 @@ pub fn canonical_query(query: &str) -> String {
 
 /// Checks an authorization request (its raw query string) against the registered client: first
 /// the client and where to return (until both are certain, errors are pages, RFC 6749
-/// §4.1.2.1), then the rest (errors go back to the client).
-pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, AuthorizeError> {
+/// §4.1.2.1), then the rest (errors go back to the client). Until the user has `signed_in`,
+/// resources are only checked for form: whether one is registered, and which scopes it
+/// takes, is not for anyone who can open the page to learn.
+pub fn check(
+    conn: &mut AnyConnection,
+    query: &str,
+    signed_in: bool,
+) -> Result<AuthorizeRequest, AuthorizeError> {
     let (params, resources, bad) = lenient(query);
     let get = |name: &str| params.get(name).map(String::as_str);
     if bad.iter().any(|n| n == "client_id" || n == "redirect_uri") {
@@ -134,7 +140,13 @@ pub fn check(conn: &mut AnyConnection, query: &str) -> Result<AuthorizeRequest, 
     }
     let pkce = crate::grant::pkce::challenge(get("code_challenge_method"), get("code_challenge"))
         .map_err(|why| fail("invalid_request", why))?;
-    let (scope, resources) = scope_and_resources(conn, &client, get("scope"), &resources, &fail)?;
+    let resources = if signed_in {
+        Some(resources.as_slice())
+    } else {
+        resource::check_form(&resources).map_err(|e| fail("invalid_target", &e.to_string()))?;
+        None
+    };
+    let (scope, resources) = scope_and_resources(conn, &client, get("scope"), resources, &fail)?;
     Ok(AuthorizeRequest {
         redirect_uri_given: get("redirect_uri").is_some(),
         redirect_uri,
@@ -184,12 +196,13 @@ fn redirect_uri_for(client: &Client, asked: Option<&str>) -> Result<String, Auth
 }
 
 /// The scope asked for (the client's own by default) and the resources named (RFC 8707),
-/// narrowed to what those accept; `fail` makes the error that goes back to the client.
+/// narrowed to what those accept (`None`: not looked up yet); `fail` makes the error that goes
+/// back to the client.
 fn scope_and_resources(
     conn: &mut AnyConnection,
     client: &Client,
     asked: Option<&str>,
-    resources: &[String],
+    resources: Option<&[String]>,
     fail: &dyn Fn(&'static str, &str) -> AuthorizeError,
 ) -> Result<(Scope, Targets), AuthorizeError> {
     let allowed = client.scope.clone();
@@ -205,6 +218,9 @@ fn scope_and_resources(
             "the requested scope is not allowed for this client",
         ));
     }
+    let Some(resources) = resources else {
+        return Ok((scope, Targets::default()));
+    };
     match resource::lookup(conn, resources) {
         Ok(None) => Ok((scope, Targets::default())),
         Ok(Some(r)) => match r.scope_for(&scope) {

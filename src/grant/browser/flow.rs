@@ -16,11 +16,11 @@ impl BrowserFlow {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
     pub fn authorize(&self, query: &str, session: Option<&str>) -> Result<Step, OAuthError> {
         let conn = &mut *self.core.conn()?;
-        let request = match check(conn, query) {
+        let user = self.session_user(conn, session)?;
+        let request = match check(conn, query, user.is_some()) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
@@ -32,7 +32,13 @@ impl BrowserFlow {
         let trusted_redirect =
             !request.client.is_public() || request.redirect_uri.starts_with("https://");
         if trusted_redirect
-            && browser::consent_covers(conn, &user.id, &request.client.id, &request.scope)?
+            && browser::consent_covers(
+                conn,
+                &user.id,
+                &request.client.id,
+                &request.scope,
+                &request.resources,
+            )?
         {
             return self.issue_code(conn, &request, &user.id);
         }
@@ -52,12 +58,12 @@ impl BrowserFlow {
         approve: bool,
     ) -> Result<Step, OAuthError> {
         let conn = &mut *self.core.conn()?;
-        let request = match check(conn, query) {
+        let user = self.session_user(conn, session)?;
+        let request = match check(conn, query, user.is_some()) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
         let now = self.core.clock.now();
-        let user = self.session_user(conn, session)?;
         let Some(user) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
@@ -72,7 +78,8 @@ impl BrowserFlow {
             );
             return Ok(self.with_iss(e.into()));
         }
-        browser::remember_consent(conn, &user.id, &request.client.id, &request.scope, now)?;
+        let granted = (&request.scope, &request.resources);
+        browser::remember_consent(conn, &user.id, &request.client.id, granted, now)?;
         self.issue_code(conn, &request, &user.id)
     }
 

@@ -118,10 +118,11 @@ impl TokenEndpoint {
         params: &Params,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticated(authorization, params)?;
-        // RFC 7662 §2.1: the caller must authenticate; a public client cannot.
+        // RFC 7662 §2.1: the caller must authenticate; a public client cannot. Refused as a
+        // failed authentication is, so that the answer does not confirm the id is a client's.
         if client.is_public() {
             return Err(OAuthError::InvalidClient(
-                "introspection needs a confidential client".into(),
+                crate::grant::client_auth::FAILED.into(),
             ));
         }
         let token = params.required("token")?;

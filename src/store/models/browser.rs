@@ -77,6 +77,8 @@ pub struct Consent {
     pub client_id: ClientId,
     pub scope: String,
     pub granted_at: UnixMs,
+    /// The resource servers (RFC 8707) the consent pages named, space-separated; `None`: none.
+    pub resources: Option<String>,
 }
 
 impl Consent {
@@ -100,7 +102,7 @@ impl Consent {
             .load(conn)
     }
 
-    /// Records `scope` as granted, replacing what was there (one upsert: two saves at once, a
+    /// Records `scope` and `resources` as granted, replacing what was there (one upsert: two saves at once, a
     /// double click, both succeed).
     pub fn save(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         use diesel::upsert::excluded;
@@ -111,6 +113,7 @@ impl Consent {
             .set((
                 consents::scope.eq(excluded(consents::scope)),
                 consents::granted_at.eq(excluded(consents::granted_at)),
+                consents::resources.eq(excluded(consents::resources)),
             ))
             .execute(c))?;
         Ok(())
