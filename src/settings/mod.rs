@@ -49,6 +49,9 @@ pub struct Settings {
     pub master_key: Option<Secret>,
     /// File holding the master secret; generated (mode 0600) when missing.
     pub master_key_file: PathBuf,
+    /// The configuration file these settings were read from, if any (not a setting).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -270,19 +273,21 @@ impl Settings {
             .set_default("retention.dead_families", "30d")?
             .set_default("retention.audit", "90d")?
             .set_default("master_key_file", "data/master.key")?;
-        match explicit {
+        let file = match explicit {
             Some(path) => {
                 if !path.is_file() {
                     anyhow::bail!("configuration file {} not found", path.display());
                 }
-                builder = builder.add_source(config::File::from(path).required(true));
+                builder = builder.add_source(config::File::from(path.clone()).required(true));
+                Some(path)
             }
             None if default_file => {
-                builder =
-                    builder.add_source(config::File::with_name("tessera.toml").required(false))
+                let path = PathBuf::from("tessera.toml");
+                builder = builder.add_source(config::File::from(path.clone()).required(false));
+                path.is_file().then_some(path)
             }
-            None => {}
-        }
+            None => None,
+        };
         let env_map: config::Map<String, String> =
             env.into_iter().filter(|(k, _)| is_config_var(k)).collect();
         builder = builder.add_source(
@@ -291,12 +296,13 @@ impl Settings {
                 .separator("__")
                 .source(Some(env_map)),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .context("invalid configuration")?
             .try_deserialize()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         settings.validate()?;
+        settings.file = file;
         Ok(settings)
     }
 

@@ -124,7 +124,76 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
     lifetime_findings(s, &defaults, &mut findings);
     throttle_finding(s, &defaults, &mut findings);
     master_key_finding(s, &mut findings);
+    findings.extend(inline_master_key(s));
+    findings.extend(wide_trusted_proxies(s));
+    findings.extend(metrics_exposed(s));
     findings
+}
+
+/// A master key written into a configuration file that other users can read.
+fn inline_master_key(s: &Settings) -> Option<Finding> {
+    let file = s.file.as_deref()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let inline = text.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("master_key")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    });
+    let Err(MasterKeyError::Exposed { mode, .. }) = check_private(file) else {
+        return None;
+    };
+    inline.then(|| Finding {
+        check: "master_key_in_readable_config",
+        severity: Severity::Error,
+        rule: "Tessera: the master key is readable by its owner only",
+        message: format!(
+            "{} holds master_key and has mode {mode:03o}: other users can read the key that seals the signing keys and MACs refresh tokens",
+            file.display()
+        ),
+        fix: format!(
+            "move the key to a file of its own (master_key_file, mode 600) and delete master_key from {0}, or: chmod 600 {0}",
+            file.display()
+        ),
+    })
+}
+
+/// Trusted proxies that take in every address: anyone can then name any client address.
+fn wide_trusted_proxies(s: &Settings) -> Option<Finding> {
+    let wide: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .filter(|net| net.prefix_len() == 0)
+        .map(ToString::to_string)
+        .collect();
+    (!wide.is_empty()).then(|| Finding {
+        check: "wide_trusted_proxies",
+        severity: Severity::Warning,
+        rule: "RFC 7239 §8.1; Tessera: server.trusted_proxies",
+        message: format!(
+            "server.trusted_proxies has {}: every peer may then say which address a request came from, escape the per-address sign-in limit, lock out another address and write any address into audit events",
+            wide.join(" and ")
+        ),
+        fix: "set server.trusted_proxies to the reverse proxies' own addresses, e.g. [\"10.0.0.5\"]"
+            .to_owned(),
+    })
+}
+
+/// `/metrics` served on an address other machines can reach.
+fn metrics_exposed(s: &Settings) -> Option<Finding> {
+    let addr: std::net::SocketAddr = s.server.metrics_listen.trim().parse().ok()?;
+    (!addr.ip().is_loopback()).then(|| Finding {
+        check: "metrics_exposed",
+        severity: Severity::Warning,
+        rule: "Tessera: server.metrics_listen",
+        message: format!(
+            "server.metrics_listen is {addr}: anyone who reaches it reads the traffic, sign-in, refresh and reuse counts, the version and the pool's state"
+        ),
+        fix: format!(
+            "set server.metrics_listen = \"127.0.0.1:{}\" and let the scraper come through a tunnel or the reverse proxy, or allow only the scraper in a firewall",
+            addr.port()
+        ),
+    })
 }
 
 /// An issuer that is not https (loopback aside).

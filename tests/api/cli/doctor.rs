@@ -161,6 +161,61 @@ async fn configuration_checks_fire() {
     assert_eq!(checks(&report), Vec::<String>::new());
 }
 
+/// Where the network and the secrets are open wider than they should be: trusted proxies that
+/// take in every address, metrics on a public address, a master key written into a
+/// configuration file others can read. Each is a finding with its fix.
+#[tokio::test]
+async fn wide_open_proxies_metrics_and_configuration_are_findings() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let cases: &[(Vars, &str, &str)] = &[
+        (
+            &[("TESSERA_SERVER__TRUSTED_PROXIES", "0.0.0.0/0 ::/0")],
+            "wide_trusted_proxies",
+            "warning",
+        ),
+        (
+            &[("TESSERA_SERVER__METRICS_LISTEN", "0.0.0.0:9090")],
+            "metrics_exposed",
+            "warning",
+        ),
+    ];
+    for (vars, check, severity) in cases {
+        let (_, report) = doctor(env(&app, vars), false).await;
+        assert_eq!(checks(&report), vec![check.to_string()], "{vars:?}");
+        let f = finding(&report, check);
+        assert_eq!(f["severity"], *severity);
+        assert!(!f["fix"].as_str().unwrap().is_empty());
+    }
+    let (_, report) = doctor(
+        env(
+            &app,
+            &[("TESSERA_SERVER__METRICS_LISTEN", "127.0.0.1:9090")],
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(checks(&report), Vec::<String>::new());
+
+    let dir =
+        std::env::temp_dir().join(format!("tessera-doctor-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tessera.toml");
+    std::fs::write(&file, format!("master_key = \"{}\"\n", app.master_key)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut vars = env(&app, &[("TESSERA_CONFIG", file.to_str().unwrap())]);
+    vars.retain(|(k, _)| k != "TESSERA_MASTER_KEY");
+    let (out, report) = doctor(vars.clone(), false).await;
+    assert!(!out.status.success());
+    let f = finding(&report, "master_key_in_readable_config");
+    assert_eq!(f["severity"], "error");
+    assert!(f["fix"].as_str().unwrap().contains("chmod 600"), "{f}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (out, report) = doctor(vars, false).await;
+    assert!(out.status.success(), "{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A master key file that others may read; `chmod 600`, as the finding says, fixes it.
 #[tokio::test]
 async fn an_exposed_master_key_file_is_an_error() {
