@@ -35,6 +35,23 @@ async fn attempt(
     req.send().await.unwrap()
 }
 
+/// A server behind a proxy on loopback that allows three failures per address (and many per
+/// username), with a password client and the user alice.
+async fn behind_a_proxy_with_three_guesses_per_address(db: Db) -> (TestApp, (String, String)) {
+    let app = TestApp::spawn_with(
+        db,
+        &[
+            ("TESSERA_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_IP", "3"),
+            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "100"),
+        ],
+    )
+    .await;
+    let client = app.password_client().await;
+    app.user("alice").await;
+    (app, client)
+}
+
 async fn audit(app: &TestApp, kind: &str) -> Value {
     let out = app
         .admin(&["audit", "list", "--kind", kind, "-o", "json"], None)
@@ -47,18 +64,8 @@ async fn audit(app: &TestApp, kind: &str) -> Value {
 /// it, and a client names any address it likes, escapes the per-address limit and can lock
 /// another address out.
 async fn a_clients_own_forwarded_header_is_ignored_behind_an_x_forwarded_for_proxy(db: Db) {
-    let app = TestApp::spawn_with(
-        db,
-        &[
-            ("TESSERA_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
-            ("TESSERA_THROTTLE__MAX_FAILURES_PER_IP", "3"),
-            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "100"),
-        ],
-    )
-    .await;
-    let (id, secret) = app.password_client().await;
+    let (app, (id, secret)) = behind_a_proxy_with_three_guesses_per_address(db).await;
     let c = (id.as_str(), secret.as_str());
-    app.user("alice").await;
     for i in 0..3 {
         let forged = format!("for=10.66.0.{i}");
         let res = attempt(
@@ -115,18 +122,8 @@ async fn a_proxy_that_writes_forwarded_is_read_and_x_forwarded_for_ignored(db: D
 /// One IPv6 customer usually has a whole /64: its addresses count as one for the per-address
 /// limit (`throttle.ipv6_prefix`), while audit events keep the full address.
 async fn addresses_of_one_ipv6_prefix_are_throttled_as_one(db: Db) {
-    let app = TestApp::spawn_with(
-        db,
-        &[
-            ("TESSERA_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
-            ("TESSERA_THROTTLE__MAX_FAILURES_PER_IP", "3"),
-            ("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "100"),
-        ],
-    )
-    .await;
-    let (id, secret) = app.password_client().await;
+    let (app, (id, secret)) = behind_a_proxy_with_three_guesses_per_address(db).await;
     let c = (id.as_str(), secret.as_str());
-    app.user("alice").await;
     for i in 1..=3 {
         let from = format!("2001:db8:1:2::{i}");
         let res = attempt(

@@ -73,6 +73,22 @@ fn finding<'a>(report: &'a Value, check: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {check} finding in {report:#}"))
 }
 
+/// Runs the doctor with `vars` and checks that `check` is its one finding, with `severity` and
+/// a fix; the run's output and the finding.
+async fn only_finding(
+    app: &TestApp,
+    vars: Vars<'_>,
+    check: &str,
+    severity: &str,
+) -> (Output, Value) {
+    let (out, report) = doctor(env(app, vars), false).await;
+    assert_eq!(checks(&report), vec![check.to_string()], "{vars:?}");
+    let f = finding(&report, check).clone();
+    assert_eq!(f["severity"], severity);
+    assert!(!f["fix"].as_str().unwrap().is_empty());
+    (out, f)
+}
+
 async fn a_sound_setup_has_no_findings(db: Db) {
     let app = TestApp::spawn(db).await;
     app.password_client().await;
@@ -141,12 +157,8 @@ async fn configuration_checks_fire() {
         ),
     ];
     for (vars, check, severity) in cases {
-        let (out, report) = doctor(env(&app, vars), false).await;
-        assert_eq!(checks(&report), vec![check.to_string()], "{vars:?}");
-        let f = finding(&report, check);
-        assert_eq!(f["severity"], *severity);
+        let (out, f) = only_finding(&app, vars, check, severity).await;
         assert!(f["rule"].as_str().unwrap().contains("RFC"), "{f}");
-        assert!(!f["fix"].as_str().unwrap().is_empty());
         // Errors fail the run; warnings only with --strict.
         assert_eq!(out.status.success(), *severity == "warning", "{vars:?}");
         let (strict, _) = doctor(env(&app, vars), true).await;
@@ -181,11 +193,7 @@ async fn wide_open_proxies_metrics_and_configuration_are_findings() {
         ),
     ];
     for (vars, check, severity) in cases {
-        let (_, report) = doctor(env(&app, vars), false).await;
-        assert_eq!(checks(&report), vec![check.to_string()], "{vars:?}");
-        let f = finding(&report, check);
-        assert_eq!(f["severity"], *severity);
-        assert!(!f["fix"].as_str().unwrap().is_empty());
+        only_finding(&app, vars, check, severity).await;
     }
     let (_, report) = doctor(
         env(
