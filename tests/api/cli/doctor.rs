@@ -15,6 +15,7 @@ both_backends!(
     a_sound_setup_has_no_findings,
     client_checks_fire_and_their_fixes_work,
     a_client_in_use_is_not_unused,
+    wide_open_proxies_metrics_and_configuration_are_findings,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -176,10 +177,9 @@ async fn configuration_checks_fire() {
 /// Where the network and the secrets are open wider than they should be: trusted proxies that
 /// take in every address, metrics on a public address, a master key written into a
 /// configuration file others can read. Each is a finding with its fix.
-#[tokio::test]
-async fn wide_open_proxies_metrics_and_configuration_are_findings() {
+async fn wide_open_proxies_metrics_and_configuration_are_findings(db: Db) {
     use std::os::unix::fs::PermissionsExt;
-    let app = TestApp::spawn(Db::Sqlite).await;
+    let app = TestApp::spawn(db).await;
     let cases: &[(Vars, &str, &str)] = &[
         (
             &[("TESSERA_SERVER__TRUSTED_PROXIES", "0.0.0.0/0 ::/0")],
