@@ -33,6 +33,7 @@ pub enum AuditKind {
     ClientEnabled,
     ClientDeleted,
     UserCreated,
+    UserUpdated,
     UserPasswordChanged,
     UserDisabled,
     UserEnabled,
@@ -47,7 +48,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::LoginThrottled,
@@ -62,6 +63,7 @@ impl AuditKind {
         AuditKind::ClientEnabled,
         AuditKind::ClientDeleted,
         AuditKind::UserCreated,
+        AuditKind::UserUpdated,
         AuditKind::UserPasswordChanged,
         AuditKind::UserDisabled,
         AuditKind::UserEnabled,
@@ -90,6 +92,7 @@ impl AuditKind {
             AuditKind::ClientEnabled => "client.enabled",
             AuditKind::ClientDeleted => "client.deleted",
             AuditKind::UserCreated => "user.created",
+            AuditKind::UserUpdated => "user.updated",
             AuditKind::UserPasswordChanged => "user.password_changed",
             AuditKind::UserDisabled => "user.disabled",
             AuditKind::UserEnabled => "user.enabled",

@@ -16,6 +16,7 @@ pub mod grant_type;
 pub mod jwt_crypto;
 pub mod keys;
 pub mod password;
+pub mod profile;
 pub mod refresh_token;
 pub mod request;
 pub mod resource;

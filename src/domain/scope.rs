@@ -58,6 +58,10 @@ impl Scope {
         self.0.is_subset(&other.0)
     }
 
+    pub fn contains(&self, scope: &str) -> bool {
+        self.iter().any(|s| s == scope)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

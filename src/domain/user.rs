@@ -2,6 +2,7 @@
 
 use crate::domain::crypto::random_id;
 use crate::domain::password::PasswordHasher;
+use crate::domain::profile::ProfileChange;
 use crate::domain::revocation::{self, Families, Revocation, PASSWORD_CHANGED, USER_DISABLED};
 use crate::domain::Clock;
 use crate::store::models::{LoginFailures, NewUser, Session, User};
@@ -132,9 +133,11 @@ pub fn create(
     hasher: &PasswordHasher,
     username: &Username,
     password: &str,
+    profile: &ProfileChange,
     clock: &Clock,
 ) -> Result<User, UserError> {
     check_password(password)?;
+    let (name, email, email_verified) = profile.for_new_user()?;
     if User::find_by_username(conn, username.as_str())?.is_some() {
         return Err(UserError::Exists(username.as_str().to_owned()));
     }
@@ -145,6 +148,9 @@ pub fn create(
         username: username.as_str(),
         password_hash: &hash,
         created_at: clock.now(),
+        name: name.as_deref(),
+        email: email.as_deref(),
+        email_verified,
     }
     .insert(conn);
     match inserted {

@@ -70,6 +70,20 @@ pub fn bearer_challenge(refused: Option<&str>) -> HttpResponse {
     }
 }
 
+/// 400 `invalid_request` for a malformed bearer request (RFC 6750 §3.1), such as a token sent
+/// in two places at once.
+pub fn bearer_invalid_request(why: &str) -> HttpResponse {
+    let mut builder = HttpResponse::BadRequest();
+    no_store(&mut builder)
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            format!(
+                r#"Bearer realm="tessera", error="invalid_request", error_description="{why}""#
+            ),
+        ))
+        .json(serde_json::json!({"error": "invalid_request", "error_description": why}))
+}
+
 /// 405 with the methods the resource takes.
 pub fn method_not_allowed(allow: &str) -> HttpResponse {
     HttpResponse::MethodNotAllowed()

@@ -24,6 +24,10 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+        updated_at -> Nullable<BigInt>,
     }
 }
 

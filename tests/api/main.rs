@@ -21,6 +21,7 @@ mod keys;
 mod metrics;
 mod openapi;
 mod operations;
+mod profile;
 mod proxy;
 mod real_browser;
 mod resources;

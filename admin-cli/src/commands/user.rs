@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
+use tessera::domain::profile::{self, ProfileChange};
 use tessera::domain::user::{self, Username};
 use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
@@ -23,6 +24,14 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Change what apps are told about a user (OpenID Connect `name`, `email`)
+    Update {
+        username: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// List users
     List,
@@ -62,11 +71,39 @@ pub enum UserCommand {
     },
 }
 
+/// What apps may be told about a user (released by the `profile` and `email` scopes).
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    /// The user's full name ("" removes it)
+    #[arg(long)]
+    name: Option<String>,
+    /// The user's email address ("" removes it); a new address is unverified unless
+    /// --email-verified true
+    #[arg(long)]
+    email: Option<String>,
+    /// Whether the address is known to be the user's
+    #[arg(long, value_name = "BOOL")]
+    email_verified: Option<bool>,
+}
+
+impl ProfileArgs {
+    fn change(self) -> ProfileChange {
+        ProfileChange {
+            name: self.name,
+            email: self.email,
+            email_verified: self.email_verified,
+        }
+    }
+}
+
 /// The JSON shape of a user.
 #[derive(Serialize)]
 struct UserView {
     id: UserId,
     username: String,
+    name: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
     created_at: String,
     disabled_at: Option<String>,
     active_families: i64,
@@ -85,6 +122,9 @@ fn view(ctx: &mut Context, u: &User) -> anyhow::Result<UserView> {
     Ok(UserView {
         id: u.id.clone(),
         username: u.username.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        email_verified: u.email_verified,
         created_at: rfc3339(u.created_at),
         disabled_at: u.disabled_at.map(rfc3339),
         active_families,
@@ -139,7 +179,9 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Create {
             username,
             password_stdin,
-        } => create(ctx, username, password_stdin),
+            profile,
+        } => create(ctx, username, password_stdin, profile.change()),
+        UserCommand::Update { username, profile } => update(ctx, username, profile.change()),
         UserCommand::List => list(ctx),
         UserCommand::Show { username } => show(ctx, username),
         UserCommand::SetPassword {
@@ -161,12 +203,19 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-fn create(ctx: &mut Context, username: String, password_stdin: bool) -> anyhow::Result<()> {
+fn create(
+    ctx: &mut Context,
+    username: String,
+    password_stdin: bool,
+    profile: ProfileChange,
+) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
     let username = Username::parse(&username)?;
+    // Checked before the password is asked for.
+    profile.for_new_user()?;
     let password = read_password(password_stdin)?;
     let hasher = hasher(ctx)?;
-    let user = user::create(ctx.conn()?, &hasher, &username, &password, &clock)?;
+    let user = user::create(ctx.conn()?, &hasher, &username, &password, &profile, &clock)?;
     ctx.audit(
         AuditKind::UserCreated,
         Some(user.id.as_str()),
@@ -204,14 +253,28 @@ fn list(ctx: &mut Context) -> anyhow::Result<()> {
     })
 }
 
+fn update(ctx: &mut Context, username: String, change: ProfileChange) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let user = profile::update(ctx.conn()?, &username, &change, &clock)?;
+    ctx.audit(
+        AuditKind::UserUpdated,
+        Some(user.id.as_str()),
+        Some(&user.username),
+    )?;
+    let v = view(ctx, &user)?;
+    emit(ctx.output, &v, || format!("updated user {}", v.username))
+}
+
 fn show(ctx: &mut Context, username: String) -> anyhow::Result<()> {
     let u = user::by_name(ctx.conn()?, &username)?;
     let v = view(ctx, &u)?;
     emit(ctx.output, &v, || {
         format!(
-                "username         {}\nid               {}\ncreated_at       {}\nstate            {}{}\nactive_families  {}\nfailed_logins    {}",
+                "username         {}\nid               {}\nname             {}\nemail            {}\ncreated_at       {}\nstate            {}{}\nactive_families  {}\nfailed_logins    {}",
                 v.username,
                 v.id,
+                v.name.as_deref().unwrap_or("-"),
+                v.email.as_deref().map_or_else(|| "-".to_owned(), |e| format!("{e} ({})", if v.email_verified { "verified" } else { "not verified" })),
                 v.created_at,
                 v.disabled_at.as_ref().map_or_else(|| "enabled".to_owned(), |d| format!("disabled since {d}")),
                 if v.locked { ", locked (too many failed sign-ins)" } else { "" },

@@ -1,11 +1,13 @@
 //! Access tokens presented as bearer tokens (RFC 6750): the check every protected resource
 //! makes, and `/userinfo`.
 
-use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::TokenEndpoint;
 use crate::domain::access_token::{self, AccessClaims, TokenError};
 use crate::domain::keys::KeySet;
+use crate::domain::profile;
+use crate::domain::scope::Scope;
 use crate::grant::OAuthError;
 use crate::store::models::{Standing, TokenRefs, User};
 use crate::value::UserId;
@@ -13,24 +15,16 @@ use crate::value::UserId;
 /// Fewest seconds between two reloads forced by an unknown `kid`.
 const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// `/userinfo` (OpenID Connect Core §5.3 members).
-#[derive(Debug, Serialize)]
-pub struct UserInfo {
-    pub sub: String,
-    pub preferred_username: String,
-}
-
 impl TokenEndpoint {
-    /// `GET /userinfo`: the token must verify, and its family and user still be in good standing.
-    pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
+    /// `/userinfo` (OpenID Connect Core §5.3): `sub` and the claims the token's scope releases
+    /// ([`profile::claims`]). The token must verify, and its family and user still be in good
+    /// standing.
+    pub fn userinfo(&self, bearer: &str) -> Result<Map<String, Value>, BearerError> {
         // Only a token meant for this server: one requested for a resource server (RFC 8707)
         // is for that server alone.
-        let (_, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
+        let (claims, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
         match user {
-            Some(u) => Ok(UserInfo {
-                sub: u.id.into_string(),
-                preferred_username: u.username,
-            }),
+            Some(u) => Ok(profile::claims(&u, &Scope::stored(&claims.scope))),
             None => Err(BearerError::InvalidToken(
                 "the access token was not issued to a user".into(),
             )),

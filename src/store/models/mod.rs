@@ -26,4 +26,4 @@ pub use resource::ResourceRow;
 pub use revoked::RevokedAccessToken;
 pub use standing::{Standing, TokenRefs};
 pub use throttle::{LoginFailures, LoginPlace};
-pub use user::{NewUser, User};
+pub use user::{NewUser, ProfileChanges, User};

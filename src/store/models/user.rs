@@ -12,6 +12,12 @@ pub struct User {
     pub password_hash: String,
     pub created_at: UnixMs,
     pub disabled_at: Option<UnixMs>,
+    /// The full name apps may show (OpenID Connect `name`).
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// When the name or email last changed; `None`: not since the user was created.
+    pub updated_at: Option<UnixMs>,
 }
 
 impl std::fmt::Debug for User {
@@ -31,6 +37,28 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub password_hash: &'a str,
     pub created_at: UnixMs,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+}
+
+/// Changes to a user's profile; `None` leaves a field as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct ProfileChanges {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    pub updated_at: Option<UnixMs>,
+}
+
+impl ProfileChanges {
+    pub fn apply(&self, conn: &mut AnyConnection, id: &UserId) -> QueryResult<bool> {
+        diesel::update(users::table.find(id))
+            .set(self)
+            .execute(conn)
+            .map(|n| n == 1)
+    }
 }
 
 impl User {

@@ -358,7 +358,7 @@ impl TestApp {
         let name = Username::parse(name).unwrap();
         let clock = self.clock.clone();
         self.with_conn(move |c| {
-            user::create(c, &hasher, &name, PASSWORD, &clock)
+            user::create(c, &hasher, &name, PASSWORD, &Default::default(), &clock)
                 .unwrap()
                 .id
                 .into_string()
