@@ -20,6 +20,38 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     /// The PKCE challenge, encoded for storage.
     pub pkce: String,
+    pub prompt: Prompt,
+}
+
+/// `prompt` (OpenID Connect Core §3.1.2.1): whether the user may be asked anything, and
+/// whether consent must be asked again. `select_account` is accepted (one account per browser:
+/// nothing to select), and so is `login`, which does not force a new sign-in yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// Ask nothing: sign-in or consent that would be needed is an error to the client
+    /// (`login_required`, `consent_required`).
+    pub none: bool,
+    /// Ask for consent even when it is remembered.
+    pub consent: bool,
+}
+
+impl Prompt {
+    fn parse(value: Option<&str>) -> Result<Prompt, &'static str> {
+        let mut prompt = Prompt::default();
+        let values: Vec<&str> = value.unwrap_or_default().split_whitespace().collect();
+        for v in &values {
+            match *v {
+                "none" => prompt.none = true,
+                "consent" => prompt.consent = true,
+                "login" | "select_account" => {}
+                _ => return Err("prompt takes none, login, consent or select_account"),
+            }
+        }
+        if prompt.none && values.len() > 1 {
+            return Err("prompt=none goes with no other value");
+        }
+        Ok(prompt)
+    }
 }
 
 /// Why a request was refused.
@@ -132,6 +164,20 @@ pub fn check(
             ))
         }
     }
+    // OpenID Connect Core §6: request objects, by value or by reference, are not taken.
+    if get("request").is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "request objects are not supported; send the parameters themselves",
+        ));
+    }
+    if get("request_uri").is_some() {
+        return Err(fail(
+            "request_uri_not_supported",
+            "request_uri is not supported; send the parameters themselves",
+        ));
+    }
+    let prompt = Prompt::parse(get("prompt")).map_err(|why| fail("invalid_request", why))?;
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(fail(
             "unauthorized_client",
@@ -148,6 +194,7 @@ pub fn check(
     };
     let (scope, resources) = scope_and_resources(conn, &client, get("scope"), resources, &fail)?;
     Ok(AuthorizeRequest {
+        prompt,
         redirect_uri_given: get("redirect_uri").is_some(),
         redirect_uri,
         scope,

@@ -22,6 +22,9 @@ impl BrowserFlow {
             Err(e) => return Ok(self.with_iss(e.into())),
         };
         let Some(user) = user else {
+            if request.prompt.none {
+                return Ok(self.refuse(&request, "login_required", "no one is signed in"));
+            }
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
             });
@@ -32,6 +35,7 @@ impl BrowserFlow {
         let trusted_redirect =
             !request.client.is_public() || request.redirect_uri.starts_with("https://");
         if trusted_redirect
+            && !request.prompt.consent
             && browser::consent_covers(
                 conn,
                 &user.id,
@@ -41,6 +45,13 @@ impl BrowserFlow {
             )?
         {
             return self.issue_code(conn, &request, &user.id);
+        }
+        if request.prompt.none {
+            return Ok(self.refuse(
+                &request,
+                "consent_required",
+                "the user has not allowed this",
+            ));
         }
         Ok(Step::Consent {
             client_name: request.client.name.clone(),
@@ -70,13 +81,7 @@ impl BrowserFlow {
             });
         };
         if !approve {
-            let e = AuthorizeError::redirect(
-                &request.redirect_uri,
-                request.state.as_deref(),
-                "access_denied",
-                "the user denied the request",
-            );
-            return Ok(self.with_iss(e.into()));
+            return Ok(self.refuse(&request, "access_denied", "the user denied the request"));
         }
         let granted = (&request.scope, &request.resources);
         browser::remember_consent(conn, &user.id, &request.client.id, granted, now)?;
@@ -128,6 +133,17 @@ impl BrowserFlow {
         // RFC 9207: say who issued the code, against mix-up attacks.
         pairs.push(("iss", &self.core.issuer));
         Ok(Step::Redirect(with_query(&request.redirect_uri, &pairs)))
+    }
+
+    /// Back to the client with `error` (and `iss`).
+    fn refuse(&self, request: &AuthorizeRequest, error: &'static str, description: &str) -> Step {
+        let e = AuthorizeError::redirect(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            error,
+            description,
+        );
+        self.with_iss(e.into())
     }
 
     /// Adds `iss` (RFC 9207) to error redirects too.

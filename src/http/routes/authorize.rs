@@ -1,4 +1,4 @@
-//! `GET /authorize`, `POST /login`, `POST /consent`, `POST /logout`: the browser sign-in.
+//! `GET|POST /authorize`, `POST /login`, `POST /consent`, `POST /logout`: the browser sign-in.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -77,6 +77,25 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
 /// `GET /authorize` (RFC 6749 §4.1.1).
 pub async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let query = req.query_string().to_owned();
+    authorize_with(req, state, query).await
+}
+
+/// `POST /authorize` (OpenID Connect Core §3.1.2.1): the same request, form-encoded in the
+/// body. Its forms and redirects carry it on as a query.
+pub async fn authorize_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let query = canonical_query(&String::from_utf8_lossy(&body));
+    authorize_with(req, state, query).await
+}
+
+async fn authorize_with(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: String,
+) -> HttpResponse {
     let cookie = session(&req, state.secure_cookies);
     let q = query.clone();
     match state

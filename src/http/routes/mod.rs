@@ -41,7 +41,7 @@ routes! {
     "/openapi.json" => { GET => openapi::openapi }
     "/healthz" => { GET => health::healthz }
     "/readyz" => { GET => health::readyz }
-    "/authorize" => { GET => authorize::authorize }
+    "/authorize" => { GET => authorize::authorize, POST => authorize::authorize_post }
     "/login" => { POST => authorize::login }
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }

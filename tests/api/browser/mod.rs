@@ -3,3 +3,4 @@
 mod codes;
 mod flow;
 mod pages;
+mod prompt;
