@@ -4,6 +4,7 @@ use crate::domain::client::GrantType;
 use crate::domain::client::{self, Client};
 use crate::domain::resource::{self, LookupError, Targets};
 use crate::domain::scope::Scope;
+use crate::domain::user::Username;
 use crate::store::AnyConnection;
 use crate::value::ClientId;
 
@@ -21,6 +22,8 @@ pub struct AuthorizeRequest {
     /// The PKCE challenge, encoded for storage.
     pub pkce: String,
     pub prompt: Prompt,
+    /// `login_hint`, when it could be a username.
+    pub login_hint: Option<String>,
 }
 
 /// `prompt` (OpenID Connect Core §3.1.2.1): whether the user may be asked anything, and
@@ -195,6 +198,9 @@ pub fn check(
     let (scope, resources) = scope_and_resources(conn, &client, get("scope"), resources, &fail)?;
     Ok(AuthorizeRequest {
         prompt,
+        login_hint: get("login_hint")
+            .and_then(|h| Username::parse(h).ok())
+            .map(|u| u.as_str().to_owned()),
         redirect_uri_given: get("redirect_uri").is_some(),
         redirect_uri,
         scope,
@@ -287,7 +293,11 @@ fn scope_and_resources(
 /// Where the authorization endpoint goes next.
 pub enum Step {
     /// Show the login page.
-    Login { client_name: String },
+    Login {
+        client_name: String,
+        /// `login_hint` (OpenID Connect Core §3.1.2.1): the username to fill in, if it could be one.
+        login_hint: Option<String>,
+    },
     /// Show the consent page.
     Consent {
         client_name: String,
@@ -306,10 +316,10 @@ pub enum Step {
 impl std::fmt::Debug for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Step::Login { client_name } => f
+            Step::Login { client_name, .. } => f
                 .debug_struct("Login")
                 .field("client_name", client_name)
-                .finish(),
+                .finish_non_exhaustive(),
             Step::Consent {
                 client_name,
                 username,

@@ -27,6 +27,7 @@ impl BrowserFlow {
             }
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
+                login_hint: request.login_hint.clone(),
             });
         };
         // A remembered consent answers without a page only where the redirect reaches the
@@ -78,6 +79,7 @@ impl BrowserFlow {
         let Some(user) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
+                login_hint: request.login_hint.clone(),
             });
         };
         if !approve {

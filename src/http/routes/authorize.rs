@@ -33,13 +33,16 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
     match step {
         Step::Redirect(url) => see_other(&url, Vec::new()),
         Step::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
-        Step::Login { client_name } => {
+        Step::Login {
+            client_name,
+            login_hint,
+        } => {
             let (token, set) = csrf(req, &state.services.browser, secure);
             let page = LoginPage {
                 client_name: &client_name,
                 csrf: &token,
                 authorize,
-                username: "",
+                username: login_hint.as_deref().unwrap_or_default(),
                 error: None,
             };
             render(StatusCode::OK, &page, set.into_iter().collect())
@@ -201,7 +204,7 @@ async fn client_name(state: &AppState, authorize: &str) -> String {
         .blocking(move |s| s.browser.authorize(&authorize, None))
         .await
     {
-        Ok(Step::Login { client_name }) => client_name,
+        Ok(Step::Login { client_name, .. }) => client_name,
         _ => "the application".to_owned(),
     }
 }

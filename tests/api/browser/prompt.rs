@@ -1,4 +1,5 @@
-//! The authorization request's OpenID Connect parameters: `prompt`, request objects (refused),
+//! The authorization request's OpenID Connect parameters: `prompt`, `login_hint`, request
+//! objects (refused),
 //! parameters the server does not act on (accepted), and the request sent by POST.
 
 use crate::helpers::browser::{code_for, confidential, query, redirect_params, setup, Browser};
@@ -10,6 +11,7 @@ both_backends!(
     prompt_consent_asks_again,
     unknown_and_informational_parameters_are_accepted,
     a_post_to_authorize_works_like_a_get,
+    login_hint_fills_in_the_username,
 );
 
 /// The error the client is sent back with, after checking `state` and `iss` came too.
@@ -86,7 +88,8 @@ async fn prompt_consent_asks_again(db: Db) {
 }
 
 /// What a provider may ignore (`display`, `ui_locales`, `claims_locales`, `acr_values`,
-/// `login_hint`, `prompt=login`, `prompt=select_account`) and parameters it does not know do not stop the request.
+/// `prompt=login`, `prompt=select_account`) and parameters it does not know do not stop the
+/// request.
 async fn unknown_and_informational_parameters_are_accepted(db: Db) {
     let app = TestApp::spawn(db).await;
     let client_id = setup(&app).await;
@@ -125,4 +128,27 @@ async fn a_post_to_authorize_works_like_a_get(db: Db) {
     code_for(&app, &browser, &client_id).await;
     let res = browser.post("/authorize", &form).await;
     assert!(redirect_params(&res).contains_key("code"));
+}
+
+/// `login_hint` fills in the username on the login page, escaped; one that could not be a
+/// username is left out.
+async fn login_hint_fills_in_the_username(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let page = |hint: &'static str| {
+        let q = query(&client_id, &[("login_hint", hint)]);
+        let browser = &browser;
+        async move { browser.authorize(&q).await.text().await.unwrap() }
+    };
+    let html = page("alice").await;
+    assert!(html.contains(r#"autofocus value="alice""#), "{html}");
+    let html = page("<b>bob</b>").await;
+    assert!(!html.contains("<b>bob"), "escaped: {html}");
+    assert!(
+        html.contains("&#60;b&#62;bob") || html.contains("&lt;b&gt;bob"),
+        "{html}"
+    );
+    let html = page(" spaced ").await;
+    assert!(html.contains(r#"autofocus value="""#), "{html}");
 }
