@@ -19,6 +19,13 @@ pub struct Proxies {
     pub header: ForwardedHeader,
 }
 
+impl Proxies {
+    /// Whether `ip` is one of the trusted proxies, whose headers are believed.
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(ip))
+    }
+}
+
 /// The address throttling, audit events and stored refresh tokens use.
 pub fn client_ip(req: &HttpRequest, proxies: &Proxies) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
@@ -26,9 +33,7 @@ pub fn client_ip(req: &HttpRequest, proxies: &Proxies) -> Option<IpAddr> {
 }
 
 fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
-    let trusted = &proxies.trusted;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
+    if !proxies.trusts(&peer) {
         return peer;
     }
     let mut client = peer;
@@ -36,7 +41,7 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
     // trusted proxy vouches for.
     for hop in chain(headers, proxies.header).iter().rev() {
         match hop {
-            Some(ip) if is_trusted(ip) => client = *ip,
+            Some(ip) if proxies.trusts(ip) => client = *ip,
             Some(ip) => return *ip,
             // "unknown", an obfuscated name: the last trusted hop is all that is known.
             None => return client,

@@ -47,7 +47,7 @@ impl AppState {
 
     /// Whether `peer` is one of `server.trusted_proxies`.
     pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
-        self.proxies.trusted.iter().any(|net| net.contains(&peer))
+        self.proxies.trusts(&peer)
     }
 }
 

@@ -35,7 +35,6 @@ use serde::{Deserialize, Serialize};
 pub struct UnixMs(i64);
 
 impl UnixMs {
-    pub const EPOCH: UnixMs = UnixMs(0);
     pub const MAX: UnixMs = UnixMs(i64::MAX);
 
     pub const fn from_millis(ms: i64) -> Self {
