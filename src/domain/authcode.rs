@@ -40,6 +40,11 @@ pub struct CodeGrant<'a> {
     pub ttl: Duration,
     /// The authorization request named `redirect_uri`.
     pub redirect_uri_given: bool,
+    /// The OpenID Connect request's `nonce`, echoed in the ID token.
+    pub nonce: Option<&'a str>,
+    /// When the user signed in, and the public id of the browser session they did it in.
+    pub auth_time: UnixMs,
+    pub sid: &'a str,
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
@@ -62,6 +67,9 @@ pub fn issue(
         family_id: None,
         redirect_uri_given: grant.redirect_uri_given,
         resources: grant.resources.to_stored(),
+        nonce: grant.nonce.map(str::to_owned),
+        auth_time: Some(grant.auth_time),
+        sid: Some(grant.sid.to_owned()),
     }
     .insert(conn)?;
     Ok(Secret::new(code))
@@ -225,11 +233,14 @@ fn start_family(
         resources: &granted,
         auth_method: GrantType::AuthorizationCode.as_str(),
         same_password: false,
+        auth_time: Some(row.auth_time.unwrap_or(row.created_at)),
+        sid: row.sid.as_deref(),
     };
     let mut issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
         RefreshError::Database(d) => ExchangeError::Database(d),
         _ => ExchangeError::Invalid("the user is disabled"),
     })?;
+    issued.nonce = row.nonce.clone();
     if let Some(r) = request.resources {
         // The family keeps every resource of the grant; this access token is for these.
         issued.scope = r

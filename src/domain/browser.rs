@@ -53,15 +53,32 @@ pub fn start_session(
     Ok(Secret::new(sign(master, &id)))
 }
 
-/// The signed-in user of a session cookie: the signature holds, the session exists, is within
-/// its idle and absolute lifetimes, and its user is enabled. Refreshes the idle clock.
+/// A browser's sign-in, as a session cookie shows it.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    /// The session's public id (OpenID Connect `sid`): names the session in ID and logout
+    /// tokens, and cannot be turned back into the cookie or its stored hash.
+    pub sid: String,
+    /// When the user signed in (`auth_time`).
+    pub auth_time: UnixMs,
+}
+
+/// The public id of the session whose id hashes to `id_hash`.
+fn public_sid(id_hash: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("sid:{id_hash}").as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..18])
+}
+
+/// The sign-in of a session cookie: the signature holds, the session exists, is within its
+/// idle and absolute lifetimes, and its user is enabled. Refreshes the idle clock.
 pub fn session_user(
     conn: &mut AnyConnection,
     master: &MasterKey,
     cookie: &str,
     limits: SessionLimits,
     now: UnixMs,
-) -> diesel::QueryResult<Option<User>> {
+) -> diesel::QueryResult<Option<SignedIn>> {
     let Some(id) = verify(master, cookie) else {
         return Ok(None);
     };
@@ -75,11 +92,15 @@ pub fn session_user(
         Session::delete(conn, &hash)?;
         return Ok(None);
     }
-    let user = User::find(conn, &session.user_id)?.filter(|u| u.disabled_at.is_none());
-    if user.is_some() {
-        Session::touch(conn, &hash, now)?;
-    }
-    Ok(user)
+    let Some(user) = User::find(conn, &session.user_id)?.filter(|u| u.disabled_at.is_none()) else {
+        return Ok(None);
+    };
+    Session::touch(conn, &hash, now)?;
+    Ok(Some(SignedIn {
+        user,
+        sid: public_sid(&hash),
+        auth_time: session.created_at,
+    }))
 }
 
 /// Ends the session of a cookie, if any.

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod crypto;
 pub mod family;
 pub mod grant_type;
+pub mod id_token;
 pub mod jwt_crypto;
 pub mod keys;
 pub mod password;

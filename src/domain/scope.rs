@@ -11,6 +11,10 @@ pub struct Scope(BTreeSet<String>);
 #[error("`{0}` is not a valid scope token")]
 pub struct InvalidScope(pub String);
 
+/// The scope that makes a grant an OpenID Connect sign-in (Core §3.1.2.1): its tokens come
+/// with an ID token.
+pub const OPENID: &str = "openid";
+
 /// Longest scope string accepted, so a request cannot make us build huge sets.
 const MAX_LEN: usize = 1024;
 

@@ -20,6 +20,25 @@ pub struct Operations {
     public_scopes: Scope,
 }
 
+/// Every claim an ID token or `/userinfo` can carry (`address` and `phone` are not kept).
+const CLAIMS_SUPPORTED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
+    "amr",
+    "preferred_username",
+    "name",
+    "updated_at",
+    "email",
+    "email_verified",
+];
+
 impl Operations {
     pub(crate) fn new(settings: &Settings, core: Core, hasher: PasswordHasher) -> Self {
         Self {
@@ -82,9 +101,11 @@ impl Operations {
         Ok(serde_json::json!({ "keys": keys }))
     }
 
-    /// Authorization server metadata (RFC 8414): only what is actually supported.
+    /// Authorization server metadata (RFC 8414) and OpenID Provider metadata (OpenID Connect
+    /// Discovery 1.0 §3), one document: only what is actually supported.
     pub fn metadata(&self) -> serde_json::Value {
         let issuer = &self.core.issuer;
+        let algorithms = self.core.keys.get().algorithms();
         let mut document = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
@@ -101,7 +122,15 @@ impl Operations {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "access_token_signing_alg_values_supported": self.core.keys.get().algorithms(),
+            "access_token_signing_alg_values_supported": algorithms,
+            // OpenID Connect: pairwise subjects are not offered; every client sees the user id.
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algorithms,
+            "claims_supported": CLAIMS_SUPPORTED,
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "claims_parameter_supported": false,
         });
         // Only what an administrator chose to publish: a list built from the clients would
         // tell anyone what every client was granted.

@@ -43,6 +43,8 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
         resources -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        sid -> Nullable<Text>,
     }
 }
 
@@ -139,6 +141,9 @@ diesel::table! {
         family_id -> Nullable<Text>,
         redirect_uri_given -> Bool,
         resources -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        sid -> Nullable<Text>,
     }
 }
 

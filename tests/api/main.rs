@@ -19,6 +19,7 @@ mod flood;
 mod hostile;
 mod keys;
 mod metrics;
+mod oidc;
 mod openapi;
 mod operations;
 mod profile;

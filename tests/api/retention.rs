@@ -132,6 +132,9 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
                 family_id: family.map(Into::into),
                 redirect_uri_given: true,
                 resources: None,
+                nonce: None,
+                auth_time: None,
+                sid: None,
             }
             .insert(conn)
             .unwrap();

@@ -135,6 +135,9 @@ pub struct Issued {
     pub audience: Targets,
     /// True when this answers an idempotent retry with the already-issued successor.
     pub retried: bool,
+    /// The authorization request's OpenID Connect `nonce`, when a code exchange started the
+    /// family: its ID token echoes it (a refresh's never does).
+    pub nonce: Option<String>,
 }
 
 /// What a new family is started for.
@@ -149,6 +152,10 @@ pub struct NewGrant<'a> {
     pub auth_method: &'a str,
     /// Refuse if the user's password changed since `user` was read (password grant).
     pub same_password: bool,
+    /// When the user signed in (OpenID Connect `auth_time`); `None`: now.
+    pub auth_time: Option<UnixMs>,
+    /// The public id of the browser session the user signed in with, if any.
+    pub sid: Option<&'a str>,
 }
 
 /// Starts a family with its first refresh token, inside the caller's write transaction.
@@ -198,6 +205,8 @@ pub fn start_in(
         revoked_at: None,
         revoked_reason: None,
         resources: grant.resources.to_stored(),
+        auth_time: Some(grant.auth_time.unwrap_or(now)),
+        sid: grant.sid.map(str::to_owned),
     };
     NewFamily {
         id: &family.id,
@@ -208,6 +217,8 @@ pub fn start_in(
         created_at: now,
         expires_at,
         resources: family.resources.as_deref(),
+        auth_time: family.auth_time,
+        sid: family.sid.as_deref(),
     }
     .insert(c)?;
     NewRefreshToken {
@@ -228,6 +239,7 @@ pub fn start_in(
         scope,
         audience: grant.resources.clone(),
         retried: false,
+        nonce: None,
     })
 }
 

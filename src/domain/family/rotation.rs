@@ -139,6 +139,7 @@ fn consume(
         scope,
         audience,
         retried: false,
+        nonce: None,
     }))
 }
 
@@ -201,6 +202,7 @@ fn grace_retry(
         scope,
         audience,
         retried: true,
+        nonce: None,
     }))
 }
 
@@ -259,6 +261,7 @@ pub fn rotate_for_client(
             scope,
             audience,
             retried: false,
+            nonce: None,
         }
     }))
 }

@@ -1,5 +1,7 @@
 //! The authorization endpoint's request (RFC 6749 §4.1.1), checked without any web framework.
 
+use std::time::Duration;
+
 use crate::domain::client::GrantType;
 use crate::domain::client::{self, Client};
 use crate::domain::resource::{self, LookupError, Targets};
@@ -24,16 +26,24 @@ pub struct AuthorizeRequest {
     pub prompt: Prompt,
     /// `login_hint`, when it could be a username.
     pub login_hint: Option<String>,
+    /// OpenID Connect: the `nonce` to echo in the ID token.
+    pub nonce: Option<String>,
+    /// OpenID Connect `max_age`: a sign-in older than this is asked again.
+    pub max_age: Option<Duration>,
+    /// OpenID Connect `id_token_hint`, as sent (checked by the flow, which has the keys).
+    pub id_token_hint: Option<String>,
 }
 
-/// `prompt` (OpenID Connect Core §3.1.2.1): whether the user may be asked anything, and
-/// whether consent must be asked again. `select_account` is accepted (one account per browser:
-/// nothing to select), and so is `login`, which does not force a new sign-in yet.
+/// `prompt` (OpenID Connect Core §3.1.2.1): whether the user may be asked anything, whether
+/// they must sign in again, and whether consent must be asked again. `select_account` is
+/// accepted (one account per browser: nothing to select).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prompt {
     /// Ask nothing: sign-in or consent that would be needed is an error to the client
     /// (`login_required`, `consent_required`).
     pub none: bool,
+    /// Ask for the password even when a session stands.
+    pub login: bool,
     /// Ask for consent even when it is remembered.
     pub consent: bool,
 }
@@ -46,7 +56,8 @@ impl Prompt {
             match *v {
                 "none" => prompt.none = true,
                 "consent" => prompt.consent = true,
-                "login" | "select_account" => {}
+                "login" => prompt.login = true,
+                "select_account" => {}
                 _ => return Err("prompt takes none, login, consent or select_account"),
             }
         }
@@ -128,6 +139,23 @@ pub fn canonical_query(query: &str) -> String {
         .finish()
 }
 
+/// The authorization request to return to after a sign-in: the same, but for `prompt=login`,
+/// which that sign-in has answered (so that the request does not ask for it again).
+pub fn after_sign_in(query: &str) -> String {
+    let pairs = url::form_urlencoded::parse(query.as_bytes())
+        .take(64)
+        .filter_map(|(k, v)| {
+            if k != "prompt" {
+                return Some((k, v));
+            }
+            let rest: Vec<&str> = v.split_whitespace().filter(|p| *p != "login").collect();
+            (!rest.is_empty()).then(|| (k, rest.join(" ").into()))
+        });
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
 /// Checks an authorization request (its raw query string) against the registered client: first
 /// the client and where to return (until both are certain, errors are pages, RFC 6749
 /// §4.1.2.1), then the rest (errors go back to the client). Until the user has `signed_in`,
@@ -181,6 +209,10 @@ pub fn check(
         ));
     }
     let prompt = Prompt::parse(get("prompt")).map_err(|why| fail("invalid_request", why))?;
+    let max_age = get("max_age")
+        .map(|v| v.parse::<u64>().map(Duration::from_secs))
+        .transpose()
+        .map_err(|_| fail("invalid_request", "max_age is a number of seconds"))?;
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(fail(
             "unauthorized_client",
@@ -201,6 +233,9 @@ pub fn check(
         login_hint: get("login_hint")
             .and_then(|h| Username::parse(h).ok())
             .map(|u| u.as_str().to_owned()),
+        nonce: get("nonce").map(str::to_owned),
+        max_age,
+        id_token_hint: get("id_token_hint").map(str::to_owned),
         redirect_uri_given: get("redirect_uri").is_some(),
         redirect_uri,
         scope,

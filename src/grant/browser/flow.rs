@@ -4,24 +4,27 @@
 use super::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
 use super::BrowserFlow;
 use crate::domain::authcode::{self, CodeGrant};
-use crate::domain::browser;
+use crate::domain::browser::{self, SignedIn};
+use crate::domain::id_token;
 use crate::domain::request::RequestMeta;
 use crate::domain::secret::Secret;
 use crate::grant::{OAuthError, SignInError};
-use crate::store::models::User;
 use crate::store::AnyConnection;
-use crate::value::UserId;
 
 impl BrowserFlow {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
     pub fn authorize(&self, query: &str, session: Option<&str>) -> Result<Step, OAuthError> {
         let conn = &mut *self.core.conn()?;
-        let user = self.session_user(conn, session)?;
-        let request = match check(conn, query, user.is_some()) {
+        let signed_in = self.session_user(conn, session)?;
+        let request = match check(conn, query, signed_in.is_some()) {
             Ok(r) => r,
             Err(e) => return Ok(self.with_iss(e.into())),
         };
-        let Some(user) = user else {
+        let signed_in = match self.sign_in_stands(&request, signed_in) {
+            Ok(s) => s,
+            Err(step) => return Ok(step),
+        };
+        let Some(signed_in) = signed_in else {
             if request.prompt.none {
                 return Ok(self.refuse(&request, "login_required", "no one is signed in"));
             }
@@ -39,13 +42,13 @@ impl BrowserFlow {
             && !request.prompt.consent
             && browser::consent_covers(
                 conn,
-                &user.id,
+                &signed_in.user.id,
                 &request.client.id,
                 &request.scope,
                 &request.resources,
             )?
         {
-            return self.issue_code(conn, &request, &user.id);
+            return self.issue_code(conn, &request, &signed_in);
         }
         if request.prompt.none {
             return Ok(self.refuse(
@@ -56,10 +59,42 @@ impl BrowserFlow {
         }
         Ok(Step::Consent {
             client_name: request.client.name.clone(),
-            username: user.username,
+            username: signed_in.user.username,
             scope: request.scope,
             resources: request.resources,
         })
+    }
+
+    /// The browser's sign-in, if the request accepts it (OpenID Connect Core §3.1.2.1): not
+    /// with `prompt=login`, not older than `max_age`, and not another user than the one
+    /// `id_token_hint` names. A hint this server did not issue is an error to the client.
+    fn sign_in_stands(
+        &self,
+        request: &AuthorizeRequest,
+        signed_in: Option<SignedIn>,
+    ) -> Result<Option<SignedIn>, Step> {
+        let hinted = match &request.id_token_hint {
+            None => None,
+            Some(hint) => {
+                let keys = self.core.keys.get();
+                let claims = id_token::hinted(&keys, &self.core.issuer, hint).ok_or_else(|| {
+                    self.refuse(
+                        request,
+                        "invalid_request",
+                        "id_token_hint is not an ID token from this server",
+                    )
+                })?;
+                Some(claims.sub)
+            }
+        };
+        let now = self.core.clock.now();
+        Ok(signed_in.filter(|s| {
+            !request.prompt.login
+                && request
+                    .max_age
+                    .is_none_or(|max| now.since(s.auth_time) <= max)
+                && hinted.as_ref().is_none_or(|sub| s.user.id == *sub)
+        }))
     }
 
     /// `POST /consent`: the user approved or denied.
@@ -76,7 +111,9 @@ impl BrowserFlow {
             Err(e) => return Ok(self.with_iss(e.into())),
         };
         let now = self.core.clock.now();
-        let Some(user) = user else {
+        // The sign-in was checked against the request when its page was shown: a consent
+        // that took longer than `max_age` is not sent back to sign in.
+        let Some(signed_in) = user else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
                 login_hint: request.login_hint.clone(),
@@ -86,16 +123,16 @@ impl BrowserFlow {
             return Ok(self.refuse(&request, "access_denied", "the user denied the request"));
         }
         let granted = (&request.scope, &request.resources);
-        browser::remember_consent(conn, &user.id, &request.client.id, granted, now)?;
-        self.issue_code(conn, &request, &user.id)
+        browser::remember_consent(conn, &signed_in.user.id, &request.client.id, granted, now)?;
+        self.issue_code(conn, &request, &signed_in)
     }
 
-    /// The signed-in user of the session cookie, if it still stands.
+    /// The sign-in of the session cookie, if it still stands.
     fn session_user(
         &self,
         conn: &mut AnyConnection,
         session: Option<&str>,
-    ) -> Result<Option<User>, OAuthError> {
+    ) -> Result<Option<SignedIn>, OAuthError> {
         Ok(match session {
             Some(cookie) => browser::session_user(
                 conn,
@@ -112,19 +149,22 @@ impl BrowserFlow {
         &self,
         conn: &mut AnyConnection,
         request: &AuthorizeRequest,
-        user_id: &UserId,
+        signed_in: &SignedIn,
     ) -> Result<Step, OAuthError> {
         let code = authcode::issue(
             conn,
             &CodeGrant {
                 client_id: &request.client.id,
-                user_id,
+                user_id: &signed_in.user.id,
                 scope: &request.scope,
                 resources: &request.resources,
                 redirect_uri: &request.redirect_uri,
                 pkce: &request.pkce,
                 ttl: self.code_ttl,
                 redirect_uri_given: request.redirect_uri_given,
+                nonce: request.nonce.as_deref(),
+                auth_time: signed_in.auth_time,
+                sid: &signed_in.sid,
             },
             self.core.clock.now(),
         )?;

@@ -130,6 +130,8 @@ impl TokenEndpoint {
                 resources: &targets,
                 auth_method: GrantType::Password.as_str(),
                 same_password: true,
+                auth_time: Some(now),
+                sid: None,
             };
             family::start_in(c, &self.core.master, &grant, meta, self.life, now)
                 .map_err(refresh_error)

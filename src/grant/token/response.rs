@@ -6,8 +6,10 @@ use serde::Serialize;
 use super::TokenEndpoint;
 use crate::domain::access_token::{self, Audience, Grant};
 use crate::domain::family::Issued;
+use crate::domain::id_token;
 use crate::domain::resource::Targets;
 use crate::domain::scope::Scope;
+use crate::domain::scope::OPENID;
 use crate::grant::OAuthError;
 use crate::value::{ClientId, UnixMs};
 
@@ -20,6 +22,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
+    /// OpenID Connect: who signed in, for a grant whose scope has `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -89,12 +94,54 @@ impl TokenEndpoint {
             tracing::error!(error = %e, "signing an access token failed");
             OAuthError::ServerError
         })?;
+        let id_token = match &issued {
+            Some(i) => self.id_token(client_id, i, &access_token, now)?,
+            None => None,
+        };
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: self.access_ttl.as_secs(),
             refresh_token,
             scope: scope_text,
+            id_token,
+        })
+    }
+
+    /// The ID token (OpenID Connect Core §3.1.3.3) of a family granted `openid`: on the code
+    /// exchange with the request's nonce, on every refresh with the same `sub` and `auth_time`
+    /// and no nonce (§12.2). It lives as long as the access token beside it.
+    fn id_token(
+        &self,
+        client_id: &ClientId,
+        issued: &Issued,
+        access_token: &str,
+        now: UnixMs,
+    ) -> Result<Option<String>, OAuthError> {
+        let family = &issued.family;
+        if !Scope::stored(&family.scope).contains(OPENID) {
+            return Ok(None);
+        }
+        let subject = id_token::Subject {
+            user_id: family.user_id.as_str(),
+            client_id: client_id.as_str(),
+            auth_time: family.signed_in_at(),
+            nonce: issued.nonce.as_deref(),
+            sid: family.sid.as_deref(),
+            access_token,
+        };
+        let keys = self.core.keys.get();
+        id_token::issue(
+            keys.signing(),
+            &self.core.issuer,
+            &subject,
+            now,
+            self.access_ttl,
+        )
+        .map(Some)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing an ID token failed");
+            OAuthError::ServerError
         })
     }
 }

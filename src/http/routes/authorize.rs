@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::grant::authorize::{canonical_query, Step};
+use crate::grant::authorize::{after_sign_in, canonical_query, Step};
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
     self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, ConsentPage, LoginPage,
@@ -175,7 +175,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 secure,
             );
             see_other(
-                &format!("/authorize?{authorize}"),
+                &format!("/authorize?{}", after_sign_in(&authorize)),
                 vec![session_cookie, csrf_cookie],
             )
         }

@@ -38,6 +38,7 @@ routes! {
     "/userinfo" => { GET => userinfo::userinfo, POST => userinfo::userinfo }
     "/jwks.json" => { GET => jwks::jwks }
     "/.well-known/oauth-authorization-server" => { GET => metadata::metadata }
+    "/.well-known/openid-configuration" => { GET => metadata::metadata }
     "/openapi.json" => { GET => openapi::openapi }
     "/healthz" => { GET => health::healthz }
     "/readyz" => { GET => health::readyz }

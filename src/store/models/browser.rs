@@ -22,6 +22,12 @@ pub struct AuthorizationCode {
     pub redirect_uri_given: bool,
     /// The resource servers (RFC 8707) the request named, space-separated; `None`: none.
     pub resources: Option<String>,
+    /// The OpenID Connect request's `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// When the user signed in (`None`: a code from before ID tokens; the code's time).
+    pub auth_time: Option<UnixMs>,
+    /// The public id of the browser session that signed in.
+    pub sid: Option<String>,
 }
 
 impl AuthorizationCode {

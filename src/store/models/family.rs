@@ -19,6 +19,17 @@ pub struct TokenFamily {
     pub revoked_reason: Option<String>,
     /// The resource servers (RFC 8707) it was granted for, space-separated; `None`: none.
     pub resources: Option<String>,
+    /// When the user signed in for it; `None`: when it began (`created_at`).
+    pub auth_time: Option<UnixMs>,
+    /// The public id of the browser session it began in; `None`: no browser (password grant).
+    pub sid: Option<String>,
+}
+
+impl TokenFamily {
+    /// When the user signed in for this family (OpenID Connect `auth_time`).
+    pub fn signed_in_at(&self) -> UnixMs {
+        self.auth_time.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -32,6 +43,8 @@ pub struct NewFamily<'a> {
     pub created_at: UnixMs,
     pub expires_at: UnixMs,
     pub resources: Option<&'a str>,
+    pub auth_time: Option<UnixMs>,
+    pub sid: Option<&'a str>,
 }
 
 impl TokenFamily {

@@ -354,11 +354,20 @@ impl TestApp {
     }
 
     pub async fn user(&self, name: &str) -> String {
+        self.user_with(name, Default::default()).await
+    }
+
+    /// A user with a profile (name, email) for OpenID Connect.
+    pub async fn user_with(
+        &self,
+        name: &str,
+        profile: tessera::domain::profile::ProfileChange,
+    ) -> String {
         let hasher = PasswordHasher::new(&self.settings.hash_policy(Some(1))).unwrap();
         let name = Username::parse(name).unwrap();
         let clock = self.clock.clone();
         self.with_conn(move |c| {
-            user::create(c, &hasher, &name, PASSWORD, &Default::default(), &clock)
+            user::create(c, &hasher, &name, PASSWORD, &profile, &clock)
                 .unwrap()
                 .id
                 .into_string()
