@@ -6,6 +6,7 @@ use base64::Engine;
 pub use crate::domain::grant_type::GrantType;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
+use crate::domain::keys::KeyAlgorithm;
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
 use crate::domain::Clock;
@@ -31,6 +32,20 @@ pub struct Client {
     pub allow_introspection: bool,
     /// When it last got a token, to the day; `None`: never since this was recorded.
     pub last_used_at: Option<UnixMs>,
+    pub openid: OpenIdOptions,
+}
+
+/// How a client takes part in OpenID Connect sign-in and logout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenIdOptions {
+    /// The algorithm its ID tokens are signed with; `None`: that of the access tokens' key.
+    pub id_token_alg: Option<KeyAlgorithm>,
+    /// Where RP-initiated logout may send the user back to; matched exactly.
+    pub post_logout_redirect_uris: Vec<url::Url>,
+    /// Where Back-Channel Logout 1.0 logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<url::Url>,
+    /// Its logout tokens must carry `sid` (the client keys its sessions by it).
+    pub backchannel_logout_session_required: bool,
 }
 
 impl From<ClientRow> for Client {
@@ -56,6 +71,20 @@ impl From<ClientRow> for Client {
             disabled_at: row.disabled_at,
             allow_introspection: row.allow_introspection,
             last_used_at: row.last_used_at,
+            openid: OpenIdOptions {
+                id_token_alg: row.id_token_alg.as_deref().and_then(KeyAlgorithm::parse),
+                post_logout_redirect_uris: row
+                    .post_logout_redirect_uris
+                    .split_whitespace()
+                    .map(url::Url::parse)
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_default(),
+                backchannel_logout_uri: row
+                    .backchannel_logout_uri
+                    .as_deref()
+                    .and_then(|u| url::Url::parse(u).ok()),
+                backchannel_logout_session_required: row.backchannel_logout_session_required,
+            },
         }
     }
 }
@@ -87,6 +116,7 @@ pub struct ClientSpec {
     pub grants: Vec<GrantType>,
     pub scope: Scope,
     pub redirect_uris: Vec<url::Url>,
+    pub openid: OpenIdOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,11 +179,14 @@ pub fn is_loopback(url: &url::Url) -> bool {
 }
 
 fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
+    uris_text_for("redirect URI", uris)
+}
+
+/// Redirect URIs (or post-logout ones, `what`), checked and joined for storage.
+fn uris_text_for(what: &str, uris: &[url::Url]) -> Result<String, ClientError> {
     for uri in uris {
         if uri.fragment().is_some() {
-            return Err(invalid(format!(
-                "redirect URI {uri} must not have a fragment"
-            )));
+            return Err(invalid(format!("{what} {uri} must not have a fragment")));
         }
         let ok = match uri.scheme() {
             "https" => true,
@@ -163,7 +196,7 @@ fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
         };
         if !ok {
             return Err(invalid(format!(
-                "redirect URI {uri} must be https, http on localhost, or a private-use scheme such as com.example.app:/callback"
+                "{what} {uri} must be https, http on localhost, or a private-use scheme such as com.example.app:/callback"
             )));
         }
     }
@@ -172,6 +205,22 @@ fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
         .map(|u| u.as_str())
         .collect::<Vec<_>>()
         .join(" "))
+}
+
+/// A back-channel logout URI: the server POSTs to it, so https, or http on this machine; no
+/// fragment (Back-Channel Logout 1.0 §2.2).
+fn backchannel_text(uri: &url::Url) -> Result<String, ClientError> {
+    let ok = match uri.scheme() {
+        "https" => true,
+        "http" => is_loopback(uri),
+        _ => false,
+    };
+    if !ok || uri.fragment().is_some() {
+        return Err(invalid(format!(
+            "back-channel logout URI {uri} must be https (http on localhost), without a fragment"
+        )));
+    }
+    Ok(uri.as_str().to_owned())
 }
 
 /// The client with this id, or [`ClientError::NotFound`].
@@ -192,6 +241,16 @@ pub fn register(
     let secret_hash = secret.as_ref().map(|s| sha256_hex(s.expose().as_bytes()));
     let id = ClientId::new(random_id());
     let scopes = spec.scope.to_string();
+    let openid = &spec.openid;
+    let logout_uris = uris_text_for(
+        "post-logout redirect URI",
+        &openid.post_logout_redirect_uris,
+    )?;
+    let backchannel = openid
+        .backchannel_logout_uri
+        .as_ref()
+        .map(backchannel_text)
+        .transpose()?;
     NewClient {
         id: &id,
         name,
@@ -200,6 +259,10 @@ pub fn register(
         grant_types: &grants,
         scopes: &scopes,
         created_at: clock.now(),
+        id_token_alg: openid.id_token_alg.map(KeyAlgorithm::as_str),
+        post_logout_redirect_uris: &logout_uris,
+        backchannel_logout_uri: backchannel.as_deref(),
+        backchannel_logout_session_required: openid.backchannel_logout_session_required,
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -214,6 +277,12 @@ pub struct ClientUpdate {
     pub redirect_uris: Option<Vec<url::Url>>,
     /// Whether it may introspect tokens of other clients (a resource server).
     pub allow_introspection: Option<bool>,
+    /// `Some(None)`: back to the access tokens' algorithm.
+    pub id_token_alg: Option<Option<KeyAlgorithm>>,
+    pub post_logout_redirect_uris: Option<Vec<url::Url>>,
+    /// `Some(None)`: no more back-channel logout.
+    pub backchannel_logout_uri: Option<Option<url::Url>>,
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// A client after [`update`], and how many of its families a narrower scope reached.
@@ -265,14 +334,21 @@ fn update_in(
         scopes: upd.scope.as_ref().map(Scope::to_string),
         redirect_uris: upd.redirect_uris.as_deref().map(uris_text).transpose()?,
         allow_introspection: upd.allow_introspection,
+        id_token_alg: upd.id_token_alg.map(|a| a.map(|a| a.as_str().to_owned())),
+        post_logout_redirect_uris: upd
+            .post_logout_redirect_uris
+            .as_deref()
+            .map(|u| uris_text_for("post-logout redirect URI", u))
+            .transpose()?,
+        backchannel_logout_uri: upd
+            .backchannel_logout_uri
+            .as_ref()
+            .map(|u| u.as_ref().map(backchannel_text).transpose())
+            .transpose()?,
+        backchannel_logout_session_required: upd.backchannel_logout_session_required,
         ..ClientChanges::default()
     };
-    if changes.name.is_none()
-        && changes.grant_types.is_none()
-        && changes.scopes.is_none()
-        && changes.redirect_uris.is_none()
-        && changes.allow_introspection.is_none()
-    {
+    if changes.is_empty() {
         return Err(ClientError::NothingToChange);
     }
     changes.apply(conn, id)?;

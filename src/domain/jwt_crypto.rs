@@ -1,6 +1,6 @@
 //! The `CryptoProvider` jsonwebtoken signs and verifies through: ring, and only the
-//! asymmetric algorithms Tessera issues (ES256, EdDSA), so `none` and HMAC algorithms can
-//! never verify, whatever a token's header says. Checked against the RFC 8037 and RFC 7515
+//! asymmetric algorithms Tessera issues (ES256, EdDSA, RS256), so `none` and HMAC algorithms
+//! can never verify, whatever a token's header says. Checked against the RFC 8037 and RFC 7515
 //! test vectors below.
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
@@ -29,6 +29,7 @@ fn bad_key() -> JwtError {
 
 struct EcSigner(rsig::EcdsaKeyPair);
 struct EdSigner(rsig::Ed25519KeyPair);
+struct RsaSigner(rsig::RsaKeyPair);
 struct RingVerifier {
     alg: Algorithm,
     params: &'static dyn rsig::VerificationAlgorithm,
@@ -57,6 +58,20 @@ impl Signer<Vec<u8>> for EdSigner {
 impl JwtSigner for EdSigner {
     fn algorithm(&self) -> Algorithm {
         Algorithm::EdDSA
+    }
+}
+impl Signer<Vec<u8>> for RsaSigner {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        let mut sig = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(&rsig::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
+            .map_err(|_| signature::Error::new())?;
+        Ok(sig)
+    }
+}
+impl JwtSigner for RsaSigner {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
     }
 }
 impl Verifier<Vec<u8>> for RingVerifier {
@@ -91,6 +106,12 @@ fn new_signer(
                 .map_err(|_| JwtError::from(ErrorKind::InvalidEddsaKey))?;
             Ok(Box::new(EdSigner(pair)))
         }
+        // The key's bytes are PKCS#8 (see `SigningKey::from_pkcs8`).
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => {
+            let pair = rsig::RsaKeyPair::from_pkcs8(key.as_bytes())
+                .map_err(|_| JwtError::from(ErrorKind::InvalidRsaKey("not PKCS#8".into())))?;
+            Ok(Box::new(RsaSigner(pair)))
+        }
         _ => Err(ErrorKind::InvalidAlgorithm.into()),
     }
 }
@@ -102,6 +123,7 @@ fn new_verifier(
     let params: &'static dyn rsig::VerificationAlgorithm = match (alg, key.family()) {
         (Algorithm::ES256, AlgorithmFamily::Ec) => &rsig::ECDSA_P256_SHA256_FIXED,
         (Algorithm::EdDSA, AlgorithmFamily::Ed) => &rsig::ED25519,
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => &rsig::RSA_PKCS1_2048_8192_SHA256,
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };
     let public = key.try_get_as_bytes().map_err(|_| bad_key())?.to_vec();
@@ -163,6 +185,20 @@ mod tests {
         let (key, _) = SigningKey::generate(KeyAlgorithm::ES256).unwrap();
         let ours = sign(b"message", &key.encoding, Algorithm::ES256).unwrap();
         assert!(verify(&ours, b"message", &key.decoding, Algorithm::ES256).unwrap());
+    }
+
+    /// RS256 (RFC 7518 §3.3): a key we generate signs and verifies; relying parties verify
+    /// through the JWKS (tests/api/oidc).
+    #[test]
+    fn rs256_round_trips_through_the_published_key() {
+        install_crypto_provider();
+        let (key, _) = SigningKey::generate(KeyAlgorithm::RS256).unwrap();
+        assert_eq!(key.jwk["kty"], "RSA");
+        assert_eq!(key.jwk["e"], "AQAB");
+        let sig = sign(b"message", &key.encoding, Algorithm::RS256).unwrap();
+        assert_eq!(unb64(&sig).len(), 256, "2048-bit signatures");
+        assert!(verify(&sig, b"message", &key.decoding, Algorithm::RS256).unwrap());
+        assert!(!verify(&sig, b"tampered", &key.decoding, Algorithm::RS256).unwrap());
     }
 
     #[test]

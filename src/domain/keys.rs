@@ -1,5 +1,10 @@
-//! Signing keys: generated with ring, sealed under the master key, published as a JWKS.
-//! jsonwebtoken signs and verifies them through [`jwt_crypto`](crate::domain::jwt_crypto).
+//! Signing keys: generated with ring (RSA keys with the `rsa` crate, which ring cannot make),
+//! sealed under the master key, published as a JWKS. jsonwebtoken signs and verifies them
+//! through [`jwt_crypto`](crate::domain::jwt_crypto), on ring.
+//!
+//! Two roles: access tokens are signed by the newest active ES256 or EdDSA key; RS256 keys
+//! sign only the ID tokens of clients that ask for RS256 (`client register --id-token-alg`),
+//! which some OpenID Connect libraries and the certification plans require.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,7 +18,7 @@ use crate::domain::Clock;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::store::models::StoredKey;
+use crate::store::models::{ClientRow, StoredKey};
 use crate::store::{write_tx, AnyConnection};
 use crate::value::UnixMs;
 
@@ -24,6 +29,8 @@ pub enum KeyError {
     NotP256,
     #[error("not an Ed25519 PKCS#8 key")]
     NotEd25519,
+    #[error("not an RSA PKCS#8 key of 2048 to 4096 bits")]
+    NotRsa,
     #[error("key generation failed")]
     Generation,
     #[error("no signing key with kid {0}")]
@@ -53,32 +60,44 @@ pub enum KeyError {
     Database(#[from] diesel::result::Error),
 }
 
-/// The algorithms Tessera signs access tokens with.
+/// The algorithms Tessera signs with: ES256 and EdDSA for everything, RS256 for the ID tokens
+/// of clients that ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyAlgorithm {
     ES256,
     EdDSA,
+    RS256,
 }
+
+/// Bits of a generated RSA key.
+const RSA_BITS: usize = 2048;
 
 impl KeyAlgorithm {
     pub fn jwt(self) -> Algorithm {
         match self {
             KeyAlgorithm::ES256 => Algorithm::ES256,
             KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+            KeyAlgorithm::RS256 => Algorithm::RS256,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             KeyAlgorithm::ES256 => "ES256",
             KeyAlgorithm::EdDSA => "EdDSA",
+            KeyAlgorithm::RS256 => "RS256",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "ES256" => Some(KeyAlgorithm::ES256),
             "EdDSA" => Some(KeyAlgorithm::EdDSA),
+            "RS256" => Some(KeyAlgorithm::RS256),
             _ => None,
         }
+    }
+    /// Whether keys of this algorithm sign access tokens (RS256 keys sign only ID tokens).
+    pub fn signs_access_tokens(self) -> bool {
+        self != KeyAlgorithm::RS256
     }
 }
 
@@ -133,6 +152,18 @@ impl SigningKey {
                     DecodingKey::from_ed_components(&x)?,
                 )
             }
+            KeyAlgorithm::RS256 => {
+                let pair = rsig::RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::NotRsa)?;
+                let public = rsig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+                let (n, e) = (b64(&public.n), b64(&public.e));
+                (
+                    format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+                    serde_json::json!({"kty": "RSA", "n": n, "e": e}),
+                    // The bytes are PKCS#8 whatever the name says: only our provider reads them.
+                    EncodingKey::from_rsa_der(pkcs8),
+                    DecodingKey::from_rsa_der(pair.public().as_ref()),
+                )
+            }
         };
         let kid = thumbprint(&thumb_input);
         jwk["kid"] = kid.clone().into();
@@ -155,6 +186,10 @@ impl SigningKey {
                 rsig::EcdsaKeyPair::generate_pkcs8(&rsig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
             KeyAlgorithm::EdDSA => rsig::Ed25519KeyPair::generate_pkcs8(&rng),
+            KeyAlgorithm::RS256 => {
+                let pkcs8 = generate_rsa()?;
+                return Ok((Self::from_pkcs8(alg, &pkcs8)?, pkcs8));
+            }
         }
         .map_err(|_| KeyError::Generation)?;
         let pkcs8 = doc.as_ref().to_vec();
@@ -162,10 +197,40 @@ impl SigningKey {
     }
 }
 
+/// A new RSA key as PKCS#8. Only generation uses the `rsa` crate: signing is ring's, so its
+/// timing advisory on private-key operations (RUSTSEC-2023-0071) does not apply.
+fn generate_rsa() -> Result<Vec<u8>, KeyError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS)
+        .map_err(|_| KeyError::Generation)?;
+    let der = key.to_pkcs8_der().map_err(|_| KeyError::Generation)?;
+    Ok(der.as_bytes().to_vec())
+}
+
 /// RFC 7638 thumbprint, base64url SHA-256.
 fn thumbprint(canonical: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// Makes sure a key of `alg` is in force, creating one that signs at once if none is: for a
+/// client registered to get its ID tokens signed with `alg`. Returns the key created, if any.
+pub fn ensure(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    alg: KeyAlgorithm,
+    now: UnixMs,
+) -> Result<Option<StoredKey>, KeyError> {
+    write_tx(conn, |c| -> Result<Option<StoredKey>, KeyError> {
+        StoredKey::lock_all(c)?;
+        let in_force = StoredKey::all(c)?
+            .iter()
+            .any(|k| k.alg == alg.as_str() && k.retired_at.is_none());
+        if in_force {
+            return Ok(None);
+        }
+        create(c, master, alg, now, now).map(Some)
+    })
 }
 
 /// Generates a key with `alg`, seals it and stores it; it signs from `activates_at`.
@@ -207,24 +272,36 @@ pub enum KeyState {
     Expired,
 }
 
-/// Which of `keys` (newest first) signs: the newest active one; failing that (every key
-/// pending), the newest unretired one. The one rule for the server ([`KeySet::load`]) and the
-/// CLI ([`states`]).
-fn signer(keys: &[StoredKey], now: UnixMs) -> Option<usize> {
+/// Which of `keys` (newest first) signs among those `eligible`: the newest active one; failing
+/// that (every key pending), the newest unretired one. The one rule for the server
+/// ([`KeySet::load`]) and the CLI ([`states`]).
+fn signer(keys: &[StoredKey], now: UnixMs, eligible: impl Fn(&StoredKey) -> bool) -> Option<usize> {
     keys.iter()
-        .position(|k| k.retired_at.is_none() && k.activates_at <= now)
-        .or_else(|| keys.iter().position(|k| k.retired_at.is_none()))
+        .position(|k| eligible(k) && k.retired_at.is_none() && k.activates_at <= now)
+        .or_else(|| {
+            keys.iter()
+                .position(|k| eligible(k) && k.retired_at.is_none())
+        })
 }
 
-/// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them).
+/// Whether a stored key may sign access tokens (its algorithm is known and not RS256).
+fn signs_access_tokens(key: &StoredKey) -> bool {
+    KeyAlgorithm::parse(&key.alg).is_some_and(KeyAlgorithm::signs_access_tokens)
+}
+
+/// The state of every key in `keys` (newest first, as [`StoredKey::all`] returns them): the
+/// access-token signer and the RS256 signer are both `Signing`.
 pub fn states(keys: &[StoredKey], now: UnixMs, retention: Duration) -> Vec<KeyState> {
-    let signer = signer(keys, now);
+    let signers = [
+        signer(keys, now, signs_access_tokens),
+        signer(keys, now, |k| k.alg == KeyAlgorithm::RS256.as_str()),
+    ];
     keys.iter()
         .enumerate()
         .map(|(i, k)| match k.retired_at {
             Some(at) if at > now - retention => KeyState::Retired,
             Some(_) => KeyState::Expired,
-            None if Some(i) == signer => KeyState::Signing,
+            None if signers.contains(&Some(i)) => KeyState::Signing,
             None if k.activates_at > now => KeyState::Pending,
             None => KeyState::Verifying,
         })
@@ -252,14 +329,16 @@ pub fn retire(
         if key.retired_at.is_some() {
             return Err(KeyError::AlreadyRetired(kid.to_owned()));
         }
+        // Keys of the same role: access-token keys, or RS256 keys.
+        let role = signs_access_tokens(key);
         let others: Vec<&StoredKey> = keys
             .iter()
-            .filter(|k| k.kid != kid && k.retired_at.is_none())
+            .filter(|k| k.kid != kid && k.retired_at.is_none() && signs_access_tokens(k) == role)
             .collect();
-        if others.is_empty() {
+        if others.is_empty() && (role || ClientRow::count_with_id_token_alg(c, &key.alg)? > 0) {
             return Err(KeyError::OnlySigningKey(kid.to_owned()));
         }
-        if !force && !others.iter().any(|k| k.activates_at <= now) {
+        if !others.is_empty() && !force && !others.iter().any(|k| k.activates_at <= now) {
             return Err(KeyError::OthersPending(kid.to_owned()));
         }
         StoredKey::retire(c, kid, now)?;
@@ -267,11 +346,14 @@ pub fn retire(
     })
 }
 
-/// The keys in force: every published key verifies; the newest active one signs.
+/// The keys in force: every published key verifies; the newest active ES256 or EdDSA key
+/// signs access tokens, and the newest active key of each algorithm signs the ID tokens of
+/// clients that ask for that algorithm.
 #[derive(Debug)]
 pub struct KeySet {
     keys: Vec<SigningKey>,
     signer: usize,
+    by_algorithm: Vec<(KeyAlgorithm, usize)>,
 }
 
 impl KeySet {
@@ -290,7 +372,7 @@ impl KeySet {
             let now = clock.now();
             if !StoredKey::published(c, now)?
                 .iter()
-                .any(|k| k.retired_at.is_none())
+                .any(|k| k.retired_at.is_none() && signs_access_tokens(k))
             {
                 create(c, master, alg, now, now)?;
             }
@@ -321,12 +403,40 @@ impl KeySet {
                 })?;
             keys.push(SigningKey::from_pkcs8(alg, &pkcs8)?);
         }
-        let signer = signer(&stored, now).ok_or(KeyError::NoUsableKey)?;
-        Ok(Self { keys, signer })
+        let by_algorithm = [
+            KeyAlgorithm::ES256,
+            KeyAlgorithm::EdDSA,
+            KeyAlgorithm::RS256,
+        ]
+        .into_iter()
+        .filter_map(|alg| {
+            let i = signer(&stored, now, |k: &StoredKey| k.alg == alg.as_str())?;
+            Some((alg, i))
+        })
+        .collect();
+        let signer = signer(&stored, now, signs_access_tokens).ok_or(KeyError::NoUsableKey)?;
+        Ok(Self {
+            keys,
+            signer,
+            by_algorithm,
+        })
     }
 
+    /// The key access tokens are signed with.
     pub fn signing(&self) -> &SigningKey {
         &self.keys[self.signer]
+    }
+
+    /// The key for tokens signed with `alg`: the access-token key if it has that algorithm,
+    /// else the newest active key that has; `None` when no key of `alg` is in force.
+    pub fn signing_with(&self, alg: KeyAlgorithm) -> Option<&SigningKey> {
+        if self.signing().alg == alg {
+            return Some(self.signing());
+        }
+        self.by_algorithm
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, i)| &self.keys[*i])
     }
 
     pub fn find(&self, kid: &str) -> Option<&SigningKey> {

@@ -1,6 +1,7 @@
 //! What operators and relying parties ask of a running server: readiness, key reloads,
 //! pruning, metrics, and what the server publishes (JWKS, RFC 8414 metadata).
 
+use crate::domain::keys::KeyAlgorithm;
 use crate::domain::password::PasswordHasher;
 use crate::domain::retention;
 use crate::domain::scope::Scope;
@@ -106,6 +107,16 @@ impl Operations {
     pub fn metadata(&self) -> serde_json::Value {
         let issuer = &self.core.issuer;
         let algorithms = self.core.keys.get().algorithms();
+        let access_algorithms: Vec<&str> = algorithms
+            .iter()
+            .copied()
+            .filter(|a| KeyAlgorithm::parse(a).is_some_and(KeyAlgorithm::signs_access_tokens))
+            .collect();
+        // RS256 always: registering a client with `--id-token-alg RS256` makes its key.
+        let mut id_algorithms = algorithms.clone();
+        id_algorithms.push(KeyAlgorithm::RS256.as_str());
+        id_algorithms.sort_unstable();
+        id_algorithms.dedup();
         let mut document = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
@@ -122,10 +133,10 @@ impl Operations {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "access_token_signing_alg_values_supported": algorithms,
+            "access_token_signing_alg_values_supported": access_algorithms,
             // OpenID Connect: pairwise subjects are not offered; every client sees the user id.
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": algorithms,
+            "id_token_signing_alg_values_supported": id_algorithms,
             "claims_supported": CLAIMS_SUPPORTED,
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "request_parameter_supported": false,

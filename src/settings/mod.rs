@@ -337,6 +337,11 @@ impl Settings {
         if !(32..=128).contains(&self.throttle.ipv6_prefix) {
             anyhow::bail!("invalid configuration: throttle.ipv6_prefix must be between 32 and 128");
         }
+        if !self.keys.algorithm.signs_access_tokens() {
+            anyhow::bail!(
+                "invalid configuration: keys.algorithm must be ES256 or EdDSA (RS256 keys sign only the ID tokens of clients that ask for them)"
+            );
+        }
         if self.server.shutdown_timeout > Duration::from_secs(3600) {
             anyhow::bail!("invalid configuration: server.shutdown_timeout must be at most 1h");
         }

@@ -14,6 +14,10 @@ diesel::table! {
         disabled_at -> Nullable<BigInt>,
         allow_introspection -> Bool,
         last_used_at -> Nullable<BigInt>,
+        id_token_alg -> Nullable<Text>,
+        post_logout_redirect_uris -> Text,
+        backchannel_logout_uri -> Nullable<Text>,
+        backchannel_logout_session_required -> Bool,
     }
 }
 

@@ -48,6 +48,16 @@ fn environment_overrides_and_errors_name_the_key() {
 }
 
 /// Argon2 costs it cannot use are refused when the configuration is read, naming the keys.
+/// RS256 keys sign only ID tokens: access tokens cannot be made with one.
+#[test]
+fn access_tokens_are_not_signed_with_rsa() {
+    let e = Settings::from_env(env(&[("TESSERA_KEYS__ALGORITHM", "RS256")])).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("keys.algorithm must be ES256 or EdDSA"),
+        "{e:#}"
+    );
+}
+
 #[test]
 fn impossible_argon2_costs_name_their_keys() {
     let e = Settings::from_env(env(&[("TESSERA_PASSWORDS__ARGON2_MEMORY_KIB", "1")])).unwrap_err();

@@ -1,35 +1,22 @@
 use clap::Subcommand;
 use serde::Serialize;
-use tessera::domain::client::{self, Client, ClientError, ClientSpec, ClientUpdate, GrantType};
+use tessera::domain::client::{
+    self, Client, ClientError, ClientSpec, ClientUpdate, GrantType, OpenIdOptions,
+};
+use tessera::domain::keys::{self, KeyAlgorithm};
 use tessera::domain::scope::Scope;
 use tessera::value::ClientId;
 
 use tessera::domain::audit::AuditKind;
 
+use super::key::Alg;
 use super::{Confirm, Context};
 use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its id and, for a confidential client, its secret (shown once)
-    Register {
-        /// A name for people (shown on consent pages)
-        #[arg(long)]
-        name: String,
-        /// A public client (mobile or single-page app): no secret
-        #[arg(long)]
-        public: bool,
-        /// A grant the client may use (repeat for several): password, refresh_token,
-        /// authorization_code, client_credentials
-        #[arg(long = "grant", value_name = "GRANT", required = true, value_parser = parse_grant)]
-        grants: Vec<GrantType>,
-        /// Space-separated scopes the client may request, e.g. "profile orders:read"
-        #[arg(long, default_value = "")]
-        scope: String,
-        /// A redirect URI for browser sign-in (repeat for several); matched exactly
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-    },
+    Register(RegisterArgs),
     /// List clients
     List,
     /// Show one client
@@ -70,6 +57,40 @@ pub enum ClientCommand {
     },
 }
 
+/// `client register`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    /// A name for people (shown on consent pages)
+    #[arg(long)]
+    name: String,
+    /// A public client (mobile or single-page app): no secret
+    #[arg(long)]
+    public: bool,
+    /// A grant the client may use (repeat for several): password, refresh_token,
+    /// authorization_code, client_credentials
+    #[arg(long = "grant", value_name = "GRANT", required = true, value_parser = parse_grant)]
+    grants: Vec<GrantType>,
+    /// Space-separated scopes the client may request, e.g. "openid profile orders:read"
+    #[arg(long, default_value = "")]
+    scope: String,
+    /// A redirect URI for browser sign-in (repeat for several); matched exactly
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// OpenID Connect: sign its ID tokens with ES256, EdDSA or RS256 (an RS256 key is made
+    /// if there is none) [default: the access tokens' key]
+    #[arg(long, value_name = "ALG", value_enum)]
+    id_token_alg: Option<Alg>,
+    /// OpenID Connect: where logout may send the user back (repeat for several); matched exactly
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect: where logout tokens are POSTed whenever a sign-in of this client ends
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    /// Its logout tokens must carry the session id (sid)
+    #[arg(long, requires = "backchannel_logout_uri")]
+    backchannel_logout_session_required: bool,
+}
+
 fn parse_grant(s: &str) -> Result<GrantType, String> {
     s.parse()
 }
@@ -79,9 +100,29 @@ fn parse_scope(s: &str) -> anyhow::Result<Scope> {
 }
 
 fn parse_uris(uris: &[String]) -> anyhow::Result<Vec<url::Url>> {
+    parse_uris_of("--redirect-uri", uris)
+}
+
+fn parse_uris_of(flag: &str, uris: &[String]) -> anyhow::Result<Vec<url::Url>> {
     uris.iter()
-        .map(|u| url::Url::parse(u).map_err(|e| anyhow::anyhow!("--redirect-uri {u}: {e}")))
+        .map(|u| url::Url::parse(u).map_err(|e| anyhow::anyhow!("{flag} {u}: {e}")))
         .collect()
+}
+
+/// `--id-token-alg` of `client update`: an algorithm, or `default` for the access tokens' key.
+#[derive(Debug, Clone, Copy)]
+pub enum IdTokenAlg {
+    Default,
+    Alg(KeyAlgorithm),
+}
+
+fn parse_id_token_alg(s: &str) -> Result<IdTokenAlg, String> {
+    match s {
+        "default" => Ok(IdTokenAlg::Default),
+        other => KeyAlgorithm::parse(other)
+            .map(IdTokenAlg::Alg)
+            .ok_or_else(|| format!("`{other}`: expected ES256, EdDSA, RS256 or default")),
+    }
 }
 
 /// `client update`'s arguments.
@@ -106,6 +147,22 @@ pub struct UpdateArgs {
     /// Take that right away again
     #[arg(long)]
     pub deny_introspection: bool,
+    /// OpenID Connect: sign its ID tokens with ES256, EdDSA, RS256, or `default` (the access
+    /// tokens' key)
+    #[arg(long, value_name = "ALG", value_parser = parse_id_token_alg)]
+    pub id_token_alg: Option<IdTokenAlg>,
+    /// Replaces the post-logout redirect URIs (repeat for several)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed
+    #[arg(long, value_name = "URI", conflicts_with = "no_backchannel_logout")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Stop back-channel logout for this client
+    #[arg(long)]
+    pub no_backchannel_logout: bool,
+    /// Whether its logout tokens must carry the session id (sid)
+    #[arg(long, value_name = "BOOL")]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// The JSON shape of a client.
@@ -125,6 +182,10 @@ struct ClientView<'a> {
     created_at: String,
     disabled_at: Option<String>,
     allow_introspection: bool,
+    id_token_alg: Option<&'static str>,
+    post_logout_redirect_uris: Vec<&'a str>,
+    backchannel_logout_uri: Option<&'a str>,
+    backchannel_logout_session_required: bool,
 }
 
 impl<'a> ClientView<'a> {
@@ -141,6 +202,19 @@ impl<'a> ClientView<'a> {
             created_at: rfc3339(c.created_at),
             disabled_at: c.disabled_at.map(rfc3339),
             allow_introspection: c.allow_introspection,
+            id_token_alg: c.openid.id_token_alg.map(KeyAlgorithm::as_str),
+            post_logout_redirect_uris: c
+                .openid
+                .post_logout_redirect_uris
+                .iter()
+                .map(url::Url::as_str)
+                .collect(),
+            backchannel_logout_uri: c
+                .openid
+                .backchannel_logout_uri
+                .as_ref()
+                .map(url::Url::as_str),
+            backchannel_logout_session_required: c.openid.backchannel_logout_session_required,
         }
     }
 
@@ -159,6 +233,23 @@ impl<'a> ClientView<'a> {
         if self.allow_introspection {
             t.push_str("\nintrospection  may introspect other clients' access tokens");
         }
+        if let Some(alg) = self.id_token_alg {
+            t.push_str(&format!("\nid_token_alg   {alg}"));
+        }
+        if !self.post_logout_redirect_uris.is_empty() {
+            t.push_str(&format!(
+                "\npost_logout    {}",
+                self.post_logout_redirect_uris.join(" ")
+            ));
+        }
+        if let Some(uri) = self.backchannel_logout_uri {
+            let sid = if self.backchannel_logout_session_required {
+                " (sid required)"
+            } else {
+                ""
+            };
+            t.push_str(&format!("\nbackchannel    {uri}{sid}"));
+        }
         if let Some(Some(secret)) = self.client_secret {
             t.push_str(&format!(
                 "\nclient_secret  {secret}\n\nStore the secret now: it is not shown again."
@@ -176,13 +267,7 @@ fn show(ctx: &Context, client: &Client, secret: Option<Option<&str>>) -> anyhow:
 
 pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
-        ClientCommand::Register {
-            name,
-            public,
-            grants,
-            scope,
-            redirect_uris,
-        } => register(ctx, name, public, grants, scope, redirect_uris),
+        ClientCommand::Register(args) => register(ctx, args),
         ClientCommand::List => list(ctx),
         ClientCommand::Show { client_id } => show_one(ctx, client_id),
         ClientCommand::Update(args) => update(ctx, args),
@@ -203,22 +288,33 @@ pub fn run(ctx: &mut Context, cmd: ClientCommand) -> anyhow::Result<()> {
     }
 }
 
-fn register(
-    ctx: &mut Context,
-    name: String,
-    public: bool,
-    grants: Vec<GrantType>,
-    scope: String,
-    redirect_uris: Vec<String>,
-) -> anyhow::Result<()> {
+fn register(ctx: &mut Context, args: RegisterArgs) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
-    let spec = ClientSpec {
-        name,
-        public,
-        grants,
-        scope: parse_scope(&scope)?,
-        redirect_uris: parse_uris(&redirect_uris)?,
+    let openid = OpenIdOptions {
+        id_token_alg: args.id_token_alg.map(KeyAlgorithm::from),
+        post_logout_redirect_uris: parse_uris_of(
+            "--post-logout-redirect-uri",
+            &args.post_logout_redirect_uris,
+        )?,
+        backchannel_logout_uri: args
+            .backchannel_logout_uri
+            .as_deref()
+            .map(|u| parse_uris_of("--backchannel-logout-uri", &[u.to_owned()]))
+            .transpose()?
+            .and_then(|mut u| u.pop()),
+        backchannel_logout_session_required: args.backchannel_logout_session_required,
     };
+    let spec = ClientSpec {
+        name: args.name,
+        public: args.public,
+        grants: args.grants,
+        scope: parse_scope(&args.scope)?,
+        redirect_uris: parse_uris(&args.redirect_uris)?,
+        openid,
+    };
+    if let Some(alg) = spec.openid.id_token_alg {
+        ensure_key(ctx, alg)?;
+    }
     let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
     ctx.audit(
         AuditKind::ClientRegistered,
@@ -258,6 +354,20 @@ fn show_one(ctx: &mut Context, client_id: ClientId) -> anyhow::Result<()> {
     show(ctx, &client, None)
 }
 
+/// Makes sure a key of `alg` is in force for a client's ID tokens; says so when one is made.
+fn ensure_key(ctx: &mut Context, alg: KeyAlgorithm) -> anyhow::Result<()> {
+    let master = super::key::master_key(ctx)?;
+    let now = ctx.clock.now();
+    if let Some(key) = keys::ensure(ctx.conn()?, &master, alg, now)? {
+        ctx.audit(AuditKind::KeyCreated, Some(&key.kid), Some("for ID tokens"))?;
+        eprintln!(
+            "made a new {} signing key {} for ID tokens",
+            key.alg, key.kid
+        );
+    }
+    Ok(())
+}
+
 fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
     let UpdateArgs {
         client_id,
@@ -267,7 +377,20 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
         redirect_uris,
         allow_introspection,
         deny_introspection,
+        id_token_alg,
+        post_logout_redirect_uris,
+        backchannel_logout_uri,
+        no_backchannel_logout,
+        backchannel_logout_session_required,
     } = args;
+    if let Some(IdTokenAlg::Alg(alg)) = id_token_alg {
+        ensure_key(ctx, alg)?;
+    }
+    let backchannel_logout_uri = match (backchannel_logout_uri, no_backchannel_logout) {
+        (Some(u), _) => Some(parse_uris_of("--backchannel-logout-uri", &[u])?.pop()),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
     let update = ClientUpdate {
         name,
         grants: (!grants.is_empty()).then_some(grants),
@@ -280,6 +403,15 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
             (_, true) => Some(false),
             _ => None,
         },
+        id_token_alg: id_token_alg.map(|a| match a {
+            IdTokenAlg::Default => None,
+            IdTokenAlg::Alg(alg) => Some(alg),
+        }),
+        post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty())
+            .then(|| parse_uris_of("--post-logout-redirect-uri", &post_logout_redirect_uris))
+            .transpose()?,
+        backchannel_logout_uri,
+        backchannel_logout_session_required,
     };
     let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
     let narrowed = updated.narrowed_families;

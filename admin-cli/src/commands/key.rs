@@ -17,6 +17,19 @@ pub enum Alg {
     Es256,
     #[value(name = "EdDSA")]
     EdDsa,
+    /// For the ID tokens of clients registered with --id-token-alg RS256
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+impl From<Alg> for KeyAlgorithm {
+    fn from(alg: Alg) -> Self {
+        match alg {
+            Alg::Es256 => KeyAlgorithm::ES256,
+            Alg::EdDsa => KeyAlgorithm::EdDSA,
+            Alg::Rs256 => KeyAlgorithm::RS256,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +103,7 @@ fn state_text(s: KeyState) -> &'static str {
 
 /// The server's master key, refusing one that cannot open the keys already stored (a key
 /// sealed under the wrong master key would stop the server).
-fn master_key(ctx: &mut Context) -> anyhow::Result<MasterKey> {
+pub(super) fn master_key(ctx: &mut Context) -> anyhow::Result<MasterKey> {
     let master = ctx.settings.master_key(false)?;
     if let Some(existing) = StoredKey::all(ctx.conn()?)?.first() {
         master
@@ -139,11 +152,7 @@ fn list(ctx: &mut Context) -> anyhow::Result<()> {
 
 fn rotate(ctx: &mut Context, immediately: bool, algorithm: Option<Alg>) -> anyhow::Result<()> {
     let master = master_key(ctx)?;
-    let alg = match algorithm {
-        Some(Alg::Es256) => KeyAlgorithm::ES256,
-        Some(Alg::EdDsa) => KeyAlgorithm::EdDSA,
-        None => ctx.settings.keys.algorithm,
-    };
+    let alg = algorithm.map_or(ctx.settings.keys.algorithm, KeyAlgorithm::from);
     let now = ctx.clock.now();
     let delay = if immediately {
         Duration::ZERO

@@ -1,6 +1,6 @@
 //! `POST /token`: every grant; the answer is built in [`super::response`].
 
-use super::response::TokenResponse;
+use super::response::{Recipient, TokenResponse};
 use super::TokenEndpoint;
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
 use crate::domain::client::Client;
@@ -8,7 +8,7 @@ use crate::domain::client::GrantType;
 use crate::domain::crypto::sha256_hex;
 use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
 use crate::domain::resource::{self, Requested};
-use crate::domain::scope::Scope;
+use crate::domain::scope::{Scope, OPENID};
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
@@ -144,12 +144,10 @@ impl TokenEndpoint {
                 e.into_oauth()
             })?;
         tracing::info!(client_id = %client.id, user_id = %user.id, family_id = %issued.family.id, "password grant");
-        let refresh_allowed = client.allows(GrantType::RefreshToken);
         // The family's scope: within the client's as it stood when the family began.
         let scope = issued.scope.clone();
         self.respond(
-            &client.id,
-            refresh_allowed,
+            &Recipient::of(client),
             user.id.as_str(),
             (&scope, &targets),
             Some(issued),
@@ -191,7 +189,18 @@ impl TokenEndpoint {
             return Ok(None);
         };
         self.core.metrics.refresh(outcome(&Ok(&issued)));
-        self.respond_issued(client.id, true, issued).map(Some)
+        // Only an OpenID Connect family needs more of the client: its ID token algorithm.
+        let id_token_alg = if Scope::stored(&issued.family.scope).contains(OPENID) {
+            crate::domain::client::get(conn, client.id)?.and_then(|c| c.openid.id_token_alg)
+        } else {
+            None
+        };
+        let to = Recipient {
+            client_id: client.id,
+            refresh_allowed: true,
+            id_token_alg,
+        };
+        self.respond_issued(&to, issued).map(Some)
     }
 
     fn refresh(
@@ -218,7 +227,7 @@ impl TokenEndpoint {
         let issued = family::rotate(conn, &self.rotator(), &request);
         self.core.metrics.refresh(outcome(&issued.as_ref()));
         let issued = issued.map_err(refresh_error)?;
-        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+        self.respond_issued(&Recipient::of(client), issued)
     }
 
     /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
@@ -235,9 +244,12 @@ impl TokenEndpoint {
         }
         let scope = requested_scope(client, params.get("scope"), resources)?;
         let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
+        let to = Recipient {
+            refresh_allowed: false,
+            ..Recipient::of(client)
+        };
         self.respond(
-            &client.id,
-            false,
+            &to,
             client.id.as_str(),
             (&scope, &targets),
             None,
@@ -277,7 +289,7 @@ impl TokenEndpoint {
             ExchangeError::NoScopeForResource => OAuthError::InvalidScope(e.to_string()),
             other => OAuthError::InvalidGrant(other.to_string()),
         })?;
-        self.respond_issued(&client.id, client.allows(GrantType::RefreshToken), issued)
+        self.respond_issued(&Recipient::of(client), issued)
     }
 
     /// What rotation needs of this server.

@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use super::TokenEndpoint;
 use crate::domain::access_token::{self, Audience, Grant};
+use crate::domain::client::{Client, GrantType};
 use crate::domain::family::Issued;
 use crate::domain::id_token;
+use crate::domain::keys::{KeyAlgorithm, KeySet};
 use crate::domain::resource::Targets;
 use crate::domain::scope::Scope;
 use crate::domain::scope::OPENID;
@@ -36,21 +38,38 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// The client a token response is for.
+pub(super) struct Recipient<'a> {
+    pub client_id: &'a ClientId,
+    /// It has the refresh_token grant.
+    pub refresh_allowed: bool,
+    /// The algorithm of its ID tokens; `None`: the access tokens' key.
+    pub id_token_alg: Option<KeyAlgorithm>,
+}
+
+impl<'a> Recipient<'a> {
+    pub fn of(client: &'a Client) -> Self {
+        Self {
+            client_id: &client.id,
+            refresh_allowed: client.allows(GrantType::RefreshToken),
+            id_token_alg: client.openid.id_token_alg,
+        }
+    }
+}
+
 /// How a refresh may be answered.
 impl TokenEndpoint {
     /// The response for a grant that issued a refresh token (or handed one out again).
     pub(super) fn respond_issued(
         &self,
-        client_id: &ClientId,
-        refresh_allowed: bool,
+        to: &Recipient<'_>,
         issued: Issued,
     ) -> Result<TokenResponse, OAuthError> {
         let user_id = issued.family.user_id.clone();
         let scope = issued.scope.clone();
         let audience = issued.audience.clone();
         self.respond(
-            client_id,
-            refresh_allowed,
+            to,
             user_id.as_str(),
             (&scope, &audience),
             Some(issued),
@@ -58,17 +77,17 @@ impl TokenEndpoint {
         )
     }
 
-    /// The token response. `refresh_allowed`: the client has the refresh_token grant. The
-    /// access token is for `scope` at the resources `audience` (none: this server's audience).
+    /// The token response. The access token is for `scope` at the resources `audience` (none:
+    /// this server's audience).
     pub(super) fn respond(
         &self,
-        client_id: &ClientId,
-        refresh_allowed: bool,
+        to: &Recipient<'_>,
         subject: &str,
         (scope, audience): (&Scope, &Targets),
         issued: Option<Issued>,
         now: UnixMs,
     ) -> Result<TokenResponse, OAuthError> {
+        let (client_id, refresh_allowed) = (to.client_id, to.refresh_allowed);
         let scope_text = scope.to_string();
         let grant = Grant {
             subject,
@@ -95,7 +114,7 @@ impl TokenEndpoint {
             OAuthError::ServerError
         })?;
         let id_token = match &issued {
-            Some(i) => self.id_token(client_id, i, &access_token, now)?,
+            Some(i) => self.id_token(to, i, &access_token, now)?,
             None => None,
         };
         Ok(TokenResponse {
@@ -113,7 +132,7 @@ impl TokenEndpoint {
     /// and no nonce (§12.2). It lives as long as the access token beside it.
     fn id_token(
         &self,
-        client_id: &ClientId,
+        to: &Recipient<'_>,
         issued: &Issued,
         access_token: &str,
         now: UnixMs,
@@ -124,24 +143,47 @@ impl TokenEndpoint {
         }
         let subject = id_token::Subject {
             user_id: family.user_id.as_str(),
-            client_id: client_id.as_str(),
+            client_id: to.client_id.as_str(),
             auth_time: family.signed_in_at(),
             nonce: issued.nonce.as_deref(),
             sid: family.sid.as_deref(),
             access_token,
         };
+        let keys = self.id_token_keys(to.id_token_alg);
+        let key = match to.id_token_alg {
+            None => keys.signing(),
+            Some(alg) => keys.signing_with(alg).ok_or_else(|| {
+                tracing::error!(
+                    client_id = %to.client_id,
+                    alg = alg.as_str(),
+                    "no signing key for the client's ID token algorithm; run `tessera-admin key rotate --algorithm {}`",
+                    alg.as_str()
+                );
+                OAuthError::ServerError
+            })?,
+        };
+        id_token::issue(key, &self.core.issuer, &subject, now, self.access_ttl)
+            .map(Some)
+            .map_err(|e| {
+                tracing::error!(error = %e, "signing an ID token failed");
+                OAuthError::ServerError
+            })
+    }
+
+    /// The keys to sign an ID token with `alg`: those in memory, reloaded first when they have
+    /// no key of `alg`, which `client register --id-token-alg` may have just created. Only a
+    /// token request of such a client, with a code or refresh token of its own, reloads: no
+    /// stranger can make the server read its keys.
+    fn id_token_keys(&self, alg: Option<KeyAlgorithm>) -> std::sync::Arc<KeySet> {
         let keys = self.core.keys.get();
-        id_token::issue(
-            keys.signing(),
-            &self.core.issuer,
-            &subject,
-            now,
-            self.access_ttl,
-        )
-        .map(Some)
-        .map_err(|e| {
-            tracing::error!(error = %e, "signing an ID token failed");
-            OAuthError::ServerError
-        })
+        match alg {
+            Some(alg) if keys.signing_with(alg).is_none() => {
+                if let Err(e) = self.core.reload_keys() {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                }
+                self.core.keys.get()
+            }
+            _ => keys,
+        }
     }
 }

@@ -24,6 +24,14 @@ pub struct ClientRow {
     pub allow_introspection: bool,
     /// When it last got a token, to the day.
     pub last_used_at: Option<UnixMs>,
+    /// The algorithm of its ID tokens; `None`: the access tokens' key.
+    pub id_token_alg: Option<String>,
+    /// Where RP-initiated logout may return the user, space-separated.
+    pub post_logout_redirect_uris: String,
+    /// Where its back-channel logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    /// Its logout tokens must carry `sid`.
+    pub backchannel_logout_session_required: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -36,6 +44,10 @@ pub struct NewClient<'a> {
     pub grant_types: &'a str,
     pub scopes: &'a str,
     pub created_at: UnixMs,
+    pub id_token_alg: Option<&'a str>,
+    pub post_logout_redirect_uris: &'a str,
+    pub backchannel_logout_uri: Option<&'a str>,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl ClientRow {
@@ -70,6 +82,14 @@ impl ClientRow {
         .execute(conn)
     }
 
+    /// How many clients get their ID tokens signed with `alg`.
+    pub fn count_with_id_token_alg(conn: &mut AnyConnection, alg: &str) -> QueryResult<i64> {
+        clients::table
+            .filter(clients::id_token_alg.eq(alg))
+            .count()
+            .get_result(conn)
+    }
+
     pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ClientRow>> {
         clients::table
             .order(clients::created_at.asc())
@@ -89,9 +109,26 @@ pub struct ClientChanges {
     pub scopes: Option<String>,
     pub disabled_at: Option<Option<UnixMs>>,
     pub allow_introspection: Option<bool>,
+    pub id_token_alg: Option<Option<String>>,
+    pub post_logout_redirect_uris: Option<String>,
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 impl ClientChanges {
+    /// Whether it changes anything an administrator may change with `client update`.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.grant_types.is_none()
+            && self.scopes.is_none()
+            && self.redirect_uris.is_none()
+            && self.allow_introspection.is_none()
+            && self.id_token_alg.is_none()
+            && self.post_logout_redirect_uris.is_none()
+            && self.backchannel_logout_uri.is_none()
+            && self.backchannel_logout_session_required.is_none()
+    }
+
     pub fn apply(&self, conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {
         diesel::update(clients::table.find(id))
             .set(self)

@@ -103,6 +103,7 @@ async fn a_sound_setup_has_no_findings(db: Db) {
             "http://127.0.0.1:8765/callback".parse().unwrap(),
             "com.example.app:/oauth".parse().unwrap(),
         ],
+        openid: Default::default(),
     })
     .await;
     let (out, report) = doctor(env(&app, &[]), true).await;
@@ -287,6 +288,7 @@ async fn client_checks_fire_and_their_fixes_work(db: Db) {
             grants: vec![GrantType::AuthorizationCode],
             scope: Scope::parse("read").unwrap(),
             redirect_uris: vec!["https://app.example.com/callback".parse().unwrap()],
+            openid: Default::default(),
         })
         .await;
     // A client made long ago and never used, and a signing key as old.

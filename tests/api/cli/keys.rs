@@ -5,7 +5,10 @@ use serde_json::Value;
 use super::{json, s};
 use crate::helpers::{both_backends, eventually, Db, TestApp};
 
-both_backends!(admin_rotates_and_retires_keys_on_a_running_server,);
+both_backends!(
+    admin_rotates_and_retires_keys_on_a_running_server,
+    rsa_keys_sign_only_id_tokens_and_stay_while_a_client_needs_them,
+);
 
 async fn admin_rotates_and_retires_keys_on_a_running_server(db: Db) {
     let app = TestApp::spawn_with(
@@ -135,4 +138,95 @@ async fn admin_rotates_and_retires_keys_on_a_running_server(db: Db) {
     let out = app.admin(&["key", "retire", &new, "--yes"], None).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only signing key"));
+}
+
+/// `key rotate --algorithm RS256` makes a key for ID tokens: access tokens keep their key, and
+/// the last RS256 key cannot be retired while a client's ID tokens need it.
+async fn rsa_keys_sign_only_id_tokens_and_stay_while_a_client_needs_them(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let rsa = json(
+        &app.admin(
+            &[
+                "key",
+                "rotate",
+                "--now",
+                "--algorithm",
+                "RS256",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(rsa["alg"], "RS256");
+    assert_eq!(rsa["state"], "signing", "the RS256 signer");
+    let listed = json(&app.admin(&["key", "list", "-o", "json"], None).await);
+    let states: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (s(&k["alg"]), s(&k["state"])))
+        .collect();
+    assert!(
+        states.contains(&("ES256".into(), "signing".into())),
+        "{states:?}"
+    );
+    let t = app.password_grant((&id, &secret), "alice").await;
+    assert_eq!(
+        crate::helpers::jwt_header(&s(&t["access_token"]))["alg"],
+        "ES256"
+    );
+
+    let oidc = json(
+        &app.admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "Legacy",
+                "--grant",
+                "authorization_code",
+                "--scope",
+                "openid",
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--id-token-alg",
+                "RS256",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    let kid = s(&rsa["kid"]);
+    let refused = app.admin(&["key", "retire", &kid, "--yes"], None).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only signing key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Once no client needs RS256, the key may go.
+    let client_id = s(&oidc["client_id"]);
+    let back = app
+        .admin(
+            &["client", "update", &client_id, "--id-token-alg", "default"],
+            None,
+        )
+        .await;
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let retired = app.admin(&["key", "retire", &kid, "--yes"], None).await;
+    assert!(
+        retired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retired.stderr)
+    );
 }

@@ -18,6 +18,7 @@ pub async fn setup(app: &TestApp) -> String {
         grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+        openid: Default::default(),
     };
     let id = app.register(spec).await.0;
     app.user("alice").await;
@@ -183,6 +184,7 @@ pub async fn confidential(app: &TestApp) -> String {
         grants: vec![GrantType::AuthorizationCode],
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+        openid: Default::default(),
     };
     app.register(spec).await.0
 }

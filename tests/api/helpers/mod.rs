@@ -324,6 +324,7 @@ impl TestApp {
             grants: grants.to_vec(),
             scope: Scope::parse(scope).unwrap(),
             redirect_uris: vec![],
+            openid: Default::default(),
         };
         self.register(spec).await
     }
@@ -566,6 +567,12 @@ pub async fn wait_healthy(base: &str) {
         },
     )
     .await
+}
+
+/// Decodes a JWT's header.
+pub fn jwt_header(jwt: &str) -> Value {
+    let header = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
 }
 
 /// Decodes a JWT's claims without verifying (the verifying tests are in keys.rs).

@@ -16,7 +16,10 @@ use super::{setup, visit};
 use crate::helpers::browser::{Browser, REDIRECT};
 use crate::helpers::{both_backends, Db, TestApp};
 
-both_backends!(openidconnect_crate_signs_in_refreshes_and_reads_userinfo);
+both_backends!(
+    openidconnect_crate_signs_in_refreshes_and_reads_userinfo,
+    openidconnect_crate_verifies_rs256_id_tokens_of_a_client_that_asks,
+);
 
 /// The client the library calls through: redirects not followed (the crate's own advice), and
 /// the issuer's host name resolved to the test server, as DNS would in production.
@@ -123,6 +126,10 @@ async fn openidconnect_crate_signs_in_refreshes_and_reads_userinfo(db: Db) {
         .unwrap();
     let verifier = client.id_token_verifier();
     let id_token = tokens.id_token().expect("an ID token");
+    assert_eq!(
+        *id_token.signing_alg().unwrap(),
+        openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256
+    );
     let claims = checked(id_token, &verifier, nonce.secret(), tokens.access_token()).unwrap();
     assert_eq!(claims["email"], Value::Null, "claims come from userinfo");
 
@@ -152,4 +159,72 @@ async fn openidconnect_crate_signs_in_refreshes_and_reads_userinfo(db: Db) {
     let again = checked(again, &verifier, "", refreshed.access_token()).unwrap();
     assert_eq!(again["sub"], claims["sub"]);
     assert_eq!(again["auth_time"], claims["auth_time"]);
+}
+
+/// A client registered with the real CLI for RS256 ID tokens: the CLI makes the RSA key, the
+/// JWKS publishes it, the crate verifies the ID token with it; access tokens stay ES256.
+async fn openidconnect_crate_verifies_rs256_id_tokens_of_a_client_that_asks(db: Db) {
+    let app = TestApp::spawn(db).await;
+    super::setup(&app).await;
+    let out = app
+        .admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "Legacy App",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "refresh_token",
+                "--scope",
+                "openid profile",
+                "--redirect-uri",
+                REDIRECT,
+                "--id-token-alg",
+                "RS256",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("made a new RS256 signing key"));
+    let registered: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(registered["id_token_alg"], "RS256");
+    let client_id = registered["client_id"].as_str().unwrap();
+
+    let browser = Browser::new(&app);
+    let params = visit(&browser, &super::request(client_id, &[("nonce", "rsa")])).await;
+    let tokens = super::exchange(&app, client_id, &params["code"]).await;
+    let header = crate::helpers::jwt_header(tokens["id_token"].as_str().unwrap());
+    assert_eq!(header["alg"], "RS256");
+    let access_header = crate::helpers::jwt_header(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access_header["alg"], "ES256");
+    let claims = verify_id_token(&app, client_id, &tokens, "rsa").await;
+    assert_eq!(claims["iss"], app.settings.issuer());
+
+    // A second registration finds the key in force and makes none.
+    let again = app
+        .admin(
+            &[
+                "client",
+                "update",
+                client_id,
+                "--id-token-alg",
+                "RS256",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("made a new"));
 }

@@ -47,6 +47,7 @@ pub async fn register_with_secret(app: &TestApp, public: bool) -> (String, Optio
         grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scope: Scope::parse(CLIENT_SCOPE).unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
+        openid: Default::default(),
     })
     .await
 }
