@@ -8,10 +8,12 @@ use base64::Engine;
 use ring::hmac;
 
 use crate::domain::crypto::{random_bytes, sha256_hex, MasterKey};
+use crate::domain::request::RequestMeta;
 use crate::domain::resource::Targets;
+use crate::domain::revocation::{self, Families, Revocation};
 use crate::domain::scope::Scope;
 use crate::store::models::{Consent, Session, User};
-use crate::store::AnyConnection;
+use crate::store::{write_tx, AnyConnection};
 use crate::value::{ClientId, UnixMs, UserId};
 
 /// `value.mac`: a random value signed with the cookie key.
@@ -113,6 +115,48 @@ pub fn end_session(
         Session::delete(conn, &sha256_hex(id.as_bytes()))?;
     }
     Ok(())
+}
+
+/// A sign-out: the session that ended.
+#[derive(Debug, Clone)]
+pub struct SignedOut {
+    /// Its public id (`sid`).
+    pub sid: String,
+    pub user_id: UserId,
+}
+
+/// Signs the browser of `cookie` out: ends its session and every token family begun in it
+/// (reason `signed_out`), so that the apps the user signed in to through this browser are
+/// signed out too, in one transaction. `None`: no session stood.
+pub fn sign_out(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    cookie: &str,
+    meta: &RequestMeta,
+    now: UnixMs,
+) -> diesel::QueryResult<Option<SignedOut>> {
+    let Some(id) = verify(master, cookie) else {
+        return Ok(None);
+    };
+    let hash = sha256_hex(id.as_bytes());
+    write_tx(conn, |c| {
+        let Some(session) = Session::find(c, &hash)? else {
+            return Ok(None);
+        };
+        Session::delete(c, &hash)?;
+        let sid = public_sid(&hash);
+        let why = Revocation {
+            client_ip: meta.client_ip.as_deref(),
+            request: meta.request.as_ref(),
+            about: Some("begun in the browser session signed out of"),
+            ..Revocation::new(revocation::SIGNED_OUT, Some(session.user_id.as_str()))
+        };
+        revocation::revoke_in(c, Families::OfSession(&sid), &why, now)?;
+        Ok(Some(SignedOut {
+            sid,
+            user_id: session.user_id,
+        }))
+    })
 }
 
 /// A new value for the CSRF cookie.

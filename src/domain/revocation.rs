@@ -5,7 +5,7 @@
 
 use crate::domain::audit::{AuditKind, Event};
 use crate::domain::request::RequestIds;
-use crate::store::models::TokenFamily;
+use crate::store::models::{FamiliesOf, TokenFamily};
 use crate::store::{write_tx, AnyConnection};
 use crate::value::{ClientId, FamilyId, UnixMs, UserId};
 
@@ -21,6 +21,8 @@ pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
 pub const PASSWORD_CHANGED: &str = "password_changed";
 /// `revoked_reason` of families revoked because their user was disabled.
 pub const USER_DISABLED: &str = "user_disabled";
+/// `revoked_reason` of families begun in a browser session the user signed out of.
+pub const SIGNED_OUT: &str = "signed_out";
 
 /// Which families to revoke. Families already revoked are left as they are.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,8 @@ pub enum Families<'a> {
     OfUser(&'a UserId),
     /// Every family of the client with this id.
     OfClient(&'a ClientId),
+    /// Every family begun in the browser session with this public id (OpenID Connect `sid`).
+    OfSession(&'a str),
 }
 
 /// Why, and by whom: `reason` is stored on each family, the rest goes into the audit event.
@@ -83,10 +87,25 @@ pub fn revoke_in(
     let revoked = match families {
         Families::One(id) => usize::from(TokenFamily::revoke(c, id, why.reason, now)?),
         Families::OfUser(user_id) => {
-            TokenFamily::revoke_where(c, Some(user_id), None, why.reason, now)?
+            let of = FamiliesOf {
+                user_id: Some(user_id),
+                ..FamiliesOf::default()
+            };
+            TokenFamily::revoke_where(c, of, why.reason, now)?
         }
         Families::OfClient(client_id) => {
-            TokenFamily::revoke_where(c, None, Some(client_id), why.reason, now)?
+            let of = FamiliesOf {
+                client_id: Some(client_id),
+                ..FamiliesOf::default()
+            };
+            TokenFamily::revoke_where(c, of, why.reason, now)?
+        }
+        Families::OfSession(sid) => {
+            let of = FamiliesOf {
+                sid: Some(sid),
+                ..FamiliesOf::default()
+            };
+            TokenFamily::revoke_where(c, of, why.reason, now)?
         }
     };
     if revoked > 0 || why.always_audit {
@@ -98,6 +117,7 @@ pub fn revoke_in(
             Families::One(id) => id.as_str(),
             Families::OfUser(id) => id.as_str(),
             Families::OfClient(id) => id.as_str(),
+            Families::OfSession(sid) => sid,
         };
         Event {
             kind: why.kind,

@@ -123,6 +123,7 @@ impl Operations {
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/jwks.json"),
             "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "end_session_endpoint": format!("{issuer}/end_session"),
             "revocation_endpoint": format!("{issuer}/revoke"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token"],

@@ -74,6 +74,21 @@ pub struct ErrorPage<'a> {
 #[template(path = "signed_out.html")]
 pub struct SignedOutPage;
 
+#[derive(Template)]
+#[template(path = "still_signed_in.html")]
+pub struct StillSignedInPage;
+
+/// "Sign out?": an app asked to sign the user out without showing it is theirs.
+#[derive(Template)]
+#[template(path = "end_session.html")]
+pub struct EndSessionPage<'a> {
+    pub client_name: Option<&'a str>,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    /// The logout request, carried by the form.
+    pub request: &'a str,
+}
+
 /// Renders `page` with the page headers, and sets `cookies`.
 pub fn render(
     status: StatusCode,

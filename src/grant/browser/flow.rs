@@ -240,7 +240,15 @@ impl BrowserFlow {
         browser::consent_token_ok(&self.core.master, csrf_cookie, authorize, token)
     }
 
-    /// `POST /logout`.
+    /// `POST /logout`: ends the session and the token families begun in it.
+    pub fn sign_out(&self, session: &str, meta: &RequestMeta) -> Result<(), OAuthError> {
+        let now = self.core.clock.now();
+        let conn = &mut *self.core.conn()?;
+        browser::sign_out(conn, &self.core.master, session, meta, now)?;
+        Ok(())
+    }
+
+    /// Ends a session that a new sign-in in the same browser replaces (its families stay).
     pub fn logout(&self, session: &str) -> Result<(), OAuthError> {
         Ok(browser::end_session(
             &mut *self.core.conn()?,

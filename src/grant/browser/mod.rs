@@ -4,6 +4,7 @@
 
 pub mod authorize;
 mod flow;
+pub mod logout;
 
 use std::time::Duration;
 

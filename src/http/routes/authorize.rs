@@ -1,13 +1,15 @@
-//! `GET|POST /authorize`, `POST /login`, `POST /consent`, `POST /logout`: the browser sign-in.
+//! `GET|POST /authorize`, `POST /login`, `POST /consent`, `POST /logout`, `GET|POST
+//! /end_session`: the browser sign-in and sign-out.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::authorize::{after_sign_in, canonical_query, Step};
+use crate::grant::logout::LogoutStep;
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
-    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, ConsentPage, LoginPage,
-    SignedOutPage,
+    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, ConsentPage,
+    EndSessionPage, LoginPage, SignedOutPage, StillSignedInPage,
 };
 use crate::http::AppState;
 
@@ -249,7 +251,7 @@ pub async fn consent(
     }
 }
 
-/// `POST /logout`.
+/// `POST /logout`: the pages' own "Sign out".
 pub async fn logout(
     req: HttpRequest,
     body: web::Bytes,
@@ -260,8 +262,9 @@ pub async fn logout(
     }
     let secure = state.secure_cookies;
     if let Some(cookie) = session(&req, secure) {
+        let meta = state.request_meta(&req);
         if state
-            .blocking(move |s| s.browser.logout(&cookie))
+            .blocking(move |s| s.browser.sign_out(&cookie, &meta))
             .await
             .is_err()
         {
@@ -273,6 +276,76 @@ pub async fn logout(
         &SignedOutPage,
         vec![pages::removal(pages::session_cookie(secure), secure)],
     )
+}
+
+/// `GET|POST /end_session` (OpenID Connect RP-Initiated Logout 1.0). A POST that answers the
+/// confirmation page carries its CSRF token, the original request and the decision; any other
+/// POST is the logout request itself, form-encoded.
+pub async fn end_session(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let query = req.query_string().to_owned();
+    end_session_with(req, state, query, false).await
+}
+
+pub async fn end_session_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let answered = Params::parse_with_limit(&body, FORM_VALUE_LIMIT)
+        .is_ok_and(|f| f.get("decision").is_some());
+    if !answered {
+        let query = canonical_query(&String::from_utf8_lossy(&body));
+        return end_session_with(req, state, query, false).await;
+    }
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let request = canonical_query(field(&form, "request"));
+    match form.get("decision") {
+        Some("sign_out") => end_session_with(req, state, request, true).await,
+        _ => render(StatusCode::OK, &StillSignedInPage, Vec::new()),
+    }
+}
+
+async fn end_session_with(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: String,
+    confirmed: bool,
+) -> HttpResponse {
+    let secure = state.secure_cookies;
+    let cookie = session(&req, secure);
+    let meta = state.request_meta(&req);
+    let q = query.clone();
+    let step = state
+        .blocking(move |s| {
+            s.browser
+                .end_session(&q, cookie.as_deref(), confirmed, &meta)
+        })
+        .await;
+    let removal = || vec![pages::removal(pages::session_cookie(secure), secure)];
+    match step {
+        Ok(LogoutStep::Done { redirect: Some(to) }) => see_other(&to, removal()),
+        Ok(LogoutStep::Done { redirect: None }) => {
+            render(StatusCode::OK, &SignedOutPage, removal())
+        }
+        Ok(LogoutStep::Page(message)) => error_page(StatusCode::BAD_REQUEST, &message),
+        Ok(LogoutStep::Confirm {
+            client_name,
+            username,
+        }) => {
+            let (token, set) = csrf(&req, &state.services.browser, secure);
+            let page = EndSessionPage {
+                client_name: client_name.as_deref(),
+                username: &username,
+                csrf: &token,
+                request: &query,
+            };
+            render(StatusCode::OK, &page, set.into_iter().collect())
+        }
+        Err(_) => unavailable(),
+    }
 }
 
 /// The stylesheet of the pages, compiled in.

@@ -46,6 +46,7 @@ routes! {
     "/login" => { POST => authorize::login }
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }
+    "/end_session" => { GET => authorize::end_session, POST => authorize::end_session_post }
     "/static/tessera.css" => { GET => authorize::stylesheet }
 }
 

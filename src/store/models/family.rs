@@ -102,19 +102,21 @@ impl TokenFamily {
     /// Revokes every active family matching `filter`; returns how many changed.
     pub fn revoke_where(
         conn: &mut AnyConnection,
-        user_id: Option<&UserId>,
-        client_id: Option<&ClientId>,
+        of: FamiliesOf<'_>,
         reason: &str,
         now: UnixMs,
     ) -> QueryResult<usize> {
         let mut query = diesel::update(token_families::table)
             .filter(token_families::revoked_at.is_null())
             .into_boxed();
-        if let Some(user) = user_id {
+        if let Some(user) = of.user_id {
             query = query.filter(token_families::user_id.eq(user));
         }
-        if let Some(client) = client_id {
+        if let Some(client) = of.client_id {
             query = query.filter(token_families::client_id.eq(client));
+        }
+        if let Some(sid) = of.sid {
+            query = query.filter(token_families::sid.eq(sid));
         }
         query
             .set((
@@ -123,6 +125,15 @@ impl TokenFamily {
             ))
             .execute(conn)
     }
+}
+
+/// Which families [`TokenFamily::revoke_where`] revokes: those matching every filter given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FamiliesOf<'a> {
+    pub user_id: Option<&'a UserId>,
+    pub client_id: Option<&'a ClientId>,
+    /// Begun in the browser session with this public id.
+    pub sid: Option<&'a str>,
 }
 
 /// The expression [`family_live`] builds.

@@ -17,7 +17,8 @@ pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{ClientChanges, ClientRow, NewClient};
 pub use family::{
-    family_live, token_live, FamilyFilter, FamilyLive, NewFamily, TokenFamily, TokenLive,
+    family_live, token_live, FamiliesOf, FamilyFilter, FamilyLive, NewFamily, TokenFamily,
+    TokenLive,
 };
 pub use incident::{IncidentFilter, NewIncident, ReuseIncident};
 pub use key::StoredKey;

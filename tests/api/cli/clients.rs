@@ -9,7 +9,93 @@ both_backends!(
     admin_registers_a_client_and_a_user_that_get_tokens,
     admin_manages_a_client_through_its_life,
     admin_manages_users,
+    admin_sets_a_clients_openid_connect_logout_addresses,
 );
+
+/// `--post-logout-redirect-uri`, `--backchannel-logout-uri` and
+/// `--backchannel-logout-session-required`: shown, changed, removed, and checked like redirect
+/// URIs (https, or http on this machine).
+async fn admin_sets_a_clients_openid_connect_logout_addresses(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let registered = json(
+        &app.admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "Photos",
+                "--grant",
+                "authorization_code",
+                "--scope",
+                "openid",
+                "--redirect-uri",
+                "https://photos.example/cb",
+                "--post-logout-redirect-uri",
+                "https://photos.example/bye",
+                "--backchannel-logout-uri",
+                "https://photos.example/backchannel",
+                "--backchannel-logout-session-required",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        registered["post_logout_redirect_uris"][0],
+        "https://photos.example/bye"
+    );
+    assert_eq!(
+        registered["backchannel_logout_uri"],
+        "https://photos.example/backchannel"
+    );
+    assert_eq!(registered["backchannel_logout_session_required"], true);
+    let id = registered["client_id"].as_str().unwrap().to_owned();
+    let shown = app.admin(&["client", "show", &id], None).await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("backchannel    https://photos.example/backchannel (sid required)"),
+        "{text}"
+    );
+
+    let bad = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--backchannel-logout-uri",
+                "http://photos.example/bc",
+            ],
+            None,
+        )
+        .await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must be https"));
+
+    let cleared = json(
+        &app.admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--no-backchannel-logout",
+                "--post-logout-redirect-uri",
+                "http://localhost:9000/bye",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(cleared["backchannel_logout_uri"], serde_json::Value::Null);
+    assert_eq!(
+        cleared["post_logout_redirect_uris"][0],
+        "http://localhost:9000/bye"
+    );
+}
 
 async fn admin_registers_a_client_and_a_user_that_get_tokens(db: Db) {
     let app = TestApp::spawn(db).await;

@@ -4,6 +4,7 @@
 
 mod certification;
 mod client_crate;
+mod logout;
 
 use std::collections::HashMap;
 
