@@ -30,6 +30,8 @@ pub mod store;
 pub mod value;
 
 #[cfg(feature = "server")]
+pub mod delivery;
+#[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
 pub mod startup;

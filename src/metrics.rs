@@ -69,6 +69,9 @@ struct Inner {
     hash_slots: IntGauge,
     pool_connections: IntGaugeVec,
     pool_wait: Histogram,
+    backchannel: IntCounterVec,
+    backchannel_pending: IntGauge,
+    backchannel_delay: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,6 +144,27 @@ const POOL_WAIT: Spec = Spec {
     help: "Time requests waited to check a database connection out of the pool.",
     labels: &[],
 };
+const BACKCHANNEL: Spec = Spec {
+    name: "backchannel_logouts_total",
+    help: "Back-channel logout attempts, by outcome: delivered, retried (to be sent again), failed (given up).",
+    labels: &["outcome"],
+};
+const BACKCHANNEL_PENDING: Spec = Spec {
+    name: "backchannel_logouts_pending",
+    help: "Back-channel logouts still to deliver, as this instance last counted them.",
+    labels: &[],
+};
+const BACKCHANNEL_DELAY: Spec = Spec {
+    name: "backchannel_logout_delay_seconds",
+    help: "Time from the end of a sign-in to the delivery of its back-channel logout.",
+    labels: &[],
+};
+
+/// Buckets for the back-channel delay, in seconds: a poll interval to an hour of retries.
+const DELAY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
 const BUILD_INFO: Spec = Spec {
     name: "build_info",
     help: "The running version; always 1.",
@@ -184,6 +208,15 @@ impl Metrics {
             hash_slots: gauge(&HASH_SLOTS)?,
             pool_connections: gauges(&POOL_CONNECTIONS)?,
             pool_wait: histogram(&POOL_WAIT)?,
+            backchannel: counters(&BACKCHANNEL)?,
+            backchannel_pending: gauge(&BACKCHANNEL_PENDING)?,
+            backchannel_delay: add(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(BACKCHANNEL_DELAY.name, BACKCHANNEL_DELAY.help)
+                        .buckets(DELAY_BUCKETS.to_vec()),
+                )?,
+            )?,
             // A handle on the same registry (it is shared inside).
             registry: registry.clone(),
         };
@@ -224,6 +257,19 @@ impl Metrics {
     pub fn throttled(&self, refused: bool) {
         let outcome = if refused { "refused" } else { "delayed" };
         self.0.throttled.with_label_values(&[outcome]).inc();
+    }
+
+    /// A back-channel logout attempt: `delivered` (after `delay` from the end it tells),
+    /// `retried` or `failed`.
+    pub fn backchannel(&self, outcome: &str, delay: Option<Duration>) {
+        self.0.backchannel.with_label_values(&[outcome]).inc();
+        if let Some(d) = delay {
+            self.0.backchannel_delay.observe(d.as_secs_f64());
+        }
+    }
+
+    pub fn backchannel_pending(&self, pending: i64) {
+        self.0.backchannel_pending.set(pending);
     }
 
     pub fn pool_wait(&self, took: Duration) {

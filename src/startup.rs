@@ -36,6 +36,7 @@ impl Application {
                 .context("start-up was interrupted")??
         };
         start_periodic_tasks(&services.operations, &settings);
+        tokio::spawn(crate::delivery::run(services.backchannel.clone()));
         let state = web::Data::new(AppState {
             services,
             secure_cookies: settings.secure_cookies(),

@@ -7,6 +7,7 @@
 pub mod access_token;
 pub mod audit;
 pub mod authcode;
+pub mod backchannel;
 pub mod browser;
 pub mod client;
 pub mod clock;

@@ -1,9 +1,10 @@
 //! Revoking token families: the one place that marks families revoked and records who did it
 //! and why, in the same transaction. Reuse detection, a replayed authorization code, a client's
-//! RFC 7009 request, a password change, a disabled user and the admin CLI all come through
-//! here.
+//! RFC 7009 request, a password change, a disabled user, a sign-out and the admin CLI all
+//! come through here, and so the apps of every family it ends are told (back-channel logout).
 
 use crate::domain::audit::{AuditKind, Event};
+use crate::domain::backchannel;
 use crate::domain::request::RequestIds;
 use crate::store::models::{FamiliesOf, TokenFamily};
 use crate::store::{write_tx, AnyConnection};
@@ -84,8 +85,8 @@ pub fn revoke_in(
     why: &Revocation<'_>,
     now: UnixMs,
 ) -> diesel::QueryResult<usize> {
-    let revoked = match families {
-        Families::One(id) => usize::from(TokenFamily::revoke(c, id, why.reason, now)?),
+    let ended = match families {
+        Families::One(id) => TokenFamily::revoke(c, id, why.reason, now)?,
         Families::OfUser(user_id) => {
             let of = FamiliesOf {
                 user_id: Some(user_id),
@@ -108,6 +109,9 @@ pub fn revoke_in(
             TokenFamily::revoke_where(c, of, why.reason, now)?
         }
     };
+    let revoked = ended.len();
+    // Their apps hear of it (back-channel logout), once this transaction commits.
+    backchannel::enqueue(c, &ended, why.reason, now)?;
     if revoked > 0 || why.always_audit {
         let counted = match why.about {
             Some(about) => format!("{revoked} families revoked ({about}): {}", why.reason),

@@ -13,6 +13,7 @@
 //!   [`Params`] and [`OAuthError`];
 //! - this module: [`Core`], what every service holds, and [`Services::open`].
 
+pub mod backchannel;
 pub mod browser;
 pub mod client_auth;
 pub mod error;
@@ -94,6 +95,7 @@ pub struct Services {
     pub tokens: TokenEndpoint,
     pub browser: BrowserFlow,
     pub operations: Operations,
+    pub backchannel: backchannel::Backchannel,
 }
 
 impl Services {
@@ -125,6 +127,7 @@ impl Services {
         Self {
             tokens: TokenEndpoint::new(settings, core.clone(), passwords.clone()),
             browser: BrowserFlow::new(settings, core.clone(), passwords),
+            backchannel: backchannel::Backchannel::new(settings, core.clone()),
             operations: Operations::new(settings, core, hasher),
         }
     }

@@ -124,6 +124,8 @@ impl Operations {
             "jwks_uri": format!("{issuer}/jwks.json"),
             "userinfo_endpoint": format!("{issuer}/userinfo"),
             "end_session_endpoint": format!("{issuer}/end_session"),
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "revocation_endpoint": format!("{issuer}/revoke"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "grant_types_supported": ["authorization_code", "client_credentials", "password", "refresh_token"],

@@ -44,6 +44,7 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub sessions: SessionSettings,
     pub retention: RetentionSettings,
+    pub backchannel: BackchannelSettings,
     /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
     #[serde(default)]
     pub master_key: Option<Secret>,
@@ -197,6 +198,21 @@ pub struct RetentionSettings {
     pub audit: Duration,
 }
 
+/// Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackchannelSettings {
+    /// How often each instance looks for logout tokens to deliver.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How long an app's back-channel logout URI may take to answer.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// How long delivery is retried (with backoff) before it is given up.
+    #[serde(with = "duration")]
+    pub retry_for: Duration,
+}
+
 impl Settings {
     /// Loads defaults, then `file` (or `TESSERA_CONFIG`, or `tessera.toml` if present), then the
     /// environment.
@@ -272,6 +288,9 @@ impl Settings {
             .set_default("retention.batch", 500)?
             .set_default("retention.dead_families", "30d")?
             .set_default("retention.audit", "90d")?
+            .set_default("backchannel.poll_interval", "1s")?
+            .set_default("backchannel.timeout", "5s")?
+            .set_default("backchannel.retry_for", "1h")?
             .set_default("master_key_file", "data/master.key")?;
         let file = match explicit {
             Some(path) => {
@@ -340,6 +359,15 @@ impl Settings {
         if !self.keys.algorithm.signs_access_tokens() {
             anyhow::bail!(
                 "invalid configuration: keys.algorithm must be ES256 or EdDSA (RS256 keys sign only the ID tokens of clients that ask for them)"
+            );
+        }
+        let b = &self.backchannel;
+        if b.timeout.is_zero() || b.timeout > Duration::from_secs(60) {
+            anyhow::bail!("invalid configuration: backchannel.timeout must be between 1s and 60s");
+        }
+        if b.poll_interval.is_zero() || b.retry_for.is_zero() {
+            anyhow::bail!(
+                "invalid configuration: backchannel.poll_interval and backchannel.retry_for must be more than 0s"
             );
         }
         if self.server.shutdown_timeout > Duration::from_secs(3600) {

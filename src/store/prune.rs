@@ -6,8 +6,8 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use crate::store::schema::{
-    audit_events, authorization_codes, login_failures, login_places, refresh_tokens,
-    reuse_incidents, revoked_access_tokens, sessions, token_families,
+    audit_events, authorization_codes, login_failures, login_places, logout_notices,
+    refresh_tokens, reuse_incidents, revoked_access_tokens, sessions, token_families,
 };
 use crate::store::AnyConnection;
 use crate::value::UnixMs;
@@ -45,6 +45,7 @@ pub enum Prunable {
     RevokedAccessTokens,
     ReuseIncidents,
     AuditEvents,
+    LogoutNotices,
 }
 
 /// Binds `$q` to the rows of `$which` that may go, and `$pk` to its id column.
@@ -127,13 +128,25 @@ macro_rules! with_query {
                 let $pk = audit_events::id;
                 $body
             }
+            Prunable::LogoutNotices => {
+                // Delivered or given up, and as old as the audit trail keeps.
+                let $q = logout_notices::table
+                    .filter(logout_notices::created_at.lt(cut.audit))
+                    .filter(
+                        logout_notices::delivered_at
+                            .is_not_null()
+                            .or(logout_notices::failed_at.is_not_null()),
+                    );
+                let $pk = logout_notices::id;
+                $body
+            }
         }
     }};
 }
 
 impl Prunable {
     /// In the order they are pruned.
-    pub const ALL: [Prunable; 9] = [
+    pub const ALL: [Prunable; 10] = [
         Prunable::TokenFamilies,
         Prunable::RotatedTokens,
         Prunable::AuthorizationCodes,
@@ -143,6 +156,7 @@ impl Prunable {
         Prunable::RevokedAccessTokens,
         Prunable::ReuseIncidents,
         Prunable::AuditEvents,
+        Prunable::LogoutNotices,
     ];
 
     /// The table's name.
@@ -157,6 +171,7 @@ impl Prunable {
             Prunable::RevokedAccessTokens => "revoked_access_tokens",
             Prunable::ReuseIncidents => "reuse_incidents",
             Prunable::AuditEvents => "audit_events",
+            Prunable::LogoutNotices => "logout_notices",
         }
     }
 

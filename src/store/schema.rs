@@ -49,6 +49,7 @@ diesel::table! {
         resources -> Nullable<Text>,
         auth_time -> Nullable<BigInt>,
         sid -> Nullable<Text>,
+        end_noticed_at -> Nullable<BigInt>,
     }
 }
 
@@ -109,6 +110,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    logout_notices (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        sid -> Nullable<Text>,
+        family_id -> Nullable<Text>,
+        reason -> Text,
+        created_at -> BigInt,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        claimed_until -> Nullable<BigInt>,
+        delivered_at -> Nullable<BigInt>,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(logout_notices -> clients (client_id));
 diesel::joinable!(token_families -> clients (client_id));
 diesel::joinable!(token_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> token_families (family_id));
@@ -129,6 +149,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_access_tokens,
     audit_events,
     resources,
+    logout_notices,
 );
 
 diesel::table! {

@@ -173,6 +173,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         "revoked_access_tokens": 1,
         "reuse_incidents": 0,
         "audit_events": 0,
+        "logout_notices": 0,
     });
     let dry = prune(&app, true).await;
     assert_eq!(dry["tables"], expected, "{dry}");

@@ -10,13 +10,15 @@ use tessera::domain::revocation::{self, Families, Revocation};
 use tessera::domain::user;
 use tessera::domain::{client, family};
 use tessera::store::models::{
-    AuditEvent, FamilyFilter, RefreshToken, ReuseIncident, TokenFamily, User,
+    AuditEvent, FamilyFilter, LogoutNotice, RefreshToken, ReuseIncident, TokenFamily, User,
 };
 use tessera::store::AnyConnection;
 use tessera::value::{ClientId, FamilyId, TokenId, UnixMs, UserId};
 
 use super::{Confirm, Context};
-use crate::output::lineage::{tree, FamilyView, IncidentView, Lineage, RetryView, TokenView};
+use crate::output::lineage::{
+    tree, FamilyView, IncidentView, Lineage, NoticeView, RetryView, TokenView,
+};
 use crate::output::{confirm, emit, rfc3339, Table};
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +226,10 @@ fn show(ctx: &mut Context, family_id: FamilyId) -> anyhow::Result<()> {
         .iter()
         .map(RetryView::new)
         .collect(),
+        logout_notices: LogoutNotice::of_family(conn, &family.id)?
+            .iter()
+            .map(NoticeView::new)
+            .collect(),
     };
     emit(ctx.output, &lineage, || tree(&lineage, &tokens, &incidents))
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use tessera::domain::family::{FamilyState, TokenState};
-use tessera::store::models::{AuditEvent, RefreshToken, ReuseIncident};
+use tessera::store::models::{AuditEvent, LogoutNotice, RefreshToken, ReuseIncident};
 use tessera::value::{ClientId, FamilyId, TokenId, UserId};
 
 use crate::output::{rfc3339, rfc3339_opt, short, Table};
@@ -80,6 +80,41 @@ pub struct Lineage {
     /// Just-rotated tokens presented again within the grace window by the same app instance,
     /// and answered with their successor.
     pub grace_retries: Vec<RetryView>,
+    /// Back-channel logouts telling the family's app of its end.
+    pub logout_notices: Vec<NoticeView>,
+}
+
+/// The JSON shape of a back-channel logout notice.
+#[derive(Serialize)]
+pub struct NoticeView {
+    /// Also the logout token's `jti`.
+    pub id: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: &'static str,
+    pub reason: String,
+    pub created_at: String,
+    pub attempts: i64,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl NoticeView {
+    pub fn new(n: &LogoutNotice) -> Self {
+        let state = match (n.delivered_at, n.failed_at) {
+            (Some(_), _) => "delivered",
+            (None, Some(_)) => "failed",
+            (None, None) => "pending",
+        };
+        Self {
+            id: n.id.clone(),
+            state,
+            reason: n.reason.clone(),
+            created_at: rfc3339(n.created_at),
+            attempts: n.attempts,
+            delivered_at: n.delivered_at.map(rfc3339),
+            last_error: n.last_error.clone(),
+        }
+    }
 }
 
 /// The JSON shape of a grace retry, from its audit event.
@@ -113,6 +148,17 @@ pub fn tree(l: &Lineage, tokens: &[RefreshToken], incidents: &[ReuseIncident]) -
                 r.at,
                 r.detail.as_deref().unwrap_or("-")
             ));
+        }
+    }
+    if !l.logout_notices.is_empty() {
+        out.push_str("\nback-channel logout (the app told of the end)\n");
+        for n in &l.logout_notices {
+            let detail = match (&n.delivered_at, &n.last_error) {
+                (Some(at), _) => format!("delivered {at}"),
+                (None, Some(e)) => format!("{} after {} attempts: {e}", n.state, n.attempts),
+                (None, None) => n.state.to_owned(),
+            };
+            out.push_str(&format!("  {}  {}  {detail}\n", n.created_at, n.reason));
         }
     }
     for (inc, view) in incidents.iter().zip(&l.incidents) {

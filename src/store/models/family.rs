@@ -79,14 +79,14 @@ impl TokenFamily {
             .execute(conn)
     }
 
-    /// Marks the family revoked unless it already is; returns whether it changed.
+    /// Marks the family revoked unless it already is; returns it if it changed.
     pub fn revoke(
         conn: &mut AnyConnection,
         id: &FamilyId,
         reason: &str,
         now: UnixMs,
-    ) -> QueryResult<bool> {
-        diesel::update(
+    ) -> QueryResult<Vec<Ended>> {
+        crate::store::per_backend!(conn, |c| diesel::update(
             token_families::table
                 .filter(token_families::id.eq(id))
                 .filter(token_families::revoked_at.is_null()),
@@ -95,8 +95,8 @@ impl TokenFamily {
             token_families::revoked_at.eq(now),
             token_families::revoked_reason.eq(reason),
         ))
-        .execute(conn)
-        .map(|n| n == 1)
+        .returning(Ended::as_returning())
+        .get_results(c))
     }
 
     /// Revokes every active family matching `filter`; returns how many changed.
@@ -105,26 +105,40 @@ impl TokenFamily {
         of: FamiliesOf<'_>,
         reason: &str,
         now: UnixMs,
-    ) -> QueryResult<usize> {
-        let mut query = diesel::update(token_families::table)
-            .filter(token_families::revoked_at.is_null())
-            .into_boxed();
-        if let Some(user) = of.user_id {
-            query = query.filter(token_families::user_id.eq(user));
-        }
-        if let Some(client) = of.client_id {
-            query = query.filter(token_families::client_id.eq(client));
-        }
-        if let Some(sid) = of.sid {
-            query = query.filter(token_families::sid.eq(sid));
-        }
-        query
-            .set((
-                token_families::revoked_at.eq(now),
-                token_families::revoked_reason.eq(reason),
-            ))
-            .execute(conn)
+    ) -> QueryResult<Vec<Ended>> {
+        // Built once per backend: a boxed query is tied to its backend.
+        crate::store::per_backend!(conn, |c| {
+            let mut query = diesel::update(token_families::table)
+                .filter(token_families::revoked_at.is_null())
+                .into_boxed();
+            if let Some(user) = of.user_id {
+                query = query.filter(token_families::user_id.eq(user));
+            }
+            if let Some(client) = of.client_id {
+                query = query.filter(token_families::client_id.eq(client));
+            }
+            if let Some(sid) = of.sid {
+                query = query.filter(token_families::sid.eq(sid));
+            }
+            query
+                .set((
+                    token_families::revoked_at.eq(now),
+                    token_families::revoked_reason.eq(reason),
+                ))
+                .returning(Ended::as_returning())
+                .get_results(c)
+        })
     }
+}
+
+/// A family just ended: what its apps are told (Back-Channel Logout).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = token_families)]
+pub struct Ended {
+    pub id: FamilyId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub sid: Option<String>,
 }
 
 /// Which families [`TokenFamily::revoke_where`] revokes: those matching every filter given.

@@ -6,6 +6,7 @@ mod client;
 mod family;
 mod incident;
 mod key;
+pub mod logout_notice;
 mod refresh_token;
 mod resource;
 mod revoked;
@@ -17,11 +18,12 @@ pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{ClientChanges, ClientRow, NewClient};
 pub use family::{
-    family_live, token_live, FamiliesOf, FamilyFilter, FamilyLive, NewFamily, TokenFamily,
+    family_live, token_live, Ended, FamiliesOf, FamilyFilter, FamilyLive, NewFamily, TokenFamily,
     TokenLive,
 };
 pub use incident::{IncidentFilter, NewIncident, ReuseIncident};
 pub use key::StoredKey;
+pub use logout_notice::LogoutNotice;
 pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use resource::ResourceRow;
 pub use revoked::RevokedAccessToken;

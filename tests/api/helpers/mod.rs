@@ -1,5 +1,6 @@
 pub mod browser;
 pub mod postgres;
+pub mod receiver;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -627,6 +627,9 @@ async fn oidcc_discovery_endpoint_verification(db: Db) {
     );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_parameter_supported"], false);
+    assert_eq!(doc["end_session_endpoint"], format!("{issuer}/end_session"));
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert_eq!(doc["backchannel_logout_session_supported"], true);
     assert!(doc["code_challenge_methods_supported"]
         .as_array()
         .unwrap()

@@ -2,6 +2,7 @@
 //! parameters, checked as the OpenID Foundation's Basic OP and Config OP certification plans
 //! check them ([`certification`]), and with the Rust `openidconnect` crate ([`client_crate`]).
 
+mod backchannel;
 mod certification;
 mod client_crate;
 mod logout;

@@ -1,0 +1,2 @@
+ALTER TABLE token_families DROP COLUMN end_noticed_at;
+DROP TABLE logout_notices;
