@@ -1,5 +1,7 @@
 // openid-client (v6) against a running Tessera: discovery through RFC 8414 metadata,
-// client_credentials, the password grant through its generic grant, and refresh.
+// client_credentials, the password grant through its generic grant, and refresh; then OpenID
+// Connect: discovery, the code flow with PKCE and a nonce through the real login and consent
+// pages, the library's own ID token checks, refresh, userinfo and RP-initiated logout.
 // Run by run.sh; prints one line per check and exits non-zero if any failed.
 import * as client from 'openid-client';
 
@@ -50,6 +52,87 @@ await check('openid-client: password via genericGrantRequest, then refresh', asy
   assert(refreshed.refresh_token !== tokens.refresh_token, 'rotated');
   const info = await client.fetchProtectedResource(config, refreshed.access_token, new URL(`${base}/userinfo`), 'GET');
   assert(info.status === 200, `userinfo ${info.status}`);
+});
+
+// A browser for the pages: cookies kept, redirects looked at one by one.
+class Browser {
+  constructor() { this.cookies = new Map(); }
+  async go(url, body) {
+    const headers = { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') };
+    const init = { headers, redirect: 'manual' };
+    if (body) {
+      init.method = 'POST';
+      init.body = new URLSearchParams(body);
+    }
+    const res = await fetch(new URL(url, base), init);
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const [k, v] = pair.split('=');
+      if (v) this.cookies.set(k, v); else this.cookies.delete(k);
+    }
+    return res;
+  }
+}
+
+const field = (html, name) => {
+  const m = html.match(new RegExp(`name="${name}" value="([^"]*)"`));
+  if (!m) throw new Error(`no ${name} field`);
+  return m[1].replaceAll('&#38;', '&').replaceAll('&amp;', '&');
+};
+
+/// Signs alice in and approves: the URL the browser is sent back to.
+async function signInThrough(browser, url) {
+  let res = await browser.go(url);
+  let html = await res.text();
+  res = await browser.go('/login', {
+    csrf: field(html, 'csrf'), authorize: field(html, 'authorize'),
+    username: 'alice', password: process.env.USER_PASSWORD,
+  });
+  assert(res.status === 303, `login ${res.status}`);
+  res = await browser.go(res.headers.get('location'));
+  if (res.status === 200) {
+    html = await res.text();
+    res = await browser.go('/consent', {
+      csrf: field(html, 'csrf'), shown: field(html, 'shown'), authorize: field(html, 'authorize'), decision: 'approve',
+    });
+  }
+  assert(res.status === 303, `consent ${res.status}`);
+  return new URL(res.headers.get('location'));
+}
+
+await check('openid-client: OpenID Connect code flow with PKCE and nonce, ID token checked, refresh, userinfo, RP-initiated logout', async () => {
+  const redirect_uri = process.env.OIDC_REDIRECT_URI;
+  const config = await client.discovery(new URL(base), process.env.OIDC_CLIENT_ID, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+  assert(config.serverMetadata().end_session_endpoint === `${base}/end_session`, 'end_session_endpoint');
+  const code_verifier = client.randomPKCECodeVerifier();
+  const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri, scope: 'openid profile email', code_challenge, code_challenge_method: 'S256', nonce, state,
+  });
+  const browser = new Browser();
+  const back = await signInThrough(browser, url);
+  const tokens = await client.authorizationCodeGrant(config, back, {
+    pkceCodeVerifier: code_verifier, expectedNonce: nonce, expectedState: state, idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  assert(claims.nonce === nonce && claims.auth_time && claims.sid, `claims ${JSON.stringify(claims)}`);
+  const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  assert(info.email === 'alice@example.com' && info.name === 'Alice Liddell', `userinfo ${JSON.stringify(info)}`);
+  const posted = await client.fetchProtectedResource(config, tokens.access_token, new URL(`${base}/userinfo`), 'POST');
+  assert(posted.status === 200, `userinfo by POST ${posted.status}`);
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+  assert(refreshed.refresh_token !== tokens.refresh_token, 'rotated');
+  const again = refreshed.claims();
+  assert(again.sub === claims.sub && again.auth_time === claims.auth_time && !again.nonce, 'the refreshed ID token');
+  const logout = client.buildEndSessionUrl(config, {
+    id_token_hint: refreshed.id_token, post_logout_redirect_uri: process.env.OIDC_LOGGED_OUT_URI, state: 'bye',
+  });
+  const res = await browser.go(logout);
+  assert(res.status === 303 && res.headers.get('location') === `${process.env.OIDC_LOGGED_OUT_URI}?state=bye`, `logout ${res.status}`);
+  const after = await fetch(`${base}/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
+  assert(after.status === 401, `the access token after logout: ${after.status}`);
 });
 
 process.exit(failures ? 1 : 0);

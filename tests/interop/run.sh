@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Interoperability suite: real OAuth2 client libraries (Python authlib and requests-oauthlib,
-# Node openid-client) against a real Tessera on a temporary database. The Rust `oauth2` crate
-# runs in the cargo test suite (tests/api/client_library.rs).
+# Interoperability suite: real OAuth2 and OpenID Connect client libraries (Python authlib and
+# requests-oauthlib, Node openid-client) against a real Tessera on a temporary database. The
+# Rust `oauth2` and `openidconnect` crates run in the cargo test suite
+# (tests/api/client_library.rs, tests/api/oidc/).
 #
 # Usage: tests/interop/run.sh   (from anywhere; needs cargo, python3 with venv, node and npm)
 set -euo pipefail
@@ -43,8 +44,14 @@ export CC_CLIENT_ID=$(echo "$c" | field client_id) CC_CLIENT_SECRET=$(echo "$c" 
 c=$(admin client register --name "Interop resource server" --grant client_credentials -o json)
 export RS_CLIENT_ID=$(echo "$c" | field client_id) RS_CLIENT_SECRET=$(echo "$c" | field client_secret)
 admin client update "$RS_CLIENT_ID" --allow-introspection >/dev/null
+export OIDC_REDIRECT_URI="http://localhost:9000/callback" OIDC_LOGGED_OUT_URI="http://localhost:9000/logged-out"
+c=$(admin client register --name "Interop OpenID Connect app" --public --grant authorization_code \
+    --grant refresh_token --scope "openid profile email" --redirect-uri "$OIDC_REDIRECT_URI" \
+    --post-logout-redirect-uri "$OIDC_LOGGED_OUT_URI" -o json)
+export OIDC_CLIENT_ID=$(echo "$c" | field client_id)
 export USER_PASSWORD="correct horse battery staple"
-echo "$USER_PASSWORD" | admin user create alice --password-stdin >/dev/null
+echo "$USER_PASSWORD" | admin user create alice --password-stdin --name "Alice Liddell" \
+    --email alice@example.com --email-verified true >/dev/null
 
 status=0
 results="$work/results.txt"
