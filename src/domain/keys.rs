@@ -54,6 +54,9 @@ pub enum KeyError {
     },
     #[error("no usable signing key in the database")]
     NoUsableKey,
+    /// Only RS256 keys are made on demand.
+    #[error("no {0} key is in force: `tessera-admin key rotate --algorithm {0}` makes one (it then signs access tokens too)")]
+    NoKeyFor(&'static str),
     #[error(transparent)]
     Jwt(#[from] jsonwebtoken::errors::Error),
     #[error(transparent)]
@@ -213,8 +216,10 @@ fn thumbprint(canonical: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// Makes sure a key of `alg` is in force, creating one that signs at once if none is: for a
-/// client registered to get its ID tokens signed with `alg`. Returns the key created, if any.
+/// Makes sure a key of `alg` is in force for a client registered to get its ID tokens signed
+/// with `alg`: an RS256 key is made (signing at once) if there is none; an ES256 or EdDSA key is
+/// not, since a new one would also take over signing access tokens ([`KeyError::NoKeyFor`]).
+/// Returns the key created, if any.
 pub fn ensure(
     conn: &mut AnyConnection,
     master: &MasterKey,
@@ -228,6 +233,9 @@ pub fn ensure(
             .any(|k| k.alg == alg.as_str() && k.retired_at.is_none());
         if in_force {
             return Ok(None);
+        }
+        if alg.signs_access_tokens() {
+            return Err(KeyError::NoKeyFor(alg.as_str()));
         }
         create(c, master, alg, now, now).map(Some)
     })

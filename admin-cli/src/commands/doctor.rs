@@ -64,6 +64,7 @@ pub fn run(ctx: &mut Context, strict: bool, unused_after: Duration) -> anyhow::R
     let stored_keys = StoredKey::all(conn)?;
     findings.extend(clients_findings(ctx, &clients, now, unused_after));
     findings.extend(key_findings(ctx, &stored_keys, now));
+    findings.extend(id_token_keys_missing(&clients, &stored_keys));
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
 
     let errors = findings
@@ -414,6 +415,34 @@ fn unused_client(c: &Client, now: UnixMs, unused_after: Duration) -> Option<Find
         ),
         fix: format!("tessera-admin client disable {}", c.id),
     })
+}
+
+/// A client whose ID tokens are to be signed with an algorithm no key in force has: its
+/// sign-ins fail with `server_error`.
+fn id_token_keys_missing(clients: &[Client], stored: &[StoredKey]) -> Vec<Finding> {
+    clients
+        .iter()
+        .filter(|c| c.disabled_at.is_none())
+        .filter_map(|c| {
+            let alg = c.openid.id_token_alg?;
+            let in_force = stored
+                .iter()
+                .any(|k| k.alg == alg.as_str() && k.retired_at.is_none());
+            (!in_force).then(|| Finding {
+                check: "id_token_key_missing",
+                severity: Severity::Error,
+                rule: "OpenID Connect Core 1.0 §3.1.3.7: ID tokens signed with the client's registered algorithm",
+                message: format!(
+                    "client {} ({}) asks for {} ID tokens, and no {} key is in force",
+                    c.id,
+                    c.name,
+                    alg.as_str(),
+                    alg.as_str()
+                ),
+                fix: format!("tessera-admin key rotate --now --algorithm {}", alg.as_str()),
+            })
+        })
+        .collect()
 }
 
 /// The signing key's age.

@@ -16,7 +16,69 @@ both_backends!(
     client_checks_fire_and_their_fixes_work,
     a_client_in_use_is_not_unused,
     wide_open_proxies_metrics_and_configuration_are_findings,
+    a_client_whose_id_token_key_is_gone_is_an_error,
 );
+
+/// `--id-token-alg EdDSA` needs an EdDSA key in force (only RS256 keys are made on demand);
+/// once that key is retired, the doctor says the client's sign-ins fail, and how to fix it.
+async fn a_client_whose_id_token_key_is_gone_is_an_error(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let register = [
+        "client",
+        "register",
+        "--name",
+        "Legacy",
+        "--grant",
+        "authorization_code",
+        "--scope",
+        "openid",
+        "--redirect-uri",
+        "https://app.example.com/cb",
+        "--id-token-alg",
+        "EdDSA",
+        "-o",
+        "json",
+    ];
+    let refused = app.admin(&register, None).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no EdDSA key is in force"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let key: Value = serde_json::from_slice(
+        &app.admin(
+            &[
+                "key",
+                "rotate",
+                "--now",
+                "--algorithm",
+                "EdDSA",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert!(app.admin(&register, None).await.status.success());
+    let kid = key["kid"].as_str().unwrap();
+    let retired = app.admin(&["key", "retire", kid, "--yes"], None).await;
+    assert!(
+        retired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retired.stderr)
+    );
+    let (out, f) = only_finding(&app, &[], "id_token_key_missing", "error").await;
+    assert!(!out.status.success());
+    assert!(f["message"].as_str().unwrap().contains("EdDSA"), "{f}");
+    app.admin(&["key", "rotate", "--now", "--algorithm", "EdDSA"], None)
+        .await;
+    let (_, report) = doctor(env(&app, &[]), false).await;
+    assert!(!checks(&report).contains(&"id_token_key_missing".to_owned()));
+}
 
 const DAY: Duration = Duration::from_secs(86_400);
 

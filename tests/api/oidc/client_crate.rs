@@ -19,6 +19,7 @@ use crate::helpers::{both_backends, Db, TestApp};
 both_backends!(
     openidconnect_crate_signs_in_refreshes_and_reads_userinfo,
     openidconnect_crate_verifies_rs256_id_tokens_of_a_client_that_asks,
+    openidconnect_crate_verifies_eddsa_id_tokens_and_their_sha512_at_hash,
 );
 
 /// The client the library calls through: redirects not followed (the crate's own advice), and
@@ -227,4 +228,17 @@ async fn openidconnect_crate_verifies_rs256_id_tokens_of_a_client_that_asks(db: 
         .await;
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stderr).contains("made a new"));
+}
+
+/// On EdDSA keys, `at_hash` is the left half of SHA-512 (the hash Ed25519 signs with), as the
+/// crate computes it.
+async fn openidconnect_crate_verifies_eddsa_id_tokens_and_their_sha512_at_hash(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_KEYS__ALGORITHM", "EdDSA")]).await;
+    let client_id = setup(&app).await;
+    let browser = Browser::new(&app);
+    let params = visit(&browser, &super::request(&client_id, &[("nonce", "ed")])).await;
+    let tokens = super::exchange(&app, &client_id, &params["code"]).await;
+    let header = crate::helpers::jwt_header(tokens["id_token"].as_str().unwrap());
+    assert_eq!(header["alg"], "EdDSA");
+    verify_id_token(&app, &client_id, &tokens, "ed").await;
 }
