@@ -29,8 +29,12 @@ pub async fn run(service: Backchannel) {
     let service = Arc::new(service);
     let mut ticks = tokio::time::interval(service.poll_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut full = false;
     loop {
-        ticks.tick().await;
+        // A full batch: there may be more waiting, so go on at once.
+        if !full {
+            ticks.tick().await;
+        }
         let s = service.clone();
         let claimed = match tokio::task::spawn_blocking(move || s.claim()).await {
             Ok(Ok(claimed)) => claimed,
@@ -40,6 +44,7 @@ pub async fn run(service: Backchannel) {
             }
             Err(_) => return,
         };
+        full = claimed.len() >= service.batch();
         let mut posts = tokio::task::JoinSet::new();
         for delivery in claimed {
             let (http, service) = (http.clone(), service.clone());

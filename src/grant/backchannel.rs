@@ -12,8 +12,8 @@ use crate::settings::Settings;
 use crate::store::models::LogoutNotice;
 use crate::store::write_tx;
 
-/// Notices claimed per poll.
-const BATCH: i64 = 32;
+/// Notices claimed per poll (and posted at once).
+const BATCH: i64 = 64;
 
 /// Families past their absolute lifetime noticed per poll.
 const EXPIRED_BATCH: i64 = 100;
@@ -58,6 +58,11 @@ impl Backchannel {
             timeout: b.timeout,
             poll_interval: b.poll_interval,
         }
+    }
+
+    /// How many notices one [`Backchannel::claim`] takes at most.
+    pub fn batch(&self) -> usize {
+        BATCH as usize
     }
 
     /// Notices families that reached their absolute lifetime, then claims the notices due now

@@ -208,6 +208,13 @@ pub fn check(
             "request_uri is not supported; send the parameters themselves",
         ));
     }
+    // Codes go back in the query only (no form_post, no fragment).
+    if get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            "invalid_request",
+            "response_mode must be query (the only one supported)",
+        ));
+    }
     let prompt = Prompt::parse(get("prompt")).map_err(|why| fail("invalid_request", why))?;
     let max_age = get("max_age")
         .map(|v| v.parse::<u64>().map(Duration::from_secs))

@@ -128,7 +128,7 @@ impl BrowserFlow {
     }
 
     /// The sign-in of the session cookie, if it still stands.
-    fn session_user(
+    pub(super) fn session_user(
         &self,
         conn: &mut AnyConnection,
         session: Option<&str>,

@@ -73,17 +73,7 @@ impl BrowserFlow {
             Ok(redirect) => redirect,
             Err(message) => return Ok(LogoutStep::Page(message.into())),
         };
-        let signed_in = match session {
-            Some(cookie) => browser::session_user(
-                conn,
-                &self.core.master,
-                cookie,
-                self.sessions,
-                self.core.clock.now(),
-            )?,
-            None => None,
-        };
-        let Some(signed_in) = signed_in else {
+        let Some(signed_in) = self.session_user(conn, session)? else {
             return Ok(LogoutStep::Done { redirect });
         };
         if !(confirmed || hint.as_ref().is_some_and(|h| names(h, &signed_in))) {

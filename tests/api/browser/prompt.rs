@@ -44,6 +44,12 @@ async fn request_objects_are_refused_as_not_supported(db: Db) {
         error_of(&browser.authorize(&q).await, &app),
         "invalid_request"
     );
+    // Codes go back in the query: another response_mode is refused, not ignored.
+    let q = query(&client_id, &[("response_mode", "form_post")]);
+    assert_eq!(
+        error_of(&browser.authorize(&q).await, &app),
+        "invalid_request"
+    );
 }
 
 /// `prompt=none`: straight back with a code when nothing needs asking, else `login_required`
@@ -98,6 +104,7 @@ async fn unknown_and_informational_parameters_are_accepted(db: Db) {
         &client_id,
         &[
             ("display", "popup"),
+            ("response_mode", "query"),
             ("ui_locales", "fr-CA fr en"),
             ("claims_locales", "de"),
             ("acr_values", "urn:mace:incommon:iap:silver"),

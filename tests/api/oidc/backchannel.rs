@@ -318,17 +318,7 @@ async fn a_failing_app_is_retried_with_backoff(db: Db) {
     s.app.advance(Duration::from_secs(2));
     let both = s.receiver.wait_for(2, WAIT).await;
     assert_eq!(claims(&both[1])["jti"], claims(&first[0])["jti"]);
-    let metrics = s
-        .app
-        .http
-        .get(s.app.metrics.as_deref().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    crate::helpers::eventually("delivery is counted", WAIT, || async {
+    let metrics = crate::helpers::eventually("delivery is counted", WAIT, || async {
         let metrics = s
             .app
             .http
@@ -341,7 +331,7 @@ async fn a_failing_app_is_retried_with_backoff(db: Db) {
             .unwrap();
         metrics
             .contains("tessera_backchannel_logouts_total{outcome=\"delivered\"} 1")
-            .then_some(())
+            .then_some(metrics)
     })
     .await;
     assert!(

@@ -208,17 +208,15 @@ async fn oidcc_display_popup(db: Db) {
     display("popup", db).await;
 }
 
-/// `prompt=login` shows the login page to a signed-in user, and the new sign-in's time is the
-/// ID token's `auth_time`.
-async fn oidcc_prompt_login(db: Db) {
+/// Signs alice in, waits `wait`, then sends `extra`, which must ask for the password again:
+/// the first and the second ID token's claims.
+async fn signed_in_again(extra: (&str, &str), wait: Duration, db: Db) -> (Value, Value) {
     let app = TestApp::spawn(db).await;
     let client_id = setup(&app).await;
     let browser = Browser::new(&app);
     let first = id_claims(&sign_in(&app, &browser, &client_id, &[]).await);
-    app.advance(Duration::from_secs(5));
-    let res = browser
-        .authorize(&request(&client_id, &[("prompt", "login")]))
-        .await;
+    app.advance(wait);
+    let res = browser.authorize(&request(&client_id, &[extra])).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("name=\"password\""), "{html}");
@@ -226,6 +224,13 @@ async fn oidcc_prompt_login(db: Db) {
         redirect_query(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
     let second = id_claims(&exchange(&app, &client_id, &params["code"]).await);
     assert_eq!(second["sub"], first["sub"]);
+    (first, second)
+}
+
+/// `prompt=login` shows the login page to a signed-in user, and the new sign-in's time is the
+/// ID token's `auth_time`.
+async fn oidcc_prompt_login(db: Db) {
+    let (first, second) = signed_in_again(("prompt", "login"), Duration::from_secs(5), db).await;
     assert!(
         second["auth_time"].as_i64().unwrap() >= first["auth_time"].as_i64().unwrap() + 5,
         "{first} {second}"
@@ -282,20 +287,7 @@ async fn exchange_confidential(app: &TestApp, client: (&str, &str), code: &str) 
 
 /// A sign-in older than `max_age` is asked again; the new one is the ID token's `auth_time`.
 async fn oidcc_max_age_1(db: Db) {
-    let app = TestApp::spawn(db).await;
-    let client_id = setup(&app).await;
-    let browser = Browser::new(&app);
-    let first = id_claims(&sign_in(&app, &browser, &client_id, &[]).await);
-    app.advance(Duration::from_secs(2));
-    let res = browser
-        .authorize(&request(&client_id, &[("max_age", "1")]))
-        .await;
-    assert_eq!(res.status(), 200);
-    let html = res.text().await.unwrap();
-    assert!(html.contains("name=\"password\""), "{html}");
-    let params =
-        redirect_query(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
-    let second = id_claims(&exchange(&app, &client_id, &params["code"]).await);
+    let (first, second) = signed_in_again(("max_age", "1"), Duration::from_secs(2), db).await;
     assert!(second["auth_time"].as_i64().unwrap() > first["auth_time"].as_i64().unwrap());
 }
 
