@@ -2,6 +2,7 @@
 //! logout tokens, and recording what each attempt got. The server's worker (`crate::delivery`)
 //! does the posting; the rules are in [`crate::domain::backchannel`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::domain::backchannel::{self, Attempt, Outcome, RetryPolicy};
@@ -79,13 +80,17 @@ impl Backchannel {
         let lease = now + self.timeout * 2 + Duration::from_secs(5);
         let notices = write_tx(conn, |c| LogoutNotice::claim_due(c, now, lease, BATCH))?;
         let keys = self.core.keys.get();
+        // Each client read once, however many of its notices are due.
+        let mut clients = HashMap::new();
         let mut deliveries = Vec::with_capacity(notices.len());
         for notice in notices {
-            let found = client::get(conn, &notice.client_id)?;
-            let uri = found
-                .as_ref()
-                .and_then(|c| c.openid.backchannel_logout_uri.as_ref());
-            let key = match found.as_ref().and_then(|c| c.openid.id_token_alg) {
+            if !clients.contains_key(&notice.client_id) {
+                let client = client::get(conn, &notice.client_id)?;
+                clients.insert(notice.client_id.clone(), client);
+            }
+            let found = clients.get(&notice.client_id).and_then(Option::as_ref);
+            let uri = found.and_then(|c| c.openid.backchannel_logout_uri.as_ref());
+            let key = match found.and_then(|c| c.openid.id_token_alg) {
                 Some(alg) => keys.signing_with(alg),
                 None => Some(keys.signing()),
             };

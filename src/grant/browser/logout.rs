@@ -31,6 +31,13 @@ pub enum LogoutStep {
     Page(String),
 }
 
+/// Why a logout request is not honoured.
+enum Refusal {
+    /// An error page with this message.
+    Page(&'static str),
+    Failed(OAuthError),
+}
+
 /// A logout request's parameters (first value of each).
 struct EndSession {
     params: HashMap<String, String>,
@@ -65,9 +72,10 @@ impl BrowserFlow {
     ) -> Result<LogoutStep, OAuthError> {
         let request = EndSession::parse(query);
         let conn = &mut *self.core.conn()?;
-        let (hint, client) = match self.logout_client(conn, &request)? {
+        let (hint, client) = match self.logout_client(conn, &request) {
             Ok(found) => found,
-            Err(message) => return Ok(LogoutStep::Page(message.into())),
+            Err(Refusal::Page(message)) => return Ok(LogoutStep::Page(message.into())),
+            Err(Refusal::Failed(e)) => return Err(e),
         };
         let redirect = match back_to(client.as_ref(), &request) {
             Ok(redirect) => redirect,
@@ -92,29 +100,26 @@ impl BrowserFlow {
     }
 
     /// The ID token hint's claims and the app the request is from (by the hint's audience or
-    /// `client_id`, which must agree); `Err` with the error page's message.
-    #[allow(clippy::type_complexity)]
+    /// `client_id`, which must agree).
     fn logout_client(
         &self,
         conn: &mut AnyConnection,
         request: &EndSession,
-    ) -> Result<Result<(Option<IdClaims>, Option<Client>), &'static str>, OAuthError> {
-        let hint =
-            match request.get("id_token_hint") {
-                None => None,
-                Some(token) => {
-                    let keys = self.core.keys.get();
-                    match id_token::hinted(&keys, &self.core.issuer, token) {
-                        Some(claims) => Some(claims),
-                        None => return Ok(Err(
-                            "The sign-out request carries an ID token this server did not issue.",
-                        )),
-                    }
-                }
-            };
-        let named = request.get("client_id");
-        let client_id = match (named, hint.as_ref().map(|h| h.aud.as_str())) {
-            (Some(a), Some(b)) if a != b => return Ok(Err(
+    ) -> Result<(Option<IdClaims>, Option<Client>), Refusal> {
+        let hint = match request.get("id_token_hint") {
+            None => None,
+            Some(token) => {
+                let keys = self.core.keys.get();
+                let claims =
+                    id_token::hinted(&keys, &self.core.issuer, token).ok_or(Refusal::Page(
+                        "The sign-out request carries an ID token this server did not issue.",
+                    ))?;
+                Some(claims)
+            }
+        };
+        let hinted_client = hint.as_ref().map(|h| h.aud.as_str());
+        let client_id = match (request.get("client_id"), hinted_client) {
+            (Some(a), Some(b)) if a != b => return Err(Refusal::Page(
                 "The sign-out request names one application and carries an ID token of another.",
             )),
             (Some(id), _) | (None, Some(id)) => Some(id),
@@ -122,11 +127,11 @@ impl BrowserFlow {
         };
         let client = match client_id {
             Some(id) if crate::grant::client_auth::plausible(id) => {
-                client::get(conn, &ClientId::from(id))?
+                client::get(conn, &ClientId::from(id)).map_err(|e| Refusal::Failed(e.into()))?
             }
             _ => None,
         };
-        Ok(Ok((hint, client)))
+        Ok((hint, client))
     }
 }
 
