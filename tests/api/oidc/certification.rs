@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    es256_at_hash, exchange, id_claims, redirect_query, register_with_secret, request, setup,
+    es256_at_hash, exchange, id_claims, redirect_params, register_with_secret, request, setup,
     sign_in, sign_in_on, visit,
 };
 use crate::helpers::browser::{Browser, REDIRECT, VERIFIER};
@@ -221,7 +221,7 @@ async fn signed_in_again(extra: (&str, &str), wait: Duration, db: Db) -> (Value,
     let html = res.text().await.unwrap();
     assert!(html.contains("name=\"password\""), "{html}");
     let params =
-        redirect_query(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
+        redirect_params(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
     let second = id_claims(&exchange(&app, &client_id, &params["code"]).await);
     assert_eq!(second["sub"], first["sub"]);
     (first, second)
@@ -244,7 +244,7 @@ async fn oidcc_prompt_none_not_logged_in(db: Db) {
     let res = browser
         .authorize(&request(&client_id, &[("prompt", "none")]))
         .await;
-    let params = redirect_query(&res);
+    let params = redirect_params(&res);
     assert_eq!(params["error"], "login_required");
     assert_eq!(params["state"], "af0ifjsldkj");
     assert_eq!(params["iss"], app.settings.issuer());
@@ -263,7 +263,7 @@ async fn oidcc_prompt_none_logged_in(db: Db) {
     let res = browser
         .authorize(&request(&client_id, &[("prompt", "none")]))
         .await;
-    let params = redirect_query(&res);
+    let params = redirect_params(&res);
     let second = exchange_confidential(&app, (&client_id, &secret), &params["code"]).await;
     assert_eq!(id_claims(&second)["sub"], id_claims(&first)["sub"]);
     assert_eq!(id_claims(&second)["sid"], id_claims(&first)["sid"]);
@@ -304,7 +304,7 @@ async fn oidcc_max_age_10000(db: Db) {
     let res = browser
         .authorize(&request(&client_id, &[("max_age", "10000")]))
         .await;
-    let params = redirect_query(&res);
+    let params = redirect_params(&res);
     let second = exchange_confidential(&app, (&client_id, &secret), &params["code"]).await;
     assert_eq!(
         id_claims(&second)["auth_time"],
@@ -341,7 +341,7 @@ async fn oidcc_id_token_hint(db: Db) {
             &[("id_token_hint", access), ("prompt", "none")],
         ))
         .await;
-    assert_eq!(redirect_query(&res)["error"], "invalid_request");
+    assert_eq!(redirect_params(&res)["error"], "invalid_request");
 
     // Bob's ID token while alice is signed in: not the user the client expects.
     app.user("bob").await;
@@ -368,7 +368,7 @@ async fn oidcc_id_token_hint(db: Db) {
         .await;
     let next = res.headers()["location"].to_str().unwrap().to_owned();
     let consent = bob_browser.get(&next).await.text().await.unwrap();
-    let params = redirect_query(&bob_browser.decide(&consent, "approve").await);
+    let params = redirect_params(&bob_browser.decide(&consent, "approve").await);
     let bob = exchange(&app, &client_id, &params["code"]).await;
     let res = browser
         .authorize(&request(
@@ -379,7 +379,7 @@ async fn oidcc_id_token_hint(db: Db) {
             ],
         ))
         .await;
-    assert_eq!(redirect_query(&res)["error"], "login_required");
+    assert_eq!(redirect_params(&res)["error"], "login_required");
 }
 
 async fn oidcc_login_hint(db: Db) {
@@ -392,7 +392,7 @@ async fn oidcc_login_hint(db: Db) {
     let html = res.text().await.unwrap();
     assert!(html.contains("value=\"alice\""), "{html}");
     let params =
-        redirect_query(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
+        redirect_params(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
     check_id_token(
         &app,
         &client_id,
@@ -492,7 +492,7 @@ async fn oidcc_ensure_post_request_succeeds(db: Db) {
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     let params =
-        redirect_query(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
+        redirect_params(&approve_if_asked(sign_in_on(&browser, &html).await, &browser).await);
     let tokens = exchange(&app, &client_id, &params["code"]).await;
     assert_eq!(check_id_token(&app, &client_id, &tokens)["nonce"], "posted");
 }
@@ -532,7 +532,7 @@ async fn refused_object(name: &str, error: &str, db: Db) {
             &[(name, "eyJhbGciOiJub25lIn0.eyJub25jZSI6Im4ifQ.")],
         ))
         .await;
-    let params = redirect_query(&res);
+    let params = redirect_params(&res);
     assert_eq!(params["error"], error);
     assert_eq!(params["state"], "af0ifjsldkj");
 }

@@ -14,6 +14,7 @@ use tessera::domain::client::{ClientSpec, GrantType};
 use tessera::domain::profile::ProfileChange;
 use tessera::domain::scope::Scope;
 
+pub use crate::helpers::browser::redirect_params;
 use crate::helpers::browser::{field, Browser, CHALLENGE, REDIRECT, VERIFIER};
 use crate::helpers::{claims, TestApp, PASSWORD};
 
@@ -90,7 +91,7 @@ pub async fn visit(browser: &Browser<'_>, q: &str) -> HashMap<String, String> {
             browser.decide(&html, "approve").await
         };
     }
-    redirect_query(&res)
+    redirect_params(&res)
 }
 
 /// Posts the login form of the page `html` as alice; follows the redirect to /authorize.
@@ -109,18 +110,6 @@ pub async fn sign_in_on(browser: &Browser<'_>, html: &str) -> reqwest::Response 
     assert_eq!(res.status(), 303, "sign-in refused");
     let next = res.headers()["location"].to_str().unwrap().to_owned();
     browser.get(&next).await
-}
-
-/// The query of a redirect back to the client.
-pub fn redirect_query(res: &reqwest::Response) -> HashMap<String, String> {
-    assert_eq!(res.status(), 303, "expected a redirect back to the client");
-    let location = res.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with(REDIRECT), "{location}");
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
 }
 
 /// Exchanges `code` (PKCE with the helpers' verifier) as the public client; the JSON answer.
