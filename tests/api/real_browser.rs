@@ -1,6 +1,6 @@
 //! A real browser (headless Chromium through chromedriver's WebDriver API) signs in, consents
 //! and lands on the application's redirect target with a code. Screenshots of the pages are
-//! saved under target/screenshots/.
+//! saved under target/screenshots/. It also signs out at the app's request (`/end_session`).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -303,6 +303,26 @@ async fn a_real_browser_signs_in_consents_and_returns_with_a_code() {
             .await
             .status(),
         200
+    );
+
+    // The app asks Tessera to sign the user out (no ID token hint): the page asks first, then
+    // signs out, and the session's tokens stop working.
+    let mut end = url::Url::parse(&format!("{}/end_session", app.address)).unwrap();
+    end.query_pairs_mut().append_pair("client_id", &client_id);
+    driver.goto(end.as_str()).await;
+    let asked = driver.wait_for("Sign out?").await;
+    assert!(
+        asked.contains("Photo Sharing asks to sign you out") && asked.contains("alice"),
+        "{asked}"
+    );
+    driver.screenshot("end_session.png").await;
+    driver.click("button[value=sign_out]").await;
+    driver.wait_for("You are signed out").await;
+    assert_eq!(
+        app.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
     );
 
     driver.session("DELETE", "", Value::Null).await;
