@@ -291,8 +291,8 @@ pub async fn end_session_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let answered = Params::parse_with_limit(&body, FORM_VALUE_LIMIT)
-        .is_ok_and(|f| f.get("decision").is_some());
+    // A body naming `decision` answers the confirmation page, whatever else it holds.
+    let answered = url::form_urlencoded::parse(&body).any(|(k, _)| k == "decision");
     if !answered {
         let query = canonical_query(&String::from_utf8_lossy(&body));
         return end_session_with(req, state, query, false).await;
@@ -304,7 +304,11 @@ pub async fn end_session_post(
     let request = canonical_query(field(&form, "request"));
     match form.get("decision") {
         Some("sign_out") => end_session_with(req, state, request, true).await,
-        _ => render(StatusCode::OK, &StillSignedInPage, Vec::new()),
+        Some("stay") => render(StatusCode::OK, &StillSignedInPage, Vec::new()),
+        _ => error_page(
+            StatusCode::BAD_REQUEST,
+            "Choose Sign out or Stay signed in.",
+        ),
     }
 }
 

@@ -177,6 +177,19 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
     assert!(family_works(&app, &client_id, &tokens).await);
 
     let html = browser.get(&ask).await.text().await.unwrap();
+    let odd = browser
+        .post(
+            "/end_session",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("request", &field(&html, "request")),
+                ("decision", "maybe"),
+            ],
+        )
+        .await;
+    assert_eq!(odd.status(), 400);
+
+    let html = browser.get(&ask).await.text().await.unwrap();
     let res = browser
         .post(
             "/end_session",
@@ -190,7 +203,8 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
     assert_eq!(location(&res), format!("{LOGGED_OUT}?state=s1"));
     assert!(!still_signed_in(&browser, &client_id).await);
 
-    // The confirmation without its CSRF token does nothing.
+    // The confirmation without its CSRF token does nothing; a malformed one is refused (and one
+    // with an unknown decision, above).
     let forged = browser
         .post(
             "/end_session",
@@ -198,6 +212,13 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
         )
         .await;
     assert_eq!(forged.status(), 403);
+    let repeated = browser
+        .post(
+            "/end_session",
+            &[("x", "1"), ("x", "2"), ("decision", "sign_out")],
+        )
+        .await;
+    assert_eq!(repeated.status(), 400);
 }
 
 async fn oidcc_rp_initiated_logout_no_params(db: Db) {
