@@ -104,7 +104,7 @@ const MAX_VALUE: usize = 2048;
 
 /// The query's parameters (first value of each) and its `resource` values (which RFC 8707 lets
 /// a client repeat), and the names that were repeated or too long.
-fn lenient(
+pub(super) fn lenient(
     query: &str,
 ) -> (
     std::collections::HashMap<String, String>,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::authorize::with_query;
+use super::authorize::{lenient, with_query};
 use super::BrowserFlow;
 use crate::domain::browser::{self, SignedIn};
 use crate::domain::client::{self, Client};
@@ -38,21 +38,15 @@ enum Refusal {
     Failed(OAuthError),
 }
 
-/// A logout request's parameters (first value of each).
+/// A logout request's parameters (first value of each), read as leniently as an
+/// authorization request's.
 struct EndSession {
     params: HashMap<String, String>,
 }
 
 impl EndSession {
     fn parse(query: &str) -> Self {
-        let mut params = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()).take(32) {
-            if !v.is_empty() && v.len() <= 8192 {
-                params
-                    .entry(k.into_owned())
-                    .or_insert_with(|| v.into_owned());
-            }
-        }
+        let (params, _, _) = lenient(query);
         Self { params }
     }
 

@@ -112,38 +112,31 @@ async fn oidcc_userinfo_get(db: Db) {
     assert_eq!(info["name"], "Alice Liddell");
 }
 
-async fn oidcc_userinfo_post_header(db: Db) {
+/// `/userinfo` by POST, the token in the header (`in_body`: false) or in a form body.
+async fn userinfo_post(in_body: bool, db: Db) {
     let app = TestApp::spawn(db).await;
     let client_id = setup(&app).await;
     let browser = Browser::new(&app);
     let tokens = sign_in(&app, &browser, &client_id, &[]).await;
-    let res = app
-        .http
-        .post(format!("{}/userinfo", app.address))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let post = app.http.post(format!("{}/userinfo", app.address));
+    let post = if in_body {
+        post.form(&[("access_token", access)])
+    } else {
+        post.bearer_auth(access)
+    };
+    let res = post.send().await.unwrap();
     assert_eq!(res.status(), 200);
     let info: Value = res.json().await.unwrap();
     assert_eq!(info["sub"], id_claims(&tokens)["sub"]);
 }
 
+async fn oidcc_userinfo_post_header(db: Db) {
+    userinfo_post(false, db).await;
+}
+
 async fn oidcc_userinfo_post_body(db: Db) {
-    let app = TestApp::spawn(db).await;
-    let client_id = setup(&app).await;
-    let browser = Browser::new(&app);
-    let tokens = sign_in(&app, &browser, &client_id, &[]).await;
-    let res = app
-        .http
-        .post(format!("{}/userinfo", app.address))
-        .form(&[("access_token", tokens["access_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let info: Value = res.json().await.unwrap();
-    assert_eq!(info["sub"], id_claims(&tokens)["sub"]);
+    userinfo_post(true, db).await;
 }
 
 async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow(db: Db) {

@@ -79,6 +79,22 @@ async fn family_works(app: &TestApp, client_id: &str, tokens: &Value) -> bool {
         == 200
 }
 
+/// Opens the confirmation page at `path` and answers it with `decision`.
+async fn answer(browser: &Browser<'_>, path: &str, decision: &str) -> reqwest::Response {
+    let html = browser.get(path).await.text().await.unwrap();
+    assert!(html.contains("Sign out?"), "{html}");
+    browser
+        .post(
+            "/end_session",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("request", &field(&html, "request")),
+                ("decision", decision),
+            ],
+        )
+        .await
+}
+
 fn location(res: &reqwest::Response) -> String {
     assert_eq!(res.status(), 303);
     res.headers()["location"].to_str().unwrap().to_owned()
@@ -154,52 +170,16 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
     let html = browser.get(&ask).await.text().await.unwrap();
     assert!(html.contains("Sign out?"), "{html}");
     assert!(html.contains("Photo Sharing"), "{html}");
-    let answer = |decision: &'static str| {
-        let html = html.clone();
-        let browser = &browser;
-        async move {
-            browser
-                .post(
-                    "/end_session",
-                    &[
-                        ("csrf", &field(&html, "csrf")),
-                        ("request", &field(&html, "request")),
-                        ("decision", decision),
-                    ],
-                )
-                .await
-        }
-    };
-    let stay = answer("stay").await;
+    let stay = answer(&browser, &ask, "stay").await;
     assert_eq!(stay.status(), 200);
     assert!(stay.text().await.unwrap().contains("still signed in"));
     assert!(still_signed_in(&browser, &client_id).await);
     assert!(family_works(&app, &client_id, &tokens).await);
 
-    let html = browser.get(&ask).await.text().await.unwrap();
-    let odd = browser
-        .post(
-            "/end_session",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("request", &field(&html, "request")),
-                ("decision", "maybe"),
-            ],
-        )
-        .await;
+    let odd = answer(&browser, &ask, "maybe").await;
     assert_eq!(odd.status(), 400);
 
-    let html = browser.get(&ask).await.text().await.unwrap();
-    let res = browser
-        .post(
-            "/end_session",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("request", &field(&html, "request")),
-                ("decision", "sign_out"),
-            ],
-        )
-        .await;
+    let res = answer(&browser, &ask, "sign_out").await;
     assert_eq!(location(&res), format!("{LOGGED_OUT}?state=s1"));
     assert!(!still_signed_in(&browser, &client_id).await);
 
@@ -224,18 +204,7 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
 async fn oidcc_rp_initiated_logout_no_params(db: Db) {
     let app = TestApp::spawn(db).await;
     let (browser, client_id, _) = signed_in(&app).await;
-    let html = browser.get("/end_session").await.text().await.unwrap();
-    assert!(html.contains("Sign out?"), "{html}");
-    let res = browser
-        .post(
-            "/end_session",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("request", &field(&html, "request")),
-                ("decision", "sign_out"),
-            ],
-        )
-        .await;
+    let res = answer(&browser, "/end_session", "sign_out").await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("You are signed out"));
     assert!(!still_signed_in(&browser, &client_id).await);
