@@ -2,11 +2,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::time::Duration;
 
 pub use crate::domain::grant_type::GrantType;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
 use crate::domain::keys::KeyAlgorithm;
+use crate::domain::origin::{self, Origin};
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
 use crate::domain::Clock;
@@ -33,6 +35,18 @@ pub struct Client {
     /// When it last got a token, to the day; `None`: never since this was recorded.
     pub last_used_at: Option<UnixMs>,
     pub openid: OpenIdOptions,
+    pub browser_app: BrowserAppOptions,
+}
+
+/// How a single-page app runs: from which web origins it calls the server, and how long its
+/// refresh tokens may live in a browser (the OAuth 2.0 for Browser-Based Apps BCP).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowserAppOptions {
+    /// Origins whose scripts may read its token, revocation and userinfo responses (CORS).
+    pub allowed_origins: Vec<Origin>,
+    /// Caps the absolute lifetime of its refresh-token families below the server's
+    /// `tokens.refresh_absolute_ttl`; `None`: the server's.
+    pub refresh_absolute_ttl: Option<Duration>,
 }
 
 /// How a client takes part in OpenID Connect sign-in and logout.
@@ -85,8 +99,25 @@ impl From<ClientRow> for Client {
                     .and_then(|u| url::Url::parse(u).ok()),
                 backchannel_logout_session_required: row.backchannel_logout_session_required,
             },
+            browser_app: BrowserAppOptions {
+                allowed_origins: origin::stored(&row.allowed_origins),
+                refresh_absolute_ttl: row
+                    .refresh_absolute_ttl_ms
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(Duration::from_millis),
+            },
         }
     }
+}
+
+/// Client ids are base64url; anything else cannot exist (and must not reach the database:
+/// PostgreSQL refuses NUL bytes in text).
+pub fn plausible(client_id: &str) -> bool {
+    !client_id.is_empty()
+        && client_id.len() <= 128
+        && client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The client with this id, if there is one.
@@ -117,6 +148,7 @@ pub struct ClientSpec {
     pub scope: Scope,
     pub redirect_uris: Vec<url::Url>,
     pub openid: OpenIdOptions,
+    pub browser_app: BrowserAppOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +255,26 @@ fn backchannel_text(uri: &url::Url) -> Result<String, ClientError> {
     Ok(uri.as_str().to_owned())
 }
 
+fn origins_text(origins: &[Origin]) -> String {
+    let mut texts: Vec<&str> = origins.iter().map(Origin::as_str).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts.join(" ")
+}
+
+/// The longest a client's refresh-token families may be capped to; the server's own setting
+/// has the same bound.
+const MAX_REFRESH_TTL: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+fn refresh_ttl_ms(ttl: Duration) -> Result<i64, ClientError> {
+    if ttl < Duration::from_secs(60) || ttl > MAX_REFRESH_TTL {
+        return Err(invalid(
+            "the refresh tokens' absolute lifetime must be between 1 minute and 10 years",
+        ));
+    }
+    Ok(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The client with this id, or [`ClientError::NotFound`].
 pub fn find(conn: &mut AnyConnection, id: &ClientId) -> Result<Client, ClientError> {
     get(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_string()))
@@ -263,6 +315,12 @@ pub fn register(
         post_logout_redirect_uris: &logout_uris,
         backchannel_logout_uri: backchannel.as_deref(),
         backchannel_logout_session_required: openid.backchannel_logout_session_required,
+        allowed_origins: &origins_text(&spec.browser_app.allowed_origins),
+        refresh_absolute_ttl_ms: spec
+            .browser_app
+            .refresh_absolute_ttl
+            .map(refresh_ttl_ms)
+            .transpose()?,
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -283,6 +341,10 @@ pub struct ClientUpdate {
     /// `Some(None)`: no more back-channel logout.
     pub backchannel_logout_uri: Option<Option<url::Url>>,
     pub backchannel_logout_session_required: Option<bool>,
+    /// Replaces the allowed origins (an empty list: none).
+    pub allowed_origins: Option<Vec<Origin>>,
+    /// `Some(None)`: back to the server's lifetime. Families already started keep theirs.
+    pub refresh_absolute_ttl: Option<Option<Duration>>,
 }
 
 /// A client after [`update`], and how many of its families a narrower scope reached.
@@ -346,6 +408,11 @@ fn update_in(
             .map(|u| u.as_ref().map(backchannel_text).transpose())
             .transpose()?,
         backchannel_logout_session_required: upd.backchannel_logout_session_required,
+        allowed_origins: upd.allowed_origins.as_deref().map(origins_text),
+        refresh_absolute_ttl_ms: upd
+            .refresh_absolute_ttl
+            .map(|t| t.map(refresh_ttl_ms).transpose())
+            .transpose()?,
         ..ClientChanges::default()
     };
     if changes.is_empty() {
@@ -424,6 +491,33 @@ pub fn delete(
         ClientRow::delete(c, id)?;
         Ok(active)
     })
+}
+
+/// Whether a script on `origin` may read the answer to a request for `client` (CORS). The
+/// client's own allowed origins decide; a request that names no client that exists (a bad
+/// token, a missing `client_id`) may be read by an origin some enabled client registered, so
+/// that an app can read why it was refused.
+pub fn origin_may_read(
+    conn: &mut AnyConnection,
+    client: Option<&ClientId>,
+    origin: &Origin,
+) -> diesel::QueryResult<bool> {
+    let known = match client {
+        Some(id) if plausible(id.as_str()) => get(conn, id)?,
+        _ => None,
+    };
+    match known {
+        Some(c) => Ok(c.disabled_at.is_none() && c.browser_app.allowed_origins.contains(origin)),
+        None => origin_registered(conn, origin),
+    }
+}
+
+/// Whether some enabled client registered `origin`: a CORS preflight, which names no client,
+/// is answered for these origins only.
+pub fn origin_registered(conn: &mut AnyConnection, origin: &Origin) -> diesel::QueryResult<bool> {
+    Ok(ClientRow::allowed_origins(conn)?
+        .iter()
+        .any(|stored| stored.split_whitespace().any(|o| o == origin.as_str())))
 }
 
 impl Client {

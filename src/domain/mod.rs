@@ -17,6 +17,7 @@ pub mod grant_type;
 pub mod id_token;
 pub mod jwt_crypto;
 pub mod keys;
+pub mod origin;
 pub mod password;
 pub mod profile;
 pub mod refresh_token;

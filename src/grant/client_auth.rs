@@ -94,15 +94,7 @@ pub fn credentials(
     }
 }
 
-/// Client ids are base64url; anything else cannot exist (and must not reach the database:
-/// PostgreSQL refuses NUL bytes in text).
-pub(crate) fn plausible(client_id: &str) -> bool {
-    !client_id.is_empty()
-        && client_id.len() <= 128
-        && client_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+pub(crate) use crate::domain::client::plausible;
 
 /// What every failed client authentication says, whatever the reason.
 pub(crate) const FAILED: &str = "client authentication failed";

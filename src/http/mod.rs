@@ -1,6 +1,7 @@
 //! The HTTP surface (actix-web). Handlers parse, hand the work to a blocking thread, and render.
 
 pub mod client_ip;
+pub mod cors;
 mod error;
 pub mod metrics;
 pub mod pages;

@@ -18,6 +18,8 @@ diesel::table! {
         post_logout_redirect_uris -> Text,
         backchannel_logout_uri -> Nullable<Text>,
         backchannel_logout_session_required -> Bool,
+        allowed_origins -> Text,
+        refresh_absolute_ttl_ms -> Nullable<BigInt>,
     }
 }
 

@@ -373,7 +373,11 @@ async fn method_content_type_and_size_are_checked(db: Db) {
 
     let res = app.http.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(
+        res.headers()["allow"],
+        "POST, OPTIONS",
+        "a CORS path answers preflights"
+    );
 
     let res = app
         .http

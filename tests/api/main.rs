@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod browser;
+mod browser_apps;
 mod cli;
 mod client_library;
 mod concurrency;

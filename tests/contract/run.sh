@@ -28,8 +28,9 @@ export RUST_LOG=warn
 server=$!
 for _ in $(seq 1 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 
+# The origin the document's examples name: preflights and answers from it carry CORS headers.
 client=$("$admin_bin" client register --name contract --grant client_credentials --grant refresh_token \
-    --scope read -o json)
+    --scope read --allowed-origin https://app.example.com -o json)
 id=$(echo "$client" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
 secret=$(echo "$client" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 

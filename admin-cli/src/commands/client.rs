@@ -1,9 +1,11 @@
 use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::client::{
-    self, Client, ClientError, ClientSpec, ClientUpdate, GrantType, OpenIdOptions,
+    self, BrowserAppOptions, Client, ClientError, ClientSpec, ClientUpdate, GrantType,
+    OpenIdOptions,
 };
 use tessera::domain::keys::{self, KeyAlgorithm};
+use tessera::domain::origin::Origin;
 use tessera::domain::scope::Scope;
 use tessera::value::ClientId;
 
@@ -89,6 +91,28 @@ pub struct RegisterArgs {
     /// Its logout tokens must carry the session id (sid)
     #[arg(long, requires = "backchannel_logout_uri")]
     backchannel_logout_session_required: bool,
+    /// A browser app: a web origin whose scripts may call the token, revocation and userinfo
+    /// endpoints for it (CORS; repeat for several), e.g. https://app.example.com
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    allowed_origins: Vec<Origin>,
+    /// Cap its refresh tokens' absolute lifetime below the server's, e.g. 1d
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    refresh_absolute_ttl: Option<std::time::Duration>,
+}
+
+fn parse_origin(s: &str) -> Result<Origin, String> {
+    Origin::parse(s)
+}
+
+/// `--refresh-absolute-ttl` of `client update`: a duration, or `default` for the server's.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshTtl(Option<std::time::Duration>);
+
+fn parse_ttl_or_default(s: &str) -> Result<RefreshTtl, String> {
+    match s {
+        "default" => Ok(RefreshTtl(None)),
+        other => super::parse_duration(other).map(|d| RefreshTtl(Some(d))),
+    }
 }
 
 fn parse_grant(s: &str) -> Result<GrantType, String> {
@@ -163,6 +187,17 @@ pub struct UpdateArgs {
     /// Whether its logout tokens must carry the session id (sid)
     #[arg(long, value_name = "BOOL")]
     pub backchannel_logout_session_required: Option<bool>,
+    /// Replaces the allowed web origins (repeat for several)
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin,
+          conflicts_with = "no_allowed_origins")]
+    pub allowed_origins: Vec<Origin>,
+    /// Remove every allowed origin: no more calls from browser scripts
+    #[arg(long)]
+    pub no_allowed_origins: bool,
+    /// Cap its refresh tokens' absolute lifetime (e.g. 1d), or `default` for the server's;
+    /// families already started keep theirs
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl_or_default)]
+    pub refresh_absolute_ttl: Option<RefreshTtl>,
 }
 
 /// The JSON shape of a client.
@@ -186,6 +221,9 @@ struct ClientView<'a> {
     post_logout_redirect_uris: Vec<&'a str>,
     backchannel_logout_uri: Option<&'a str>,
     backchannel_logout_session_required: bool,
+    allowed_origins: Vec<&'a str>,
+    /// e.g. `1day`; `None`: the server's.
+    refresh_absolute_ttl: Option<String>,
 }
 
 impl<'a> ClientView<'a> {
@@ -215,6 +253,16 @@ impl<'a> ClientView<'a> {
                 .as_ref()
                 .map(url::Url::as_str),
             backchannel_logout_session_required: c.openid.backchannel_logout_session_required,
+            allowed_origins: c
+                .browser_app
+                .allowed_origins
+                .iter()
+                .map(Origin::as_str)
+                .collect(),
+            refresh_absolute_ttl: c
+                .browser_app
+                .refresh_absolute_ttl
+                .map(|d| humantime::format_duration(d).to_string()),
         }
     }
 
@@ -249,6 +297,15 @@ impl<'a> ClientView<'a> {
                 ""
             };
             t.push_str(&format!("\nbackchannel    {uri}{sid}"));
+        }
+        if !self.allowed_origins.is_empty() {
+            t.push_str(&format!(
+                "\norigins        {}",
+                self.allowed_origins.join(" ")
+            ));
+        }
+        if let Some(ttl) = &self.refresh_absolute_ttl {
+            t.push_str(&format!("\nrefresh_ttl    {ttl} at most"));
         }
         if let Some(Some(secret)) = self.client_secret {
             t.push_str(&format!(
@@ -311,6 +368,10 @@ fn register(ctx: &mut Context, args: RegisterArgs) -> anyhow::Result<()> {
         scope: parse_scope(&args.scope)?,
         redirect_uris: parse_uris(&args.redirect_uris)?,
         openid,
+        browser_app: BrowserAppOptions {
+            allowed_origins: args.allowed_origins,
+            refresh_absolute_ttl: args.refresh_absolute_ttl,
+        },
     };
     if let Some(alg) = spec.openid.id_token_alg {
         ensure_key(ctx, alg)?;
@@ -382,6 +443,9 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
         backchannel_logout_uri,
         no_backchannel_logout,
         backchannel_logout_session_required,
+        allowed_origins,
+        no_allowed_origins,
+        refresh_absolute_ttl,
     } = args;
     if let Some(IdTokenAlg::Alg(alg)) = id_token_alg {
         ensure_key(ctx, alg)?;
@@ -412,6 +476,9 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
             .transpose()?,
         backchannel_logout_uri,
         backchannel_logout_session_required,
+        allowed_origins: (no_allowed_origins || !allowed_origins.is_empty())
+            .then_some(allowed_origins),
+        refresh_absolute_ttl: refresh_absolute_ttl.map(|t| t.0),
     };
     let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
     let narrowed = updated.narrowed_families;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tessera::domain::client::{self, is_loopback, Client, GrantType};
 use tessera::domain::crypto::{check_private, MasterKeyError};
 use tessera::domain::keys::{self, KeyState};
+use tessera::domain::origin::Origin;
 use tessera::settings::{compact_duration as human, Settings};
 use tessera::store::models::StoredKey;
 
@@ -330,8 +331,43 @@ fn clients_findings(
             findings.extend(insecure_redirect_uris(c));
         }
         findings.extend(unused_client(c, now, unused_after));
+        findings.extend(origins_without_redirect(c));
     }
     findings
+}
+
+/// An allowed origin that no redirect URI lives on: a browser app signs in by coming back to
+/// its own origin, so such an origin is a typo or a leftover that lets another site's scripts
+/// read this client's token responses.
+fn origins_without_redirect(c: &Client) -> Vec<Finding> {
+    let homes: Vec<Origin> = c.redirect_uris.iter().filter_map(Origin::of).collect();
+    let kept: Vec<String> = c
+        .browser_app
+        .allowed_origins
+        .iter()
+        .filter(|o| homes.contains(o))
+        .map(|o| format!("--allowed-origin {o}"))
+        .collect();
+    let fix = if kept.is_empty() {
+        format!("tessera-admin client update {} --no-allowed-origins", c.id)
+    } else {
+        format!("tessera-admin client update {} {}", c.id, kept.join(" "))
+    };
+    c.browser_app
+        .allowed_origins
+        .iter()
+        .filter(|o| !homes.contains(o))
+        .map(|origin| Finding {
+            check: "origin_without_redirect_uri",
+            severity: Severity::Warning,
+            rule: "OAuth 2.0 for Browser-Based Apps (CORS)",
+            message: format!(
+                "client {} ({}) allows the origin {origin}, which none of its redirect URIs is on: scripts there may read its token responses",
+                c.id, c.name
+            ),
+            fix: fix.clone(),
+        })
+        .collect()
 }
 
 /// A public client with the password grant: anyone can collect passwords as it.

@@ -174,12 +174,19 @@ pub fn start_in(
     // What the client may still ask for, read in this transaction: its scope may have been
     // narrowed since the grant's scope was worked out (a password hash, a code up to a minute
     // old), and `client update` narrows only the families that exist when it runs.
-    let client_scope = ClientRow::find(c, grant.client_id)?
-        .map(|row| Scope::stored(&row.scopes))
+    let client = ClientRow::find(c, grant.client_id)?
         .ok_or(RefreshError::Invalid("the client no longer exists"))?;
-    let scope = grant.scope.intersection(&client_scope);
+    let scope = grant.scope.intersection(&Scope::stored(&client.scopes));
     let scope_text = scope.to_string();
-    let expires_at = now + life.absolute;
+    // A client may cap its families' lifetime below the server's (a browser app's refresh
+    // tokens live where scripts can reach them: the browser-apps BCP asks for a short one).
+    let absolute = client
+        .refresh_absolute_ttl_ms
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map_or(life.absolute, |ms| {
+            life.absolute.min(Duration::from_millis(ms))
+        });
+    let expires_at = now + absolute;
     // The user was checked before this transaction (a password hash takes a while). Lock the
     // row and check again: a password change or a disable that committed meanwhile wins, and
     // one that comes later waits for this family and then revokes it.

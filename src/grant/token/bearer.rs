@@ -10,7 +10,14 @@ use crate::domain::profile;
 use crate::domain::scope::Scope;
 use crate::grant::OAuthError;
 use crate::store::models::{Standing, TokenRefs, User};
-use crate::value::UserId;
+use crate::value::{ClientId, UserId};
+
+/// What `/userinfo` answers, and for which client (whose origins may read it).
+#[derive(Debug)]
+pub struct UserInfo {
+    pub claims: Map<String, Value>,
+    pub client_id: ClientId,
+}
 
 /// Fewest seconds between two reloads forced by an unknown `kid`.
 const FORCED_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -19,12 +26,15 @@ impl TokenEndpoint {
     /// `/userinfo` (OpenID Connect Core §5.3): `sub` and the claims the token's scope releases
     /// ([`profile::claims`]). The token must verify, and its family and user still be in good
     /// standing.
-    pub fn userinfo(&self, bearer: &str) -> Result<Map<String, Value>, BearerError> {
+    pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
         // Only a token meant for this server: one requested for a resource server (RFC 8707)
         // is for that server alone.
         let (claims, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
         match user {
-            Some(u) => Ok(profile::claims(&u, &Scope::stored(&claims.scope))),
+            Some(u) => Ok(UserInfo {
+                claims: profile::claims(&u, &Scope::stored(&claims.scope)),
+                client_id: claims.client_id,
+            }),
             None => Err(BearerError::InvalidToken(
                 "the access token was not issued to a user".into(),
             )),

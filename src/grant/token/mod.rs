@@ -5,6 +5,7 @@
 pub mod bearer;
 pub mod grants;
 pub mod introspection;
+mod origins;
 pub mod response;
 
 use std::time::Duration;

@@ -6,25 +6,48 @@ pub(crate) mod openapi;
 mod token;
 mod userinfo;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Condition;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::http::{cors, AppState};
 
 /// Declares every route once: `configure` mounts them, and [`ROUTES`] lists them (the OpenAPI
 /// document must describe exactly these; a test compares the two). A method a path does not
-/// take gets 405 with `Allow`.
+/// take gets 405 with `Allow`. A route marked `[cors Policy]` also answers `OPTIONS`
+/// (preflights) and carries that policy's CORS headers ([`cors`]).
 macro_rules! routes {
     (@method GET) => { web::get() };
     (@method POST) => { web::post() };
-    ($($path:literal => { $($method:ident => $handler:path),+ $(,)? })*) => {
+    (@options $policy:ident) => { "OPTIONS" };
+    (@policy) => { None };
+    (@policy $policy:ident) => { Some(cors::Policy::$policy) };
+    ($($path:literal $([cors $policy:ident])? => { $($method:ident => $handler:path),+ $(,)? })*) => {
         /// Every route: its path and methods.
-        pub const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),*];
+        pub const ROUTES: &[(&str, &[&str])] =
+            &[$(($path, &[$(stringify!($method)),+ $(, routes!(@options $policy))?])),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $(
-                let allow: &'static [&'static str] = &[$(stringify!($method)),+];
+                let allow: &'static [&'static str] =
+                    &[$(stringify!($method)),+ $(, routes!(@options $policy))?];
+                let policy: Option<cors::Policy> = routes!(@policy $($policy)?);
+                let mut resource = web::resource($path)
+                    $(.route(routes!(@method $method).to($handler)))+;
+                if let Some(policy) = policy {
+                    resource = resource.route(web::method(Method::OPTIONS).to(
+                        move |req: HttpRequest, state: web::Data<AppState>| {
+                            cors::preflight(req, state, policy, allow)
+                        },
+                    ));
+                }
                 cfg.service(
-                    web::resource($path)
-                        $(.route(routes!(@method $method).to($handler)))+
-                        .default_service(web::to(move || method_not_allowed(allow))),
+                    resource
+                        .default_service(web::to(move || method_not_allowed(allow)))
+                        .wrap(Condition::new(
+                            policy == Some(cors::Policy::AnyOrigin),
+                            cors::any_origin(),
+                        )),
                 );
             )*
         }
@@ -32,13 +55,13 @@ macro_rules! routes {
 }
 
 routes! {
-    "/token" => { POST => token::token }
-    "/revoke" => { POST => token::revoke }
+    "/token" [cors ClientOrigins] => { POST => token::token }
+    "/revoke" [cors ClientOrigins] => { POST => token::revoke }
     "/introspect" => { POST => token::introspect }
-    "/userinfo" => { GET => userinfo::userinfo, POST => userinfo::userinfo }
-    "/jwks.json" => { GET => jwks::jwks }
-    "/.well-known/oauth-authorization-server" => { GET => metadata::metadata }
-    "/.well-known/openid-configuration" => { GET => metadata::metadata }
+    "/userinfo" [cors ClientOrigins] => { GET => userinfo::userinfo, POST => userinfo::userinfo }
+    "/jwks.json" [cors AnyOrigin] => { GET => jwks::jwks }
+    "/.well-known/oauth-authorization-server" [cors AnyOrigin] => { GET => metadata::metadata }
+    "/.well-known/openid-configuration" [cors AnyOrigin] => { GET => metadata::metadata }
     "/openapi.json" => { GET => openapi::openapi }
     "/healthz" => { GET => health::healthz }
     "/readyz" => { GET => health::readyz }

@@ -2,8 +2,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::family::RequestMeta;
-use crate::grant::{OAuthError, Params};
-use crate::http::{no_store, oauth_error, AppState};
+use crate::domain::origin::Origin;
+use crate::grant::{credentials, OAuthError, Params};
+use crate::http::{cors, no_store, oauth_error, AppState};
 
 /// A client's form request to /token, /revoke or /introspect (RFC 6749 §3.2, RFC 7009 §2.1,
 /// RFC 7662 §2.1): form-encoded, parameters once each, credentials in the header or the body.
@@ -50,27 +51,56 @@ pub fn client_form(
     })
 }
 
-/// Runs `f` on a blocking thread with the parsed form; renders errors per RFC 6749 §5.2.
+/// Runs `f` on a blocking thread with the parsed form. A request from a browser script on
+/// another origin also learns there whether that origin may read the answer (CORS: an origin
+/// the client named in the request registered); others pay nothing for it.
 async fn handle<T: Send + 'static>(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
     f: impl FnOnce(&crate::grant::TokenEndpoint, ClientForm) -> Result<T, OAuthError> + Send + 'static,
-) -> Result<T, OAuthError> {
-    let form = client_form(req, body, state)?;
-    state.blocking(move |s| f(&s.tokens, form)).await
+) -> (Result<T, OAuthError>, Option<Origin>) {
+    let form = client_form(req, body, state);
+    let origin = cors::request_origin(req);
+    if origin.is_none() {
+        let result = match form {
+            Ok(form) => state.blocking(move |s| f(&s.tokens, form)).await,
+            Err(e) => Err(e),
+        };
+        return (result, None);
+    }
+    state
+        .blocking(move |s| {
+            let client = form.as_ref().ok().and_then(|f| {
+                credentials(f.authorization.as_deref(), &f.params)
+                    .ok()
+                    .map(|c| c.client_id)
+            });
+            let result = form.and_then(|form| f(&s.tokens, form));
+            let readable = origin.filter(|o| s.tokens.origin_may_read(client.as_ref(), o));
+            Ok::<_, OAuthError>((result, readable))
+        })
+        .await
+        .unwrap_or_else(|e| (Err(e), None))
+}
+
+/// The response, with CORS headers for the origin that may read it.
+fn answer(mut res: HttpResponse, readable_by: Option<Origin>) -> HttpResponse {
+    cors::client_response(&mut res, readable_by.as_ref());
+    res
 }
 
 /// `POST /token` (RFC 6749 §3.2).
 pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let result = handle(&req, &body, &state, |s, f| {
+    let (result, readable_by) = handle(&req, &body, &state, |s, f| {
         s.token(f.authorization.as_deref(), &f.params, &f.meta)
     })
     .await;
-    match result {
+    let res = match result {
         Ok(response) => no_store(&mut HttpResponse::Ok()).json(response),
         Err(e) => oauth_error(&e),
-    }
+    };
+    answer(res, readable_by)
 }
 
 /// `POST /revoke` (RFC 7009): 200 whether or not there was anything to revoke.
@@ -79,27 +109,34 @@ pub async fn revoke(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match handle(&req, &body, &state, |s, f| {
+    let (result, readable_by) = handle(&req, &body, &state, |s, f| {
         s.revoke(f.authorization.as_deref(), &f.params, &f.meta)
     })
-    .await
-    {
+    .await;
+    let res = match result {
         Ok(()) => no_store(&mut HttpResponse::Ok()).finish(),
         Err(e) => oauth_error(&e),
-    }
+    };
+    answer(res, readable_by)
 }
 
-/// `POST /introspect` (RFC 7662).
+/// `POST /introspect` (RFC 7662): for resource servers, not browsers (no CORS).
 pub async fn introspect(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match handle(&req, &body, &state, |s, f| {
-        s.introspect(f.authorization.as_deref(), &f.params)
-    })
-    .await
-    {
+    let form = match client_form(&req, &body, &state) {
+        Ok(form) => form,
+        Err(e) => return oauth_error(&e),
+    };
+    let result = state
+        .blocking(move |s| {
+            s.tokens
+                .introspect(form.authorization.as_deref(), &form.params)
+        })
+        .await;
+    match result {
         Ok(answer) => no_store(&mut HttpResponse::Ok()).json(answer),
         Err(e) => oauth_error(&e),
     }

@@ -3,7 +3,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::BearerError;
 use crate::http::error::{bearer_challenge, bearer_invalid_request};
-use crate::http::{no_store, oauth_error, AppState};
+use crate::http::{cors, no_store, oauth_error, AppState};
 
 /// `GET|POST /userinfo` (OpenID Connect Core §5.3) with the access token in
 /// `Authorization: Bearer …` (RFC 6750 §2.1) or, for a POST, as `access_token` in a form body
@@ -25,19 +25,40 @@ pub async fn userinfo(
         })
         .filter(|t| !t.is_empty());
     let from_body = body_token(&req, &body);
+    let origin = cors::request_origin(&req);
     let token = match (from_header, from_body) {
-        (Some(_), Some(_)) => {
-            return bearer_invalid_request("the access token is in the header and in the body")
-        }
         (Some(t), None) | (None, Some(t)) => t,
-        // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
-        (None, None) => return bearer_challenge(None),
+        refused => {
+            let mut res = match refused {
+                (Some(_), Some(_)) => {
+                    bearer_invalid_request("the access token is in the header and in the body")
+                }
+                // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
+                _ => bearer_challenge(None),
+            };
+            let readable_by = cors::readable_without_client(&state, origin).await;
+            cors::client_response(&mut res, readable_by.as_ref());
+            return res;
+        }
     };
-    match state.blocking(move |s| s.tokens.userinfo(&token)).await {
-        Ok(info) => no_store(&mut HttpResponse::Ok()).json(info),
+    let answered = state
+        .blocking(move |s| {
+            let result = s.tokens.userinfo(&token);
+            // The app the token was issued to decides who may read the answer; a refused
+            // token names no app.
+            let client = result.as_ref().ok().map(|info| info.client_id.clone());
+            let readable = origin.filter(|o| s.tokens.origin_may_read(client.as_ref(), o));
+            Ok::<_, BearerError>((result, readable))
+        })
+        .await;
+    let (result, readable_by) = answered.unwrap_or_else(|e| (Err(e), None));
+    let mut res = match result {
+        Ok(info) => no_store(&mut HttpResponse::Ok()).json(info.claims),
         Err(BearerError::InvalidToken(why)) => bearer_challenge(Some(&why)),
         Err(BearerError::Unavailable(e)) => oauth_error(&e),
-    }
+    };
+    cors::client_response(&mut res, readable_by.as_ref());
+    res
 }
 
 /// `access_token` from a form-encoded POST body, as RFC 6750 §2.2 allows.

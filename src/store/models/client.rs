@@ -32,6 +32,10 @@ pub struct ClientRow {
     pub backchannel_logout_uri: Option<String>,
     /// Its logout tokens must carry `sid`.
     pub backchannel_logout_session_required: bool,
+    /// Web origins that may read its responses (CORS), space-separated.
+    pub allowed_origins: String,
+    /// Caps its families' absolute lifetime; `None`: the server's.
+    pub refresh_absolute_ttl_ms: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -48,6 +52,8 @@ pub struct NewClient<'a> {
     pub post_logout_redirect_uris: &'a str,
     pub backchannel_logout_uri: Option<&'a str>,
     pub backchannel_logout_session_required: bool,
+    pub allowed_origins: &'a str,
+    pub refresh_absolute_ttl_ms: Option<i64>,
 }
 
 impl ClientRow {
@@ -90,6 +96,15 @@ impl ClientRow {
             .get_result(conn)
     }
 
+    /// The allowed origins of every enabled client that has some, as stored.
+    pub fn allowed_origins(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+        clients::table
+            .filter(clients::disabled_at.is_null())
+            .filter(clients::allowed_origins.ne(""))
+            .select(clients::allowed_origins)
+            .load(conn)
+    }
+
     pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ClientRow>> {
         clients::table
             .order(clients::created_at.asc())
@@ -113,6 +128,8 @@ pub struct ClientChanges {
     pub post_logout_redirect_uris: Option<String>,
     pub backchannel_logout_uri: Option<Option<String>>,
     pub backchannel_logout_session_required: Option<bool>,
+    pub allowed_origins: Option<String>,
+    pub refresh_absolute_ttl_ms: Option<Option<i64>>,
 }
 
 impl ClientChanges {
@@ -127,6 +144,8 @@ impl ClientChanges {
             && self.post_logout_redirect_uris.is_none()
             && self.backchannel_logout_uri.is_none()
             && self.backchannel_logout_session_required.is_none()
+            && self.allowed_origins.is_none()
+            && self.refresh_absolute_ttl_ms.is_none()
     }
 
     pub fn apply(&self, conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {

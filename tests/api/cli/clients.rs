@@ -10,7 +10,136 @@ both_backends!(
     admin_manages_a_client_through_its_life,
     admin_manages_users,
     admin_sets_a_clients_openid_connect_logout_addresses,
+    admin_sets_a_browser_apps_origins_and_refresh_lifetime,
 );
+
+/// `--allowed-origin` (exact origins: https, or http on this machine; no wildcards, no paths)
+/// and `--refresh-absolute-ttl`: shown, replaced, removed; and a registered origin reads the
+/// token endpoint's answers at once.
+async fn admin_sets_a_browser_apps_origins_and_refresh_lifetime(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let registered = json(
+        &app.admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "Photos SPA",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "refresh_token",
+                "--redirect-uri",
+                "https://photos.example/app/callback",
+                "--allowed-origin",
+                "https://Photos.example/",
+                "--allowed-origin",
+                "http://localhost:5173",
+                "--refresh-absolute-ttl",
+                "1d",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        registered["allowed_origins"],
+        serde_json::json!(["http://localhost:5173", "https://photos.example"])
+    );
+    assert_eq!(registered["refresh_absolute_ttl"], "1day");
+    let id = s(&registered["client_id"]);
+    let text = ok(&app.admin(&["client", "show", &id], None).await);
+    assert!(
+        text.contains("origins        http://localhost:5173 https://photos.example")
+            && text.contains("refresh_ttl    1day at most"),
+        "{text}"
+    );
+
+    for (bad, why) in [
+        ("http://photos.example", "http is allowed only on localhost"),
+        ("https://*.photos.example", "wildcards are not allowed"),
+        ("https://photos.example/app", "only scheme, host and port"),
+    ] {
+        let out = app
+            .admin(&["client", "update", &id, "--allowed-origin", bad], None)
+            .await;
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    let out = app
+        .admin(
+            &["client", "update", &id, "--refresh-absolute-ttl", "5s"],
+            None,
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 minute and 10 years"));
+
+    // A registered origin reads the answers at once: the server reads the client per request.
+    let preflight = |origin: &'static str| {
+        let url = format!("{}/token", app.address);
+        async move {
+            reqwest::Client::new()
+                .request(reqwest::Method::OPTIONS, url)
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .send()
+                .await
+                .unwrap()
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        preflight("https://photos.example").await.as_deref(),
+        Some("https://photos.example")
+    );
+    let updated = json(
+        &app.admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--allowed-origin",
+                "https://photos.example",
+                "--refresh-absolute-ttl",
+                "default",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        updated["allowed_origins"],
+        serde_json::json!(["https://photos.example"])
+    );
+    assert_eq!(updated["refresh_absolute_ttl"], Value::Null);
+    assert_eq!(preflight("http://localhost:5173").await, None);
+
+    let cleared = json(
+        &app.admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--no-allowed-origins",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(cleared["allowed_origins"], serde_json::json!([]));
+    assert_eq!(preflight("https://photos.example").await, None);
+}
 
 /// `--post-logout-redirect-uri`, `--backchannel-logout-uri` and
 /// `--backchannel-logout-session-required`: shown, changed, removed, and checked like redirect

@@ -17,7 +17,61 @@ both_backends!(
     a_client_in_use_is_not_unused,
     wide_open_proxies_metrics_and_configuration_are_findings,
     a_client_whose_id_token_key_is_gone_is_an_error,
+    an_allowed_origin_off_the_redirect_uris_is_a_warning,
 );
+
+/// A browser app signs in by coming back to its own origin: an allowed origin none of its
+/// redirect URIs is on is a typo or a leftover, and the fix keeps only the others.
+async fn an_allowed_origin_off_the_redirect_uris_is_a_warning(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let registered = app
+        .admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "spa",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "https://app.example.com/callback",
+                "--allowed-origin",
+                "https://app.example.com",
+                "--allowed-origin",
+                "https://typo.example.com",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    let id = super::json(&registered)["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (out, report) = doctor(env(&app, &[]), false).await;
+    assert!(
+        out.status.success(),
+        "a warning alone does not fail the run"
+    );
+    assert_eq!(checks(&report), vec!["origin_without_redirect_uri"]);
+    let f = finding(&report, "origin_without_redirect_uri");
+    assert_eq!(f["severity"], "warning");
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains(&id) && message.contains("https://typo.example.com"),
+        "{message}"
+    );
+    assert_eq!(
+        f["fix"],
+        format!("tessera-admin client update {id} --allowed-origin https://app.example.com")
+    );
+    apply(&app, f["fix"].as_str().unwrap()).await;
+    let (out, report) = doctor(env(&app, &[]), true).await;
+    assert_eq!(checks(&report), Vec::<String>::new(), "{report:#}");
+    assert!(out.status.success());
+}
 
 /// `--id-token-alg EdDSA` needs an EdDSA key in force (only RS256 keys are made on demand);
 /// once that key is retired, the doctor says the client's sign-ins fail, and how to fix it.
@@ -166,6 +220,7 @@ async fn a_sound_setup_has_no_findings(db: Db) {
             "com.example.app:/oauth".parse().unwrap(),
         ],
         openid: Default::default(),
+        browser_app: Default::default(),
     })
     .await;
     let (out, report) = doctor(env(&app, &[]), true).await;
@@ -351,6 +406,7 @@ async fn client_checks_fire_and_their_fixes_work(db: Db) {
             scope: Scope::parse("read").unwrap(),
             redirect_uris: vec!["https://app.example.com/callback".parse().unwrap()],
             openid: Default::default(),
+            browser_app: Default::default(),
         })
         .await;
     // A client made long ago and never used, and a signing key as old.

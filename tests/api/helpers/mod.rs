@@ -326,6 +326,7 @@ impl TestApp {
             scope: Scope::parse(scope).unwrap(),
             redirect_uris: vec![],
             openid: Default::default(),
+            browser_app: Default::default(),
         };
         self.register(spec).await
     }

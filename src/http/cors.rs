@@ -1,0 +1,135 @@
+//! CORS (the Fetch standard) for the endpoints a browser app calls from its own origin:
+//! `/token`, `/revoke` and `/userinfo` answer only an origin registered by the client the
+//! request is for; discovery and the JWKS are public documents any origin may read. Nothing
+//! here allows credentials (cookies): a browser app authenticates with its tokens and PKCE,
+//! and the sign-in pages, whose session cookie is the credential, never allow CORS.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::domain::origin::Origin;
+use crate::grant::OAuthError;
+use crate::http::AppState;
+
+/// Who may read an endpoint's answers from another origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Discovery and the JWKS: any origin (`Access-Control-Allow-Origin: *`).
+    AnyOrigin,
+    /// `/token`, `/revoke`, `/userinfo`: an origin the request's client registered.
+    ClientOrigins,
+}
+
+/// The request headers a browser app may send: its client authentication or bearer token,
+/// the form's content type, and a DPoP proof (RFC 9449).
+pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
+/// The response headers its scripts may read beyond the safelisted ones.
+pub const EXPOSE_HEADERS: &str = "DPoP-Nonce, WWW-Authenticate";
+/// How long a browser may keep a preflight's answer, in seconds. A removed origin loses the
+/// answers themselves at once: every response is checked again.
+pub const MAX_AGE: &str = "3600";
+
+/// The origin a browser named, if the request came from a script on another origin.
+pub fn request_origin(req: &HttpRequest) -> Option<Origin> {
+    req.headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Origin::from_header)
+}
+
+/// Marks an answer of a [`Policy::ClientOrigins`] endpoint: `Vary: Origin` always (a cache
+/// must not hand one origin's answer to another), and, for an origin that may read it, that
+/// origin and the headers it may read.
+pub fn client_response(res: &mut HttpResponse, readable_by: Option<&Origin>) {
+    let headers = res.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = readable_by {
+        if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
+    }
+}
+
+/// `origin`, if it may read an answer that names no client: one some enabled client
+/// registered (an app reads why its request was refused).
+pub async fn readable_without_client(state: &AppState, origin: Option<Origin>) -> Option<Origin> {
+    let origin = origin?;
+    state
+        .blocking(move |s| {
+            let readable = s.tokens.origin_may_read(None, &origin);
+            Ok::<_, OAuthError>(readable.then_some(origin))
+        })
+        .await
+        .ok()
+        .flatten()
+}
+
+/// `Access-Control-Allow-Origin: *`, on every answer of a [`Policy::AnyOrigin`] endpoint.
+pub fn any_origin() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+}
+
+/// `OPTIONS`: a CORS preflight, or a plain question about the methods (`Allow`). A preflight
+/// from an origin that may not call the endpoint, or for a method it does not take, gets no
+/// CORS headers, and the browser does not send the request.
+pub async fn preflight(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    policy: Policy,
+    methods: &'static [&'static str],
+) -> HttpResponse {
+    let mut res = HttpResponse::NoContent().finish();
+    let headers = res.headers_mut();
+    if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+        headers.insert(header::ALLOW, allow);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = request_origin(&req) else {
+        return res;
+    };
+    let method = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    if !method.is_some_and(|m| m != Method::OPTIONS && methods.contains(&m.as_str())) {
+        return res;
+    }
+    let allow_origin = match policy {
+        Policy::AnyOrigin => HeaderValue::from_static("*"),
+        Policy::ClientOrigins => {
+            let asked = origin.clone();
+            let registered = state
+                .blocking(move |s| Ok::<_, OAuthError>(s.tokens.origin_registered(&asked)))
+                .await
+                .unwrap_or(false);
+            match HeaderValue::from_str(origin.as_str()) {
+                Ok(value) if registered => value,
+                _ => return res,
+            }
+        }
+    };
+    let headers = res.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+    let cors_methods: Vec<&str> = methods
+        .iter()
+        .copied()
+        .filter(|m| *m != "OPTIONS")
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&cors_methods.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, value);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(MAX_AGE),
+    );
+    res
+}
