@@ -1,6 +1,7 @@
 pub mod browser;
 pub mod postgres;
 pub mod receiver;
+pub mod webdriver;
 
 use std::io::Write;
 use std::path::PathBuf;
