@@ -30,12 +30,12 @@ pub const EXPOSE_HEADERS: &str = "DPoP-Nonce, WWW-Authenticate";
 /// answers themselves at once: every response is checked again.
 pub const MAX_AGE: &str = "3600";
 
-/// The origin a browser named, if the request came from a script on another origin.
+/// The origin a browser named, if the request came from a script on another origin (or the
+/// opaque `null`).
 pub fn request_origin(req: &HttpRequest) -> Option<Origin> {
     req.headers()
         .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Origin::from_header)
+        .map(|v| Origin::from_header(v.to_str().unwrap_or_default()))
 }
 
 /// Marks an answer of a [`Policy::ClientOrigins`] endpoint: `Vary: Origin` always (a cache
@@ -55,13 +55,13 @@ pub fn client_response(res: &mut HttpResponse, readable_by: Option<&Origin>) {
     }
 }
 
-/// `origin`, if it may read an answer that names no client: one some enabled client
-/// registered (an app reads why its request was refused).
-pub async fn readable_without_client(state: &AppState, origin: Option<Origin>) -> Option<Origin> {
+/// `origin`, if it may read an error: one some enabled client registered (an app reads why it
+/// was refused, and whether the client it named exists shows nowhere).
+pub async fn error_readable_by(state: &AppState, origin: Option<Origin>) -> Option<Origin> {
     let origin = origin?;
     state
         .blocking(move |s| {
-            let readable = s.tokens.origin_may_read(None, &origin);
+            let readable = s.tokens.origin_registered(&origin);
             Ok::<_, OAuthError>(readable.then_some(origin))
         })
         .await

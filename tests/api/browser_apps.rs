@@ -249,60 +249,124 @@ async fn a_registered_origin_reads_sign_in_refresh_userinfo_and_revocation(db: D
     readable_by(res.headers(), APP);
 }
 
-/// An origin the client did not register, even one another client did, reads nothing: the
-/// server answers as it would anyone, but without `Access-Control-Allow-Origin` the browser
-/// hands the script a network error. A disabled client's origins are no longer anyone's.
+/// A public client's requests come from its browser app: from an origin it did not register
+/// (even one another client did, or the opaque `null`) they are refused before the code or the
+/// refresh token is spent, and its answers are read by nobody else. Refusals are readable by
+/// any registered origin, and read the same whether the client named exists, is disabled or
+/// is refused for its origin.
 async fn other_origins_read_nothing_of_a_clients_answers(db: Db) {
     let app = TestApp::spawn(db).await;
     let client_id = spa(&app, &[APP], None).await;
     let neighbour = "https://neighbour.example";
     let neighbour_id = spa(&app, &[neighbour], None).await;
     app.user("alice").await;
+    let browser = Browser::new(&app);
+    let code = code_for(&app, &browser, &client_id).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
 
     for origin in [ELSEWHERE, neighbour, "null"] {
-        let res = exchange_from(&app, origin, &client_id).await;
+        let res = from(&app, origin, Method::POST, "/token", Some(&exchange), None).await;
+        assert_eq!(res.status(), 401, "{origin}");
+        if origin == neighbour {
+            readable_by(res.headers(), neighbour);
+        } else {
+            unreadable(res.headers());
+        }
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["error"],
+            "invalid_client"
+        );
+    }
+    // Nothing was spent: the app's own origin redeems the code.
+    let res = from(&app, APP, Method::POST, "/token", Some(&exchange), None).await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+
+    for origin in [ELSEWHERE, neighbour, "null"] {
+        let res = refresh_from(&app, origin, &client_id, refresh).await;
+        assert_eq!(res.status(), 401);
+        let res = from(&app, origin, Method::GET, "/userinfo", None, Some(access)).await;
         assert_eq!(
             res.status(),
             200,
-            "the server answers; the browser hides it"
+            "userinfo spends nothing: answered, unreadable"
         );
         unreadable(res.headers());
-        let tokens: Value = res.json().await.unwrap();
-        let access = tokens["access_token"].as_str().unwrap();
-        let res = from(&app, origin, Method::GET, "/userinfo", None, Some(access)).await;
-        assert_eq!(res.status(), 200);
-        unreadable(res.headers());
-        let res = refresh_from(
-            &app,
-            origin,
-            &client_id,
-            tokens["refresh_token"].as_str().unwrap(),
-        )
-        .await;
-        assert_eq!(res.status(), 200);
-        unreadable(res.headers());
     }
+    let res = refresh_from(&app, APP, &client_id, refresh).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the refusals did not rotate the refresh token"
+    );
 
-    // Without an Origin (a server, a native app) nothing changes but Vary.
-    let res = exchange_from(&app, APP, &client_id).await;
-    assert_eq!(res.status(), 200);
+    // Without an Origin (a server, a native app), or from the issuer's own pages, nothing
+    // changes but Vary.
+    let renewed: Value = res.json().await.unwrap();
+    let refresh = renewed["refresh_token"].as_str().unwrap();
     let plain = app
         .token(
             None,
             &[
                 ("grant_type", "refresh_token"),
                 ("client_id", &client_id),
-                (
-                    "refresh_token",
-                    res.json::<Value>().await.unwrap()["refresh_token"]
-                        .as_str()
-                        .unwrap(),
-                ),
+                ("refresh_token", refresh),
             ],
         )
         .await;
     assert_eq!(plain.status(), 200);
     unreadable(plain.headers());
+    let own = app.settings.server.issuer.origin().ascii_serialization();
+    let next: Value = plain.json().await.unwrap();
+    let res = refresh_from(
+        &app,
+        &own,
+        &client_id,
+        next["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        200,
+        "a page on the issuer's origin is not another origin"
+    );
+    unreadable(res.headers());
+
+    // A confidential client is never refused for an Origin (a gateway may add one), and no
+    // origin reads its answers.
+    let (confidential, secret) = app.client(&[GrantType::ClientCredentials], false, "").await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", app.address))
+        .header("Origin", APP)
+        .basic_auth(&confidential, secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    unreadable(res.headers());
+
+    // From a registered origin, a refusal reads the same whoever it named: an unknown client,
+    // a client refused for the origin, a disabled one.
+    let disabled = spa(&app, &[APP], None).await;
+    app.admin(&["client", "disable", &disabled, "--yes"], None)
+        .await;
+    let mut answers = Vec::new();
+    for named in ["no-such-client", neighbour_id.as_str(), disabled.as_str()] {
+        let res = refresh_from(&app, APP, named, "tsr_not_a_token").await;
+        assert_eq!(res.status(), 401, "{named}");
+        readable_by(res.headers(), APP);
+        answers.push(res.json::<Value>().await.unwrap());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 
     // Disabled, the neighbour's origin reads nothing, not even refusals.
     app.admin(&["client", "disable", &neighbour_id, "--yes"], None)
@@ -363,6 +427,14 @@ async fn preflights_answer_registered_origins_and_the_methods_taken(db: Db) {
         unreadable(res.headers());
         assert_eq!(header(res.headers(), "access-control-allow-methods"), None);
     }
+    let res = reqwest::Client::new()
+        .request(Method::OPTIONS, format!("{}/token", app.address))
+        .header("Origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "an OPTIONS that asks about no method");
+    unreadable(res.headers());
     let res = reqwest::Client::new()
         .request(Method::OPTIONS, format!("{}/token", app.address))
         .send()
@@ -468,4 +540,40 @@ async fn a_clients_refresh_tokens_live_no_longer_than_it_allows(db: Db) {
         200,
         "the server's lifetime for the other client"
     );
+    let longer: Value = res.json().await.unwrap();
+
+    // Shortening a client's lifetime ends its families sooner, counted from their start: this
+    // one began an hour ago.
+    let out = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &long,
+                "--refresh-absolute-ttl",
+                "30m",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    let updated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(updated["shortened_families"], 1, "{updated}");
+    let res = refresh_from(&app, APP, &long, longer["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 400);
+
+    // The password grant's families (a confidential client) obey the cap too.
+    let (id, secret) = app.password_client().await;
+    app.admin(
+        &["client", "update", &id, "--refresh-absolute-ttl", "1h"],
+        None,
+    )
+    .await;
+    let tokens = app.password_grant((&id, &secret), "alice").await;
+    app.advance(Duration::from_secs(61 * 60));
+    let res = app
+        .refresh((&id, &secret), tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(res.status(), 400);
 }

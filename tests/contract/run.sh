@@ -28,9 +28,11 @@ export RUST_LOG=warn
 server=$!
 for _ in $(seq 1 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 
-# The origin the document's examples name: preflights and answers from it carry CORS headers.
 client=$("$admin_bin" client register --name contract --grant client_credentials --grant refresh_token \
-    --scope read --allowed-origin https://app.example.com -o json)
+    --scope read -o json)
+# A browser app on the origin the document's examples name: preflights from it carry CORS headers.
+"$admin_bin" client register --name contract-spa --public --grant authorization_code \
+    --redirect-uri https://app.example.com/callback --allowed-origin https://app.example.com >/dev/null
 id=$(echo "$client" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
 secret=$(echo "$client" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 

@@ -7,6 +7,7 @@ use tessera::domain::client::{
 use tessera::domain::keys::{self, KeyAlgorithm};
 use tessera::domain::origin::Origin;
 use tessera::domain::scope::Scope;
+use tessera::settings::compact_duration;
 use tessera::value::ClientId;
 
 use tessera::domain::audit::AuditKind;
@@ -206,6 +207,9 @@ struct ClientView<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<Option<&'a str>>,
+    /// After `client update --refresh-absolute-ttl`: the families it ended sooner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shortened_families: Option<usize>,
     /// After `client update --scope`: the families whose scope it narrowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     narrowed_families: Option<usize>,
@@ -222,7 +226,7 @@ struct ClientView<'a> {
     backchannel_logout_uri: Option<&'a str>,
     backchannel_logout_session_required: bool,
     allowed_origins: Vec<&'a str>,
-    /// e.g. `1day`; `None`: the server's.
+    /// e.g. `1d`; `None`: the server's.
     refresh_absolute_ttl: Option<String>,
 }
 
@@ -232,6 +236,7 @@ impl<'a> ClientView<'a> {
             client_id: c.id.as_str(),
             client_secret: None,
             narrowed_families: None,
+            shortened_families: None,
             name: &c.name,
             public: c.is_public(),
             grant_types: c.grants.iter().map(|g| g.as_str()).collect(),
@@ -259,10 +264,7 @@ impl<'a> ClientView<'a> {
                 .iter()
                 .map(Origin::as_str)
                 .collect(),
-            refresh_absolute_ttl: c
-                .browser_app
-                .refresh_absolute_ttl
-                .map(|d| humantime::format_duration(d).to_string()),
+            refresh_absolute_ttl: c.browser_app.refresh_absolute_ttl.map(compact_duration),
         }
     }
 
@@ -376,6 +378,9 @@ fn register(ctx: &mut Context, args: RegisterArgs) -> anyhow::Result<()> {
     if let Some(alg) = spec.openid.id_token_alg {
         ensure_key(ctx, alg)?;
     }
+    if let Some(ttl) = spec.browser_app.refresh_absolute_ttl {
+        warn_longer_than_server(ctx, ttl);
+    }
     let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
     ctx.audit(
         AuditKind::ClientRegistered,
@@ -413,6 +418,18 @@ fn show_one(ctx: &mut Context, client_id: ClientId) -> anyhow::Result<()> {
     let client = client::get(ctx.conn()?, &client_id)?
         .ok_or_else(|| anyhow::anyhow!("no client with id {client_id}"))?;
     show(ctx, &client, None)
+}
+
+/// A client's refresh lifetime only shortens the server's: says so when it would not.
+fn warn_longer_than_server(ctx: &Context, ttl: std::time::Duration) {
+    let server = ctx.settings.tokens.refresh_absolute_ttl;
+    if ttl >= server {
+        eprintln!(
+            "note: --refresh-absolute-ttl {} is not shorter than the server's tokens.refresh_absolute_ttl ({}): the server's applies",
+            compact_duration(ttl),
+            compact_duration(server)
+        );
+    }
 }
 
 /// Makes sure a key of `alg` is in force for a client's ID tokens; says so when one is made.
@@ -480,9 +497,20 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
             .then_some(allowed_origins),
         refresh_absolute_ttl: refresh_absolute_ttl.map(|t| t.0),
     };
+    if let Some(Some(ttl)) = update.refresh_absolute_ttl {
+        warn_longer_than_server(ctx, ttl);
+    }
     let updated = client::update(ctx.conn()?, &client_id, &update).map_err(hint)?;
     let narrowed = updated.narrowed_families;
-    let detail = (narrowed > 0).then(|| format!("{narrowed} families narrowed"));
+    let shortened = updated.shortened_families;
+    let detail = [
+        (narrowed > 0).then(|| format!("{narrowed} families narrowed")),
+        (shortened > 0).then(|| format!("{shortened} families shortened")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    let detail = (!detail.is_empty()).then(|| detail.join(", "));
     ctx.audit(
         AuditKind::ClientUpdated,
         Some(client_id.as_str()),
@@ -490,11 +518,18 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
     )?;
     let mut view = ClientView::new(&updated.client);
     view.narrowed_families = update.scope.is_some().then_some(narrowed);
+    view.shortened_families =
+        matches!(update.refresh_absolute_ttl, Some(Some(_))).then_some(shortened);
     emit(ctx.output, &view, || {
         let mut text = view.text();
         if let Some(n) = view.narrowed_families {
             text.push_str(&format!(
                 "\n\nnarrowed the scope of {n} token families to what the client may still ask for"
+            ));
+        }
+        if let Some(n) = view.shortened_families {
+            text.push_str(&format!(
+                "\n\nshortened {n} token families to the new refresh lifetime"
             ));
         }
         text
@@ -571,7 +606,7 @@ fn hint(e: ClientError) -> anyhow::Error {
     match e {
         ClientError::NoGrants => anyhow::anyhow!("{e}: give at least one --grant"),
         ClientError::NothingToChange => anyhow::anyhow!(
-            "{e}: give --name, --grant, --scope, --redirect-uri or --allow-introspection"
+            "{e}: give --name, --grant, --scope, --redirect-uri, --allowed-origin, --refresh-absolute-ttl or another option (see --help)"
         ),
         ClientError::HasActiveFamilies { .. } => {
             anyhow::anyhow!("{e}: revoke them first, or pass --revoke-families")

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::domain::family::Lifetimes;
+use crate::domain::origin::Origin;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 use crate::store::models::ClientRow;
@@ -30,6 +31,8 @@ pub struct TokenEndpoint {
     life: Lifetimes,
     /// Clients whose use was recorded, and when (see `note_client_use`).
     clients_used: Arc<Mutex<HashMap<ClientId, UnixMs>>>,
+    /// The issuer's web origin: its own pages are not another origin.
+    own_origin: Option<Origin>,
 }
 
 impl TokenEndpoint {
@@ -40,6 +43,7 @@ impl TokenEndpoint {
             access_ttl: Duration::from_secs(settings.tokens.access_ttl.as_secs().max(1)),
             life: settings.lifetimes(),
             clients_used: Arc::default(),
+            own_origin: Origin::of(&settings.server.issuer),
         }
     }
 

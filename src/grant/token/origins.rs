@@ -1,37 +1,48 @@
-//! Which web origins may read the answers of `/token`, `/revoke` and `/userinfo` (CORS). The
-//! HTTP layer asks only when a browser named an origin; the rule is
-//! [`client::origin_may_read`].
+//! Which scripts on other origins may call `/token` and `/revoke` for a client, and read their
+//! answers and those of `/userinfo` (CORS). The HTTP layer asks only when a browser named an
+//! origin; the rules are [`client::check_origin`] and [`client::origin_registered`].
 
-use crate::domain::client;
+use crate::domain::client::{self, OriginCheck};
 use crate::domain::origin::Origin;
 use crate::grant::TokenEndpoint;
+use crate::store::AnyConnection;
 use crate::value::ClientId;
 
 impl TokenEndpoint {
-    /// Whether a script on `origin` may read the answer to a request for `client` (`None`:
-    /// the request named no client). A database failure answers no: the browser then shows
-    /// the app a network error, which it retries like any other.
-    pub fn origin_may_read(&self, client: Option<&ClientId>, origin: &Origin) -> bool {
-        self.ask(|c| client::origin_may_read(c, client, origin))
+    /// The check for a request that names `named`, from a script on `origin`. A page served
+    /// from the issuer's own origin is no other origin: it goes ahead, and needs no CORS to
+    /// read the answer. A database failure refuses nothing and lets nobody read: the grant
+    /// meets the same failure and answers 503.
+    pub fn check_origin(&self, named: Option<&ClientId>, origin: &Origin) -> OriginCheck {
+        if self.own_origin.as_ref() == Some(origin) {
+            return OriginCheck::Allowed { readable: false };
+        }
+        self.ask(|c| client::check_origin(c, named, origin))
+            .unwrap_or(OriginCheck::Allowed { readable: false })
     }
 
-    /// Whether some enabled client registered `origin` (a preflight names no client).
+    /// Whether a successful answer for `client` may be read by a script on `origin`.
+    pub fn origin_may_read(&self, client: &ClientId, origin: &Origin) -> bool {
+        self.check_origin(Some(client), origin) == OriginCheck::Allowed { readable: true }
+    }
+
+    /// Whether some enabled client registered `origin`: who may read an error, or send the
+    /// request a preflight asks about.
     pub fn origin_registered(&self, origin: &Origin) -> bool {
         self.ask(|c| client::origin_registered(c, origin))
+            .unwrap_or(false)
     }
 
-    fn ask(
-        &self,
-        f: impl FnOnce(&mut crate::store::AnyConnection) -> diesel::QueryResult<bool>,
-    ) -> bool {
+    fn ask<T>(&self, f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>) -> Option<T> {
         let answer = self
             .core
             .conn()
             .map_err(|e| e.to_string())
             .and_then(|mut c| f(&mut c).map_err(|e| e.to_string()));
-        answer.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not read the clients' allowed origins");
-            false
-        })
+        answer
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "could not read the clients' allowed origins"),
+            )
+            .ok()
     }
 }

@@ -1,8 +1,10 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::domain::client::OriginCheck;
 use crate::domain::family::RequestMeta;
 use crate::domain::origin::Origin;
+use crate::grant::client_auth::FAILED;
 use crate::grant::{credentials, OAuthError, Params};
 use crate::http::{cors, no_store, oauth_error, AppState};
 
@@ -51,9 +53,10 @@ pub fn client_form(
     })
 }
 
-/// Runs `f` on a blocking thread with the parsed form. A request from a browser script on
-/// another origin also learns there whether that origin may read the answer (CORS: an origin
-/// the client named in the request registered); others pay nothing for it.
+/// Runs `f` on a blocking thread with the parsed form. A request from a script on another
+/// origin is first checked against the client it names ([`OriginCheck`]), and learns there
+/// which origin may read the answer: the client's own for a success, any registered one for
+/// an error. Requests without `Origin` (servers, native apps) pay nothing for it.
 async fn handle<T: Send + 'static>(
     req: &HttpRequest,
     body: &[u8],
@@ -61,24 +64,34 @@ async fn handle<T: Send + 'static>(
     f: impl FnOnce(&crate::grant::TokenEndpoint, ClientForm) -> Result<T, OAuthError> + Send + 'static,
 ) -> (Result<T, OAuthError>, Option<Origin>) {
     let form = client_form(req, body, state);
-    let origin = cors::request_origin(req);
-    if origin.is_none() {
+    let Some(origin) = cors::request_origin(req) else {
         let result = match form {
             Ok(form) => state.blocking(move |s| f(&s.tokens, form)).await,
             Err(e) => Err(e),
         };
         return (result, None);
-    }
+    };
     state
         .blocking(move |s| {
-            let client = form.as_ref().ok().and_then(|f| {
+            let named = form.as_ref().ok().and_then(|f| {
                 credentials(f.authorization.as_deref(), &f.params)
                     .ok()
                     .map(|c| c.client_id)
             });
-            let result = form.and_then(|form| f(&s.tokens, form));
-            let readable = origin.filter(|o| s.tokens.origin_may_read(client.as_ref(), o));
-            Ok::<_, OAuthError>((result, readable))
+            let check = s.tokens.check_origin(named.as_ref(), &origin);
+            let result = match check {
+                OriginCheck::Refused => {
+                    tracing::info!(origin = %origin, "a public client's request from an origin it did not register");
+                    Err(OAuthError::InvalidClient(FAILED.into()))
+                }
+                OriginCheck::Allowed { .. } => form.and_then(|form| f(&s.tokens, form)),
+            };
+            let readable = match (&result, check) {
+                (Ok(_), OriginCheck::Allowed { readable }) => readable,
+                (Ok(_), OriginCheck::Refused) => false,
+                (Err(_), _) => s.tokens.origin_registered(&origin),
+            };
+            Ok::<_, OAuthError>((result, readable.then_some(origin)))
         })
         .await
         .unwrap_or_else(|e| (Err(e), None))

@@ -36,7 +36,7 @@ pub async fn userinfo(
                 // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
                 _ => bearer_challenge(None),
             };
-            let readable_by = cors::readable_without_client(&state, origin).await;
+            let readable_by = cors::error_readable_by(&state, origin).await;
             cors::client_response(&mut res, readable_by.as_ref());
             return res;
         }
@@ -44,10 +44,12 @@ pub async fn userinfo(
     let answered = state
         .blocking(move |s| {
             let result = s.tokens.userinfo(&token);
-            // The app the token was issued to decides who may read the answer; a refused
-            // token names no app.
-            let client = result.as_ref().ok().map(|info| info.client_id.clone());
-            let readable = origin.filter(|o| s.tokens.origin_may_read(client.as_ref(), o));
+            // The app the token was issued to decides who reads the claims; anyone registered
+            // reads a refusal.
+            let readable = origin.filter(|o| match &result {
+                Ok(info) => s.tokens.origin_may_read(&info.client_id, o),
+                Err(_) => s.tokens.origin_registered(o),
+            });
             Ok::<_, BearerError>((result, readable))
         })
         .await;

@@ -73,6 +73,23 @@ impl TokenFamily {
             .load(conn)
     }
 
+    /// Ends the client's unrevoked families at most `ttl_ms` after they began; how many it
+    /// shortened.
+    pub fn cap_lifetime(
+        conn: &mut AnyConnection,
+        client_id: &ClientId,
+        ttl_ms: i64,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            token_families::table
+                .filter(token_families::client_id.eq(client_id))
+                .filter(token_families::revoked_at.is_null())
+                .filter(token_families::expires_at.gt(token_families::created_at + ttl_ms)),
+        )
+        .set(token_families::expires_at.eq(token_families::created_at + ttl_ms))
+        .execute(conn)
+    }
+
     pub fn set_scope(conn: &mut AnyConnection, id: &FamilyId, scope: &str) -> QueryResult<usize> {
         diesel::update(token_families::table.find(id))
             .set(token_families::scope.eq(scope))

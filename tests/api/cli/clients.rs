@@ -49,12 +49,12 @@ async fn admin_sets_a_browser_apps_origins_and_refresh_lifetime(db: Db) {
         registered["allowed_origins"],
         serde_json::json!(["http://localhost:5173", "https://photos.example"])
     );
-    assert_eq!(registered["refresh_absolute_ttl"], "1day");
+    assert_eq!(registered["refresh_absolute_ttl"], "1d");
     let id = s(&registered["client_id"]);
     let text = ok(&app.admin(&["client", "show", &id], None).await);
     assert!(
         text.contains("origins        http://localhost:5173 https://photos.example")
-            && text.contains("refresh_ttl    1day at most"),
+            && text.contains("refresh_ttl    1d at most"),
         "{text}"
     );
 
@@ -70,6 +70,36 @@ async fn admin_sets_a_browser_apps_origins_and_refresh_lifetime(db: Db) {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{bad}: {err}");
     }
+    // A secret in a browser is no secret: only public clients have origins.
+    let out = app
+        .admin(
+            &[
+                "client",
+                "register",
+                "--name",
+                "web",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "https://photos.example/cb",
+                "--allowed-origin",
+                "https://photos.example",
+            ],
+            None,
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("a confidential client cannot have allowed origins"));
+    // Longer than the server's: taken, with a note that the server's applies.
+    let out = app
+        .admin(
+            &["client", "update", &id, "--refresh-absolute-ttl", "400d"],
+            None,
+        )
+        .await;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the server's applies"));
     let out = app
         .admin(
             &["client", "update", &id, "--refresh-absolute-ttl", "5s"],

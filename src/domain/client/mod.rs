@@ -1,4 +1,9 @@
-//! OAuth2 clients: registration and authentication.
+//! OAuth2 clients: registration and authentication; the web origins of browser apps in
+//! [`origins`].
+
+mod origins;
+
+pub use origins::{check_origin, origin_registered, OriginCheck};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -8,6 +13,7 @@ pub use crate::domain::grant_type::GrantType;
 
 use crate::domain::crypto::{ct_eq, random_bytes, random_id, sha256_hex};
 use crate::domain::keys::KeyAlgorithm;
+pub use crate::domain::origin::is_loopback;
 use crate::domain::origin::{self, Origin};
 use crate::domain::scope::Scope;
 use crate::domain::secret::Secret;
@@ -199,17 +205,6 @@ fn grants_text(grants: &[GrantType], public: bool) -> Result<String, ClientError
         .join(" "))
 }
 
-/// Whether `url` names this machine: `localhost` or a loopback address (127.0.0.0/8, ::1).
-/// http is safe there only (RFC 8252 §7.3); the doctor applies the same rule to the issuer.
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 fn uris_text(uris: &[url::Url]) -> Result<String, ClientError> {
     uris_text_for("redirect URI", uris)
 }
@@ -255,6 +250,11 @@ fn backchannel_text(uri: &url::Url) -> Result<String, ClientError> {
     Ok(uri.as_str().to_owned())
 }
 
+/// A secret in a browser is no secret: a client with allowed origins is public.
+fn confidential_origins() -> ClientError {
+    invalid("a confidential client cannot have allowed origins: its secret would be in the browser; register the browser app as a public client (--public)")
+}
+
 fn origins_text(origins: &[Origin]) -> String {
     let mut texts: Vec<&str> = origins.iter().map(Origin::as_str).collect();
     texts.sort_unstable();
@@ -289,6 +289,9 @@ pub fn register(
     let name = check_name(&spec.name)?;
     let grants = grants_text(&spec.grants, spec.public)?;
     let uris = uris_text(&spec.redirect_uris)?;
+    if !spec.public && !spec.browser_app.allowed_origins.is_empty() {
+        return Err(confidential_origins());
+    }
     let secret = (!spec.public).then(generate_secret);
     let secret_hash = secret.as_ref().map(|s| sha256_hex(s.expose().as_bytes()));
     let id = ClientId::new(random_id());
@@ -343,20 +346,23 @@ pub struct ClientUpdate {
     pub backchannel_logout_session_required: Option<bool>,
     /// Replaces the allowed origins (an empty list: none).
     pub allowed_origins: Option<Vec<Origin>>,
-    /// `Some(None)`: back to the server's lifetime. Families already started keep theirs.
+    /// `Some(None)`: back to the server's lifetime. A shorter one ends the client's families
+    /// sooner too, counted from their start.
     pub refresh_absolute_ttl: Option<Option<Duration>>,
 }
 
-/// A client after [`update`], and how many of its families a narrower scope reached.
+/// A client after [`update`], and how many of its families a narrower scope or a shorter
+/// refresh lifetime reached.
 #[derive(Debug)]
 pub struct Updated {
     pub client: Client,
     pub narrowed_families: usize,
+    pub shortened_families: usize,
 }
 
 /// Changes a client. A narrower scope reaches its families too, in the same transaction: each
 /// unrevoked family keeps only the scopes the client still has, so no refresh returns a scope
-/// the client lost.
+/// the client lost. So does a shorter refresh lifetime: no family outlives it.
 pub fn update(
     conn: &mut AnyConnection,
     id: &ClientId,
@@ -376,6 +382,9 @@ fn update_in(
     upd: &ClientUpdate,
 ) -> Result<Updated, ClientError> {
     let client = find(conn, id)?;
+    if !client.is_public() && upd.allowed_origins.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(confidential_origins());
+    }
     if upd.allow_introspection == Some(true) && client.is_public() {
         return Err(invalid(
             "a public client cannot introspect: it has no secret to prove who it is",
@@ -430,9 +439,14 @@ fn update_in(
             }
         }
     }
+    let shortened_families = match changes.refresh_absolute_ttl_ms {
+        Some(Some(ttl_ms)) => TokenFamily::cap_lifetime(conn, id, ttl_ms)?,
+        _ => 0,
+    };
     Ok(Updated {
         client: find(conn, id)?,
         narrowed_families,
+        shortened_families,
     })
 }
 
@@ -491,33 +505,6 @@ pub fn delete(
         ClientRow::delete(c, id)?;
         Ok(active)
     })
-}
-
-/// Whether a script on `origin` may read the answer to a request for `client` (CORS). The
-/// client's own allowed origins decide; a request that names no client that exists (a bad
-/// token, a missing `client_id`) may be read by an origin some enabled client registered, so
-/// that an app can read why it was refused.
-pub fn origin_may_read(
-    conn: &mut AnyConnection,
-    client: Option<&ClientId>,
-    origin: &Origin,
-) -> diesel::QueryResult<bool> {
-    let known = match client {
-        Some(id) if plausible(id.as_str()) => get(conn, id)?,
-        _ => None,
-    };
-    match known {
-        Some(c) => Ok(c.disabled_at.is_none() && c.browser_app.allowed_origins.contains(origin)),
-        None => origin_registered(conn, origin),
-    }
-}
-
-/// Whether some enabled client registered `origin`: a CORS preflight, which names no client,
-/// is answered for these origins only.
-pub fn origin_registered(conn: &mut AnyConnection, origin: &Origin) -> diesel::QueryResult<bool> {
-    Ok(ClientRow::allowed_origins(conn)?
-        .iter()
-        .any(|stored| stored.split_whitespace().any(|o| o == origin.as_str())))
 }
 
 impl Client {
