@@ -55,9 +55,10 @@ pub fn client_response(res: &mut HttpResponse, readable_by: Option<&Origin>) {
     }
 }
 
-/// `origin`, if it may read an error: one some enabled client registered (an app reads why it
-/// was refused, and whether the client it named exists shows nowhere).
-pub async fn error_readable_by(state: &AppState, origin: Option<Origin>) -> Option<Origin> {
+/// `origin`, if some enabled client registered it: it may read an error (an app reads why it
+/// was refused, and whether the client it named exists shows nowhere), and send the request a
+/// preflight asks about.
+pub async fn registered(state: &AppState, origin: Option<Origin>) -> Option<Origin> {
     let origin = origin?;
     state
         .blocking(move |s| {
@@ -101,17 +102,13 @@ pub async fn preflight(
     }
     let allow_origin = match policy {
         Policy::AnyOrigin => HeaderValue::from_static("*"),
-        Policy::ClientOrigins => {
-            let asked = origin.clone();
-            let registered = state
-                .blocking(move |s| Ok::<_, OAuthError>(s.tokens.origin_registered(&asked)))
-                .await
-                .unwrap_or(false);
-            match HeaderValue::from_str(origin.as_str()) {
-                Ok(value) if registered => value,
-                _ => return res,
-            }
-        }
+        Policy::ClientOrigins => match registered(&state, Some(origin))
+            .await
+            .and_then(|o| HeaderValue::from_str(o.as_str()).ok())
+        {
+            Some(value) => value,
+            None => return res,
+        },
     };
     let headers = res.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);

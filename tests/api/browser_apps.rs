@@ -67,6 +67,12 @@ async fn from(
     req.send().await.unwrap()
 }
 
+/// A token request from `origin` that names no client.
+async fn nameless(app: &TestApp, origin: &str) -> reqwest::Response {
+    let form: &[(&str, &str)] = &[("grant_type", "password")];
+    from(app, origin, Method::POST, "/token", Some(form), None).await
+}
+
 /// A preflight for `method` from `origin`, as a browser sends it before a request with an
 /// `Authorization` or `DPoP` header.
 async fn preflight(app: &TestApp, origin: &str, path: &str, method: &str) -> reqwest::Response {
@@ -236,15 +242,7 @@ async fn a_registered_origin_reads_sign_in_refresh_userinfo_and_revocation(db: D
     assert_eq!(res.status(), 400);
 
     // A request that names no client can still be read by an origin a client registered.
-    let res = from(
-        &app,
-        APP,
-        Method::POST,
-        "/token",
-        Some(&[("grant_type", "password")]),
-        None,
-    )
-    .await;
+    let res = nameless(&app, APP).await;
     assert_eq!(res.status(), 401);
     readable_by(res.headers(), APP);
 }
@@ -371,15 +369,7 @@ async fn other_origins_read_nothing_of_a_clients_answers(db: Db) {
     // Disabled, the neighbour's origin reads nothing, not even refusals.
     app.admin(&["client", "disable", &neighbour_id, "--yes"], None)
         .await;
-    let res = from(
-        &app,
-        neighbour,
-        Method::POST,
-        "/token",
-        Some(&[("grant_type", "password")]),
-        None,
-    )
-    .await;
+    let res = nameless(&app, neighbour).await;
     unreadable(res.headers());
     let res = preflight(&app, neighbour, "/userinfo", "GET").await;
     unreadable(res.headers());

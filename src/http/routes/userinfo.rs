@@ -36,7 +36,7 @@ pub async fn userinfo(
                 // RFC 6750 §3.1: no credentials at all gets the challenge without an error code.
                 _ => bearer_challenge(None),
             };
-            let readable_by = cors::error_readable_by(&state, origin).await;
+            let readable_by = cors::registered(&state, origin).await;
             cors::client_response(&mut res, readable_by.as_ref());
             return res;
         }
