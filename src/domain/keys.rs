@@ -211,7 +211,7 @@ fn generate_rsa() -> Result<Vec<u8>, KeyError> {
 }
 
 /// RFC 7638 thumbprint, base64url SHA-256.
-fn thumbprint(canonical: &str) -> String {
+pub(crate) fn thumbprint(canonical: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }

@@ -12,6 +12,7 @@ pub mod browser;
 pub mod client;
 pub mod clock;
 pub mod crypto;
+pub mod dpop;
 pub mod family;
 pub mod grant_type;
 pub mod id_token;
