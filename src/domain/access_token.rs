@@ -30,6 +30,16 @@ pub struct AccessClaims {
     /// The refresh-token family this token was issued from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<FamilyId>,
+    /// The key the token is bound to (RFC 7800 `cnf`, RFC 9449 §6): presented, it must come
+    /// with a DPoP proof from that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` of a DPoP-bound token: the JWK SHA-256 thumbprint of its key (RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// `aud` (RFC 7519 §4.1.3): one recipient as a string, several as an array.
@@ -64,6 +74,8 @@ pub struct Grant<'a> {
     pub client_id: &'a ClientId,
     pub scope: &'a str,
     pub family_id: Option<&'a FamilyId>,
+    /// The thumbprint of the DPoP key to bind the token to; `None`: a bearer token.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +114,9 @@ pub fn issue(
         jti: random_id(),
         nbf: None,
         sid: grant.family_id.cloned(),
+        cnf: grant.dpop_jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
     encode(&header, &claims, &key.encoding)
 }

@@ -108,6 +108,8 @@ pub struct CodeExchange<'a> {
     pub client_authenticated: bool,
     /// The resources the token request names, if any: some of the authorization request's.
     pub resources: Option<&'a Requested>,
+    /// The thumbprint of the DPoP key the token request proved it holds.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Exchanges a code for a new token family. A replay that proves possession of the code (an
@@ -235,6 +237,7 @@ fn start_family(
         same_password: false,
         auth_time: Some(row.auth_time.unwrap_or(row.created_at)),
         sid: row.sid.as_deref(),
+        dpop_jkt: request.dpop_jkt,
     };
     let mut issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
         RefreshError::Database(d) => ExchangeError::Database(d),

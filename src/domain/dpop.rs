@@ -15,7 +15,10 @@ use base64::Engine;
 use ring::signature as rsig;
 use serde_json::{Map, Value};
 
+use crate::domain::crypto::sha256_hex;
 use crate::domain::keys::thumbprint;
+use crate::store::models::SeenProof;
+use crate::store::AnyConnection;
 use crate::value::UnixMs;
 
 /// The algorithms a proof may be signed with (`dpop_signing_alg_values_supported`).
@@ -185,6 +188,22 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError>
         jti: jti.to_owned(),
         iat,
     })
+}
+
+/// Records that `proof` was presented: `false` when it was before, on any instance. It is
+/// remembered for `window` ([`replay_window`]), then retention deletes it.
+pub fn first_use(
+    conn: &mut AnyConnection,
+    proof: &Proof,
+    window: Duration,
+    now: UnixMs,
+) -> diesel::QueryResult<bool> {
+    let id = sha256_hex(format!("{} {}", proof.jkt, proof.jti).as_bytes());
+    SeenProof {
+        id: &id,
+        expires_at: now + window,
+    }
+    .first_use(conn)
 }
 
 /// How long a `jti` must be remembered: the whole window in which a proof is accepted,

@@ -13,6 +13,10 @@ pub enum OAuthError {
     InvalidTarget(String),
     /// RFC 7009 §2.2.1.
     UnsupportedTokenType(String),
+    /// RFC 9449 §4.3: a DPoP proof that fails a check.
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof must carry the server's current nonce.
+    UseDpopNonce(String),
     /// 503: the database or the password hasher is out of capacity.
     TemporarilyUnavailable(String),
     /// 500; the description is generic, the cause goes to the log.
@@ -30,6 +34,8 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce(_) => "use_dpop_nonce",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
         }
@@ -45,6 +51,8 @@ impl OAuthError {
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
             | OAuthError::UnsupportedTokenType(d)
+            | OAuthError::InvalidDpopProof(d)
+            | OAuthError::UseDpopNonce(d)
             | OAuthError::TemporarilyUnavailable(d) => d,
             OAuthError::ServerError => "internal error",
         }
@@ -68,6 +76,15 @@ impl From<diesel::result::Error> for OAuthError {
         } else {
             tracing::error!(error = %e, "database error");
             OAuthError::ServerError
+        }
+    }
+}
+
+impl From<crate::domain::dpop::ProofError> for OAuthError {
+    fn from(e: crate::domain::dpop::ProofError) -> Self {
+        match e {
+            crate::domain::dpop::ProofError::UseNonce => OAuthError::UseDpopNonce(e.to_string()),
+            other => OAuthError::InvalidDpopProof(other.to_string()),
         }
     }
 }

@@ -33,7 +33,7 @@ pub use error::OAuthError;
 pub use params::Params;
 pub use sign_in::SignInError;
 pub use token::bearer::BearerError;
-pub use token::grants::RefreshPath;
+pub use token::grants::{RefreshPath, TokenRequest};
 pub use token::response::TokenResponse;
 
 use std::time::Duration;

@@ -145,6 +145,7 @@ impl Operations {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "claims_parameter_supported": false,
+            "dpop_signing_alg_values_supported": crate::domain::dpop::ALGORITHMS,
         });
         // Only what an administrator chose to publish: a list built from the clients would
         // tell anyone what every client was granted.

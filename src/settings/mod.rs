@@ -121,6 +121,13 @@ pub struct TokenSettings {
     /// How long an authorization code may wait for its exchange (at most 60s).
     #[serde(with = "duration")]
     pub code_ttl: Duration,
+    /// How old a DPoP proof may be (RFC 9449 §4.3: `iat`).
+    #[serde(with = "duration")]
+    pub dpop_max_age: Duration,
+    /// How far a client's clock may run ahead of or behind the server's, for DPoP proofs. Proof
+    /// ids are remembered for the whole window, skew included.
+    #[serde(with = "duration")]
+    pub dpop_clock_skew: Duration,
     /// Scopes published as `scopes_supported` in the metadata, space-separated. Empty: the
     /// member is left out, so the metadata does not list what clients were granted.
     pub public_scopes: String,
@@ -269,6 +276,8 @@ impl Settings {
             .set_default("tokens.audience", "")?
             .set_default("tokens.public_scopes", "")?
             .set_default("tokens.code_ttl", "1m")?
+            .set_default("tokens.dpop_max_age", "1m")?
+            .set_default("tokens.dpop_clock_skew", "10s")?
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
             .set_default("keys.reload_interval", "5s")?
@@ -346,6 +355,14 @@ impl Settings {
         }
         if t.code_ttl.is_zero() || t.code_ttl > Duration::from_secs(60) {
             anyhow::bail!("invalid configuration: tokens.code_ttl must be between 1s and 60s");
+        }
+        if t.dpop_max_age.is_zero()
+            || t.dpop_max_age > Duration::from_secs(3600)
+            || t.dpop_clock_skew > Duration::from_secs(600)
+        {
+            anyhow::bail!(
+                "invalid configuration: tokens.dpop_max_age must be between 1s and 1h, tokens.dpop_clock_skew at most 10m"
+            );
         }
         let metrics = self.server.metrics_listen.trim();
         if !metrics.is_empty() && metrics.parse::<SocketAddr>().is_err() {

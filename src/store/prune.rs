@@ -6,7 +6,7 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use crate::store::schema::{
-    audit_events, authorization_codes, login_failures, login_places, logout_notices,
+    audit_events, authorization_codes, dpop_proofs, login_failures, login_places, logout_notices,
     refresh_tokens, reuse_incidents, revoked_access_tokens, sessions, token_families,
 };
 use crate::store::AnyConnection;
@@ -43,6 +43,8 @@ pub enum Prunable {
     LoginFailures,
     LoginPlaces,
     RevokedAccessTokens,
+    /// DPoP proofs past the window in which they could be presented again.
+    DpopProofs,
     ReuseIncidents,
     AuditEvents,
     LogoutNotices,
@@ -118,6 +120,11 @@ macro_rules! with_query {
                 let $pk = revoked_access_tokens::jti;
                 $body
             }
+            Prunable::DpopProofs => {
+                let $q = dpop_proofs::table.filter(dpop_proofs::expires_at.lt(cut.now));
+                let $pk = dpop_proofs::id;
+                $body
+            }
             Prunable::ReuseIncidents => {
                 let $q = reuse_incidents::table.filter(reuse_incidents::occurred_at.lt(cut.audit));
                 let $pk = reuse_incidents::id;
@@ -146,7 +153,7 @@ macro_rules! with_query {
 
 impl Prunable {
     /// In the order they are pruned.
-    pub const ALL: [Prunable; 10] = [
+    pub const ALL: [Prunable; 11] = [
         Prunable::TokenFamilies,
         Prunable::RotatedTokens,
         Prunable::AuthorizationCodes,
@@ -154,6 +161,7 @@ impl Prunable {
         Prunable::LoginFailures,
         Prunable::LoginPlaces,
         Prunable::RevokedAccessTokens,
+        Prunable::DpopProofs,
         Prunable::ReuseIncidents,
         Prunable::AuditEvents,
         Prunable::LogoutNotices,
@@ -169,6 +177,7 @@ impl Prunable {
             Prunable::LoginFailures => "login_failures",
             Prunable::LoginPlaces => "login_places",
             Prunable::RevokedAccessTokens => "revoked_access_tokens",
+            Prunable::DpopProofs => "dpop_proofs",
             Prunable::ReuseIncidents => "reuse_incidents",
             Prunable::AuditEvents => "audit_events",
             Prunable::LogoutNotices => "logout_notices",

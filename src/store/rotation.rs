@@ -14,9 +14,9 @@ use crate::value::{ClientId, TokenId, UnixMs};
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
 /// client is enabled, may refresh, and its secret's hash matches (no secret for a public
-/// client); the token is unrotated and unexpired; its family belongs to the client, is
-/// unrevoked and unexpired; its user is enabled. Returns no row when any of them fails;
-/// nothing is then written. Comparing secret hashes in SQL does not need constant time: the
+/// client); the token is unrotated and unexpired; its family belongs to the client, is bound
+/// to no DPoP key, unrevoked and unexpired; its user is enabled. Returns no row when any of
+/// them fails; nothing is then written. Comparing secret hashes in SQL does not need constant time: the
 /// attacker controls the secret, not its SHA-256.
 ///
 /// Exactly one of several concurrent rotations wins: under READ COMMITTED (PostgreSQL's
@@ -107,7 +107,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         out.push_bind_param::<Text, _>(&r.id)?;
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
-        out.push_sql(") AND token_families.client_id = ");
+        // A DPoP-bound family takes the full path, which checks the proof's key.
+        out.push_sql(") AND token_families.dpop_jkt IS NULL AND token_families.client_id = ");
         out.push_bind_param::<Text, _>(&r.client_id)?;
         out.push_sql(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = token_families.client_id \
@@ -136,7 +137,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
             " AND refresh_tokens.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
                          f.expires_at, f.revoked_at, f.revoked_reason, f.resources, \
-                         f.auth_time, f.sid \
+                         f.auth_time, f.sid, f.dpop_jkt \
              ), successor AS ( \
                INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
                                            expires_at, client_ip, user_agent) \

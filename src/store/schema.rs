@@ -52,6 +52,14 @@ diesel::table! {
         auth_time -> Nullable<BigInt>,
         sid -> Nullable<Text>,
         end_noticed_at -> Nullable<BigInt>,
+        dpop_jkt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dpop_proofs (id) {
+        id -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -152,6 +160,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     resources,
     logout_notices,
+    dpop_proofs,
 );
 
 diesel::table! {

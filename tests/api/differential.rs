@@ -24,7 +24,7 @@ use tessera::domain::crypto::sha256_hex;
 use tessera::domain::family::{rotate_for_client, ClientCheck, RequestMeta, Rotator};
 use tessera::domain::refresh_token::hash_token;
 use tessera::domain::Clock;
-use tessera::grant::{OAuthError, Params, RefreshPath, Services, TokenResponse};
+use tessera::grant::{OAuthError, Params, RefreshPath, Services, TokenRequest, TokenResponse};
 use tessera::settings::Settings;
 
 use crate::helpers::{claims, postgres_url, test_env, Db, TestApp, TestDb, PASSWORD};
@@ -338,10 +338,14 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
     let run = |db: &TestDb, path: RefreshPath| {
         let settings = settings(db);
         let services = Services::open(&settings, Clock::frozen(now).0).unwrap();
-        let answer =
-            services
-                .tokens
-                .token_by(path, authorization.as_deref(), &case.params(), &meta);
+        let params = case.params();
+        let request = TokenRequest {
+            authorization: authorization.as_deref(),
+            dpop: None,
+            params: &params,
+            meta: &meta,
+        };
+        let answer = services.tokens.token_by(path, &request);
         drop(services);
         (answer, dump(&db.url))
     };

@@ -14,6 +14,7 @@ mod config;
 mod crash;
 mod db_faults;
 mod differential;
+mod dpop;
 mod errors;
 mod failover;
 mod flood;

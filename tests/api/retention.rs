@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera::domain::retention;
-use tessera::store::models::{AuthorizationCode, Session};
+use tessera::store::models::{AuthorizationCode, SeenProof, Session};
 
 use crate::helpers::{both_backends, claims, eventually, Db, TestApp};
 
@@ -147,6 +147,12 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         }
         .insert(conn)
         .unwrap();
+        // A DPoP proof's id, remembered while the proof could be presented again.
+        let seen = SeenProof {
+            id: "proof",
+            expires_at: now + Duration::from_secs(70),
+        };
+        assert!(seen.first_use(conn).unwrap());
     })
     .await;
     // A failed sign-in: a throttle window for the name and the address.
@@ -171,6 +177,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         "login_failures": 2,
         "login_places": 0,
         "revoked_access_tokens": 1,
+        "dpop_proofs": 1,
         "reuse_incidents": 0,
         "audit_events": 0,
         "logout_notices": 0,
@@ -180,7 +187,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     assert_eq!(rows(&app).await, before, "a dry run deletes nothing");
     let done = prune(&app, false).await;
     assert_eq!(done["tables"], expected, "{done}");
-    assert_eq!(done["total"], 9);
+    assert_eq!(done["total"], 10);
     let after = rows(&app).await;
     for (table, n) in &before {
         let gone = expected.get(*table).and_then(Value::as_i64).unwrap_or(0);

@@ -156,6 +156,9 @@ pub struct NewGrant<'a> {
     pub auth_time: Option<UnixMs>,
     /// The public id of the browser session the user signed in with, if any.
     pub sid: Option<&'a str>,
+    /// The thumbprint of the DPoP key the request proved it holds (RFC 9449): the family's
+    /// tokens are bound to it.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Starts a family with its first refresh token, inside the caller's write transaction.
@@ -214,6 +217,7 @@ pub fn start_in(
         resources: grant.resources.to_stored(),
         auth_time: Some(grant.auth_time.unwrap_or(now)),
         sid: grant.sid.map(str::to_owned),
+        dpop_jkt: grant.dpop_jkt.map(str::to_owned),
     };
     NewFamily {
         id: &family.id,
@@ -226,6 +230,7 @@ pub fn start_in(
         resources: family.resources.as_deref(),
         auth_time: family.auth_time,
         sid: family.sid.as_deref(),
+        dpop_jkt: family.dpop_jkt.as_deref(),
     }
     .insert(c)?;
     NewRefreshToken {

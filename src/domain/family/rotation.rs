@@ -40,7 +40,28 @@ pub struct RefreshRequest<'a> {
     /// Resources, if named (RFC 8707 §2.2).
     pub resources: Option<&'a Requested>,
     pub meta: &'a RequestMeta,
+    /// The thumbprint of the DPoP key the request proved it holds, if it sent a proof.
+    pub dpop_jkt: Option<&'a str>,
+    /// The client is public: a DPoP-bound family of it refreshes only with a proof from its
+    /// key. (A confidential client's refresh token is bound to the client, RFC 9449 §5.)
+    pub public_client: bool,
 }
+
+impl RefreshRequest<'_> {
+    /// Whether `family` is bound to a DPoP key this request did not prove it holds. Such a
+    /// request is refused before anything happens: the token is not consumed, and a rotated
+    /// one presented without the key is no replay (whoever sent it cannot use the family).
+    fn lacks_key_of(&self, family: &TokenFamily) -> bool {
+        self.public_client
+            && family
+                .dpop_jkt
+                .as_deref()
+                .is_some_and(|bound| self.dpop_jkt != Some(bound))
+    }
+}
+
+const WRONG_KEY: &str =
+    "the refresh token is bound to a DPoP key: the request must carry a proof from that key";
 
 /// Rotates `presented`: consumes it and issues its successor in the same family.
 ///
@@ -75,6 +96,10 @@ pub fn rotate(
             // Worded as for an unknown token: the answer must not confirm that it is live.
             tracing::info!(family_id = %family.id, client_id = %req.client_id, "refresh token presented by another client");
             return Err(RefreshError::Invalid("unknown refresh token"));
+        }
+        if req.lacks_key_of(&family) {
+            tracing::info!(family_id = %family.id, "a DPoP-bound refresh token without a proof from its key");
+            return Err(RefreshError::Invalid(WRONG_KEY));
         }
         if family.revoked_at.is_some() {
             return Err(RefreshError::Revoked);
@@ -166,8 +191,11 @@ fn grace_retry(
             && s.rotated_at.is_none()
             && s.expires_at > now
             // The app instance that rotated retries with the same user agent; its address
-            // may change (Wi-Fi to mobile). Another user agent is someone else: reuse.
-            && s.user_agent == meta.user_agent
+            // may change (Wi-Fi to mobile). Another user agent is someone else: reuse. A
+            // DPoP-bound family of a public client knows better: the retry came with a proof
+            // from the family's key (checked before), which only the app holds.
+            && ((req.public_client && family.dpop_jkt.is_some())
+                || s.user_agent == meta.user_agent)
     }) else {
         return Ok(None);
     };
@@ -317,6 +345,9 @@ fn replay_of_pruned(
     let family = TokenFamily::find(c, &parsed.family_id)?
         .filter(|f| f.client_id == *req.client_id)
         .ok_or(RefreshError::Invalid("unknown refresh token"))?;
+    if req.lacks_key_of(&family) {
+        return Err(RefreshError::Invalid(WRONG_KEY));
+    }
     if family.revoked_at.is_some() {
         return Err(RefreshError::Revoked);
     }

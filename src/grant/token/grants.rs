@@ -15,6 +15,16 @@ use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::AnyConnection;
 
+/// A token request as it arrived: client authentication, DPoP proof, form, who sent it.
+#[derive(Clone, Copy)]
+pub struct TokenRequest<'a> {
+    pub authorization: Option<&'a str>,
+    /// The `DPoP` header (RFC 9449 §4.1).
+    pub dpop: Option<&'a str>,
+    pub params: &'a Params,
+    pub meta: &'a RequestMeta,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshPath {
     /// The server's way: a plain refresh in one statement on PostgreSQL, the full path for
@@ -25,27 +35,38 @@ pub enum RefreshPath {
 }
 
 impl TokenEndpoint {
-    /// `POST /token`.
+    /// `POST /token`, with the request's `DPoP` header if it has one.
     pub fn token(
         &self,
         authorization: Option<&str>,
+        dpop: Option<&str>,
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
-        self.token_by(RefreshPath::OneStatementFirst, authorization, params, meta)
+        let request = TokenRequest {
+            authorization,
+            dpop,
+            params,
+            meta,
+        };
+        self.token_by(RefreshPath::OneStatementFirst, &request)
     }
 
     /// `POST /token`, with a refresh taking `path`.
     pub fn token_by(
         &self,
         path: RefreshPath,
-        authorization: Option<&str>,
-        params: &Params,
-        meta: &RequestMeta,
+        request: &TokenRequest<'_>,
     ) -> Result<TokenResponse, OAuthError> {
+        let TokenRequest {
+            authorization,
+            dpop,
+            params,
+            meta,
+        } = *request;
         let grant_type = params.required("grant_type")?;
         let creds = credentials(authorization, params)?;
-        let response = self.grant(path, grant_type, &creds, params, meta);
+        let response = self.grant(path, grant_type, &creds, dpop, params, meta);
         if response.is_ok() {
             // Only a supported grant succeeds, so it parses.
             if let Ok(grant) = grant_type.parse::<GrantType>() {
@@ -61,13 +82,18 @@ impl TokenEndpoint {
         path: RefreshPath,
         grant_type: &str,
         creds: &Credentials,
+        dpop: Option<&str>,
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
         let mut conn = self.core.conn()?;
-        if path == RefreshPath::OneStatementFirst {
+        // A proof is checked (and spent) before anything else: a bad one changes nothing.
+        let jkt = self.token_proof(&mut conn, dpop)?;
+        let jkt = jkt.as_deref();
+        // A DPoP refresh takes the full path: it checks the family's key.
+        if path == RefreshPath::OneStatementFirst && jkt.is_none() {
             if let Some(response) =
                 self.plain_refresh(&mut conn, grant_type, creds, params, meta)?
             {
@@ -88,17 +114,17 @@ impl TokenEndpoint {
             ))),
             Ok(GrantType::Password) => {
                 drop(conn);
-                self.password(&client, params, resources, meta)
+                self.password(&client, jkt, params, resources, meta)
             }
             Ok(GrantType::AuthorizationCode) => {
-                self.authorization_code(&mut conn, &client, params, resources, meta)
+                self.authorization_code(&mut conn, &client, jkt, params, resources, meta)
             }
             Ok(GrantType::ClientCredentials) => {
                 drop(conn);
-                self.client_credentials(&client, params, resources)
+                self.client_credentials(&client, jkt, params, resources)
             }
             Ok(GrantType::RefreshToken) => {
-                self.refresh(&mut conn, &client, params, resources, meta)
+                self.refresh(&mut conn, &client, jkt, params, resources, meta)
             }
             _ => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type `{}` is not supported",
@@ -110,6 +136,7 @@ impl TokenEndpoint {
     fn password(
         &self,
         client: &Client,
+        jkt: Option<&str>,
         params: &Params,
         resources: Option<&Requested>,
         meta: &RequestMeta,
@@ -132,6 +159,7 @@ impl TokenEndpoint {
                 same_password: true,
                 auth_time: Some(now),
                 sid: None,
+                dpop_jkt: jkt,
             };
             family::start_in(c, &self.core.master, &grant, meta, self.life, now)
                 .map_err(refresh_error)
@@ -147,7 +175,7 @@ impl TokenEndpoint {
         // The family's scope: within the client's as it stood when the family began.
         let scope = issued.scope.clone();
         self.respond(
-            &Recipient::of(client),
+            &Recipient::of(client).holding(jkt),
             user.id.as_str(),
             (&scope, &targets),
             Some(issued),
@@ -199,6 +227,7 @@ impl TokenEndpoint {
             client_id: client.id,
             refresh_allowed: true,
             id_token_alg,
+            dpop_jkt: None,
         };
         self.respond_issued(&to, issued).map(Some)
     }
@@ -207,6 +236,7 @@ impl TokenEndpoint {
         &self,
         conn: &mut AnyConnection,
         client: &Client,
+        jkt: Option<&str>,
         params: &Params,
         resources: Option<&Requested>,
         meta: &RequestMeta,
@@ -223,17 +253,20 @@ impl TokenEndpoint {
             scope: requested.as_ref(),
             resources,
             meta,
+            dpop_jkt: jkt,
+            public_client: client.is_public(),
         };
         let issued = family::rotate(conn, &self.rotator(), &request);
         self.core.metrics.refresh(outcome(&issued.as_ref()));
         let issued = issued.map_err(refresh_error)?;
-        self.respond_issued(&Recipient::of(client), issued)
+        self.respond_issued(&Recipient::of(client).holding(jkt), issued)
     }
 
     /// RFC 6749 §4.4: a confidential client acting on its own behalf. An access token only.
     fn client_credentials(
         &self,
         client: &Client,
+        jkt: Option<&str>,
         params: &Params,
         resources: Option<&Requested>,
     ) -> Result<TokenResponse, OAuthError> {
@@ -246,7 +279,7 @@ impl TokenEndpoint {
         let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
         let to = Recipient {
             refresh_allowed: false,
-            ..Recipient::of(client)
+            ..Recipient::of(client).holding(jkt)
         };
         self.respond(
             &to,
@@ -261,6 +294,7 @@ impl TokenEndpoint {
         &self,
         conn: &mut AnyConnection,
         client: &Client,
+        jkt: Option<&str>,
         params: &Params,
         resources: Option<&Requested>,
         meta: &RequestMeta,
@@ -274,6 +308,7 @@ impl TokenEndpoint {
             pkce_verifies: &|stored| pkce::verifies(stored, verifier),
             client_authenticated: !client.is_public(),
             resources,
+            dpop_jkt: jkt,
         };
         let issued = authcode::exchange(
             conn,
@@ -289,7 +324,7 @@ impl TokenEndpoint {
             ExchangeError::NoScopeForResource => OAuthError::InvalidScope(e.to_string()),
             other => OAuthError::InvalidGrant(other.to_string()),
         })?;
-        self.respond_issued(&Recipient::of(client), issued)
+        self.respond_issued(&Recipient::of(client).holding(jkt), issued)
     }
 
     /// What rotation needs of this server.

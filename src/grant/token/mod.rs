@@ -3,6 +3,7 @@
 //! ([`bearer`]), and the token response ([`response`]).
 
 pub mod bearer;
+mod dpop;
 pub mod grants;
 pub mod introspection;
 mod origins;
@@ -33,6 +34,7 @@ pub struct TokenEndpoint {
     clients_used: Arc<Mutex<HashMap<ClientId, UnixMs>>>,
     /// The issuer's web origin: its own pages are not another origin.
     own_origin: Option<Origin>,
+    dpop: dpop::DpopRules,
 }
 
 impl TokenEndpoint {
@@ -44,6 +46,7 @@ impl TokenEndpoint {
             life: settings.lifetimes(),
             clients_used: Arc::default(),
             own_origin: Origin::of(&settings.server.issuer),
+            dpop: dpop::DpopRules::from_settings(settings),
         }
     }
 

@@ -45,6 +45,9 @@ pub(super) struct Recipient<'a> {
     pub refresh_allowed: bool,
     /// The algorithm of its ID tokens; `None`: the access tokens' key.
     pub id_token_alg: Option<KeyAlgorithm>,
+    /// The thumbprint of the DPoP key the request proved it holds: the access token is bound
+    /// to it (`token_type: DPoP`).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl<'a> Recipient<'a> {
@@ -53,6 +56,15 @@ impl<'a> Recipient<'a> {
             client_id: &client.id,
             refresh_allowed: client.allows(GrantType::RefreshToken),
             id_token_alg: client.openid.id_token_alg,
+            dpop_jkt: None,
+        }
+    }
+
+    /// The same recipient, holding the DPoP key `jkt` if the request proved one.
+    pub fn holding(self, jkt: Option<&'a str>) -> Self {
+        Self {
+            dpop_jkt: jkt,
+            ..self
         }
     }
 }
@@ -94,6 +106,7 @@ impl TokenEndpoint {
             client_id,
             scope: &scope_text,
             family_id: issued.as_ref().map(|i| &i.family.id),
+            dpop_jkt: to.dpop_jkt,
         };
         // A client without the refresh_token grant gets no refresh token; the family still
         // backs the access token (its `sid`), so revoking the family revokes the token.
@@ -119,7 +132,11 @@ impl TokenEndpoint {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if to.dpop_jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: self.access_ttl.as_secs(),
             refresh_token,
             scope: scope_text,

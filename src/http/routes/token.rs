@@ -13,6 +13,8 @@ use crate::http::{cors, no_store, oauth_error, AppState};
 pub struct ClientForm {
     pub params: Params,
     pub authorization: Option<String>,
+    /// The `DPoP` proof (RFC 9449 §4.1), for `/token`.
+    pub dpop: Option<String>,
     pub meta: RequestMeta,
 }
 
@@ -45,10 +47,26 @@ pub fn client_form(
         ),
         None => None,
     };
+    // RFC 9449 §4.3: exactly one proof; two are refused, not one of them picked.
+    let mut proofs = req.headers().get_all("dpop");
+    let dpop = match (proofs.next(), proofs.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(
+            v.to_str()
+                .map_err(|_| OAuthError::InvalidDpopProof("malformed DPoP header".into()))?
+                .to_owned(),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::InvalidDpopProof(
+                "the request has more than one DPoP header".into(),
+            ))
+        }
+    };
     let meta = state.request_meta(req);
     Ok(ClientForm {
         params,
         authorization,
+        dpop,
         meta,
     })
 }
@@ -106,7 +124,12 @@ fn answer(mut res: HttpResponse, readable_by: Option<Origin>) -> HttpResponse {
 /// `POST /token` (RFC 6749 §3.2).
 pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let (result, readable_by) = handle(&req, &body, &state, |s, f| {
-        s.token(f.authorization.as_deref(), &f.params, &f.meta)
+        s.token(
+            f.authorization.as_deref(),
+            f.dpop.as_deref(),
+            &f.params,
+            &f.meta,
+        )
     })
     .await;
     let res = match result {

@@ -23,6 +23,8 @@ pub struct TokenFamily {
     pub auth_time: Option<UnixMs>,
     /// The public id of the browser session it began in; `None`: no browser (password grant).
     pub sid: Option<String>,
+    /// The thumbprint of the DPoP key its tokens are bound to; `None`: bearer tokens.
+    pub dpop_jkt: Option<String>,
 }
 
 impl TokenFamily {
@@ -45,6 +47,7 @@ pub struct NewFamily<'a> {
     pub resources: Option<&'a str>,
     pub auth_time: Option<UnixMs>,
     pub sid: Option<&'a str>,
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl TokenFamily {

@@ -3,6 +3,7 @@
 mod audit;
 mod browser;
 mod client;
+mod dpop;
 mod family;
 mod incident;
 mod key;
@@ -17,6 +18,7 @@ mod user;
 pub use audit::AuditEvent;
 pub use browser::{AuthorizationCode, Consent, Session};
 pub use client::{ClientChanges, ClientRow, NewClient};
+pub use dpop::SeenProof;
 pub use family::{
     family_live, token_live, Ended, FamiliesOf, FamilyFilter, FamilyLive, NewFamily, TokenFamily,
     TokenLive,

@@ -1,4 +1,5 @@
 pub mod browser;
+pub mod dpop;
 pub mod postgres;
 pub mod receiver;
 pub mod webdriver;

@@ -1,0 +1,2 @@
+DROP TABLE dpop_proofs;
+ALTER TABLE token_families DROP COLUMN dpop_jkt;

@@ -1,0 +1,28 @@
+use diesel::prelude::*;
+
+use crate::store::schema::dpop_proofs;
+use crate::store::AnyConnection;
+use crate::value::UnixMs;
+
+/// A DPoP proof seen, kept until it could no longer be accepted.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = dpop_proofs)]
+pub struct SeenProof<'a> {
+    /// SHA-256 of the key thumbprint, a space and the jti, hex.
+    pub id: &'a str,
+    pub expires_at: UnixMs,
+}
+
+impl SeenProof<'_> {
+    /// Records the proof; `false` when it was recorded before (by any instance). An upsert,
+    /// not a caught unique violation, which would abort PostgreSQL's transaction.
+    pub fn first_use(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        let inserted =
+            crate::store::per_backend!(conn, |c| diesel::insert_into(dpop_proofs::table)
+                .values(self)
+                .on_conflict(dpop_proofs::id)
+                .do_nothing()
+                .execute(c))?;
+        Ok(inserted == 1)
+    }
+}
