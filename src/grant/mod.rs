@@ -32,7 +32,7 @@ pub use client_auth::{authenticate, credentials, parse_basic, Credentials};
 pub use error::OAuthError;
 pub use params::Params;
 pub use sign_in::SignInError;
-pub use token::bearer::BearerError;
+pub use token::bearer::{BearerError, Scheme};
 pub use token::grants::{RefreshPath, TokenRequest};
 pub use token::response::TokenResponse;
 

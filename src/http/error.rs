@@ -70,6 +70,25 @@ pub fn bearer_challenge(refused: Option<&str>) -> HttpResponse {
     }
 }
 
+/// RFC 9449 §7.1: the 401 for a DPoP-bound token refused (`invalid_token`) or whose proof
+/// failed (`invalid_dpop_proof`), with the algorithms a proof may use. The description is the
+/// same for every refusal of a kind; why goes to the log.
+pub fn dpop_challenge(error: &str, why: &str) -> HttpResponse {
+    tracing::info!(reason = %sanitize(why), error, "DPoP-bound token refused");
+    let description = match error {
+        "invalid_dpop_proof" => "the DPoP proof is missing or invalid",
+        _ => "the access token is invalid, expired or revoked",
+    };
+    let algs = crate::domain::dpop::ALGORITHMS.join(" ");
+    let mut builder = HttpResponse::Unauthorized();
+    no_store(&mut builder)
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            format!(r#"DPoP error="{error}", error_description="{description}", algs="{algs}""#),
+        ))
+        .json(serde_json::json!({"error": error, "error_description": description}))
+}
+
 /// 400 `invalid_request` for a malformed bearer request (RFC 6750 §3.1), such as a token sent
 /// in two places at once.
 pub fn bearer_invalid_request(why: &str) -> HttpResponse {

@@ -16,6 +16,7 @@ both_backends!(
     a_public_clients_tokens_are_bound_to_its_key,
     every_failed_check_is_invalid_dpop_proof_and_changes_nothing,
     a_confidential_clients_refresh_token_is_bound_to_the_client,
+    userinfo_takes_a_bound_token_only_with_a_proof_from_its_key,
 );
 
 /// The token endpoint as the issuer names it (`server.issuer` is `http://tessera.test` in the
@@ -367,4 +368,127 @@ async fn a_confidential_clients_refresh_token_is_bound_to_the_client(db: Db) {
     let answer: Value = res.json().await.unwrap();
     assert_eq!(answer["token_type"], "DPoP");
     assert_eq!(jkt(&answer).as_deref(), Some(key.thumbprint().as_str()));
+}
+
+/// `/userinfo` as a resource (RFC 9449 §7): a bound token with `Authorization: DPoP` and a
+/// proof from its key for this request (`htm`, `htu`, `ath`), each proof once; never as a
+/// bearer token; and a bearer token never with the DPoP scheme. Refusals are 401 with a
+/// `DPoP` challenge naming the algorithms.
+async fn userinfo_takes_a_bound_token_only_with_a_proof_from_its_key(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let key = DpopKey::new();
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", crate::helpers::PASSWORD),
+    ];
+    let res = token(
+        &app,
+        &[&key.proof("POST", HTU, now(&app))],
+        Some((&id, &secret)),
+        &form,
+    )
+    .await;
+    let bound: Value = res.json().await.unwrap();
+    let access = bound["access_token"].as_str().unwrap().to_owned();
+    // Introspection tells a resource server the binding to check.
+    let seen = app.introspect((&id, &secret), &access).await;
+    assert_eq!(seen["token_type"], "DPoP");
+    assert_eq!(seen["cnf"]["jkt"], key.thumbprint());
+    const USERINFO: &str = "http://tessera.test/userinfo";
+    let call = |scheme: &'static str, token: String, proof: Option<String>, post: bool| {
+        let url = format!("{}/userinfo", app.address);
+        async move {
+            let client = reqwest::Client::new();
+            let mut req = if post {
+                client.post(url)
+            } else {
+                client.get(url)
+            };
+            req = req.header("Authorization", format!("{scheme} {token}"));
+            if let Some(p) = proof {
+                req = req.header("DPoP", p);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let challenge = |res: &reqwest::Response| {
+        res.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    let res = call("Bearer", access.clone(), None, false).await;
+    assert_eq!(res.status(), 401, "a bound token is no bearer token");
+    assert!(challenge(&res).starts_with("Bearer"), "{}", challenge(&res));
+
+    let t = now(&app);
+    let other = DpopKey::new();
+    let refused = [
+        ("no proof", None),
+        ("no ath", Some(key.proof("GET", USERINFO, t))),
+        (
+            "another key",
+            Some(other.proof_for("GET", USERINFO, t, &access)),
+        ),
+        ("htm", Some(key.proof_for("POST", USERINFO, t, &access))),
+        ("htu", Some(key.proof_for("GET", HTU, t, &access))),
+        (
+            "ath of another token",
+            Some(key.proof_for("GET", USERINFO, t, "another token")),
+        ),
+        (
+            "iat",
+            Some(key.proof_for("GET", USERINFO, t - 3600, &access)),
+        ),
+    ];
+    for (why, proof) in refused {
+        let res = call("DPoP", access.clone(), proof, false).await;
+        assert_eq!(res.status(), 401, "{why}");
+        let c = challenge(&res);
+        assert!(
+            c.starts_with(r#"DPoP error="invalid_dpop_proof""#)
+                && c.contains(r#"algs="ES256 EdDSA RS256 PS256""#),
+            "{why}: {c}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof", "{why}");
+    }
+
+    let good = key.proof_for("GET", USERINFO, t, &access);
+    let res = call("DPoP", access.clone(), Some(good.clone()), false).await;
+    assert_eq!(res.status(), 200);
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["sub"], claims(&access)["sub"]);
+    let res = call("DPoP", access.clone(), Some(good), false).await;
+    assert_eq!(res.status(), 401, "a proof is used once");
+    let res = call(
+        "DPoP",
+        access.clone(),
+        Some(key.proof_for("POST", USERINFO, now(&app), &access)),
+        true,
+    )
+    .await;
+    assert_eq!(res.status(), 200, "POST with a proof for POST");
+
+    // A bearer token presented with the DPoP scheme.
+    let plain = app.password_grant((&id, &secret), "alice").await;
+    let plain = plain["access_token"].as_str().unwrap().to_owned();
+    let res = call(
+        "DPoP",
+        plain.clone(),
+        Some(key.proof_for("GET", USERINFO, now(&app), &plain)),
+        false,
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        challenge(&res).starts_with(r#"DPoP error="invalid_token""#),
+        "{}",
+        challenge(&res)
+    );
+    assert_eq!(app.userinfo(&plain).await.status(), 200);
 }

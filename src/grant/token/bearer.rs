@@ -12,6 +12,18 @@ use crate::grant::OAuthError;
 use crate::store::models::{Standing, TokenRefs, User};
 use crate::value::{ClientId, UserId};
 
+/// How an access token was presented (RFC 9449 §7).
+#[derive(Debug, Clone, Copy)]
+pub enum Scheme<'a> {
+    /// `Authorization: Bearer`, or a form's `access_token`.
+    Bearer,
+    /// `Authorization: DPoP`, with the request's `DPoP` proof (if any) and its method.
+    Dpop {
+        proof: Option<&'a str>,
+        method: &'a str,
+    },
+}
+
 /// What `/userinfo` answers, and for which client (whose origins may read it).
 #[derive(Debug)]
 pub struct UserInfo {
@@ -26,10 +38,11 @@ impl TokenEndpoint {
     /// `/userinfo` (OpenID Connect Core §5.3): `sub` and the claims the token's scope releases
     /// ([`profile::claims`]). The token must verify, and its family and user still be in good
     /// standing.
-    pub fn userinfo(&self, bearer: &str) -> Result<UserInfo, BearerError> {
+    pub fn userinfo(&self, token: &str, scheme: Scheme<'_>) -> Result<UserInfo, BearerError> {
         // Only a token meant for this server: one requested for a resource server (RFC 8707)
         // is for that server alone.
-        let (claims, user) = self.check_access_token(bearer, Some(&self.core.audience))?;
+        let (claims, user) = self.check_access_token(token, Some(&self.core.audience))?;
+        self.check_binding(token, claims.cnf.as_ref(), scheme)?;
         match user {
             Some(u) => Ok(UserInfo {
                 claims: profile::claims(&u, &Scope::stored(&claims.scope)),
@@ -107,6 +120,8 @@ impl TokenEndpoint {
 #[derive(Debug)]
 pub enum BearerError {
     InvalidToken(String),
+    /// RFC 9449 §7.1: a DPoP-bound token's proof is missing or fails a check.
+    InvalidDpopProof(String),
     /// The check could not be made; the caller answers 503, not 401.
     Unavailable(OAuthError),
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use super::bearer::{BearerError, Scheme};
 use super::TokenEndpoint;
+use crate::domain::access_token::Confirmation;
 use crate::domain::dpop::{self, Expected, ProofError};
 use crate::grant::OAuthError;
 use crate::settings::Settings;
@@ -15,17 +17,23 @@ pub(crate) struct DpopRules {
     /// The token endpoint as the issuer names it: `htu` is compared with this, never with the
     /// request's `Host`, so a proxy or a path prefix in front of the server changes nothing.
     token_uri: url::Url,
+    /// `/userinfo` as the issuer names it.
+    userinfo_uri: url::Url,
     max_age: Duration,
     skew: Duration,
 }
 
 impl DpopRules {
     pub(crate) fn from_settings(settings: &Settings) -> Self {
-        let mut token_uri = settings.server.issuer.clone();
-        let path = format!("{}/token", token_uri.path().trim_end_matches('/'));
-        token_uri.set_path(&path);
+        let endpoint = |name: &str| {
+            let mut uri = settings.server.issuer.clone();
+            let path = format!("{}/{name}", uri.path().trim_end_matches('/'));
+            uri.set_path(&path);
+            uri
+        };
         Self {
-            token_uri,
+            token_uri: endpoint("token"),
+            userinfo_uri: endpoint("userinfo"),
             max_age: settings.tokens.dpop_max_age,
             skew: settings.tokens.dpop_clock_skew,
         }
@@ -33,6 +41,59 @@ impl DpopRules {
 }
 
 impl TokenEndpoint {
+    /// RFC 9449 §7: a DPoP-bound token only with `Authorization: DPoP` and a proof from its key
+    /// for this request, bound to the token (`ath`); a bearer token only as a bearer token.
+    pub(super) fn check_binding(
+        &self,
+        token: &str,
+        cnf: Option<&Confirmation>,
+        scheme: Scheme<'_>,
+    ) -> Result<(), BearerError> {
+        let (proof, method) = match (cnf, scheme) {
+            (None, Scheme::Bearer) => return Ok(()),
+            (Some(_), Scheme::Bearer) => {
+                return Err(BearerError::InvalidToken(
+                    "a DPoP-bound access token presented as a bearer token".into(),
+                ))
+            }
+            (None, Scheme::Dpop { .. }) => {
+                return Err(BearerError::InvalidToken(
+                    "a bearer access token presented with the DPoP scheme".into(),
+                ))
+            }
+            (Some(_), Scheme::Dpop { proof, method }) => (proof, method),
+        };
+        let refused = |e: ProofError| BearerError::InvalidDpopProof(e.to_string());
+        let proof = proof.ok_or_else(|| {
+            BearerError::InvalidDpopProof("a DPoP-bound access token needs a DPoP proof".into())
+        })?;
+        let rules = &self.dpop;
+        let now = self.core.clock.now();
+        let expected = Expected {
+            method,
+            uri: &rules.userinfo_uri,
+            now,
+            max_age: rules.max_age,
+            skew: rules.skew,
+            access_token: Some(token),
+            nonce: None,
+        };
+        let proof = dpop::verify(proof, &expected).map_err(refused)?;
+        if cnf.is_some_and(|c| c.jkt != proof.jkt) {
+            return Err(BearerError::InvalidDpopProof(
+                "the DPoP proof is not from the key the access token is bound to".into(),
+            ));
+        }
+        let mut conn = self.core.conn()?;
+        let window = dpop::replay_window(rules.max_age, rules.skew);
+        let first = dpop::first_use(&mut conn, &proof, window, now)
+            .map_err(|e| BearerError::Unavailable(e.into()))?;
+        if !first {
+            return Err(refused(ProofError::Replayed));
+        }
+        Ok(())
+    }
+
     /// The thumbprint of the key of the request's DPoP proof, once the proof passed every
     /// check and was never seen before; `None` without a proof.
     pub(super) fn token_proof(

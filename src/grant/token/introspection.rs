@@ -56,7 +56,9 @@ impl TokenEndpoint {
         }
         match self.check_access_token(token, None) {
             Ok((claims, user)) => Ok(Found::Access(claims, user)),
-            Err(BearerError::InvalidToken(_)) => Ok(Found::Nothing),
+            Err(BearerError::InvalidToken(_) | BearerError::InvalidDpopProof(_)) => {
+                Ok(Found::Nothing)
+            }
             Err(BearerError::Unavailable(e)) => Err(e),
         }
     }
@@ -132,9 +134,12 @@ impl TokenEndpoint {
         let may_see_access = |owner: &ClientId| *owner == client.id || client.allow_introspection;
         let now = self.core.clock.now();
         let answer = match self.find(token)? {
-            Found::Access(c, user) if may_see_access(&c.client_id) => json!({
+            Found::Access(c, user) if may_see_access(&c.client_id) => {
+                let mut answer = json!({
                 "active": true,
-                "token_type": "Bearer",
+                // A bound token (RFC 9449 §6.2): its `cnf`, so that a resource server can check
+                // the proof that comes with it.
+                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
                 "scope": c.scope,
                 "client_id": c.client_id,
                 "username": user.map(|u| u.username),
@@ -144,7 +149,12 @@ impl TokenEndpoint {
                 "exp": c.exp,
                 "iat": c.iat,
                 "jti": c.jti,
-            }),
+                });
+                if let Some(cnf) = c.cnf {
+                    answer["cnf"] = json!(cnf);
+                }
+                answer
+            }
             // A pruned token was rotated: inactive, whatever its family's state.
             Found::Refresh {
                 token: Some(token),

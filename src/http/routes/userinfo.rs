@@ -1,8 +1,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::grant::BearerError;
-use crate::http::error::{bearer_challenge, bearer_invalid_request};
+use crate::grant::{BearerError, Scheme};
+use crate::http::error::{bearer_challenge, bearer_invalid_request, dpop_challenge};
 use crate::http::{cors, no_store, oauth_error, AppState};
 
 /// `GET|POST /userinfo` (OpenID Connect Core §5.3) with the access token in
@@ -13,17 +13,19 @@ pub async fn userinfo(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let from_header = req
+    // `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1), each with its token.
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_owned())
+            let dpop = scheme.eq_ignore_ascii_case("dpop");
+            (dpop || scheme.eq_ignore_ascii_case("bearer")).then(|| (dpop, rest.trim().to_owned()))
         })
-        .filter(|t| !t.is_empty());
+        .filter(|(_, t)| !t.is_empty());
+    let dpop_scheme = authorization.as_ref().is_some_and(|(dpop, _)| *dpop);
+    let from_header = authorization.map(|(_, t)| t);
     let from_body = body_token(&req, &body);
     let origin = cors::request_origin(&req);
     let token = match (from_header, from_body) {
@@ -41,9 +43,24 @@ pub async fn userinfo(
             return res;
         }
     };
+    let mut proofs = req.headers().get_all("dpop");
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(p), None) => p.to_str().ok().map(str::to_owned),
+        // Two proofs are no proof.
+        _ => None,
+    };
+    let method = req.method().as_str().to_owned();
     let answered = state
         .blocking(move |s| {
-            let result = s.tokens.userinfo(&token);
+            let scheme = if dpop_scheme {
+                Scheme::Dpop {
+                    proof: proof.as_deref(),
+                    method: &method,
+                }
+            } else {
+                Scheme::Bearer
+            };
+            let result = s.tokens.userinfo(&token, scheme);
             // The app the token was issued to decides who reads the claims; anyone registered
             // reads a refusal.
             let readable = origin.filter(|o| match &result {
@@ -56,7 +73,9 @@ pub async fn userinfo(
     let (result, readable_by) = answered.unwrap_or_else(|e| (Err(e), None));
     let mut res = match result {
         Ok(info) => no_store(&mut HttpResponse::Ok()).json(info.claims),
+        Err(BearerError::InvalidToken(why)) if dpop_scheme => dpop_challenge("invalid_token", &why),
         Err(BearerError::InvalidToken(why)) => bearer_challenge(Some(&why)),
+        Err(BearerError::InvalidDpopProof(why)) => dpop_challenge("invalid_dpop_proof", &why),
         Err(BearerError::Unavailable(e)) => oauth_error(&e),
     };
     cors::client_response(&mut res, readable_by.as_ref());

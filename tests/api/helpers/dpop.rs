@@ -64,8 +64,20 @@ impl DpopKey {
         json!({"jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url, "iat": iat})
     }
 
+    /// A fresh proof for a resource request with `access_token` (`ath`, RFC 9449 §7).
+    pub fn proof_for(&self, method: &str, url: &str, iat: i64, access_token: &str) -> String {
+        let mut claims = Self::claims(method, url, iat);
+        claims["ath"] = ath(access_token).into();
+        self.sign(&self.header(), &claims)
+    }
+
     /// A fresh proof for `method` `url` at `iat`.
     pub fn proof(&self, method: &str, url: &str, iat: i64) -> String {
         self.sign(&self.header(), &Self::claims(method, url, iat))
     }
+}
+
+/// `ath`: the base64url SHA-256 of an access token.
+pub fn ath(access_token: &str) -> String {
+    b64(ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes()).as_ref())
 }
