@@ -112,7 +112,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         out.push_bind_param::<Text, _>(&r.client_id)?;
         out.push_sql(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = token_families.client_id \
-                 AND c.disabled_at IS NULL \
+                 AND c.disabled_at IS NULL AND NOT c.require_dpop \
                  AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
                  AND c.secret_hash IS NOT DISTINCT FROM ",
         );

@@ -20,6 +20,7 @@ diesel::table! {
         backchannel_logout_session_required -> Bool,
         allowed_origins -> Text,
         refresh_absolute_ttl_ms -> Nullable<BigInt>,
+        require_dpop -> Bool,
     }
 }
 

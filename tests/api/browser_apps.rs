@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
-use tessera::domain::client::{BrowserAppOptions, ClientSpec, GrantType};
+use tessera::domain::client::{AppOptions, ClientSpec, GrantType};
 use tessera::domain::origin::Origin;
 use tessera::domain::scope::Scope;
 
@@ -37,9 +37,10 @@ async fn spa(app: &TestApp, origins: &[&str], refresh_ttl: Option<Duration>) -> 
         scope: Scope::parse("openid profile").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: BrowserAppOptions {
+        app: AppOptions {
             allowed_origins: origins.iter().map(|o| Origin::parse(o).unwrap()).collect(),
             refresh_absolute_ttl: refresh_ttl,
+            require_dpop: false,
         },
     })
     .await

@@ -17,6 +17,7 @@ both_backends!(
     every_failed_check_is_invalid_dpop_proof_and_changes_nothing,
     a_confidential_clients_refresh_token_is_bound_to_the_client,
     userinfo_takes_a_bound_token_only_with_a_proof_from_its_key,
+    a_client_that_requires_dpop_gets_no_token_without_a_proof,
 );
 
 /// The token endpoint as the issuer names it (`server.issuer` is `http://tessera.test` in the
@@ -64,7 +65,7 @@ async fn public_client(app: &TestApp) -> String {
         scope: Scope::parse("profile").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     })
     .await
     .0
@@ -114,6 +115,16 @@ async fn a_public_clients_tokens_are_bound_to_its_key(db: Db) {
     assert_eq!(first["token_type"], "DPoP");
     assert_eq!(jkt(&first).as_deref(), Some(key.thumbprint().as_str()));
     let t1 = first["refresh_token"].as_str().unwrap();
+    let family = claims(first["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = app.admin(&["family", "show", &family], None).await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&format!("dpop     bound to key {}", key.thumbprint())),
+        "{text}"
+    );
 
     // Without a proof, or with another key's: refused, and the token stays unspent.
     let thief = DpopKey::new();
@@ -491,4 +502,73 @@ async fn userinfo_takes_a_bound_token_only_with_a_proof_from_its_key(db: Db) {
         challenge(&res)
     );
     assert_eq!(app.userinfo(&plain).await.status(), 200);
+}
+
+/// `client update --require-dpop true`: every token request of the client needs a proof, the
+/// refresh too (on PostgreSQL it would otherwise take the one-statement path).
+async fn a_client_that_requires_dpop_gets_no_token_without_a_proof(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    // A sign-in from before the requirement: its family is bound to no key.
+    let before = app.password_grant((&id, &secret), "alice").await;
+    let out = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--require-dpop",
+                "true",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["require_dpop"], true, "{shown}");
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", crate::helpers::PASSWORD),
+    ];
+    let res = token(&app, &[], Some((&id, &secret)), &form).await;
+    assert_eq!(error_of(res).await, (400, "invalid_dpop_proof".into()));
+    let key = DpopKey::new();
+    let res = token(
+        &app,
+        &[&key.proof("POST", HTU, now(&app))],
+        Some((&id, &secret)),
+        &form,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    let res = token(&app, &[], Some((&id, &secret)), &refresh).await;
+    assert_eq!(error_of(res).await, (400, "invalid_dpop_proof".into()));
+    let res = token(
+        &app,
+        &[&key.proof("POST", HTU, now(&app))],
+        Some((&id, &secret)),
+        &refresh,
+    )
+    .await;
+    assert_eq!(res.status(), 200, "the refusal did not spend the token");
+
+    let unbound = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", before["refresh_token"].as_str().unwrap()),
+    ];
+    let res = token(&app, &[], Some((&id, &secret)), &unbound).await;
+    assert_eq!(error_of(res).await, (400, "invalid_dpop_proof".into()));
+
+    app.admin(&["client", "update", &id, "--require-dpop", "false"], None)
+        .await;
+    let res = token(&app, &[], Some((&id, &secret)), &form).await;
+    assert_eq!(res.status(), 200);
 }

@@ -63,7 +63,7 @@ async fn a_real_browser_signs_in_consents_and_returns_with_a_code() {
         scope: Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(&redirect).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     let client_id = app.register(spec).await.0;
     app.user("alice").await;

@@ -80,7 +80,7 @@ async fn another_clients_token_or_code_reads_as_unknown(db: Db) {
         scope: tessera::domain::scope::Scope::parse("profile").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     let other_public = app.register(spec).await.0;
     let code = code_for(&app, &Browser::new(&app), &public).await;
@@ -350,7 +350,7 @@ async fn narrowing_a_clients_scope_reaches_its_families(db: Db) {
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     let public = app.register(spec).await.0;
     let code = code_for(&app, &Browser::new(&app), &public).await;

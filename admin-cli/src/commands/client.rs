@@ -1,8 +1,7 @@
 use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::client::{
-    self, BrowserAppOptions, Client, ClientError, ClientSpec, ClientUpdate, GrantType,
-    OpenIdOptions,
+    self, AppOptions, Client, ClientError, ClientSpec, ClientUpdate, GrantType, OpenIdOptions,
 };
 use tessera::domain::keys::{self, KeyAlgorithm};
 use tessera::domain::origin::Origin;
@@ -99,6 +98,9 @@ pub struct RegisterArgs {
     /// Cap its refresh tokens' absolute lifetime below the server's, e.g. 1d
     #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
     refresh_absolute_ttl: Option<std::time::Duration>,
+    /// Refuse its token requests without a DPoP proof: every token it gets is bound to its key
+    #[arg(long)]
+    require_dpop: bool,
 }
 
 fn parse_origin(s: &str) -> Result<Origin, String> {
@@ -199,6 +201,9 @@ pub struct UpdateArgs {
     /// families already started keep theirs
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl_or_default)]
     pub refresh_absolute_ttl: Option<RefreshTtl>,
+    /// Whether its token requests must carry a DPoP proof
+    #[arg(long, value_name = "BOOL")]
+    pub require_dpop: Option<bool>,
 }
 
 /// The JSON shape of a client.
@@ -228,6 +233,7 @@ struct ClientView<'a> {
     allowed_origins: Vec<&'a str>,
     /// e.g. `1d`; `None`: the server's.
     refresh_absolute_ttl: Option<String>,
+    require_dpop: bool,
 }
 
 impl<'a> ClientView<'a> {
@@ -258,13 +264,9 @@ impl<'a> ClientView<'a> {
                 .as_ref()
                 .map(url::Url::as_str),
             backchannel_logout_session_required: c.openid.backchannel_logout_session_required,
-            allowed_origins: c
-                .browser_app
-                .allowed_origins
-                .iter()
-                .map(Origin::as_str)
-                .collect(),
-            refresh_absolute_ttl: c.browser_app.refresh_absolute_ttl.map(compact_duration),
+            allowed_origins: c.app.allowed_origins.iter().map(Origin::as_str).collect(),
+            refresh_absolute_ttl: c.app.refresh_absolute_ttl.map(compact_duration),
+            require_dpop: c.app.require_dpop,
         }
     }
 
@@ -308,6 +310,9 @@ impl<'a> ClientView<'a> {
         }
         if let Some(ttl) = &self.refresh_absolute_ttl {
             t.push_str(&format!("\nrefresh_ttl    {ttl} at most"));
+        }
+        if self.require_dpop {
+            t.push_str("\ndpop           required: every token is bound to the app's key");
         }
         if let Some(Some(secret)) = self.client_secret {
             t.push_str(&format!(
@@ -370,15 +375,16 @@ fn register(ctx: &mut Context, args: RegisterArgs) -> anyhow::Result<()> {
         scope: parse_scope(&args.scope)?,
         redirect_uris: parse_uris(&args.redirect_uris)?,
         openid,
-        browser_app: BrowserAppOptions {
+        app: AppOptions {
             allowed_origins: args.allowed_origins,
             refresh_absolute_ttl: args.refresh_absolute_ttl,
+            require_dpop: args.require_dpop,
         },
     };
     if let Some(alg) = spec.openid.id_token_alg {
         ensure_key(ctx, alg)?;
     }
-    if let Some(ttl) = spec.browser_app.refresh_absolute_ttl {
+    if let Some(ttl) = spec.app.refresh_absolute_ttl {
         warn_longer_than_server(ctx, ttl);
     }
     let (client, secret) = client::register(ctx.conn()?, &spec, &clock).map_err(hint)?;
@@ -463,6 +469,7 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
         allowed_origins,
         no_allowed_origins,
         refresh_absolute_ttl,
+        require_dpop,
     } = args;
     if let Some(IdTokenAlg::Alg(alg)) = id_token_alg {
         ensure_key(ctx, alg)?;
@@ -496,6 +503,7 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
         allowed_origins: (no_allowed_origins || !allowed_origins.is_empty())
             .then_some(allowed_origins),
         refresh_absolute_ttl: refresh_absolute_ttl.map(|t| t.0),
+        require_dpop,
     };
     if let Some(Some(ttl)) = update.refresh_absolute_ttl {
         warn_longer_than_server(ctx, ttl);

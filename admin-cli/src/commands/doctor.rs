@@ -342,7 +342,7 @@ fn clients_findings(
 fn origins_without_redirect(c: &Client) -> Vec<Finding> {
     let homes: Vec<Origin> = c.redirect_uris.iter().filter_map(Origin::of).collect();
     let kept: Vec<String> = c
-        .browser_app
+        .app
         .allowed_origins
         .iter()
         .filter(|o| homes.contains(o))
@@ -353,7 +353,7 @@ fn origins_without_redirect(c: &Client) -> Vec<Finding> {
     } else {
         format!("tessera-admin client update {} {}", c.id, kept.join(" "))
     };
-    c.browser_app
+    c.app
         .allowed_origins
         .iter()
         .filter(|o| !homes.contains(o))

@@ -97,6 +97,7 @@ impl Names {
             scope: f.scope.clone(),
             resources: Targets::stored(f.resources.as_deref()).uris().to_vec(),
             auth_method: f.auth_method.clone(),
+            dpop_jkt: f.dpop_jkt.clone(),
             state: family::state(f, live, now),
             created_at: rfc3339(f.created_at),
             expires_at: rfc3339(f.expires_at),

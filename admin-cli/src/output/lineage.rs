@@ -49,6 +49,8 @@ pub struct FamilyView {
     /// The resource servers (RFC 8707) it was granted for.
     pub resources: Vec<String>,
     pub auth_method: String,
+    /// The thumbprint of the DPoP key its tokens are bound to (RFC 9449).
+    pub dpop_jkt: Option<String>,
     pub state: FamilyState,
     pub created_at: String,
     pub expires_at: String,
@@ -189,6 +191,9 @@ fn family_header(f: &FamilyView) -> String {
     ));
     if !f.resources.is_empty() {
         out.push_str(&format!("  for      {}\n", f.resources.join(" ")));
+    }
+    if let Some(jkt) = &f.dpop_jkt {
+        out.push_str(&format!("  dpop     bound to key {jkt}\n"));
     }
     out.push_str(&format!(
         "  created  {}    expires {}\n",

@@ -1,2 +1,3 @@
+ALTER TABLE clients DROP COLUMN require_dpop;
 DROP TABLE dpop_proofs;
 ALTER TABLE token_families DROP COLUMN dpop_jkt;

@@ -8,3 +8,5 @@ CREATE TABLE dpop_proofs (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX dpop_proofs_expires_at ON dpop_proofs (expires_at);
+-- A client whose tokens must all be DPoP-bound: a token request without a proof is refused.
+ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT 0;

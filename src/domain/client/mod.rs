@@ -41,18 +41,21 @@ pub struct Client {
     /// When it last got a token, to the day; `None`: never since this was recorded.
     pub last_used_at: Option<UnixMs>,
     pub openid: OpenIdOptions,
-    pub browser_app: BrowserAppOptions,
+    pub app: AppOptions,
 }
 
-/// How a single-page app runs: from which web origins it calls the server, and how long its
-/// refresh tokens may live in a browser (the OAuth 2.0 for Browser-Based Apps BCP).
+/// How the client's app holds its tokens: the web origins a browser app's scripts call from,
+/// how long its refresh tokens may live (the OAuth 2.0 for Browser-Based Apps BCP), and
+/// whether they must be bound to a key it holds (DPoP, RFC 9449).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BrowserAppOptions {
+pub struct AppOptions {
     /// Origins whose scripts may read its token, revocation and userinfo responses (CORS).
     pub allowed_origins: Vec<Origin>,
     /// Caps the absolute lifetime of its refresh-token families below the server's
     /// `tokens.refresh_absolute_ttl`; `None`: the server's.
     pub refresh_absolute_ttl: Option<Duration>,
+    /// Every token request must carry a DPoP proof: all its tokens are bound to its key.
+    pub require_dpop: bool,
 }
 
 /// How a client takes part in OpenID Connect sign-in and logout.
@@ -105,12 +108,13 @@ impl From<ClientRow> for Client {
                     .and_then(|u| url::Url::parse(u).ok()),
                 backchannel_logout_session_required: row.backchannel_logout_session_required,
             },
-            browser_app: BrowserAppOptions {
+            app: AppOptions {
                 allowed_origins: origin::stored(&row.allowed_origins),
                 refresh_absolute_ttl: row
                     .refresh_absolute_ttl_ms
                     .and_then(|ms| u64::try_from(ms).ok())
                     .map(Duration::from_millis),
+                require_dpop: row.require_dpop,
             },
         }
     }
@@ -154,7 +158,7 @@ pub struct ClientSpec {
     pub scope: Scope,
     pub redirect_uris: Vec<url::Url>,
     pub openid: OpenIdOptions,
-    pub browser_app: BrowserAppOptions,
+    pub app: AppOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,7 +293,7 @@ pub fn register(
     let name = check_name(&spec.name)?;
     let grants = grants_text(&spec.grants, spec.public)?;
     let uris = uris_text(&spec.redirect_uris)?;
-    if !spec.public && !spec.browser_app.allowed_origins.is_empty() {
+    if !spec.public && !spec.app.allowed_origins.is_empty() {
         return Err(confidential_origins());
     }
     let secret = (!spec.public).then(generate_secret);
@@ -318,12 +322,13 @@ pub fn register(
         post_logout_redirect_uris: &logout_uris,
         backchannel_logout_uri: backchannel.as_deref(),
         backchannel_logout_session_required: openid.backchannel_logout_session_required,
-        allowed_origins: &origins_text(&spec.browser_app.allowed_origins),
+        allowed_origins: &origins_text(&spec.app.allowed_origins),
         refresh_absolute_ttl_ms: spec
-            .browser_app
+            .app
             .refresh_absolute_ttl
             .map(refresh_ttl_ms)
             .transpose()?,
+        require_dpop: spec.app.require_dpop,
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -349,6 +354,7 @@ pub struct ClientUpdate {
     /// `Some(None)`: back to the server's lifetime. A shorter one ends the client's families
     /// sooner too, counted from their start.
     pub refresh_absolute_ttl: Option<Option<Duration>>,
+    pub require_dpop: Option<bool>,
 }
 
 /// A client after [`update`], and how many of its families a narrower scope or a shorter
@@ -422,6 +428,7 @@ fn update_in(
             .refresh_absolute_ttl
             .map(|t| t.map(refresh_ttl_ms).transpose())
             .transpose()?,
+        require_dpop: upd.require_dpop,
         ..ClientChanges::default()
     };
     if changes.is_empty() {

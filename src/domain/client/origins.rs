@@ -35,7 +35,7 @@ pub fn check_origin(
     };
     Ok(match client {
         Some(c) if c.disabled_at.is_none() => {
-            let registered = c.browser_app.allowed_origins.contains(origin);
+            let registered = c.app.allowed_origins.contains(origin);
             if c.is_public() && !registered {
                 OriginCheck::Refused
             } else {

@@ -101,6 +101,11 @@ impl TokenEndpoint {
             }
         }
         let client = authenticate(&mut conn, creds)?;
+        if client.app.require_dpop && jkt.is_none() {
+            return Err(OAuthError::InvalidDpopProof(
+                "this client's token requests must carry a DPoP proof".into(),
+            ));
+        }
         let grant = grant_type.parse::<GrantType>();
         // RFC 8707: checked before the grant, so that a bad `resource` spends nothing.
         let resources = match grant {

@@ -36,6 +36,8 @@ pub struct ClientRow {
     pub allowed_origins: String,
     /// Caps its families' absolute lifetime; `None`: the server's.
     pub refresh_absolute_ttl_ms: Option<i64>,
+    /// Its token requests must carry a DPoP proof.
+    pub require_dpop: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -54,6 +56,7 @@ pub struct NewClient<'a> {
     pub backchannel_logout_session_required: bool,
     pub allowed_origins: &'a str,
     pub refresh_absolute_ttl_ms: Option<i64>,
+    pub require_dpop: bool,
 }
 
 impl ClientRow {
@@ -130,6 +133,7 @@ pub struct ClientChanges {
     pub backchannel_logout_session_required: Option<bool>,
     pub allowed_origins: Option<String>,
     pub refresh_absolute_ttl_ms: Option<Option<i64>>,
+    pub require_dpop: Option<bool>,
 }
 
 impl ClientChanges {
@@ -146,6 +150,7 @@ impl ClientChanges {
             && self.backchannel_logout_session_required.is_none()
             && self.allowed_origins.is_none()
             && self.refresh_absolute_ttl_ms.is_none()
+            && self.require_dpop.is_none()
     }
 
     pub fn apply(&self, conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {

@@ -151,7 +151,7 @@ async fn pages_carry_security_headers_and_safe_cookies(db: Db) {
         scope: tessera::domain::scope::Scope::parse("profile").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     let evil_id = app.register(evil).await.0;
     let html = browser

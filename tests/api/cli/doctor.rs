@@ -220,7 +220,7 @@ async fn a_sound_setup_has_no_findings(db: Db) {
             "com.example.app:/oauth".parse().unwrap(),
         ],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     })
     .await;
     let (out, report) = doctor(env(&app, &[]), true).await;
@@ -406,7 +406,7 @@ async fn client_checks_fire_and_their_fixes_work(db: Db) {
             scope: Scope::parse("read").unwrap(),
             redirect_uris: vec!["https://app.example.com/callback".parse().unwrap()],
             openid: Default::default(),
-            browser_app: Default::default(),
+            app: Default::default(),
         })
         .await;
     // A client made long ago and never used, and a signing key as old.

@@ -19,7 +19,7 @@ pub async fn setup(app: &TestApp) -> String {
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     let id = app.register(spec).await.0;
     app.user("alice").await;
@@ -186,7 +186,7 @@ pub async fn confidential(app: &TestApp) -> String {
         scope: tessera::domain::scope::Scope::parse("profile photos:read").unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     };
     app.register(spec).await.0
 }

@@ -328,7 +328,7 @@ impl TestApp {
             scope: Scope::parse(scope).unwrap(),
             redirect_uris: vec![],
             openid: Default::default(),
-            browser_app: Default::default(),
+            app: Default::default(),
         };
         self.register(spec).await
     }

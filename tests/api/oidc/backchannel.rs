@@ -81,7 +81,7 @@ async fn register(app: &TestApp, receiver: &Receiver, sid_required: bool) -> Str
             backchannel_logout_session_required: sid_required,
             ..OpenIdOptions::default()
         },
-        browser_app: Default::default(),
+        app: Default::default(),
     })
     .await
     .0

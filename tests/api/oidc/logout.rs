@@ -44,7 +44,7 @@ async fn signed_in(app: &TestApp) -> (Browser<'_>, String, Value) {
                 ],
                 ..OpenIdOptions::default()
             },
-            browser_app: Default::default(),
+            app: Default::default(),
         })
         .await;
     let browser = Browser::new(app);

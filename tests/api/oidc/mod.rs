@@ -51,7 +51,7 @@ pub async fn register_with_secret(app: &TestApp, public: bool) -> (String, Optio
         scope: Scope::parse(CLIENT_SCOPE).unwrap(),
         redirect_uris: vec![url::Url::parse(REDIRECT).unwrap()],
         openid: Default::default(),
-        browser_app: Default::default(),
+        app: Default::default(),
     })
     .await
 }

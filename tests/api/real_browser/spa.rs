@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tessera::domain::client::{BrowserAppOptions, ClientSpec, GrantType, OpenIdOptions};
+use tessera::domain::client::{AppOptions, ClientSpec, GrantType, OpenIdOptions};
 use tessera::domain::origin::Origin;
 use tessera::domain::scope::Scope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,7 +171,7 @@ async fn a_single_page_app_signs_in_renews_and_signs_out_from_its_own_origin() {
             scope: Scope::parse("openid profile").unwrap(),
             redirect_uris: vec![placeholder],
             openid: OpenIdOptions::default(),
-            browser_app: BrowserAppOptions::default(),
+            app: AppOptions::default(),
         })
         .await;
     let config = format!(
