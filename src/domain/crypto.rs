@@ -97,6 +97,7 @@ pub struct MasterKey {
     refresh: hmac::Key,
     sealing: aead::LessSafeKey,
     cookies: hmac::Key,
+    dpop_nonces: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -130,10 +131,12 @@ impl MasterKey {
         let sealing = aead::UnboundKey::new(&aead::AES_256_GCM, &derive(b"signing-key-sealing")?)
             .map_err(|_| MasterKeyError::Derivation)?;
         let cookies = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"browser-cookies")?);
+        let dpop_nonces = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"dpop-nonces")?);
         Ok(Self {
             refresh,
             sealing: aead::LessSafeKey::new(sealing),
             cookies,
+            dpop_nonces,
         })
     }
 
@@ -187,6 +190,11 @@ impl MasterKey {
 
     pub fn refresh_key(&self) -> &hmac::Key {
         &self.refresh
+    }
+
+    /// Makes DPoP nonces (RFC 9449 §8): the same on every instance, with nothing stored.
+    pub fn dpop_nonce_key(&self) -> &hmac::Key {
+        &self.dpop_nonces
     }
 
     /// Encrypts and authenticates `plaintext`; `context` binds it to its use (e.g. a key id).

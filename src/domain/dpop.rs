@@ -206,6 +206,39 @@ pub fn first_use(
     .first_use(conn)
 }
 
+/// Server nonces (§8), made from the time and a key derived from the master key: every
+/// instance makes and accepts the same ones, and nothing is stored. A nonce is good in the
+/// period it was made and the next.
+pub struct Nonces<'a> {
+    pub key: &'a ring::hmac::Key,
+    pub period: Duration,
+}
+
+impl Nonces<'_> {
+    fn at(&self, index: i64) -> String {
+        let tag = ring::hmac::sign(self.key, &index.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
+    }
+
+    fn index(&self, now: UnixMs) -> i64 {
+        let period = i64::try_from(self.period.as_millis().max(1)).unwrap_or(i64::MAX);
+        now.millis().div_euclid(period)
+    }
+
+    /// The nonce to hand out now.
+    pub fn current(&self, now: UnixMs) -> String {
+        self.at(self.index(now))
+    }
+
+    /// Whether `nonce` is this period's or the last one's.
+    pub fn accepts(&self, nonce: &str, now: UnixMs) -> bool {
+        let index = self.index(now);
+        [index, index - 1]
+            .into_iter()
+            .any(|i| crate::domain::crypto::ct_eq(self.at(i).as_bytes(), nonce.as_bytes()))
+    }
+}
+
 /// How long a `jti` must be remembered: the whole window in which a proof is accepted,
 /// clock skew on both sides included.
 pub fn replay_window(max_age: Duration, skew: Duration) -> Duration {
@@ -707,6 +740,27 @@ mod tests {
                 Err(ProofError::Signature)
             );
         }
+    }
+
+    #[test]
+    fn nonces_last_two_periods_and_depend_on_the_key() {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k1");
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k2");
+        let nonces = Nonces {
+            key: &key,
+            period: Duration::from_secs(60),
+        };
+        let at = |s: i64| UnixMs::from_millis(s * 1000);
+        let n = nonces.current(at(1_000_020));
+        assert!(nonces.accepts(&n, at(1_000_020)));
+        assert!(nonces.accepts(&n, at(1_000_079)), "the next period");
+        assert!(!nonces.accepts(&n, at(1_000_140)), "two periods on");
+        assert!(!nonces.accepts("guess", at(1_000_020)));
+        let theirs = Nonces {
+            key: &other,
+            period: Duration::from_secs(60),
+        };
+        assert_ne!(theirs.current(at(1_000_020)), n);
     }
 
     #[test]

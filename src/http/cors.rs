@@ -70,6 +70,17 @@ pub async fn registered(state: &AppState, origin: Option<Origin>) -> Option<Orig
         .flatten()
 }
 
+/// `DPoP-Nonce` (RFC 9449 §8) on an answer to a request with a DPoP proof, when proofs must
+/// carry one: the nonce for the app's next proof. (Browser apps read it: it is exposed.)
+pub fn dpop_nonce(res: &mut HttpResponse, state: &AppState) {
+    if let Some(nonce) = state.services.tokens.dpop_nonce() {
+        if let Ok(value) = HeaderValue::from_str(&nonce) {
+            res.headers_mut()
+                .insert(header::HeaderName::from_static("dpop-nonce"), value);
+        }
+    }
+}
+
 /// `Access-Control-Allow-Origin: *`, on every answer of a [`Policy::AnyOrigin`] endpoint.
 pub fn any_origin() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))

@@ -77,6 +77,7 @@ pub fn dpop_challenge(error: &str, why: &str) -> HttpResponse {
     tracing::info!(reason = %sanitize(why), error, "DPoP-bound token refused");
     let description = match error {
         "invalid_dpop_proof" => "the DPoP proof is missing or invalid",
+        "use_dpop_nonce" => "the DPoP proof must carry the nonce in DPoP-Nonce",
         _ => "the access token is invalid, expired or revoked",
     };
     let algs = crate::domain::dpop::ALGORITHMS.join(" ");

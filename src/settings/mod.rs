@@ -128,6 +128,9 @@ pub struct TokenSettings {
     /// ids are remembered for the whole window, skew included.
     #[serde(with = "duration")]
     pub dpop_clock_skew: Duration,
+    /// DPoP proofs must carry a server nonce (RFC 9449 §8): a proof made in advance, or
+    /// with a client's wrong clock, is refused. Nonces change every `dpop_max_age`.
+    pub dpop_nonce: bool,
     /// Scopes published as `scopes_supported` in the metadata, space-separated. Empty: the
     /// member is left out, so the metadata does not list what clients were granted.
     pub public_scopes: String,
@@ -278,6 +281,7 @@ impl Settings {
             .set_default("tokens.code_ttl", "1m")?
             .set_default("tokens.dpop_max_age", "1m")?
             .set_default("tokens.dpop_clock_skew", "10s")?
+            .set_default("tokens.dpop_nonce", false)?
             .set_default("keys.algorithm", "ES256")?
             .set_default("keys.activation_delay", "10m")?
             .set_default("keys.reload_interval", "5s")?

@@ -18,6 +18,7 @@ both_backends!(
     a_confidential_clients_refresh_token_is_bound_to_the_client,
     userinfo_takes_a_bound_token_only_with_a_proof_from_its_key,
     a_client_that_requires_dpop_gets_no_token_without_a_proof,
+    server_nonces_are_asked_for_and_handed_out,
 );
 
 /// The token endpoint as the issuer names it (`server.issuer` is `http://tessera.test` in the
@@ -571,4 +572,104 @@ async fn a_client_that_requires_dpop_gets_no_token_without_a_proof(db: Db) {
         .await;
     let res = token(&app, &[], Some((&id, &secret)), &form).await;
     assert_eq!(res.status(), 200);
+}
+
+/// `tokens.dpop_nonce` (RFC 9449 §8): a proof without the current nonce, or with a stale one,
+/// is always answered `use_dpop_nonce` with a fresh `DPoP-Nonce`, at the token endpoint (400)
+/// and at `/userinfo` (401, in the challenge); answers to DPoP requests carry the next nonce.
+async fn server_nonces_are_asked_for_and_handed_out(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let key = DpopKey::new();
+    let with_nonce = |method: &str, url: &str, nonce: &str, access: Option<&str>| {
+        let mut c = DpopKey::claims(method, url, now(&app));
+        c["nonce"] = nonce.into();
+        if let Some(token) = access {
+            c["ath"] = crate::helpers::dpop::ath(token).into();
+        }
+        key.sign(&key.header(), &c)
+    };
+    let nonce_of = |res: &reqwest::Response| {
+        res.headers()
+            .get("dpop-nonce")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", crate::helpers::PASSWORD),
+    ];
+
+    for proof in [
+        key.proof("POST", HTU, now(&app)),
+        with_nonce("POST", HTU, "made-up", None),
+    ] {
+        let res = token(&app, &[&proof], Some((&id, &secret)), &form).await;
+        assert!(
+            nonce_of(&res).is_some(),
+            "a fresh nonce comes with the refusal"
+        );
+        assert_eq!(error_of(res).await, (400, "use_dpop_nonce".into()));
+    }
+    let res = token(
+        &app,
+        &[&key.proof("POST", HTU, now(&app))],
+        Some((&id, &secret)),
+        &form,
+    )
+    .await;
+    let nonce = nonce_of(&res).unwrap();
+    let res = token(
+        &app,
+        &[&with_nonce("POST", HTU, &nonce, None)],
+        Some((&id, &secret)),
+        &form,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        nonce_of(&res).is_some(),
+        "the next nonce comes with the answer"
+    );
+    let tokens: Value = res.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // At /userinfo: the nonce in the challenge, then accepted.
+    const USERINFO: &str = "http://tessera.test/userinfo";
+    let get = |proof: String| {
+        let req = reqwest::Client::new()
+            .get(format!("{}/userinfo", app.address))
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof);
+        async move { req.send().await.unwrap() }
+    };
+    let mut c = DpopKey::claims("GET", USERINFO, now(&app));
+    c["ath"] = crate::helpers::dpop::ath(&access).into();
+    let res = get(key.sign(&key.header(), &c)).await;
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(r#"DPoP error="use_dpop_nonce""#),
+        "{challenge}"
+    );
+    let fresh = nonce_of(&res).unwrap();
+    let res = get(with_nonce("GET", USERINFO, &fresh, Some(&access))).await;
+    assert_eq!(res.status(), 200);
+
+    // Two periods (of tokens.dpop_max_age) later the nonce is stale.
+    app.advance(Duration::from_secs(125));
+    let res = token(
+        &app,
+        &[&with_nonce("POST", HTU, &nonce, None)],
+        Some((&id, &secret)),
+        &form,
+    )
+    .await;
+    let newer = nonce_of(&res).unwrap();
+    assert_ne!(newer, nonce);
+    assert_eq!(error_of(res).await, (400, "use_dpop_nonce".into()));
 }

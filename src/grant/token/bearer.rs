@@ -122,6 +122,8 @@ pub enum BearerError {
     InvalidToken(String),
     /// RFC 9449 §7.1: a DPoP-bound token's proof is missing or fails a check.
     InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof must carry the server's current nonce.
+    UseDpopNonce(String),
     /// The check could not be made; the caller answers 503, not 401.
     Unavailable(OAuthError),
 }

@@ -21,6 +21,8 @@ pub(crate) struct DpopRules {
     userinfo_uri: url::Url,
     max_age: Duration,
     skew: Duration,
+    /// Proofs must carry a current server nonce (§8).
+    nonce: bool,
 }
 
 impl DpopRules {
@@ -36,11 +38,26 @@ impl DpopRules {
             userinfo_uri: endpoint("userinfo"),
             max_age: settings.tokens.dpop_max_age,
             skew: settings.tokens.dpop_clock_skew,
+            nonce: settings.tokens.dpop_nonce,
         }
     }
 }
 
 impl TokenEndpoint {
+    fn nonces(&self) -> dpop::Nonces<'_> {
+        dpop::Nonces {
+            key: self.core.master.dpop_nonce_key(),
+            period: self.dpop.max_age,
+        }
+    }
+
+    /// The nonce to send in `DPoP-Nonce` now, when proofs must carry one.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop
+            .nonce
+            .then(|| self.nonces().current(self.core.clock.now()))
+    }
+
     /// RFC 9449 §7: a DPoP-bound token only with `Authorization: DPoP` and a proof from its key
     /// for this request, bound to the token (`ath`); a bearer token only as a bearer token.
     pub(super) fn check_binding(
@@ -63,12 +80,17 @@ impl TokenEndpoint {
             }
             (Some(_), Scheme::Dpop { proof, method }) => (proof, method),
         };
-        let refused = |e: ProofError| BearerError::InvalidDpopProof(e.to_string());
+        let refused = |e: ProofError| match e {
+            ProofError::UseNonce => BearerError::UseDpopNonce(e.to_string()),
+            other => BearerError::InvalidDpopProof(other.to_string()),
+        };
         let proof = proof.ok_or_else(|| {
             BearerError::InvalidDpopProof("a DPoP-bound access token needs a DPoP proof".into())
         })?;
         let rules = &self.dpop;
         let now = self.core.clock.now();
+        let nonces = self.nonces();
+        let current = |n: &str| nonces.accepts(n, now);
         let expected = Expected {
             method,
             uri: &rules.userinfo_uri,
@@ -76,7 +98,7 @@ impl TokenEndpoint {
             max_age: rules.max_age,
             skew: rules.skew,
             access_token: Some(token),
-            nonce: None,
+            nonce: rules.nonce.then_some(&current as &dyn Fn(&str) -> bool),
         };
         let proof = dpop::verify(proof, &expected).map_err(refused)?;
         if cnf.is_some_and(|c| c.jkt != proof.jkt) {
@@ -106,6 +128,8 @@ impl TokenEndpoint {
         };
         let rules = &self.dpop;
         let now = self.core.clock.now();
+        let nonces = self.nonces();
+        let current = |n: &str| nonces.accepts(n, now);
         let expected = Expected {
             method: "POST",
             uri: &rules.token_uri,
@@ -113,7 +137,7 @@ impl TokenEndpoint {
             max_age: rules.max_age,
             skew: rules.skew,
             access_token: None,
-            nonce: None,
+            nonce: rules.nonce.then_some(&current as &dyn Fn(&str) -> bool),
         };
         let proof = dpop::verify(proof, &expected).inspect_err(|e| {
             tracing::info!(reason = %e, "DPoP proof refused");

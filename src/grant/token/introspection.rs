@@ -56,9 +56,11 @@ impl TokenEndpoint {
         }
         match self.check_access_token(token, None) {
             Ok((claims, user)) => Ok(Found::Access(claims, user)),
-            Err(BearerError::InvalidToken(_) | BearerError::InvalidDpopProof(_)) => {
-                Ok(Found::Nothing)
-            }
+            Err(
+                BearerError::InvalidToken(_)
+                | BearerError::InvalidDpopProof(_)
+                | BearerError::UseDpopNonce(_),
+            ) => Ok(Found::Nothing),
             Err(BearerError::Unavailable(e)) => Err(e),
         }
     }

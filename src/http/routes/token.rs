@@ -136,7 +136,11 @@ pub async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Ok(response) => no_store(&mut HttpResponse::Ok()).json(response),
         Err(e) => oauth_error(&e),
     };
-    answer(res, readable_by)
+    let mut res = answer(res, readable_by);
+    if req.headers().contains_key("dpop") {
+        cors::dpop_nonce(&mut res, &state);
+    }
+    res
 }
 
 /// `POST /revoke` (RFC 7009): 200 whether or not there was anything to revoke.

@@ -76,9 +76,13 @@ pub async fn userinfo(
         Err(BearerError::InvalidToken(why)) if dpop_scheme => dpop_challenge("invalid_token", &why),
         Err(BearerError::InvalidToken(why)) => bearer_challenge(Some(&why)),
         Err(BearerError::InvalidDpopProof(why)) => dpop_challenge("invalid_dpop_proof", &why),
+        Err(BearerError::UseDpopNonce(why)) => dpop_challenge("use_dpop_nonce", &why),
         Err(BearerError::Unavailable(e)) => oauth_error(&e),
     };
     cors::client_response(&mut res, readable_by.as_ref());
+    if dpop_scheme {
+        cors::dpop_nonce(&mut res, &state);
+    }
     res
 }
 
