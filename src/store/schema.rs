@@ -89,6 +89,7 @@ diesel::table! {
         client_ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         occurred_at -> BigInt,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

@@ -198,6 +198,10 @@ async fn a_public_clients_tokens_are_bound_to_its_key(db: Db) {
         .await;
     let families: Value = serde_json::from_slice(&families.stdout).unwrap();
     assert_eq!(families[0]["state"], "revoked", "{families:#}");
+    // The incident says the replay came with a proof, and from which key.
+    let incidents = app.admin(&["incident", "list", "-o", "json"], None).await;
+    let incidents: Value = serde_json::from_slice(&incidents.stdout).unwrap();
+    assert_eq!(incidents[0]["dpop_jkt"], key.thumbprint(), "{incidents:#}");
 }
 
 /// RFC 9449 §4.3, each check on its own through the real endpoint: the answer is

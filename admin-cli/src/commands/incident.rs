@@ -88,7 +88,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
             let v = IncidentView::new(&i);
             emit(ctx.output, &v, || {
                 format!(
-                    "incident        {}\noccurred_at     {}\nfamily          {}   (tessera-admin family show {})\nclient          {}\nreplayed token  {}\nactive token    {}\nreplayed by     {}  \"{}\"",
+                    "incident        {}\noccurred_at     {}\nfamily          {}   (tessera-admin family show {})\nclient          {}\nreplayed token  {}\nactive token    {}\nreplayed by     {}  \"{}\"\ndpop key        {}",
                     v.id,
                     v.occurred_at,
                     v.family_id,
@@ -98,6 +98,7 @@ pub fn run(ctx: &mut Context, cmd: IncidentCommand) -> anyhow::Result<()> {
                     v.active_token_id.as_ref().map_or("-", TokenId::as_str),
                     v.client_ip.as_deref().unwrap_or("-"),
                     v.user_agent.as_deref().unwrap_or("-"),
+                    v.dpop_jkt.as_deref().unwrap_or("no proof"),
                 )
             })
         }

@@ -20,6 +20,8 @@ pub struct IncidentView {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub occurred_at: String,
+    /// The DPoP key the replay's proof came from; `None`: no proof.
+    pub dpop_jkt: Option<String>,
 }
 
 impl IncidentView {
@@ -33,6 +35,7 @@ impl IncidentView {
             client_ip: i.client_ip.clone(),
             user_agent: i.user_agent.clone(),
             occurred_at: rfc3339(i.occurred_at),
+            dpop_jkt: i.dpop_jkt.clone(),
         }
     }
 }
@@ -309,6 +312,11 @@ fn incident(inc: &ReuseIncident, view: &IncidentView, tokens: &[RefreshToken]) -
         active
             .and_then(|a| a.user_agent.clone())
             .unwrap_or_else(|| "-".into()),
+    ]);
+    t.row(vec![
+        "dpop key".into(),
+        view.dpop_jkt.clone().unwrap_or_else(|| "no proof".into()),
+        "-".into(),
     ]);
     t.row(vec![
         "at".into(),

@@ -10,3 +10,5 @@ CREATE TABLE dpop_proofs (
 CREATE INDEX dpop_proofs_expires_at ON dpop_proofs (expires_at);
 -- A client whose tokens must all be DPoP-bound: a token request without a proof is refused.
 ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT 0;
+-- A reuse incident's replay: the thumbprint of the DPoP key its proof came from, if it had one.
+ALTER TABLE reuse_incidents ADD COLUMN dpop_jkt TEXT;

@@ -365,8 +365,11 @@ fn revoke_for_replay(
 ) -> Result<(), RefreshError> {
     let (client_id, meta) = (req.client_id, req.meta);
     let active = RefreshToken::active_in(c, &family.id)?;
+    let proof = req.dpop_jkt.map_or_else(String::new, |jkt| {
+        format!(" with a DPoP proof from key {jkt}")
+    });
     let detail = format!(
-        "refresh token {} replayed; active token {}; family revoked",
+        "refresh token {} replayed{proof}; active token {}; family revoked",
         replayed_token_id,
         active.as_ref().map_or("none", |t| t.id.as_str())
     );
@@ -387,6 +390,7 @@ fn revoke_for_replay(
             client_ip: meta.client_ip.as_deref(),
             user_agent: meta.user_agent.as_deref(),
             occurred_at: now,
+            dpop_jkt: req.dpop_jkt,
         }
         .insert(c)?;
     }

@@ -15,6 +15,8 @@ pub struct ReuseIncident {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub occurred_at: UnixMs,
+    /// The DPoP key the replay's proof came from; `None`: it carried no proof.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -28,6 +30,7 @@ pub struct NewIncident<'a> {
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub occurred_at: UnixMs,
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl ReuseIncident {
