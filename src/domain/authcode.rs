@@ -45,6 +45,8 @@ pub struct CodeGrant<'a> {
     /// When the user signed in, and the public id of the browser session they did it in.
     pub auth_time: UnixMs,
     pub sid: &'a str,
+    /// The DPoP key thumbprint the request bound the code to (RFC 9449 §10).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
@@ -70,6 +72,7 @@ pub fn issue(
         nonce: grant.nonce.map(str::to_owned),
         auth_time: Some(grant.auth_time),
         sid: Some(grant.sid.to_owned()),
+        dpop_jkt: grant.dpop_jkt.map(str::to_owned),
     }
     .insert(conn)?;
     Ok(Secret::new(code))
@@ -144,6 +147,17 @@ pub fn exchange(
             // Worded as for an unknown code: the answer must not confirm that it exists.
             tracing::info!(%client_id, "authorization code presented by another client");
             return Err(ExchangeError::Invalid("unknown authorization code"));
+        }
+        // RFC 9449 §10: a code bound to a key goes only with a proof from it. Refused before
+        // it is spent: whoever lacks the key cannot burn the app's code.
+        if row
+            .dpop_jkt
+            .as_deref()
+            .is_some_and(|bound| request.dpop_jkt != Some(bound))
+        {
+            return Err(ExchangeError::Invalid(
+                "the authorization code is bound to a DPoP key: the request must carry a proof from that key",
+            ));
         }
         if !AuthorizationCode::consume(c, &hash, now)? {
             return unusable(c, &row, request, meta, now);

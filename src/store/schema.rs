@@ -182,6 +182,7 @@ diesel::table! {
         nonce -> Nullable<Text>,
         auth_time -> Nullable<BigInt>,
         sid -> Nullable<Text>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 

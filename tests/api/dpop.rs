@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tessera::domain::client::{ClientSpec, GrantType};
 use tessera::domain::scope::Scope;
 
-use crate::helpers::browser::{code_for, Browser, REDIRECT, VERIFIER};
+use crate::helpers::browser::{
+    code_for, code_for_with, query, redirect_params, Browser, REDIRECT, VERIFIER,
+};
 use crate::helpers::dpop::DpopKey;
 use crate::helpers::{both_backends, claims, Db, TestApp};
 
@@ -19,6 +21,7 @@ both_backends!(
     userinfo_takes_a_bound_token_only_with_a_proof_from_its_key,
     a_client_that_requires_dpop_gets_no_token_without_a_proof,
     server_nonces_are_asked_for_and_handed_out,
+    a_code_bound_to_a_key_goes_only_with_a_proof_from_it,
 );
 
 /// The token endpoint as the issuer names it (`server.issuer` is `http://tessera.test` in the
@@ -81,7 +84,7 @@ fn refresh_form<'a>(client_id: &'a str, refresh: &'a str) -> [(&'a str, &'a str)
 }
 
 /// The key the access token is bound to, if any.
-fn jkt(tokens: &Value) -> Option<String> {
+fn bound_to(tokens: &Value) -> Option<String> {
     claims(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"]
         .as_str()
         .map(str::to_owned)
@@ -114,7 +117,7 @@ async fn a_public_clients_tokens_are_bound_to_its_key(db: Db) {
     assert_eq!(res.status(), 200);
     let first: Value = res.json().await.unwrap();
     assert_eq!(first["token_type"], "DPoP");
-    assert_eq!(jkt(&first).as_deref(), Some(key.thumbprint().as_str()));
+    assert_eq!(bound_to(&first).as_deref(), Some(key.thumbprint().as_str()));
     let t1 = first["refresh_token"].as_str().unwrap();
     let family = claims(first["access_token"].as_str().unwrap())["sid"]
         .as_str()
@@ -144,7 +147,10 @@ async fn a_public_clients_tokens_are_bound_to_its_key(db: Db) {
     assert_eq!(res.status(), 200, "the refusals did not consume the token");
     let second: Value = res.json().await.unwrap();
     assert_eq!(second["token_type"], "DPoP");
-    assert_eq!(jkt(&second).as_deref(), Some(key.thumbprint().as_str()));
+    assert_eq!(
+        bound_to(&second).as_deref(),
+        Some(key.thumbprint().as_str())
+    );
     let t2 = second["refresh_token"].as_str().unwrap();
 
     // A lost response: the retry with the key (from another user agent) gets the same
@@ -352,12 +358,12 @@ async fn a_confidential_clients_refresh_token_is_bound_to_the_client(db: Db) {
     .await;
     assert_eq!(res.status(), 200);
     let first: Value = res.json().await.unwrap();
-    assert_eq!(jkt(&first).as_deref(), Some(key.thumbprint().as_str()));
+    assert_eq!(bound_to(&first).as_deref(), Some(key.thumbprint().as_str()));
     let plain = app
         .refreshed((&id, &secret), first["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(plain["token_type"], "Bearer");
-    assert_eq!(jkt(&plain), None);
+    assert_eq!(bound_to(&plain), None);
     let other = DpopKey::new();
     let res = token(
         &app,
@@ -371,7 +377,10 @@ async fn a_confidential_clients_refresh_token_is_bound_to_the_client(db: Db) {
     .await;
     assert_eq!(res.status(), 200);
     let bound: Value = res.json().await.unwrap();
-    assert_eq!(jkt(&bound).as_deref(), Some(other.thumbprint().as_str()));
+    assert_eq!(
+        bound_to(&bound).as_deref(),
+        Some(other.thumbprint().as_str())
+    );
     // client_credentials: an access token bound to the key too.
     let (cc, cc_secret) = app.client(&[GrantType::ClientCredentials], false, "").await;
     let res = token(
@@ -383,7 +392,10 @@ async fn a_confidential_clients_refresh_token_is_bound_to_the_client(db: Db) {
     .await;
     let answer: Value = res.json().await.unwrap();
     assert_eq!(answer["token_type"], "DPoP");
-    assert_eq!(jkt(&answer).as_deref(), Some(key.thumbprint().as_str()));
+    assert_eq!(
+        bound_to(&answer).as_deref(),
+        Some(key.thumbprint().as_str())
+    );
 }
 
 /// `/userinfo` as a resource (RFC 9449 §7): a bound token with `Authorization: DPoP` and a
@@ -676,4 +688,39 @@ async fn server_nonces_are_asked_for_and_handed_out(db: Db) {
     let newer = nonce_of(&res).unwrap();
     assert_ne!(newer, nonce);
     assert_eq!(error_of(res).await, (400, "use_dpop_nonce".into()));
+}
+
+/// `dpop_jkt` at `/authorize` (RFC 9449 §10): the code is bound to the key; an exchange without
+/// a proof from it is refused, and the code stays unspent for the app. A `dpop_jkt` that is no
+/// thumbprint is `invalid_request`.
+async fn a_code_bound_to_a_key_goes_only_with_a_proof_from_it(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let client_id = public_client(&app).await;
+    app.user("alice").await;
+    let key = DpopKey::new();
+    let jkt = key.thumbprint();
+    let browser = Browser::new(&app);
+    let code = code_for_with(&app, &browser, &client_id, &[("dpop_jkt", &jkt)]).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let thief = DpopKey::new();
+    for proofs in [vec![], vec![thief.proof("POST", HTU, now(&app))]] {
+        let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let res = token(&app, &proofs, None, &exchange).await;
+        assert_eq!(error_of(res).await, (400, "invalid_grant".into()));
+    }
+    let res = token(&app, &[&key.proof("POST", HTU, now(&app))], None, &exchange).await;
+    assert_eq!(res.status(), 200, "the refusals did not spend the code");
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(bound_to(&tokens).as_deref(), Some(jkt.as_str()));
+
+    let res = browser
+        .authorize(&query(&client_id, &[("dpop_jkt", "not-a-thumbprint")]))
+        .await;
+    assert_eq!(redirect_params(&res)["error"], "invalid_request");
 }

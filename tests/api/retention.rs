@@ -135,6 +135,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
                 nonce: None,
                 auth_time: None,
                 sid: None,
+                dpop_jkt: None,
             }
             .insert(conn)
             .unwrap();

@@ -12,3 +12,5 @@ CREATE INDEX dpop_proofs_expires_at ON dpop_proofs (expires_at);
 ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE;
 -- A reuse incident's replay: the thumbprint of the DPoP key its proof came from, if it had one.
 ALTER TABLE reuse_incidents ADD COLUMN dpop_jkt TEXT;
+-- An authorization request's `dpop_jkt` (RFC 9449 §10): the code goes only with a proof from that key.
+ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT;

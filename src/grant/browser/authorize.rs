@@ -32,6 +32,8 @@ pub struct AuthorizeRequest {
     pub max_age: Option<Duration>,
     /// OpenID Connect `id_token_hint`, as sent (checked by the flow, which has the keys).
     pub id_token_hint: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// `prompt` (OpenID Connect Core §3.1.2.1): whether the user may be asked anything, whether
@@ -235,7 +237,22 @@ pub fn check(
         None
     };
     let (scope, resources) = scope_and_resources(conn, &client, get("scope"), resources, &fail)?;
+    // A JWK SHA-256 thumbprint: 32 bytes, base64url.
+    let dpop_jkt = get("dpop_jkt")
+        .map(|jkt| {
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jkt);
+            match bytes {
+                Ok(b) if b.len() == 32 => Ok(jkt.to_owned()),
+                _ => Err(fail(
+                    "invalid_request",
+                    "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 9449 §10)",
+                )),
+            }
+        })
+        .transpose()?;
     Ok(AuthorizeRequest {
+        dpop_jkt,
         prompt,
         login_hint: get("login_hint")
             .and_then(|h| Username::parse(h).ok())

@@ -165,6 +165,7 @@ impl BrowserFlow {
                 nonce: request.nonce.as_deref(),
                 auth_time: signed_in.auth_time,
                 sid: &signed_in.sid,
+                dpop_jkt: request.dpop_jkt.as_deref(),
             },
             self.core.clock.now(),
         )?;

@@ -28,6 +28,8 @@ pub struct AuthorizationCode {
     pub auth_time: Option<UnixMs>,
     /// The public id of the browser session that signed in.
     pub sid: Option<String>,
+    /// The DPoP key the request bound the code to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationCode {

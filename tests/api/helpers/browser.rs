@@ -159,7 +159,17 @@ pub async fn exchange(
 
 /// Gets a code the way a browser would: signing in and consenting only when asked.
 pub async fn code_for(app: &TestApp, browser: &Browser<'_>, client_id: &str) -> String {
-    let q = query(client_id, &[]);
+    code_for_with(app, browser, client_id, &[]).await
+}
+
+/// [`code_for`], with `extra` parameters in the authorization request.
+pub async fn code_for_with(
+    app: &TestApp,
+    browser: &Browser<'_>,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let q = query(client_id, extra);
     let mut res = browser.authorize(&q).await;
     if res.status() == 200 {
         let html = res.text().await.unwrap();
