@@ -28,6 +28,13 @@ both_backends!(
 /// tests, while requests go to 127.0.0.1): what `htu` must say.
 const HTU: &str = "http://tessera.test/token";
 
+/// A password grant's form for alice.
+const ALICE: [(&str, &str); 3] = [
+    ("grant_type", "password"),
+    ("username", "alice"),
+    ("password", crate::helpers::PASSWORD),
+];
+
 fn now(app: &TestApp) -> i64 {
     app.clock.now().unix_seconds()
 }
@@ -288,11 +295,7 @@ async fn every_failed_check_is_invalid_dpop_proof_and_changes_nothing(db: Db) {
             vec![key.proof("POST", HTU, t), key.proof("POST", HTU, t)],
         ),
     ];
-    let form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", crate::helpers::PASSWORD),
-    ];
+    let form = ALICE;
     for (why, proofs) in &cases {
         let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
         let res = token(&app, &proofs, Some((&id, &secret)), &form).await;
@@ -349,11 +352,7 @@ async fn a_confidential_clients_refresh_token_is_bound_to_the_client(db: Db) {
         &app,
         &[&key.proof("POST", HTU, now(&app))],
         Some((&id, &secret)),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", crate::helpers::PASSWORD),
-        ],
+        &ALICE,
     )
     .await;
     assert_eq!(res.status(), 200);
@@ -407,11 +406,7 @@ async fn userinfo_takes_a_bound_token_only_with_a_proof_from_its_key(db: Db) {
     let (id, secret) = app.password_client().await;
     app.user("alice").await;
     let key = DpopKey::new();
-    let form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", crate::helpers::PASSWORD),
-    ];
+    let form = ALICE;
     let res = token(
         &app,
         &[&key.proof("POST", HTU, now(&app))],
@@ -545,11 +540,7 @@ async fn a_client_that_requires_dpop_gets_no_token_without_a_proof(db: Db) {
         .await;
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["require_dpop"], true, "{shown}");
-    let form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", crate::helpers::PASSWORD),
-    ];
+    let form = ALICE;
     let res = token(&app, &[], Some((&id, &secret)), &form).await;
     assert_eq!(error_of(res).await, (400, "invalid_dpop_proof".into()));
     let key = DpopKey::new();
@@ -611,11 +602,7 @@ async fn server_nonces_are_asked_for_and_handed_out(db: Db) {
             .get("dpop-nonce")
             .map(|v| v.to_str().unwrap().to_owned())
     };
-    let form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", crate::helpers::PASSWORD),
-    ];
+    let form = ALICE;
 
     for proof in [
         key.proof("POST", HTU, now(&app)),
