@@ -1,7 +1,7 @@
 // openid-client (v6) against a running Tessera: discovery through RFC 8414 metadata,
 // client_credentials, the password grant through its generic grant, and refresh; then OpenID
 // Connect: discovery, the code flow with PKCE and a nonce through the real login and consent
-// pages, the library's own ID token checks, refresh, userinfo and RP-initiated logout.
+// pages, the library's own ID token checks, refresh, userinfo and RP-initiated logout; DPoP.
 // Run by run.sh; prints one line per check and exits non-zero if any failed.
 import * as client from 'openid-client';
 
@@ -133,6 +133,51 @@ await check('openid-client: OpenID Connect code flow with PKCE and nonce, ID tok
   assert(res.status === 303 && res.headers.get('location') === `${process.env.OIDC_LOGGED_OUT_URI}?state=bye`, `logout ${res.status}`);
   const after = await fetch(`${base}/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
   assert(after.status === 401, `the access token after logout: ${after.status}`);
+});
+
+// DPoP (RFC 9449) through the library's own handle: proofs, the binding, and the server's
+// nonces (run.sh turns them on), which the library retries on by itself.
+await check('openid-client: DPoP password grant, refresh and userinfo with the key, nonces retried', async () => {
+  const config = await client.discovery(new URL(base), process.env.PASSWORD_CLIENT_ID, process.env.PASSWORD_CLIENT_SECRET, undefined, options);
+  assert(config.serverMetadata().dpop_signing_alg_values_supported?.includes('ES256'), 'dpop_signing_alg_values_supported');
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const tokens = await client.genericGrantRequest(config, 'password', {
+    username: 'alice', password: process.env.USER_PASSWORD, scope: 'read',
+  }, { DPoP });
+  assert(tokens.token_type?.toLowerCase() === 'dpop', `token_type ${tokens.token_type}`);
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert(refreshed.refresh_token !== tokens.refresh_token && refreshed.token_type?.toLowerCase() === 'dpop', 'rotated, bound');
+  const info = await client.fetchProtectedResource(config, refreshed.access_token, new URL(`${base}/userinfo`), 'GET', undefined, undefined, { DPoP });
+  assert(info.status === 200, `userinfo with DPoP ${info.status}`);
+  const bearer = await fetch(`${base}/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
+  assert(bearer.status === 401, `the bound token as a bearer token: ${bearer.status}`);
+});
+
+await check('openid-client: DPoP code flow for a public client, a refresh from a second key refused', async () => {
+  const redirect_uri = process.env.OIDC_REDIRECT_URI;
+  const config = await client.discovery(new URL(base), process.env.OIDC_CLIENT_ID, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+  const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  const code_verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri, scope: 'openid profile', state,
+    code_challenge: await client.calculatePKCECodeChallenge(code_verifier), code_challenge_method: 'S256',
+  });
+  const back = await signInThrough(new Browser(), url);
+  const tokens = await client.authorizationCodeGrant(config, back, {
+    pkceCodeVerifier: code_verifier, expectedState: state, idTokenExpected: true,
+  }, undefined, { DPoP });
+  assert(tokens.token_type?.toLowerCase() === 'dpop', `token_type ${tokens.token_type}`);
+  const thief = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  let refused;
+  try {
+    await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: thief });
+  } catch (e) {
+    refused = e;
+  }
+  assert(refused?.error === 'invalid_grant', `a second key: ${refused?.error ?? 'accepted'}`);
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert(refreshed.refresh_token !== tokens.refresh_token, 'the refusal spent nothing; rotated');
 });
 
 process.exit(failures ? 1 : 0);

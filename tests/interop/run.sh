@@ -30,6 +30,8 @@ export INTEROP_BASE_URL="http://127.0.0.1:$port"
 export TESSERA_SERVER__LISTEN="127.0.0.1:$port" TESSERA_SERVER__ISSUER="$INTEROP_BASE_URL"
 export TESSERA_DATABASE__URL="sqlite://$data/tessera.db" TESSERA_MASTER_KEY_FILE="$data/master.key"
 export TESSERA_TOKENS__ACCESS_TTL=2s
+# DPoP proofs must carry the server's nonce: the libraries' retries are part of what is tested.
+export TESSERA_TOKENS__DPOP_NONCE=true
 "$bin/tessera" > "$data/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
