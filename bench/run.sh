@@ -65,6 +65,13 @@ for _ in $(seq 1 $((conns + 2 * threads))); do
     curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field refresh_token >> "$work/tokens"
 done
 access=$(curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field access_token)
+# DPoP (RFC 9449): families started with proofs from one key, refreshed with proofs from it.
+dpop_proofs() { node "$here/dpop_proofs.mjs" "$work/dpop-key.json" "$1" POST "$base/token"; }
+: > "$work/dpop-tokens"
+dpop_proofs $((conns + 2 * threads)) > "$work/dpop-start"
+while read -r proof; do
+    curl -sf "$base/token" -H "Authorization: $basic" -H "DPoP: $proof" -d "$login" | field refresh_token >> "$work/dpop-tokens"
+done < "$work/dpop-start"
 
 # BENCH_PERF=DIR: also profile every process on the machine during each workload
 # (perf record -a, call graphs), and write DIR/NAME.txt: CPU time per process and the
@@ -118,6 +125,10 @@ limit() { "$bin/examples/bench_limits" "$1" "$secs"; }
 pg_before=$(pgbench_tps)
 BENCH_PATH=/token;    rotation=$(run rotation rotate.lua BENCH_TOKENS="$work/tokens" BENCH_BASIC="$basic")
 pg_after=$(pgbench_tps)
+# Proofs for the whole run, made just before it (each is good for tokens.dpop_max_age): more
+# than the plain rotation managed, so the run does not run out.
+dpop_proofs $(python3 -c "import json; print(int(json.loads('''$rotation''')['rps'] * $secs * 1.5) + 1000)") > "$work/dpop-run"
+BENCH_PATH=/token;    dpop=$(run dpop_rotation rotate_dpop.lua BENCH_TOKENS="$work/dpop-tokens" BENCH_PROOFS="$work/dpop-run" BENCH_BASIC="$basic")
 argon_before=$(limit argon2)
 BENCH_PATH=/token;    password=$(run password fixed.lua BENCH_METHOD=POST BENCH_BODY="$login" BENCH_AUTH="$basic")
 argon_after=$(limit argon2)
@@ -132,7 +143,7 @@ psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_pgbench WITH (FORCE)"
 python3 - "$here/RESULTS.md" "$perf_dir" <<PY
 import json, os, platform, subprocess, sys
 r = {k: json.loads(v) for k, v in {
-    "rotation": '''$rotation''', "password": '''$password''', "client_credentials": '''$ccred''',
+    "rotation": '''$rotation''', "dpop_rotation": '''$dpop''', "password": '''$password''', "client_credentials": '''$ccred''',
     "userinfo": '''$userinfo''', "healthz": '''$healthz'''}.items()}
 limits = json.loads('''$es256''')
 argon = [json.loads(t)["argon2id_verify_per_s"] for t in ('''$argon_before''', '''$argon_after''')]
@@ -142,6 +153,7 @@ pgbench = sum(pgb) / 2
 ceiling = r["healthz"]["rps"]
 rows = [
     ("refresh_token rotation", "rotation", "pgbench -N", pgbench, 0.7),
+    ("rotation with DPoP (a fresh proof per request)", "dpop_rotation", "plain rotation", r["rotation"]["rps"], 0.7),
     ("password grant (Argon2id 19 MiB, t=2)", "password", "raw Argon2id verify", limits["argon2id_verify_per_s"], 0.9),
     ("client_credentials", "client_credentials", "/healthz ceiling", ceiling, 0.5),
     ("/userinfo", "userinfo", "/healthz ceiling", ceiling, 0.5),
