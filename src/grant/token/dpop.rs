@@ -66,7 +66,7 @@ impl TokenEndpoint {
         cnf: Option<&Confirmation>,
         scheme: Scheme<'_>,
     ) -> Result<(), BearerError> {
-        let (proof, method) = match (cnf, scheme) {
+        let (cnf, proof, method) = match (cnf, scheme) {
             (None, Scheme::Bearer) => return Ok(()),
             (Some(_), Scheme::Bearer) => {
                 return Err(BearerError::InvalidToken(
@@ -78,42 +78,26 @@ impl TokenEndpoint {
                     "a bearer access token presented with the DPoP scheme".into(),
                 ))
             }
-            (Some(_), Scheme::Dpop { proof, method }) => (proof, method),
-        };
-        let refused = |e: ProofError| match e {
-            ProofError::UseNonce => BearerError::UseDpopNonce(e.to_string()),
-            other => BearerError::InvalidDpopProof(other.to_string()),
+            (Some(cnf), Scheme::Dpop { proof, method }) => (cnf, proof, method),
         };
         let proof = proof.ok_or_else(|| {
             BearerError::InvalidDpopProof("a DPoP-bound access token needs a DPoP proof".into())
         })?;
-        let rules = &self.dpop;
-        let now = self.core.clock.now();
-        let nonces = self.nonces();
-        let current = |n: &str| nonces.accepts(n, now);
-        let expected = Expected {
-            method,
-            uri: &rules.userinfo_uri,
-            now,
-            max_age: rules.max_age,
-            skew: rules.skew,
-            access_token: Some(token),
-            nonce: rules.nonce.then_some(&current as &dyn Fn(&str) -> bool),
-        };
-        let proof = dpop::verify(proof, &expected).map_err(refused)?;
-        if cnf.is_some_and(|c| c.jkt != proof.jkt) {
-            return Err(BearerError::InvalidDpopProof(
-                "the DPoP proof is not from the key the access token is bound to".into(),
-            ));
-        }
         let mut conn = self.core.conn()?;
-        let window = dpop::replay_window(rules.max_age, rules.skew);
-        let first = dpop::first_use(&mut conn, &proof, window, now)
-            .map_err(|e| BearerError::Unavailable(e.into()))?;
-        if !first {
-            return Err(refused(ProofError::Replayed));
+        let checks = Checks {
+            method,
+            uri: &self.dpop.userinfo_uri,
+            access_token: Some(token),
+            key: Some(&cnf.jkt),
+        };
+        match self.accept(&mut conn, proof, &checks) {
+            Ok(_) => Ok(()),
+            Err(Refusal::Proof(e @ ProofError::UseNonce)) => {
+                Err(BearerError::UseDpopNonce(e.to_string()))
+            }
+            Err(Refusal::Proof(e)) => Err(BearerError::InvalidDpopProof(e.to_string())),
+            Err(Refusal::Database(e)) => Err(BearerError::Unavailable(e.into())),
         }
-        Ok(())
     }
 
     /// The thumbprint of the key of the request's DPoP proof, once the proof passed every
@@ -126,27 +110,76 @@ impl TokenEndpoint {
         let Some(proof) = proof else {
             return Ok(None);
         };
+        let checks = Checks {
+            method: "POST",
+            uri: &self.dpop.token_uri,
+            access_token: None,
+            key: None,
+        };
+        match self.accept(conn, proof, &checks) {
+            Ok(proof) => Ok(Some(proof.jkt)),
+            Err(Refusal::Proof(e)) => Err(e.into()),
+            Err(Refusal::Database(e)) => Err(e.into()),
+        }
+    }
+
+    /// Checks `proof` (§4.3) against the request, and then records it, so that it is accepted
+    /// once on any instance.
+    fn accept(
+        &self,
+        conn: &mut AnyConnection,
+        proof: &str,
+        checks: &Checks<'_>,
+    ) -> Result<dpop::Proof, Refusal> {
         let rules = &self.dpop;
         let now = self.core.clock.now();
         let nonces = self.nonces();
         let current = |n: &str| nonces.accepts(n, now);
         let expected = Expected {
-            method: "POST",
-            uri: &rules.token_uri,
+            method: checks.method,
+            uri: checks.uri,
             now,
             max_age: rules.max_age,
             skew: rules.skew,
-            access_token: None,
+            access_token: checks.access_token,
             nonce: rules.nonce.then_some(&current as &dyn Fn(&str) -> bool),
         };
         let proof = dpop::verify(proof, &expected).inspect_err(|e| {
             tracing::info!(reason = %e, "DPoP proof refused");
         })?;
+        if checks.key.is_some_and(|bound| bound != proof.jkt) {
+            tracing::info!(jkt = %proof.jkt, "DPoP proof from another key than the token's");
+            return Err(Refusal::Proof(ProofError::Key(
+                "is not the key the access token is bound to",
+            )));
+        }
         let window = dpop::replay_window(rules.max_age, rules.skew);
-        if !dpop::first_use(conn, &proof, window, now)? {
+        if !dpop::first_use(conn, &proof, window, now).map_err(Refusal::Database)? {
             tracing::info!(jkt = %proof.jkt, "DPoP proof replayed");
             return Err(ProofError::Replayed.into());
         }
-        Ok(Some(proof.jkt))
+        Ok(proof)
+    }
+}
+
+/// What a proof must match besides §4.3's own rules.
+struct Checks<'a> {
+    method: &'a str,
+    uri: &'a url::Url,
+    /// At a resource: the access token the proof must be bound to (`ath`).
+    access_token: Option<&'a str>,
+    /// The key the access token is bound to.
+    key: Option<&'a str>,
+}
+
+/// Why a proof was not accepted.
+enum Refusal {
+    Proof(ProofError),
+    Database(diesel::result::Error),
+}
+
+impl From<ProofError> for Refusal {
+    fn from(e: ProofError) -> Self {
+        Refusal::Proof(e)
     }
 }

@@ -47,21 +47,7 @@ pub fn client_form(
         ),
         None => None,
     };
-    // RFC 9449 §4.3: exactly one proof; two are refused, not one of them picked.
-    let mut proofs = req.headers().get_all("dpop");
-    let dpop = match (proofs.next(), proofs.next()) {
-        (None, _) => None,
-        (Some(v), None) => Some(
-            v.to_str()
-                .map_err(|_| OAuthError::InvalidDpopProof("malformed DPoP header".into()))?
-                .to_owned(),
-        ),
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::InvalidDpopProof(
-                "the request has more than one DPoP header".into(),
-            ))
-        }
-    };
+    let dpop = dpop_header(req)?;
     let meta = state.request_meta(req);
     Ok(ClientForm {
         params,
@@ -69,6 +55,22 @@ pub fn client_form(
         dpop,
         meta,
     })
+}
+
+/// The request's `DPoP` proof (RFC 9449 §4.1), if any: exactly one; two are refused, not one
+/// of them picked.
+pub(super) fn dpop_header(req: &HttpRequest) -> Result<Option<String>, OAuthError> {
+    let mut proofs = req.headers().get_all("dpop");
+    match (proofs.next(), proofs.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v
+            .to_str()
+            .map(|v| Some(v.to_owned()))
+            .map_err(|_| OAuthError::InvalidDpopProof("malformed DPoP header".into())),
+        (Some(_), Some(_)) => Err(OAuthError::InvalidDpopProof(
+            "the request has more than one DPoP header".into(),
+        )),
+    }
 }
 
 /// Runs `f` on a blocking thread with the parsed form. A request from a script on another

@@ -43,12 +43,8 @@ pub async fn userinfo(
             return res;
         }
     };
-    let mut proofs = req.headers().get_all("dpop");
-    let proof = match (proofs.next(), proofs.next()) {
-        (Some(p), None) => p.to_str().ok().map(str::to_owned),
-        // Two proofs are no proof.
-        _ => None,
-    };
+    // Two proofs, or a malformed one, are no proof.
+    let proof = super::token::dpop_header(&req).ok().flatten();
     let method = req.method().as_str().to_owned();
     let answered = state
         .blocking(move |s| {
