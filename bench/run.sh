@@ -128,7 +128,7 @@ pg_after=$(pgbench_tps)
 # Proofs for the whole run, made just before it (each is good for tokens.dpop_max_age): more
 # than the plain rotation managed, so the run does not run out.
 dpop_proofs $(python3 -c "import json; print(int(json.loads('''$rotation''')['rps'] * $secs * 1.5) + 1000)") > "$work/dpop-run"
-BENCH_PATH=/token;    dpop=$(run dpop_rotation rotate_dpop.lua BENCH_TOKENS="$work/dpop-tokens" BENCH_PROOFS="$work/dpop-run" BENCH_BASIC="$basic")
+BENCH_PATH=/token;    dpop=$(run dpop_rotation rotate.lua BENCH_TOKENS="$work/dpop-tokens" BENCH_PROOFS="$work/dpop-run" BENCH_BASIC="$basic")
 argon_before=$(limit argon2)
 BENCH_PATH=/token;    password=$(run password fixed.lua BENCH_METHOD=POST BENCH_BODY="$login" BENCH_AUTH="$basic")
 argon_after=$(limit argon2)
