@@ -18,7 +18,6 @@ use serde_json::{Map, Value};
 use crate::domain::crypto::sha256_hex;
 use crate::domain::keys::thumbprint;
 use crate::store::models::SeenProof;
-use crate::store::AnyConnection;
 use crate::value::UnixMs;
 
 /// The algorithms a proof may be signed with (`dpop_signing_alg_values_supported`).
@@ -190,20 +189,15 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError>
     })
 }
 
-/// Records that `proof` was presented: `false` when it was before, on any instance. It is
-/// remembered for `window` ([`replay_window`]), then retention deletes it.
-pub fn first_use(
-    conn: &mut AnyConnection,
-    proof: &Proof,
-    window: Duration,
-    now: UnixMs,
-) -> diesel::QueryResult<bool> {
-    let id = sha256_hex(format!("{} {}", proof.jkt, proof.jti).as_bytes());
-    SeenProof {
-        id: &id,
-        expires_at: now + window,
+impl Proof {
+    /// The record that this proof was presented, kept for `window` ([`replay_window`]) from
+    /// `now`; then retention deletes it.
+    pub fn sighting(&self, window: Duration, now: UnixMs) -> SeenProof {
+        SeenProof {
+            id: sha256_hex(format!("{} {}", self.jkt, self.jti).as_bytes()),
+            expires_at: now + window,
+        }
     }
-    .first_use(conn)
 }
 
 /// Server nonces (§8), made from the time and a key derived from the master key: every

@@ -7,16 +7,24 @@
 
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
-use crate::store::models::{family_live, token_live, FamilyLive, TokenFamily, TokenLive};
+use crate::store::models::{
+    family_live, token_live, FamilyLive, SeenProof, TokenFamily, TokenLive,
+};
 use crate::store::AnyConnection;
 use crate::value::{ClientId, TokenId, UnixMs};
 
 /// Consumes the presented token and inserts its successor in one PostgreSQL statement (one
 /// round trip, no explicit transaction), when every condition for a plain rotation holds: the
 /// client is enabled, may refresh, and its secret's hash matches (no secret for a public
-/// client); the token is unrotated and unexpired; its family belongs to the client, is bound
-/// to no DPoP key, unrevoked and unexpired; its user is enabled. Returns no row when any of
-/// them fails; nothing is then written. Comparing secret hashes in SQL does not need constant time: the
+/// client), and a proof came with the request if the client requires DPoP; the token is
+/// unrotated and unexpired; its family belongs to the client, is unrevoked and unexpired, and
+/// is bound to no DPoP key, to the proof's, or to a confidential client (whose refresh tokens
+/// are bound to the client, RFC 9449 §5); its user is enabled. Returns no row when any of
+/// them fails; nothing is then written.
+///
+/// A request's DPoP proof, checked before, is recorded by the same statement, only when it
+/// rotates: a proof seen before (by any instance) violates the record's key, which fails
+/// the whole statement, so that neither is written ([`SeenProof::was_seen`]). Comparing secret hashes in SQL does not need constant time: the
 /// attacker controls the secret, not its SHA-256.
 ///
 /// Exactly one of several concurrent rotations wins: under READ COMMITTED (PostgreSQL's
@@ -45,6 +53,16 @@ pub struct OneStatementRotation<'a> {
     pub idle_expiry: UnixMs,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The request's DPoP proof, if it came with one.
+    pub proof: Option<ProofRecord<'a>>,
+}
+
+/// A checked DPoP proof, as the one statement binds and records it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofRecord<'a> {
+    /// The thumbprint of its key.
+    pub jkt: &'a str,
+    pub seen: &'a SeenProof,
 }
 
 impl OneStatementRotation<'_> {
@@ -61,10 +79,14 @@ impl OneStatementRotation<'_> {
             return Ok(None);
         };
         let now = self.now;
+        let proof = self.proof;
         Statement {
             rotation: self,
             family_live: family_live(now),
             token_live: token_live(now),
+            jkt: proof.map(|p| p.jkt),
+            proof_id: proof.map(|p| p.seen.id.as_str()),
+            proof_expires_at: proof.map(|p| p.seen.expires_at),
         }
         .get_result::<TokenFamily>(conn)
         .optional()
@@ -77,6 +99,10 @@ struct Statement<'a> {
     rotation: OneStatementRotation<'a>,
     family_live: FamilyLive,
     token_live: TokenLive,
+    /// The proof's, when the request came with one: its key's thumbprint, its record.
+    jkt: Option<&'a str>,
+    proof_id: Option<&'a str>,
+    proof_expires_at: Option<UnixMs>,
 }
 
 impl diesel::query_builder::QueryId for Statement<'_> {
@@ -107,15 +133,22 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         out.push_bind_param::<Text, _>(&r.id)?;
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
-        // A DPoP-bound family takes the full path, which checks the proof's key.
-        out.push_sql(") AND token_families.dpop_jkt IS NULL AND token_families.client_id = ");
+        out.push_sql(") AND token_families.client_id = ");
         out.push_bind_param::<Text, _>(&r.client_id)?;
         out.push_sql(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = token_families.client_id \
-                 AND c.disabled_at IS NULL AND NOT c.require_dpop \
+                 AND c.disabled_at IS NULL \
                  AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
-                 AND c.secret_hash IS NOT DISTINCT FROM ",
+                 AND (NOT c.require_dpop OR ",
         );
+        out.push_bind_param::<Nullable<Text>, _>(&self.jkt)?;
+        out.push_sql(
+            " IS NOT NULL) \
+                 AND (token_families.dpop_jkt IS NULL OR c.secret_hash IS NOT NULL \
+                      OR token_families.dpop_jkt = ",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&self.jkt)?;
+        out.push_sql(") AND c.secret_hash IS NOT DISTINCT FROM ");
         out.push_bind_param::<Nullable<Text>, _>(&r.client_secret_hash)?;
         out.push_sql(") AND ");
         self.family_live.walk_ast(out.reborrow())?;
@@ -156,7 +189,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&r.client_ip)?;
         out.push_sql(", ");
         out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?;
-        out.push_sql(" FROM old) SELECT * FROM old");
+        out.push_sql(
+            " FROM old \
+             ), proof AS ( \
+               INSERT INTO dpop_proofs (id, expires_at) SELECT ",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&self.proof_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.proof_expires_at)?;
+        out.push_sql(" FROM old WHERE ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.proof_id)?;
+        out.push_sql(" IS NOT NULL) SELECT * FROM old");
         Ok(())
     }
 }

@@ -21,12 +21,15 @@ use diesel::sql_types::Text;
 use serde_json::{json, Value};
 use tessera::domain::client::GrantType;
 use tessera::domain::crypto::sha256_hex;
-use tessera::domain::family::{rotate_for_client, ClientCheck, RequestMeta, Rotator};
+use tessera::domain::dpop::{self, Proof};
+use tessera::domain::family::{rotate_for_client, ClientCheck, OneStatement, RequestMeta, Rotator};
 use tessera::domain::refresh_token::hash_token;
 use tessera::domain::Clock;
 use tessera::grant::{OAuthError, Params, RefreshPath, Services, TokenRequest, TokenResponse};
 use tessera::settings::Settings;
+use tessera::store::rotation::ProofRecord;
 
+use crate::helpers::dpop::DpopKey;
 use crate::helpers::{claims, postgres_url, test_env, Db, TestApp, TestDb, PASSWORD};
 use tessera::value::UnixMs;
 
@@ -61,6 +64,19 @@ enum State {
     ScopeWidenedInRequest,
     ResourceNamed,
     ResourceOutsideGrant,
+    /// A public client's family bound to a DPoP key, refreshed with a proof from it.
+    DpopBound,
+    DpopBoundOtherKey,
+    DpopBoundNoProof,
+    /// A confidential client's family begun with a proof: its refresh token is bound to the
+    /// client, not the key (RFC 9449 §5).
+    DpopBoundConfidentialNoProof,
+    /// A family begun without a proof, refreshed with one: the access token is bound.
+    DpopUnboundWithProof,
+    DpopRequiredNoProof,
+    DpopRequiredWithProof,
+    /// The proof was presented before.
+    DpopProofReplayed,
 }
 
 impl State {
@@ -69,7 +85,13 @@ impl State {
     fn one_statement_rotates(self) -> bool {
         matches!(
             self,
-            State::Live | State::LivePublicClient | State::ClientScopeNarrowed
+            State::Live
+                | State::LivePublicClient
+                | State::ClientScopeNarrowed
+                | State::DpopBound
+                | State::DpopBoundConfidentialNoProof
+                | State::DpopUnboundWithProof
+                | State::DpopRequiredWithProof
         )
     }
 }
@@ -119,6 +141,14 @@ states!(
     scope_widened_in_request => ScopeWidenedInRequest,
     resource_named => ResourceNamed,
     resource_outside_grant => ResourceOutsideGrant,
+    dpop_bound => DpopBound,
+    dpop_bound_other_key => DpopBoundOtherKey,
+    dpop_bound_no_proof => DpopBoundNoProof,
+    dpop_bound_confidential_no_proof => DpopBoundConfidentialNoProof,
+    dpop_unbound_with_proof => DpopUnboundWithProof,
+    dpop_required_no_proof => DpopRequiredNoProof,
+    dpop_required_with_proof => DpopRequiredWithProof,
+    dpop_proof_replayed => DpopProofReplayed,
 );
 
 /// The request to make, and when.
@@ -131,6 +161,8 @@ struct Case {
     user_agent: &'static str,
     /// How long after the set-up the request is made.
     after: Duration,
+    /// The `DPoP` header, and the proof as the server reads it.
+    dpop: Option<(String, Proof)>,
 }
 
 impl Case {
@@ -189,6 +221,7 @@ async fn build(state: State, app: &TestApp) -> Case {
         extra: Vec::new(),
         user_agent: SAME_AGENT,
         after: Duration::from_secs(1),
+        dpop: None,
     };
     let rotate = || async { app.refreshed((&id, &secret), &case.refresh_token).await };
     match state {
@@ -301,8 +334,81 @@ async fn build(state: State, app: &TestApp) -> Case {
             }
             case.extra.push(("resource", RESOURCE.into()));
         }
+        State::DpopBound
+        | State::DpopBoundOtherKey
+        | State::DpopBoundNoProof
+        | State::DpopProofReplayed => {
+            let key = DpopKey::new();
+            let (public, _) = app
+                .client(
+                    &[GrantType::Password, GrantType::RefreshToken],
+                    true,
+                    "read",
+                )
+                .await;
+            let proof = proof(app, &key);
+            let res = app
+                .token_with_dpop(
+                    &proof.0,
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "alice"),
+                        ("password", PASSWORD),
+                        ("client_id", &public),
+                    ],
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["token_type"], "DPoP");
+            case.client_id = public;
+            case.secret = None;
+            case.refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+            case.dpop = match state {
+                State::DpopBound => Some(self::proof(app, &key)),
+                State::DpopBoundOtherKey => Some(self::proof(app, &DpopKey::new())),
+                State::DpopProofReplayed => Some(proof),
+                _ => None,
+            };
+        }
+        State::DpopBoundConfidentialNoProof => {
+            let res = app
+                .token_with_dpop(
+                    &proof(app, &DpopKey::new()).0,
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "alice"),
+                        ("password", PASSWORD),
+                        ("client_id", &id),
+                        ("client_secret", &secret),
+                    ],
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            case.refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+        }
+        State::DpopUnboundWithProof => case.dpop = Some(proof(app, &DpopKey::new())),
+        State::DpopRequiredNoProof | State::DpopRequiredWithProof => {
+            admin_ok(app, &["client", "update", &id, "--require-dpop", "true"]).await;
+            if state == State::DpopRequiredWithProof {
+                case.dpop = Some(proof(app, &DpopKey::new()));
+            }
+        }
     }
     case
+}
+
+/// A fresh proof for the token endpoint, and what the server reads of it.
+fn proof(app: &TestApp, key: &DpopKey) -> (String, Proof) {
+    let iat = app.clock.now().unix_seconds();
+    let claims = DpopKey::claims("POST", "http://tessera.test/token", iat);
+    let proof = Proof {
+        jkt: key.thumbprint(),
+        jti: claims["jti"].as_str().unwrap().to_owned(),
+        iat,
+    };
+    (key.sign(&key.header(), &claims), proof)
 }
 
 async fn paths_agree(state: State) {
@@ -341,7 +447,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
         let params = case.params();
         let request = TokenRequest {
             authorization: authorization.as_deref(),
-            dpop: None,
+            dpop: case.dpop.as_ref().map(|(header, _)| header.as_str()),
             params: &params,
             meta: &meta,
         };
@@ -366,9 +472,18 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
     let (pool, _) =
         tessera::store::connect_and_migrate(&c.url, 1, Duration::from_secs(10)).unwrap();
     let secret_hash = case.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
+    let tokens = settings.tokens.clone();
+    let window = dpop::replay_window(tokens.dpop_max_age, tokens.dpop_clock_skew);
+    let seen = case
+        .dpop
+        .as_ref()
+        .map(|(_, p)| (p, p.sighting(window, now)));
     let check = ClientCheck {
         id: &case.client_id.as_str().into(),
         secret_hash: secret_hash.as_deref(),
+        proof: seen
+            .as_ref()
+            .map(|(p, seen)| ProofRecord { jkt: &p.jkt, seen }),
     };
     let clock = Clock::frozen(now).0;
     let with = Rotator {
@@ -390,7 +505,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
         .is_some_and(|t| t.starts_with("<new"));
     let rows_c = dump(&c.url);
     match issued {
-        Some(issued) => {
+        OneStatement::Rotated(issued) => {
             assert!(
                 state.one_statement_rotates(),
                 "{state:?}: the one statement rotated a token the full path refuses: {answer_b}"
@@ -410,7 +525,12 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
             assert_eq!(issued["refresh_token"], "<new token>");
             assert_eq!(issued["scope"], answer_b["scope"]);
         }
-        None => {
+        OneStatement::ProofReplayed => {
+            assert_eq!(state, State::DpopProofReplayed);
+            assert_eq!(answer_b["error"], "invalid_dpop_proof", "{answer_b}");
+            assert_eq!(rows_c, before, "{state:?}: the one statement wrote rows");
+        }
+        OneStatement::Declined => {
             assert!(
                 !state.one_statement_rotates(),
                 "{state:?}: the one statement declined a plain refresh"
@@ -428,7 +548,7 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
 }
 
 /// The tables a refresh reads or writes, and each one's key.
-const TABLES: [(&str, &str); 7] = [
+const TABLES: [(&str, &str); 8] = [
     ("clients", "id"),
     ("users", "id"),
     ("token_families", "id"),
@@ -436,6 +556,7 @@ const TABLES: [(&str, &str); 7] = [
     ("reuse_incidents", "id"),
     ("audit_events", "id"),
     ("revoked_access_tokens", "jti"),
+    ("dpop_proofs", "id"),
 ];
 
 #[derive(QueryableByName)]

@@ -150,7 +150,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         .unwrap();
         // A DPoP proof's id, remembered while the proof could be presented again.
         let seen = SeenProof {
-            id: "proof",
+            id: "proof".into(),
             expires_at: now + Duration::from_secs(70),
         };
         assert!(seen.first_use(conn).unwrap());

@@ -10,7 +10,7 @@
 pub mod rotation;
 
 pub use crate::domain::request::RequestMeta;
-pub use rotation::{rotate, rotate_for_client, ClientCheck, RefreshRequest, Rotator};
+pub use rotation::{rotate, rotate_for_client, ClientCheck, OneStatement, RefreshRequest, Rotator};
 
 use std::time::Duration;
 

@@ -9,8 +9,10 @@ use crate::domain::resource::{Requested, Targets};
 use crate::domain::revocation::{self, Families, Revocation, REUSE_DETECTED};
 use crate::domain::scope::Scope;
 use crate::domain::Clock;
-use crate::store::models::{NewIncident, NewRefreshToken, RefreshToken, TokenFamily, User};
-use crate::store::rotation::OneStatementRotation;
+use crate::store::models::{
+    NewIncident, NewRefreshToken, RefreshToken, SeenProof, TokenFamily, User,
+};
+use crate::store::rotation::{OneStatementRotation, ProofRecord};
 use crate::store::{write_tx, AnyConnection};
 use crate::value::{ClientId, FamilyId, TokenId, UnixMs};
 
@@ -234,29 +236,39 @@ fn grace_retry(
     }))
 }
 
-/// The common case of a refresh on PostgreSQL, client authentication included, in one
-/// statement: `None` when anything is out of the ordinary (another backend, a malformed
-/// token, wrong client credentials, a token already rotated, any refusal). Nothing is
-/// written then, and the caller takes the full path ([`rotate`] after authenticating the
-/// client), which gives the precise answer.
+/// How the one statement ended.
+pub enum OneStatement {
+    Rotated(Box<Issued>),
+    /// Something was out of the ordinary; nothing was written.
+    Declined,
+    /// The request's DPoP proof was presented before; nothing was written.
+    ProofReplayed,
+}
+
+/// The common case of a refresh on PostgreSQL, client authentication and a DPoP proof's key
+/// and record included, in one statement: [`OneStatement::Declined`] when anything is out of
+/// the ordinary (another backend, a malformed token, wrong client credentials, a token
+/// already rotated, any refusal). Nothing is written then, and the caller takes the full path
+/// ([`rotate`] after authenticating the client and recording the proof), which gives the
+/// precise answer.
 pub fn rotate_for_client(
     conn: &mut AnyConnection,
     with: &Rotator<'_>,
     presented: &str,
     client: &ClientCheck<'_>,
     meta: &RequestMeta,
-) -> Result<Option<Issued>, diesel::result::Error> {
+) -> Result<OneStatement, diesel::result::Error> {
     let Rotator {
         master,
         life,
         clock,
     } = *with;
     if !OneStatementRotation::supported(conn) {
-        return Ok(None);
+        return Ok(OneStatement::Declined);
     }
     let key = master.refresh_key();
     let Some(Parsed { id, family_id }) = parse_token(key, presented) else {
-        return Ok(None);
+        return Ok(OneStatement::Declined);
     };
     let successor = TokenId::new(random_id());
     let refresh_token = token_for(key, &family_id, &successor);
@@ -272,33 +284,41 @@ pub fn rotate_for_client(
         idle_expiry: now + life.idle,
         client_ip: meta.client_ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        proof: client.proof,
     }
-    .run(conn)?;
-    if family.as_ref().is_some_and(|f| f.id != family_id) {
+    .run(conn);
+    let family = match family {
+        Err(e) if SeenProof::was_seen(&e) => return Ok(OneStatement::ProofReplayed),
+        other => other?,
+    };
+    let Some(family) = family else {
+        return Ok(OneStatement::Declined);
+    };
+    if family.id != family_id {
         // The MAC binds the two ids together: only a forged key could get here.
         tracing::error!(family_id = %family_id, "a refresh token named a family it is not in");
         return Err(diesel::result::Error::RollbackTransaction);
     }
-    Ok(family.map(|family| {
-        let scope = Scope::stored(&family.scope);
-        let audience = Targets::stored(family.resources.as_deref());
-        Issued {
-            family,
-            token_id: successor,
-            refresh_token,
-            scope,
-            audience,
-            retried: false,
-            nonce: None,
-        }
-    }))
+    let scope = Scope::stored(&family.scope);
+    let audience = Targets::stored(family.resources.as_deref());
+    Ok(OneStatement::Rotated(Box::new(Issued {
+        family,
+        token_id: successor,
+        refresh_token,
+        scope,
+        audience,
+        retried: false,
+        nonce: None,
+    })))
 }
 
 /// The client as it authenticates: its id, and the SHA-256 (hex) of the secret it presented
-/// (`None` for a public client, which presents none).
+/// (`None` for a public client, which presents none); and the request's DPoP proof, checked
+/// and not yet recorded, if it came with one.
 pub struct ClientCheck<'a> {
     pub id: &'a ClientId,
     pub secret_hash: Option<&'a str>,
+    pub proof: Option<ProofRecord<'a>>,
 }
 
 /// The scope and the audience for this refresh: the request's if it narrows the family's

@@ -9,6 +9,7 @@ use crate::domain::access_token::Confirmation;
 use crate::domain::dpop::{self, Expected, ProofError};
 use crate::grant::OAuthError;
 use crate::settings::Settings;
+use crate::store::models::SeenProof;
 use crate::store::AnyConnection;
 
 /// How proofs are checked.
@@ -90,8 +91,12 @@ impl TokenEndpoint {
             access_token: Some(token),
             key: Some(&cnf.jkt),
         };
-        match self.accept(&mut conn, proof, &checks) {
-            Ok(_) => Ok(()),
+        let accepted = self
+            .check(proof, &checks)
+            .map_err(Refusal::Proof)
+            .and_then(|proof| self.spend_proof(&mut conn, &proof));
+        match accepted {
+            Ok(()) => Ok(()),
             Err(Refusal::Proof(e @ ProofError::UseNonce)) => {
                 Err(BearerError::UseDpopNonce(e.to_string()))
             }
@@ -100,13 +105,13 @@ impl TokenEndpoint {
         }
     }
 
-    /// The thumbprint of the key of the request's DPoP proof, once the proof passed every
-    /// check and was never seen before; `None` without a proof.
+    /// The request's DPoP proof once it passed every check of §4.3 but the replay check, and
+    /// the record that will make it be accepted once; `None` without a proof. The record is
+    /// written with the rotation on the hot path, else by [`TokenEndpoint::spend_proof`].
     pub(super) fn token_proof(
         &self,
-        conn: &mut AnyConnection,
         proof: Option<&str>,
-    ) -> Result<Option<String>, OAuthError> {
+    ) -> Result<Option<CheckedProof>, OAuthError> {
         let Some(proof) = proof else {
             return Ok(None);
         };
@@ -116,21 +121,25 @@ impl TokenEndpoint {
             access_token: None,
             key: None,
         };
-        match self.accept(conn, proof, &checks) {
-            Ok(proof) => Ok(Some(proof.jkt)),
-            Err(Refusal::Proof(e)) => Err(e.into()),
-            Err(Refusal::Database(e)) => Err(e.into()),
-        }
+        Ok(Some(self.check(proof, &checks)?))
     }
 
-    /// Checks `proof` (§4.3) against the request, and then records it, so that it is accepted
-    /// once on any instance.
-    fn accept(
+    /// Records a checked proof as presented: refused if it was before, on any instance.
+    pub(super) fn spend_proof(
         &self,
         conn: &mut AnyConnection,
-        proof: &str,
-        checks: &Checks<'_>,
-    ) -> Result<dpop::Proof, Refusal> {
+        proof: &CheckedProof,
+    ) -> Result<(), Refusal> {
+        if !proof.seen.first_use(conn).map_err(Refusal::Database)? {
+            tracing::info!(jkt = %proof.jkt, "DPoP proof replayed");
+            return Err(ProofError::Replayed.into());
+        }
+        Ok(())
+    }
+
+    /// Checks `proof` (§4.3) against the request; returns it with the record that makes it
+    /// accepted once on any instance.
+    fn check(&self, proof: &str, checks: &Checks<'_>) -> Result<CheckedProof, ProofError> {
         let rules = &self.dpop;
         let now = self.core.clock.now();
         let nonces = self.nonces();
@@ -149,17 +158,23 @@ impl TokenEndpoint {
         })?;
         if checks.key.is_some_and(|bound| bound != proof.jkt) {
             tracing::info!(jkt = %proof.jkt, "DPoP proof from another key than the token's");
-            return Err(Refusal::Proof(ProofError::Key(
+            return Err(ProofError::Key(
                 "is not the key the access token is bound to",
-            )));
+            ));
         }
-        let window = dpop::replay_window(rules.max_age, rules.skew);
-        if !dpop::first_use(conn, &proof, window, now).map_err(Refusal::Database)? {
-            tracing::info!(jkt = %proof.jkt, "DPoP proof replayed");
-            return Err(ProofError::Replayed.into());
-        }
-        Ok(proof)
+        let seen = proof.sighting(dpop::replay_window(rules.max_age, rules.skew), now);
+        Ok(CheckedProof {
+            jkt: proof.jkt,
+            seen,
+        })
     }
+}
+
+/// A proof that passed every check but the replay check, and its replay record.
+pub(super) struct CheckedProof {
+    /// The thumbprint of its key.
+    pub jkt: String,
+    pub seen: SeenProof,
 }
 
 /// What a proof must match besides §4.3's own rules.
@@ -173,7 +188,7 @@ struct Checks<'a> {
 }
 
 /// Why a proof was not accepted.
-enum Refusal {
+pub(super) enum Refusal {
     Proof(ProofError),
     Database(diesel::result::Error),
 }
@@ -181,5 +196,14 @@ enum Refusal {
 impl From<ProofError> for Refusal {
     fn from(e: ProofError) -> Self {
         Refusal::Proof(e)
+    }
+}
+
+impl From<Refusal> for OAuthError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Proof(e) => e.into(),
+            Refusal::Database(e) => e.into(),
+        }
     }
 }

@@ -1,18 +1,21 @@
 //! `POST /token`: every grant; the answer is built in [`super::response`].
 
+use super::dpop::CheckedProof;
 use super::response::{Recipient, TokenResponse};
 use super::TokenEndpoint;
 use crate::domain::authcode::{self, CodeExchange, ExchangeError};
 use crate::domain::client::Client;
 use crate::domain::client::GrantType;
 use crate::domain::crypto::sha256_hex;
-use crate::domain::family::{self, Issued, NewGrant, RefreshError, RequestMeta};
+use crate::domain::dpop::ProofError;
+use crate::domain::family::{self, Issued, NewGrant, OneStatement, RefreshError, RequestMeta};
 use crate::domain::resource::{self, Requested};
 use crate::domain::scope::{Scope, OPENID};
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
+use crate::store::rotation::ProofRecord;
 use crate::store::AnyConnection;
 
 /// A token request as it arrived: client authentication, DPoP proof, form, who sent it.
@@ -89,17 +92,19 @@ impl TokenEndpoint {
         // One pool checkout serves the whole request, except across a password hash: that
         // would hold a connection for the hash's duration.
         let mut conn = self.core.conn()?;
-        // A proof is checked (and spent) before anything else: a bad one changes nothing.
-        let jkt = self.token_proof(&mut conn, dpop)?;
-        let jkt = jkt.as_deref();
-        // A DPoP refresh takes the full path: it checks the family's key.
-        if path == RefreshPath::OneStatementFirst && jkt.is_none() {
-            if let Some(response) =
-                self.plain_refresh(&mut conn, grant_type, creds, params, meta)?
-            {
+        // A proof is checked before anything else, and spent with the one statement's
+        // rotation or before the full path starts: a bad one changes nothing.
+        let proof = self.token_proof(dpop)?;
+        if path == RefreshPath::OneStatementFirst {
+            let plain = (grant_type, creds, proof.as_ref());
+            if let Some(response) = self.plain_refresh(&mut conn, plain, params, meta)? {
                 return Ok(response);
             }
         }
+        if let Some(proof) = &proof {
+            self.spend_proof(&mut conn, proof)?;
+        }
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let client = authenticate(&mut conn, creds)?;
         if client.app.require_dpop && jkt.is_none() {
             return Err(OAuthError::InvalidDpopProof(
@@ -189,12 +194,12 @@ impl TokenEndpoint {
     }
 
     /// A refresh without a scope parameter, tried in one statement that also authenticates the
-    /// client ([`family::rotate_for_client`]). `None`: take the full path.
+    /// client and spends the DPoP proof ([`family::rotate_for_client`]). `None`: take the
+    /// full path.
     fn plain_refresh(
         &self,
         conn: &mut AnyConnection,
-        grant_type: &str,
-        creds: &Credentials,
+        (grant_type, creds, proof): (&str, &Credentials, Option<&CheckedProof>),
         params: &Params,
         meta: &RequestMeta,
     ) -> Result<Option<TokenResponse>, OAuthError> {
@@ -214,13 +219,21 @@ impl TokenEndpoint {
         let client = family::ClientCheck {
             id: &creds.client_id,
             secret_hash: secret_hash.as_deref(),
+            proof: proof.map(|p| ProofRecord {
+                jkt: &p.jkt,
+                seen: &p.seen,
+            }),
         };
         let rotated = family::rotate_for_client(conn, &self.rotator(), presented, &client, meta);
-        let Some(issued) =
-            rotated.inspect_err(|_| self.core.metrics.refresh(RefreshOutcome::Error))?
-        else {
-            return Ok(None);
-        };
+        let issued =
+            match rotated.inspect_err(|_| self.core.metrics.refresh(RefreshOutcome::Error))? {
+                OneStatement::Rotated(issued) => issued,
+                OneStatement::Declined => return Ok(None),
+                OneStatement::ProofReplayed => {
+                    tracing::info!("DPoP proof replayed");
+                    return Err(ProofError::Replayed.into());
+                }
+            };
         self.core.metrics.refresh(outcome(&Ok(&issued)));
         // Only an OpenID Connect family needs more of the client: its ID token algorithm.
         let id_token_alg = if Scope::stored(&issued.family.scope).contains(OPENID) {
@@ -232,9 +245,9 @@ impl TokenEndpoint {
             client_id: client.id,
             refresh_allowed: true,
             id_token_alg,
-            dpop_jkt: None,
+            dpop_jkt: proof.map(|p| p.jkt.as_str()),
         };
-        self.respond_issued(&to, issued).map(Some)
+        self.respond_issued(&to, *issued).map(Some)
     }
 
     fn refresh(

@@ -5,15 +5,15 @@ use crate::store::AnyConnection;
 use crate::value::UnixMs;
 
 /// A DPoP proof seen, kept until it could no longer be accepted.
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = dpop_proofs)]
-pub struct SeenProof<'a> {
+pub struct SeenProof {
     /// SHA-256 of the key thumbprint, a space and the jti, hex.
-    pub id: &'a str,
+    pub id: String,
     pub expires_at: UnixMs,
 }
 
-impl SeenProof<'_> {
+impl SeenProof {
     /// Records the proof; `false` when it was recorded before (by any instance). An upsert,
     /// not a caught unique violation, which would abort PostgreSQL's transaction.
     pub fn first_use(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
@@ -24,5 +24,12 @@ impl SeenProof<'_> {
                 .do_nothing()
                 .execute(c))?;
         Ok(inserted == 1)
+    }
+
+    /// Whether `e` is a statement that recorded a proof meeting the proof recorded before it.
+    pub fn was_seen(e: &diesel::result::Error) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(e, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.table_name() == Some("dpop_proofs"))
     }
 }

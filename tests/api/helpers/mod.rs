@@ -393,6 +393,13 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// `POST /token` with a `DPoP` header: the client authenticates in the form.
+    pub async fn token_with_dpop(&self, proof: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let url = format!("{}/token", self.address);
+        let req = self.http.post(url).header("DPoP", proof).form(form);
+        req.send().await.unwrap()
+    }
+
     /// A password grant with `password`, whatever its outcome.
     pub async fn sign_in(
         &self,
