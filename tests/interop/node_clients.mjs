@@ -1,9 +1,11 @@
 // openid-client (v6) against a running Tessera: discovery through RFC 8414 metadata,
 // client_credentials, the password grant through its generic grant, and refresh; then OpenID
 // Connect: discovery, the code flow with PKCE and a nonce through the real login and consent
-// pages, the library's own ID token checks, refresh, userinfo and RP-initiated logout; DPoP.
+// pages, the library's own ID token checks, refresh, userinfo and RP-initiated logout; DPoP,
+// through openid-client's handle and through oauth4webapi's directly.
 // Run by run.sh; prints one line per check and exits non-zero if any failed.
 import * as client from 'openid-client';
+import * as oauth from 'oauth4webapi';
 
 const base = process.env.INTEROP_BASE_URL;
 let failures = 0;
@@ -178,6 +180,71 @@ await check('openid-client: DPoP code flow for a public client, a refresh from a
   assert(refused?.error === 'invalid_grant', `a second key: ${refused?.error ?? 'accepted'}`);
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
   assert(refreshed.refresh_token !== tokens.refresh_token, 'the refusal spent nothing; rotated');
+});
+
+// oauth4webapi, the protocol layer under openid-client, used directly: its DPoP handle signs
+// the proofs and keeps the server's nonces; the retry on `use_dpop_nonce` is the app's, as the
+// library's documentation shows it.
+await check('oauth4webapi: DPoP password grant, refresh with rotation, a second key refused, userinfo, nonces retried', async () => {
+  const issuer = new URL(base);
+  const insecure = { [oauth.allowInsecureRequests]: true };
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+  assert(as.dpop_signing_alg_values_supported?.includes('ES256'), 'dpop_signing_alg_values_supported');
+  const app = { client_id: process.env.PUBLIC_PASSWORD_CLIENT_ID };
+  const auth = oauth.None();
+  let nonceRetries = 0;
+  const retried = async (request) => {
+    try {
+      return await request();
+    } catch (e) {
+      if (!oauth.isDPoPNonceError(e)) throw e;
+      nonceRetries += 1;
+      return request();
+    }
+  };
+  const password = (DPoP) => retried(async () => oauth.processGenericTokenEndpointResponse(as, app,
+    await oauth.genericTokenEndpointRequest(as, app, auth, 'password',
+      { username: 'alice', password: process.env.USER_PASSWORD, scope: 'read' }, { DPoP, ...insecure })));
+  const refresh = (DPoP, token) => retried(async () => oauth.processRefreshTokenResponse(as, app,
+    await oauth.refreshTokenGrantRequest(as, app, auth, token, { DPoP, ...insecure })));
+
+  const DPoP = oauth.DPoP(app, await oauth.generateKeyPair('ES256'));
+  const tokens = await password(DPoP);
+  assert(nonceRetries === 1, `the first request is asked for a nonce: ${nonceRetries} retries`);
+  assert(tokens.token_type === 'dpop', `token_type ${tokens.token_type}`);
+  const refreshed = await refresh(DPoP, tokens.refresh_token);
+  assert(refreshed.refresh_token !== tokens.refresh_token && refreshed.token_type === 'dpop', 'rotated, bound');
+
+  const thief = oauth.DPoP(app, await oauth.generateKeyPair('ES256'));
+  let refused;
+  try {
+    await refresh(thief, refreshed.refresh_token);
+  } catch (e) {
+    refused = e;
+  }
+  assert(refused?.error === 'invalid_grant', `a second key: ${refused?.error ?? 'accepted'}`);
+  const again = await refresh(DPoP, refreshed.refresh_token);
+  assert(again.refresh_token !== refreshed.refresh_token, 'the refusal spent nothing; rotated');
+
+  const info = await retried(() => oauth.protectedResourceRequest(again.access_token, 'GET', new URL(`${base}/userinfo`),
+    undefined, undefined, { DPoP, ...insecure }));
+  assert(info.status === 200 && (await info.json()).sub, `userinfo with DPoP ${info.status}`);
+
+  // The rotated token again, from the app's own key: a replay, and the family is revoked.
+  let replay;
+  try {
+    await refresh(DPoP, tokens.refresh_token);
+  } catch (e) {
+    replay = e;
+  }
+  assert(replay?.error === 'invalid_grant', `a replay: ${replay?.error ?? 'accepted'}`);
+  let revoked;
+  try {
+    await refresh(DPoP, again.refresh_token);
+  } catch (e) {
+    revoked = e;
+  }
+  assert(revoked?.error === 'invalid_grant', `the family after a replay: ${revoked?.error ?? 'accepted'}`);
 });
 
 process.exit(failures ? 1 : 0);

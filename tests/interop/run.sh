@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Interoperability suite: real OAuth2 and OpenID Connect client libraries (Python authlib and
-# requests-oauthlib, Node openid-client) against a real Tessera on a temporary database. The
+# Interoperability suite: real OAuth2 and OpenID Connect client libraries (Python authlib,
+# requests-oauthlib and a DPoP client on joserfc; Node openid-client and oauth4webapi) against a
+# real Tessera on a temporary database. The
 # Rust `oauth2` and `openidconnect` crates run in the cargo test suite
 # (tests/api/client_library.rs, tests/api/oidc/).
 #
@@ -20,8 +21,10 @@ if [ ! -x "$work/venv/bin/python" ]; then python3 -m venv "$work/venv"; fi
 "$work/venv/bin/pip" install -q -r "$here/requirements.txt"
 cp "$here/package.json" "$work/package.json"
 (cd "$work" && npm install --silent --no-audit --no-fund >/dev/null)
-echo "   $("$work/venv/bin/pip" list 2>/dev/null | grep -iE '^(authlib|requests-oauthlib|oauthlib) ' | tr -s ' ' | paste -sd, -)"
-echo "   openid-client $(node -p "require('$work/node_modules/openid-client/package.json').version")"
+echo "   $("$work/venv/bin/pip" list 2>/dev/null | grep -iE '^(authlib|joserfc|requests-oauthlib|oauthlib) ' | tr -s ' ' | paste -sd, -)"
+for p in openid-client oauth4webapi; do
+    echo "   $p $(node -p "require('$work/node_modules/$p/package.json').version")"
+done
 
 echo "== starting tessera on a temporary database"
 data="$(mktemp -d)"
@@ -41,6 +44,8 @@ admin() { "$bin/tessera-admin" "$@"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 c=$(admin client register --name "Interop password client" --grant password --grant refresh_token --scope "read write" -o json)
 export PASSWORD_CLIENT_ID=$(echo "$c" | field client_id) PASSWORD_CLIENT_SECRET=$(echo "$c" | field client_secret)
+c=$(admin client register --name "Interop mobile app" --public --grant password --grant refresh_token --scope read -o json)
+export PUBLIC_PASSWORD_CLIENT_ID=$(echo "$c" | field client_id)
 c=$(admin client register --name "Interop service" --grant client_credentials --scope "reports:read" -o json)
 export CC_CLIENT_ID=$(echo "$c" | field client_id) CC_CLIENT_SECRET=$(echo "$c" | field client_secret)
 c=$(admin client register --name "Interop resource server" --grant client_credentials -o json)
@@ -59,6 +64,7 @@ status=0
 results="$work/results.txt"
 echo "== python"
 "$work/venv/bin/python" "$here/python_clients.py" | tee "$results" || status=1
+"$work/venv/bin/python" "$here/python_dpop.py" | tee -a "$results" || status=1
 echo "== node"
 # Run from beside its node_modules: ES modules resolve packages from the script's folder.
 cp "$here/node_clients.mjs" "$work/node_clients.mjs"

@@ -26,7 +26,8 @@ impl SeenProof {
         Ok(inserted == 1)
     }
 
-    /// Whether `e` is a statement that recorded a proof meeting the proof recorded before it.
+    /// Whether `e` is a statement's attempt to record a proof recorded before: a unique
+    /// violation on this table, which undid the whole statement.
     pub fn was_seen(e: &diesel::result::Error) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         matches!(e, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
