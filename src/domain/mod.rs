@@ -5,6 +5,7 @@
 //! ([`password::HashPolicy`], [`throttle::Policy`], ...), and errors are typed.
 
 pub mod access_token;
+pub mod account;
 pub mod audit;
 pub mod authcode;
 pub mod backchannel;

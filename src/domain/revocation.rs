@@ -35,6 +35,16 @@ pub enum Families<'a> {
     OfClient(&'a ClientId),
     /// Every family begun in the browser session with this public id (OpenID Connect `sid`).
     OfSession(&'a str),
+    /// Every family of the user but those begun in the browser session `sid`.
+    OfUserExceptSession {
+        user_id: &'a UserId,
+        sid: &'a str,
+    },
+    /// Every family of the user at one client.
+    OfUserAtClient {
+        user_id: &'a UserId,
+        client_id: &'a ClientId,
+    },
 }
 
 /// Why, and by whom: `reason` is stored on each family, the rest goes into the audit event.
@@ -108,6 +118,22 @@ pub fn revoke_in(
             };
             TokenFamily::revoke_where(c, of, why.reason, now)?
         }
+        Families::OfUserExceptSession { user_id, sid } => {
+            let of = FamiliesOf {
+                user_id: Some(user_id),
+                except_sid: Some(sid),
+                ..FamiliesOf::default()
+            };
+            TokenFamily::revoke_where(c, of, why.reason, now)?
+        }
+        Families::OfUserAtClient { user_id, client_id } => {
+            let of = FamiliesOf {
+                user_id: Some(user_id),
+                client_id: Some(client_id),
+                ..FamiliesOf::default()
+            };
+            TokenFamily::revoke_where(c, of, why.reason, now)?
+        }
     };
     let revoked = ended.len();
     // Their apps hear of it (back-channel logout), once this transaction commits.
@@ -122,6 +148,8 @@ pub fn revoke_in(
             Families::OfUser(id) => id.as_str(),
             Families::OfClient(id) => id.as_str(),
             Families::OfSession(sid) => sid,
+            Families::OfUserExceptSession { user_id, .. }
+            | Families::OfUserAtClient { user_id, .. } => user_id.as_str(),
         };
         Event {
             kind: why.kind,

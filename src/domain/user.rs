@@ -51,7 +51,8 @@ pub enum UserError {
 pub const MIN_PASSWORD_LEN: usize = 8;
 const MAX_PASSWORD_LEN: usize = 1024;
 
-fn check_password(password: &str) -> Result<(), UserError> {
+/// Refuses a password too short or too long.
+pub fn check_password(password: &str) -> Result<(), UserError> {
     if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
         return Err(UserError::Invalid(format!(
             "a password is {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"

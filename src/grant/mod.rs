@@ -23,7 +23,7 @@ pub mod pkce;
 pub mod sign_in;
 pub mod token;
 
-pub use browser::{authorize, logout, BrowserFlow};
+pub use browser::{account, authorize, logout, BrowserFlow};
 pub use operations::Operations;
 pub use sign_in::SignIn;
 pub use token::{bearer, introspection, TokenEndpoint};

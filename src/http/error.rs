@@ -137,6 +137,12 @@ impl From<BlockingError> for SignInError {
     }
 }
 
+impl From<BlockingError> for crate::grant::account::PasswordChangeError {
+    fn from(_: BlockingError) -> Self {
+        crate::grant::account::PasswordChangeError::Unavailable(OAuthError::ServerError)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

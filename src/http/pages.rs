@@ -48,6 +48,8 @@ pub struct LoginPage<'a> {
     pub authorize: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// `account`: back to the account page after signing in, not to an authorization request.
+    pub next: &'a str,
 }
 
 #[derive(Template)]
@@ -183,4 +185,104 @@ pub fn describe_scope(scope: &str) -> String {
             _ => format!("Use the “{other}” permission"),
         },
     }
+}
+
+/// What every account page shows around its section.
+pub struct AccountFrame<'a> {
+    pub username: &'a str,
+    /// The section's name, as its tab says it.
+    pub heading: &'static str,
+    pub tabs: &'static [(&'static str, &'static str)],
+    /// What was just done, in words.
+    pub notice: Option<&'static str>,
+    pub csrf: &'a str,
+}
+
+/// The account page's sections: name and address. "Sign-in methods" will be one more.
+pub const ACCOUNT_TABS: &[(&str, &str)] = &[
+    ("Devices", "/account"),
+    ("Apps with access", "/account/apps"),
+    ("Security activity", "/account/activity"),
+    ("Password", "/account/password"),
+];
+
+/// A time on the pages: `2026-12-02 14:30 UTC`, and its machine-readable form.
+pub fn shown_time(at: crate::value::UnixMs) -> (String, String) {
+    let ms = u64::try_from(at.millis()).unwrap_or_default();
+    let iso = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+    )
+    .to_string();
+    (format!("{} {} UTC", &iso[..10], &iso[11..16]), iso)
+}
+
+pub struct DeviceRow {
+    pub id: String,
+    pub app: String,
+    pub device: String,
+    pub ip: Option<String>,
+    pub signed_in: String,
+    pub signed_in_iso: String,
+    pub last_used: String,
+    pub last_used_iso: String,
+    pub this_browser: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account_devices.html")]
+pub struct AccountDevicesPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub devices: Vec<DeviceRow>,
+    /// How many are not this browser's.
+    pub others: usize,
+}
+
+pub struct AppRow {
+    pub id: String,
+    pub name: String,
+    pub granted: String,
+    pub granted_iso: String,
+    /// What it may do, in words.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account_apps.html")]
+pub struct AccountAppsPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub apps: Vec<AppRow>,
+}
+
+pub struct EventRow {
+    pub what: String,
+    pub at: String,
+    pub at_iso: String,
+    pub ip: Option<String>,
+    pub alarming: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account_activity.html")]
+pub struct AccountActivityPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub events: Vec<EventRow>,
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+pub struct AccountPasswordPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub error: Option<&'a str>,
+}
+
+/// "Sign out this device?": the form that does it, and the way back.
+#[derive(Template)]
+#[template(path = "account_confirm.html")]
+pub struct AccountConfirmPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub question: String,
+    pub action: &'static str,
+    pub fields: Vec<(&'static str, String)>,
+    pub confirm: &'static str,
+    pub back: &'static str,
 }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod account;
 mod audit;
 mod browser;
 mod browser_apps;

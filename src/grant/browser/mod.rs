@@ -2,6 +2,7 @@
 //! authorization request ([`authorize`]), then sessions, remembered consent, CSRF tokens and
 //! the authorization code at the end ([`flow`]).
 
+pub mod account;
 pub mod authorize;
 mod flow;
 pub mod logout;

@@ -16,13 +16,13 @@ use crate::http::AppState;
 /// Largest value in a page form: the whole authorization request travels in one field.
 const FORM_VALUE_LIMIT: usize = 16 * 1024;
 
-fn session(req: &HttpRequest, secure: bool) -> Option<String> {
+pub(super) fn session(req: &HttpRequest, secure: bool) -> Option<String> {
     req.cookie(pages::session_cookie(secure))
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
 }
 
-fn unavailable() -> HttpResponse {
+pub(super) fn unavailable() -> HttpResponse {
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "The service is busy or unavailable. Try again in a moment.",
@@ -46,6 +46,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
                 authorize,
                 username: login_hint.as_deref().unwrap_or_default(),
                 error: None,
+                next: "",
             };
             render(StatusCode::OK, &page, set.into_iter().collect())
         }
@@ -113,7 +114,7 @@ async fn authorize_with(
 }
 
 /// Parses a page form and checks its CSRF token.
-fn checked_form(
+pub(super) fn checked_form(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
@@ -152,6 +153,8 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     };
     // Re-encoded: whatever was posted, the Location header stays valid ASCII.
     let authorize = canonical_query(field(&form, "authorize"));
+    // Signing in for the account page rather than for an app: back there after.
+    let to_account = field(&form, "next") == "account";
     let username = field(&form, "username").to_owned();
     let password = field(&form, "password").to_owned();
     let origin = state.request_meta(&req);
@@ -176,15 +179,21 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 session.expose().to_owned(),
                 secure,
             );
-            see_other(
-                &format!("/authorize?{}", after_sign_in(&authorize)),
-                vec![session_cookie, csrf_cookie],
-            )
+            let to = if to_account {
+                "/account".to_owned()
+            } else {
+                format!("/authorize?{}", after_sign_in(&authorize))
+            };
+            see_other(&to, vec![session_cookie, csrf_cookie])
         }
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "sign-in refused");
             // One message whatever the reason: nothing about which part was wrong.
-            let client_name = client_name(&state, &authorize).await;
+            let client_name = if to_account {
+                "your account".to_owned()
+            } else {
+                client_name(&state, &authorize).await
+            };
             let (token, set) = csrf(&req, &state.services.browser, secure);
             let page = LoginPage {
                 client_name: &client_name,
@@ -192,6 +201,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 authorize: &authorize,
                 username: field(&form, "username"),
                 error: Some("The username or password is incorrect, or there were too many attempts. Try again later."),
+                next: if to_account { "account" } else { "" },
             };
             render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
         }

@@ -1,3 +1,4 @@
+mod account;
 mod authorize;
 mod health;
 mod jwks;
@@ -70,6 +71,12 @@ routes! {
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }
     "/end_session" => { GET => authorize::end_session, POST => authorize::end_session_post }
+    "/account" => { GET => account::devices }
+    "/account/apps" => { GET => account::apps }
+    "/account/activity" => { GET => account::activity }
+    "/account/password" => { GET => account::password, POST => account::change_password }
+    "/account/sign-out" => { GET => account::confirm_sign_out, POST => account::sign_out }
+    "/account/remove-access" => { GET => account::confirm_remove_access, POST => account::remove_access }
     "/static/tessera.css" => { GET => authorize::stylesheet }
 }
 

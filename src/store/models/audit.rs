@@ -42,6 +42,20 @@ impl AuditEvent {
             .load(conn)
     }
 
+    /// Events about any of `subjects`, newest first, at most `limit`.
+    pub fn about_any(
+        conn: &mut AnyConnection,
+        subjects: &[String],
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        audit_events::table
+            .filter(audit_events::subject.eq_any(subjects))
+            .order((audit_events::occurred_at.desc(), audit_events::id.asc()))
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+
     /// Newest first; `kind` matches a prefix (`login` finds `login.failure`).
     pub fn list(
         conn: &mut AnyConnection,

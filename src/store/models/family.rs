@@ -140,6 +140,13 @@ impl TokenFamily {
             if let Some(sid) = of.sid {
                 query = query.filter(token_families::sid.eq(sid));
             }
+            if let Some(sid) = of.except_sid {
+                query = query.filter(
+                    token_families::sid
+                        .is_null()
+                        .or(token_families::sid.ne(sid)),
+                );
+            }
             query
                 .set((
                     token_families::revoked_at.eq(now),
@@ -168,6 +175,8 @@ pub struct FamiliesOf<'a> {
     pub client_id: Option<&'a ClientId>,
     /// Begun in the browser session with this public id.
     pub sid: Option<&'a str>,
+    /// Not begun in the browser session with this public id.
+    pub except_sid: Option<&'a str>,
 }
 
 /// The expression [`family_live`] builds.
@@ -272,6 +281,22 @@ impl TokenFamily {
         q.order((token_families::created_at.desc(), token_families::id.asc()))
             .limit(f.limit)
             .select(TokenFamily::as_select())
+            .load(conn)
+    }
+}
+
+impl TokenFamily {
+    /// The ids of the user's families, newest first, at most `limit`.
+    pub fn ids_of_user(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        limit: i64,
+    ) -> QueryResult<Vec<FamilyId>> {
+        token_families::table
+            .filter(token_families::user_id.eq(user_id))
+            .order(token_families::created_at.desc())
+            .limit(limit)
+            .select(token_families::id)
             .load(conn)
     }
 }

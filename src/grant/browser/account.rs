@@ -1,0 +1,212 @@
+//! The account page's service: what each section shows to the signed-in user, and what they
+//! may do there. No web framework here; `http::routes::account` renders it.
+
+use super::BrowserFlow;
+use crate::domain::account::{self, Activity, Actor, App, Device};
+use crate::domain::browser::SignedIn;
+use crate::domain::request::RequestMeta;
+use crate::domain::secret::Secret;
+use crate::domain::user;
+use crate::grant::{OAuthError, SignInError};
+use crate::store::AnyConnection;
+use crate::value::{ClientId, FamilyId};
+
+/// A section of the account page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Devices,
+    Apps,
+    Activity,
+    Password,
+}
+
+/// What a section shows.
+#[derive(Debug, Clone)]
+pub enum Shown {
+    Devices(Vec<Device>),
+    Apps(Vec<App>),
+    Activity(Vec<Activity>),
+    Password,
+}
+
+/// The account page for the signed-in user.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub username: String,
+    pub shown: Shown,
+}
+
+/// What the user asked to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    SignOut(FamilyId),
+    SignOutOthers,
+    RemoveAccess(ClientId),
+}
+
+/// What the confirmation page of an [`Action`] names.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Device(Device),
+    OtherDevices(usize),
+    App(App),
+}
+
+/// Why a password change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("no one is signed in")]
+    SignedOut,
+    /// The current password was wrong, or there were too many attempts: one answer for both.
+    #[error("the current password is incorrect, or there were too many attempts")]
+    Refused,
+    #[error("the new passwords do not match")]
+    Mismatch,
+    #[error("{0}")]
+    Weak(String),
+    #[error("{0}")]
+    Unavailable(OAuthError),
+}
+
+impl BrowserFlow {
+    /// `section` for the user of the session cookie; `None`: no one is signed in.
+    pub fn account(
+        &self,
+        session: Option<&str>,
+        section: Section,
+    ) -> Result<Option<AccountView>, OAuthError> {
+        let conn = &mut *self.core.conn()?;
+        let Some(signed_in) = self.session_user(conn, session)? else {
+            return Ok(None);
+        };
+        let user = &signed_in.user;
+        let shown = match section {
+            Section::Devices => Shown::Devices(self.devices(conn, &signed_in)?),
+            Section::Apps => Shown::Apps(account::apps(conn, &user.id)?),
+            Section::Activity => {
+                Shown::Activity(account::activity(conn, &user.id, &user.username)?)
+            }
+            Section::Password => Shown::Password,
+        };
+        Ok(Some(AccountView {
+            username: user.username.clone(),
+            shown,
+        }))
+    }
+
+    fn devices(
+        &self,
+        conn: &mut AnyConnection,
+        signed_in: &SignedIn,
+    ) -> Result<Vec<Device>, OAuthError> {
+        let now = self.core.clock.now();
+        Ok(account::devices(
+            conn,
+            &signed_in.user.id,
+            &signed_in.sid,
+            now,
+        )?)
+    }
+
+    /// What the confirmation page of `action` names; `None`: no one is signed in, or the
+    /// device or app is not the user's (any more).
+    pub fn account_subject(
+        &self,
+        session: Option<&str>,
+        action: &Action,
+    ) -> Result<Option<Subject>, OAuthError> {
+        let conn = &mut *self.core.conn()?;
+        let Some(signed_in) = self.session_user(conn, session)? else {
+            return Ok(None);
+        };
+        Ok(match action {
+            Action::SignOut(id) => self
+                .devices(conn, &signed_in)?
+                .into_iter()
+                .find(|d| d.family_id == *id)
+                .map(Subject::Device),
+            Action::SignOutOthers => {
+                let others = self.devices(conn, &signed_in)?;
+                Some(Subject::OtherDevices(
+                    others.iter().filter(|d| !d.this_browser).count(),
+                ))
+            }
+            Action::RemoveAccess(id) => account::apps(conn, &signed_in.user.id)?
+                .into_iter()
+                .find(|a| a.client_id == *id)
+                .map(Subject::App),
+        })
+    }
+
+    /// Does `action` for the user of the session cookie. `None`: no one is signed in; else
+    /// how many devices were signed out (or apps' access removed).
+    pub fn account_act(
+        &self,
+        session: Option<&str>,
+        action: &Action,
+        meta: &RequestMeta,
+    ) -> Result<Option<usize>, OAuthError> {
+        let conn = &mut *self.core.conn()?;
+        let Some(signed_in) = self.session_user(conn, session)? else {
+            return Ok(None);
+        };
+        let actor = Actor {
+            user_id: &signed_in.user.id,
+            meta,
+        };
+        let now = self.core.clock.now();
+        let done = match action {
+            Action::SignOut(id) => usize::from(account::sign_out_device(conn, &actor, id, now)?),
+            Action::SignOutOthers => account::sign_out_others(conn, &actor, &signed_in.sid, now)?,
+            Action::RemoveAccess(id) => usize::from(account::remove_access(conn, &actor, id, now)?),
+        };
+        Ok(Some(done))
+    }
+
+    /// Changes the password of the session's user: the current one checked as a sign-in is
+    /// (throttled, the same cost whatever happens), the new one hashed with no connection held.
+    /// Every session and device of the user ends; returns the new session's cookie value for
+    /// this browser.
+    pub fn change_password(
+        &self,
+        session: Option<&str>,
+        (current, new, again): (&str, &str, &str),
+        meta: &RequestMeta,
+    ) -> Result<Secret, PasswordChangeError> {
+        let unavailable = |e: OAuthError| PasswordChangeError::Unavailable(e);
+        let signed_in = {
+            let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+            self.session_user(conn, session).map_err(unavailable)?
+        };
+        let signed_in = signed_in.ok_or(PasswordChangeError::SignedOut)?;
+        let username = &signed_in.user.username;
+        match self
+            .passwords
+            .sign_in(username, current, meta, "account page")
+        {
+            Ok(_) => {}
+            Err(SignInError::Invalid | SignInError::Throttled) => {
+                return Err(PasswordChangeError::Refused)
+            }
+            Err(e) => return Err(unavailable(e.into_oauth())),
+        }
+        if new != again {
+            return Err(PasswordChangeError::Mismatch);
+        }
+        user::check_password(new).map_err(|e| PasswordChangeError::Weak(e.to_string()))?;
+        let hash = self.passwords.hasher.hash(new).map_err(|e| {
+            tracing::error!(error = %e, "hashing a new password failed");
+            unavailable(OAuthError::ServerError)
+        })?;
+        let actor = Actor {
+            user_id: &signed_in.user.id,
+            meta,
+        };
+        let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+        let now = self.core.clock.now();
+        let (revoked, cookie) = account::set_password(conn, &self.core.master, &actor, &hash, now)
+            .map_err(|e| unavailable(e.into()))?;
+        tracing::info!(user_id = %signed_in.user.id, revoked, "password changed on the account page");
+        Ok(cookie)
+    }
+}

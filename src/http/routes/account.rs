@@ -1,0 +1,390 @@
+//! `/account`: the user's own page. Devices, apps with access, security activity, password.
+//! Without a session, the login page, which comes back here. Every change is a CSRF-checked
+//! POST, and signing out or removing access is confirmed on a page of its own first.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::authorize::{checked_form, session, unavailable};
+use crate::domain::account::{Activity, App, Device};
+use crate::grant::account::{AccountView, Action, PasswordChangeError, Section, Shown, Subject};
+use crate::grant::Params;
+use crate::http::pages::{
+    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, shown_time,
+    AccountActivityPage, AccountAppsPage, AccountConfirmPage, AccountDevicesPage, AccountFrame,
+    AccountPasswordPage, AppRow, DeviceRow, EventRow, LoginPage, ACCOUNT_TABS,
+};
+use crate::http::AppState;
+
+/// What was just done, named in the query of the page it returns to (`?done=…`): fixed
+/// words, never anything from the request.
+fn notice(req: &HttpRequest) -> Option<&'static str> {
+    let done = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "done")
+        .map(|(_, v)| v.into_owned());
+    Some(match done.as_deref()? {
+        "signed_out" => "The device was signed out. Its apps stopped working there.",
+        "signed_out_others" => "Every other device was signed out.",
+        "removed" => "The app's access was removed, and it was signed out everywhere.",
+        "password" => "Your password was changed. Every other browser and app was signed out.",
+        "nothing" => "There was nothing to do: it had already ended.",
+        _ => return None,
+    })
+}
+
+/// The login page, coming back to the account page.
+fn login(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    let (token, set) = csrf(req, &state.services.browser, state.secure_cookies);
+    let page = LoginPage {
+        client_name: "your account",
+        csrf: &token,
+        authorize: "",
+        username: "",
+        error: None,
+        next: "account",
+    };
+    render(StatusCode::OK, &page, set.into_iter().collect())
+}
+
+async fn view(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    section: Section,
+) -> Result<Option<AccountView>, HttpResponse> {
+    let cookie = session(req, state.secure_cookies);
+    state
+        .blocking(move |s| s.browser.account(cookie.as_deref(), section))
+        .await
+        .map_err(|_| unavailable())
+}
+
+fn heading(section: Section) -> &'static str {
+    match section {
+        Section::Devices => ACCOUNT_TABS[0].0,
+        Section::Apps => ACCOUNT_TABS[1].0,
+        Section::Activity => ACCOUNT_TABS[2].0,
+        Section::Password => ACCOUNT_TABS[3].0,
+    }
+}
+
+/// `GET /account`, `/account/apps`, `/account/activity`, `/account/password`.
+async fn show(req: HttpRequest, state: web::Data<AppState>, section: Section) -> HttpResponse {
+    let view = match view(&req, &state, section).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(&req, &state),
+        Err(page) => return page,
+    };
+    let (token, set) = csrf(&req, &state.services.browser, state.secure_cookies);
+    let frame = AccountFrame {
+        username: &view.username,
+        heading: heading(section),
+        tabs: ACCOUNT_TABS,
+        notice: notice(&req),
+        csrf: &token,
+    };
+    let cookies = set.into_iter().collect();
+    match view.shown {
+        Shown::Devices(devices) => {
+            let others = devices.iter().filter(|d| !d.this_browser).count();
+            let devices = devices.into_iter().map(device_row).collect();
+            let page = AccountDevicesPage {
+                frame,
+                devices,
+                others,
+            };
+            render(StatusCode::OK, &page, cookies)
+        }
+        Shown::Apps(apps) => {
+            let apps = apps.into_iter().map(app_row).collect();
+            render(StatusCode::OK, &AccountAppsPage { frame, apps }, cookies)
+        }
+        Shown::Activity(events) => {
+            let events = events.into_iter().map(event_row).collect();
+            render(
+                StatusCode::OK,
+                &AccountActivityPage { frame, events },
+                cookies,
+            )
+        }
+        Shown::Password => {
+            let page = AccountPasswordPage { frame, error: None };
+            render(StatusCode::OK, &page, cookies)
+        }
+    }
+}
+
+fn device_row(d: Device) -> DeviceRow {
+    let (signed_in, signed_in_iso) = shown_time(d.signed_in_at);
+    let (last_used, last_used_iso) = shown_time(d.last_used_at);
+    DeviceRow {
+        id: d.family_id.as_str().to_owned(),
+        app: d.app,
+        device: d.device,
+        ip: d.ip,
+        signed_in,
+        signed_in_iso,
+        last_used,
+        last_used_iso,
+        this_browser: d.this_browser,
+    }
+}
+
+fn app_row(a: App) -> AppRow {
+    let (granted, granted_iso) = shown_time(a.granted_at);
+    AppRow {
+        id: a.client_id.as_str().to_owned(),
+        name: a.name,
+        granted,
+        granted_iso,
+        scopes: a.scopes.iter().map(|s| describe_scope(s)).collect(),
+    }
+}
+
+fn event_row(e: Activity) -> EventRow {
+    let (at, at_iso) = shown_time(e.at);
+    EventRow {
+        what: e.what,
+        at,
+        at_iso,
+        ip: e.ip,
+        alarming: e.alarming,
+    }
+}
+
+pub async fn devices(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    show(req, state, Section::Devices).await
+}
+
+pub async fn apps(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    show(req, state, Section::Apps).await
+}
+
+pub async fn activity(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    show(req, state, Section::Activity).await
+}
+
+pub async fn password(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    show(req, state, Section::Password).await
+}
+
+/// The action a query or form names: `device=ID`, `others=1` or `app=ID`.
+fn action(params: &Params, remove: bool) -> Option<Action> {
+    let value = |name| params.get(name).filter(|v| !v.is_empty() && v.len() <= 64);
+    if remove {
+        return value("app").map(|id| Action::RemoveAccess(id.into()));
+    }
+    match (value("device"), value("others")) {
+        (Some(id), None) => Some(Action::SignOut(id.into())),
+        (None, Some("1")) => Some(Action::SignOutOthers),
+        _ => None,
+    }
+}
+
+/// `GET /account/sign-out` and `GET /account/remove-access`: the confirmation page.
+async fn confirm(req: HttpRequest, state: web::Data<AppState>, remove: bool) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes()).unwrap_or_default();
+    let Some(action) = action(&params, remove) else {
+        return see_other(
+            if remove { "/account/apps" } else { "/account" },
+            Vec::new(),
+        );
+    };
+    let cookie = session(&req, state.secure_cookies);
+    let asked = action.clone();
+    let subject = state
+        .blocking(move |s| s.browser.account_subject(cookie.as_deref(), &asked))
+        .await;
+    let (section, back) = if remove {
+        (Section::Apps, "/account/apps")
+    } else {
+        (Section::Devices, "/account")
+    };
+    let subject = match subject {
+        Ok(Some(subject)) => subject,
+        // Not the user's, or gone: back to the list, which shows what there is.
+        Ok(None) if session(&req, state.secure_cookies).is_some() => {
+            return see_other(&format!("{back}?done=nothing"), Vec::new())
+        }
+        Ok(None) => return login(&req, &state),
+        Err(_) => return unavailable(),
+    };
+    let view = match view(&req, &state, section).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(&req, &state),
+        Err(page) => return page,
+    };
+    let (question, fields, confirm, action) = match (&subject, &action) {
+        (Subject::Device(d), Action::SignOut(id)) => (
+            format!(
+                "Sign out {} on {}? Its tokens stop working at once; to use it again there, you sign in again.",
+                d.app, d.device
+            ),
+            vec![("device", id.as_str().to_owned())],
+            "Sign out",
+            "/account/sign-out",
+        ),
+        (Subject::OtherDevices(n), _) => (
+            format!(
+                "Sign out every other device ({n})? Only this browser stays signed in."
+            ),
+            vec![("others", "1".to_owned())],
+            "Sign out everywhere else",
+            "/account/sign-out",
+        ),
+        (Subject::App(a), Action::RemoveAccess(id)) => (
+            format!(
+                "Remove the access of {}? It is signed out everywhere, and asks you again next time.",
+                a.name
+            ),
+            vec![("app", id.as_str().to_owned())],
+            "Remove access",
+            "/account/remove-access",
+        ),
+        _ => return unavailable(),
+    };
+    let (token, set) = csrf(&req, &state.services.browser, state.secure_cookies);
+    let page = AccountConfirmPage {
+        frame: AccountFrame {
+            username: &view.username,
+            heading: heading(section),
+            tabs: ACCOUNT_TABS,
+            notice: None,
+            csrf: &token,
+        },
+        question,
+        action,
+        fields,
+        confirm,
+        back,
+    };
+    render(StatusCode::OK, &page, set.into_iter().collect())
+}
+
+pub async fn confirm_sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    confirm(req, state, false).await
+}
+
+pub async fn confirm_remove_access(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    confirm(req, state, true).await
+}
+
+/// `POST /account/sign-out` and `POST /account/remove-access`: does it, and back to the list.
+async fn act(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    remove: bool,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let Some(action) = action(&form, remove) else {
+        return error_page(StatusCode::BAD_REQUEST, "Choose a device or an app.");
+    };
+    let cookie = session(&req, state.secure_cookies);
+    let meta = state.request_meta(&req);
+    let asked = action.clone();
+    let done = state
+        .blocking(move |s| s.browser.account_act(cookie.as_deref(), &asked, &meta))
+        .await;
+    let (back, word) = match action {
+        Action::SignOut(_) => ("/account", "signed_out"),
+        Action::SignOutOthers => ("/account", "signed_out_others"),
+        Action::RemoveAccess(_) => ("/account/apps", "removed"),
+    };
+    match done {
+        Ok(Some(0)) if !matches!(action, Action::SignOutOthers) => {
+            see_other(&format!("{back}?done=nothing"), Vec::new())
+        }
+        Ok(Some(_)) => see_other(&format!("{back}?done={word}"), Vec::new()),
+        Ok(None) => login(&req, &state),
+        Err(_) => unavailable(),
+    }
+}
+
+pub async fn sign_out(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    act(req, body, state, false).await
+}
+
+pub async fn remove_access(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    act(req, body, state, true).await
+}
+
+/// `POST /account/password`.
+pub async fn change_password(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let field = |name| form.get(name).unwrap_or_default().to_owned();
+    let (current, new, again) = (field("current"), field("new"), field("again"));
+    let cookie = session(&req, state.secure_cookies);
+    let meta = state.request_meta(&req);
+    let changed = state
+        .blocking(move |s| {
+            s.browser
+                .change_password(cookie.as_deref(), (&current, &new, &again), &meta)
+        })
+        .await;
+    let secure = state.secure_cookies;
+    let error = match changed {
+        Ok(session) => {
+            let session = pages::cookie(
+                pages::session_cookie(secure),
+                session.expose().to_owned(),
+                secure,
+            );
+            let (_, csrf_cookie) = fresh_csrf(&state.services.browser, secure);
+            return see_other(
+                "/account/password?done=password",
+                vec![session, csrf_cookie],
+            );
+        }
+        Err(PasswordChangeError::SignedOut) => return login(&req, &state),
+        Err(PasswordChangeError::Unavailable(_)) => return unavailable(),
+        Err(PasswordChangeError::Refused) => {
+            "The current password is incorrect, or there were too many attempts. Try again later."
+                .to_owned()
+        }
+        Err(e @ PasswordChangeError::Mismatch) => format!("{}.", capitalised(&e.to_string())),
+        Err(PasswordChangeError::Weak(why)) => format!("{}.", capitalised(&why)),
+    };
+    let view = match view(&req, &state, Section::Password).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(&req, &state),
+        Err(page) => return page,
+    };
+    let (token, set) = csrf(&req, &state.services.browser, secure);
+    let page = AccountPasswordPage {
+        frame: AccountFrame {
+            username: &view.username,
+            heading: heading(Section::Password),
+            tabs: ACCOUNT_TABS,
+            notice: None,
+            csrf: &token,
+        },
+        error: Some(&error),
+    };
+    render(StatusCode::BAD_REQUEST, &page, set.into_iter().collect())
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
