@@ -3,6 +3,7 @@
 //! saved under target/screenshots/. It also signs out at the app's request (`/end_session`).
 //! [`spa`]: a single-page app on another origin signs in through it with oidc-client-ts.
 
+mod account;
 mod spa;
 
 use std::sync::{Arc, Mutex};
