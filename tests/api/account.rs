@@ -141,16 +141,46 @@ async fn the_account_page_asks_for_a_sign_in_and_comes_back(db: Db) {
     );
     assert!(html.contains("No app is signed in"), "{html}");
     for (path, heading) in [
+        ("/account", "Devices"),
         ("/account/apps", "Apps with access"),
         ("/account/activity", "Security activity"),
         ("/account/password", "Password"),
     ] {
-        let html = page(&browser, path).await;
+        let res = browser.get(path).await;
+        let headers = res.headers().clone();
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("script-src"),
+            "{path}"
+        );
+        assert!(
+            headers.get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+        let html = res.text().await.unwrap();
         assert!(
             html.contains(&format!("<h1>{heading}</h1>")),
             "{path}: {html}"
         );
         assert!(html.contains("aria-current=\"page\""), "{path}");
+        // Every form that changes something carries the CSRF token.
+        for form in html.split("<form").skip(1) {
+            let form = &form[..form.find("</form>").unwrap()];
+            if form.contains("method=\"post\"") {
+                assert!(form.contains("name=\"csrf\""), "{path}: {form}");
+            }
+        }
+    }
+    // A change without the CSRF token is refused, whatever it is.
+    for (path, form) in [
+        ("/account/sign-out", ("others", "1")),
+        ("/account/remove-access", ("app", "any")),
+        ("/account/password", ("current", PASSWORD)),
+    ] {
+        let res = browser.post(path, &[form]).await;
+        assert_eq!(res.status(), 403, "{path}");
     }
 }
 
