@@ -15,6 +15,7 @@ both_backends!(
     signing_out_everywhere_else_keeps_this_browser,
     removing_an_apps_access_forgets_the_consent_and_signs_it_out,
     a_password_change_needs_the_current_one_and_ends_everything_else,
+    wrong_current_passwords_are_throttled_as_sign_ins_are,
     the_activity_shows_sign_ins_failures_and_replays,
 );
 
@@ -475,4 +476,50 @@ async fn the_activity_shows_sign_ins_failures_and_replays(db: Db) {
     assert_eq!(bob.status(), 400);
     let html = page(&browser, "/account/activity").await;
     assert_eq!(html.matches("wrong password").count(), 1, "{html}");
+}
+
+async fn wrong_current_passwords_are_throttled_as_sign_ins_are(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_THROTTLE__MAX_FAILURES_PER_USER", "2")]).await;
+    app.user("alice").await;
+    let browser = Browser::new(&app);
+    signed_in(&browser).await;
+    let new = "a much better passphrase";
+    for current in ["wrong one", "wrong two", PASSWORD] {
+        let html = page(&browser, "/account/password").await;
+        let res = browser
+            .post(
+                "/account/password",
+                &[
+                    ("csrf", &field(&html, "csrf")),
+                    ("current", current),
+                    ("new", new),
+                    ("again", new),
+                ],
+            )
+            .await;
+        // The right password too, once over the limit: one answer, nothing changed.
+        assert_eq!(res.status(), 400, "{current}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("or there were too many attempts"), "{html}");
+    }
+    let throttled = app
+        .with_conn(|c| {
+            tessera::store::models::AuditEvent::list(c, None, Some("login.throttled"), 10)
+                .unwrap()
+                .len()
+        })
+        .await;
+    assert_eq!(throttled, 1);
+    let (id, secret) = app_named(&app, "ExampleApp").await;
+    app.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(
+        app.sign_in((&id, &secret), "alice", new).await.status(),
+        400
+    );
+    assert_eq!(
+        app.sign_in((&id, &secret), "alice", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 }
