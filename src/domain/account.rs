@@ -103,6 +103,19 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'_> {
+    /// Records an event the user caused, about themselves.
+    fn audit(&self, c: &mut AnyConnection, kind: AuditKind, detail: &str, now: UnixMs) {
+        Event {
+            kind,
+            actor: Some(self.user_id.as_str()),
+            subject: Some(self.user_id.as_str()),
+            client_ip: self.meta.client_ip.as_deref(),
+            detail: Some(detail),
+            request: self.meta.request.as_ref(),
+        }
+        .record(c, now);
+    }
+
     fn revocation<'b>(&'b self, reason: &'b str, about: &'b str) -> Revocation<'b> {
         Revocation {
             client_ip: self.meta.client_ip.as_deref(),
@@ -174,15 +187,7 @@ pub fn set_password(
         let why = actor.revocation(PASSWORD_CHANGED, "every device, after a password change");
         let revoked = revocation::revoke_in(c, Families::OfUser(actor.user_id), &why, now)?;
         let detail = format!("changed on the account page; {revoked} families revoked");
-        Event {
-            kind: AuditKind::UserPasswordChanged,
-            actor: Some(actor.user_id.as_str()),
-            subject: Some(actor.user_id.as_str()),
-            client_ip: actor.meta.client_ip.as_deref(),
-            detail: Some(&detail),
-            request: actor.meta.request.as_ref(),
-        }
-        .record(c, now);
+        actor.audit(c, AuditKind::UserPasswordChanged, &detail, now);
         let session = browser::start_session(c, master, actor.user_id, now)?;
         Ok((revoked, session))
     })
@@ -237,15 +242,7 @@ pub fn remove_access(
         let revoked = revocation::revoke_in(c, families, &why, now)?;
         if forgot {
             let detail = format!("client {client_id}; {revoked} families revoked");
-            Event {
-                kind: AuditKind::ConsentRevoked,
-                actor: Some(actor.user_id.as_str()),
-                subject: Some(actor.user_id.as_str()),
-                client_ip: actor.meta.client_ip.as_deref(),
-                detail: Some(&detail),
-                request: actor.meta.request.as_ref(),
-            }
-            .record(c, now);
+            actor.audit(c, AuditKind::ConsentRevoked, &detail, now);
         }
         Ok(forgot || revoked > 0)
     })

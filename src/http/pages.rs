@@ -138,6 +138,18 @@ pub fn fresh_csrf(service: &BrowserFlow, secure: bool) -> (String, Cookie<'stati
     (token, cookie(csrf_cookie(secure), value, secure))
 }
 
+/// The cookies of a browser that just signed in: the new session, and a new CSRF cookie (one
+/// planted before the sign-in does not outlive it).
+pub fn signed_in_cookies(
+    service: &BrowserFlow,
+    session: &crate::domain::secret::Secret,
+    secure: bool,
+) -> Vec<Cookie<'static>> {
+    let (_, csrf_cookie) = fresh_csrf(service, secure);
+    let session = cookie(session_cookie(secure), session.expose().to_owned(), secure);
+    vec![session, csrf_cookie]
+}
+
 /// The CSRF cookie of the request, or a new one to set; and the token forms must carry.
 pub fn csrf(
     req: &HttpRequest,

@@ -68,21 +68,8 @@ async fn app_named(app: &TestApp, name: &str) -> (String, String) {
 }
 
 /// A password grant sent by a phone app.
-async fn phone_sign_in(app: &TestApp, (id, secret): (&str, &str)) -> Value {
-    let res = reqwest::Client::new()
-        .post(format!("{}/token", app.address))
-        .header("User-Agent", MOBILE)
-        .basic_auth(id, Some(secret))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+async fn phone_sign_in(app: &TestApp, client: (&str, &str)) -> Value {
+    app.password_grant_from(client, "alice", MOBILE).await
 }
 
 /// The `device` (family id) of every sign-out form on the devices page, in order.

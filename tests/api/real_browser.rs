@@ -17,6 +17,21 @@ use crate::helpers::browser::{CHALLENGE, VERIFIER};
 use crate::helpers::webdriver::Driver;
 use crate::helpers::{Db, TestApp, PASSWORD};
 
+/// Installs the npm packages `dir`'s package-lock.json pins (unless `file` is there already);
+/// `Err` when npm is missing.
+fn npm_ci(dir: &std::path::Path, file: &str) -> Result<(), String> {
+    if dir.join(file).exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("npm: {e} (apt install npm)"))?;
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+    Ok(())
+}
+
 /// The application's redirect target: answers every request, remembers each request line.
 async fn callback_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -10,7 +10,7 @@ use crate::domain::account::{Activity, App, Device};
 use crate::grant::account::{AccountView, Action, PasswordChangeError, Section, Shown, Subject};
 use crate::grant::Params;
 use crate::http::pages::{
-    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, shown_time,
+    csrf, describe_scope, error_page, render, see_other, shown_time, signed_in_cookies,
     AccountActivityPage, AccountAppsPage, AccountConfirmPage, AccountDevicesPage, AccountFrame,
     AccountPasswordPage, AppRow, DeviceRow, EventRow, LoginPage, ACCOUNT_TABS,
 };
@@ -342,16 +342,8 @@ pub async fn change_password(
     let secure = state.secure_cookies;
     let error = match changed {
         Ok(session) => {
-            let session = pages::cookie(
-                pages::session_cookie(secure),
-                session.expose().to_owned(),
-                secure,
-            );
-            let (_, csrf_cookie) = fresh_csrf(&state.services.browser, secure);
-            return see_other(
-                "/account/password?done=password",
-                vec![session, csrf_cookie],
-            );
+            let cookies = signed_in_cookies(&state.services.browser, &session, secure);
+            return see_other("/account/password?done=password", cookies);
         }
         Err(PasswordChangeError::SignedOut) => return login(&req, &state),
         Err(PasswordChangeError::Unavailable(_)) => return unavailable(),

@@ -8,7 +8,7 @@ use crate::grant::authorize::{after_sign_in, canonical_query, Step};
 use crate::grant::logout::LogoutStep;
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
-    self, csrf, describe_scope, error_page, fresh_csrf, render, see_other, ConsentPage,
+    self, csrf, describe_scope, error_page, render, see_other, signed_in_cookies, ConsentPage,
     EndSessionPage, LoginPage, SignedOutPage, StillSignedInPage,
 };
 use crate::http::AppState;
@@ -172,19 +172,13 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     let secure = state.secure_cookies;
     match result {
         Ok(session) => {
-            // A CSRF cookie planted before sign-in does not outlive it.
-            let (_, csrf_cookie) = fresh_csrf(&state.services.browser, secure);
-            let session_cookie = pages::cookie(
-                pages::session_cookie(secure),
-                session.expose().to_owned(),
-                secure,
-            );
             let to = if to_account {
                 "/account".to_owned()
             } else {
                 format!("/authorize?{}", after_sign_in(&authorize))
             };
-            see_other(&to, vec![session_cookie, csrf_cookie])
+            let cookies = signed_in_cookies(&state.services.browser, &session, secure);
+            see_other(&to, cookies)
         }
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "sign-in refused");

@@ -424,6 +424,29 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// A password grant sent by an app with its own user agent (a phone app, say).
+    pub async fn password_grant_from(
+        &self,
+        (id, secret): (&str, &str),
+        username: &str,
+        user_agent: &str,
+    ) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}/token", self.address))
+            .header("User-Agent", user_agent)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     pub async fn refresh(&self, client: (&str, &str), refresh_token: &str) -> reqwest::Response {
         self.token(
             Some(client),

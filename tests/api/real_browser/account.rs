@@ -5,7 +5,6 @@
 //! the WCAG 2.0/2.1 A and AA rules: none may be violated.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{json, Value};
 use tessera::domain::client::{ClientSpec, GrantType};
@@ -25,16 +24,8 @@ fn a11y_dir() -> PathBuf {
 
 /// axe-core from the npm registry, as tests/a11y/package-lock.json pins it.
 fn axe_source() -> Result<String, String> {
-    let dir = a11y_dir();
-    if !dir.join(AXE).exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .map_err(|e| format!("npm: {e} (apt install npm)"))?;
-        assert!(status.success(), "npm ci in {} failed", dir.display());
-    }
-    Ok(std::fs::read_to_string(dir.join(AXE)).unwrap())
+    super::npm_ci(&a11y_dir(), AXE)?;
+    Ok(std::fs::read_to_string(a11y_dir().join(AXE)).unwrap())
 }
 
 /// What axe-core found on the page now: (its version, how many rules it ran, violations).
@@ -138,20 +129,13 @@ async fn a_real_browser_manages_the_account_and_every_page_passes_axe() {
     let phone_secret = phone_secret.unwrap();
     app.user("alice").await;
     // The phone signs in with the password grant.
-    let res = reqwest::Client::new()
-        .post(format!("{}/token", app.address))
-        .header("User-Agent", "ExampleApp/2.1 (Android 14; Pixel 8)")
-        .basic_auth(&phone_id, Some(&phone_secret))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let phone: Value = res.json().await.unwrap();
+    let phone = app
+        .password_grant_from(
+            (&phone_id, &phone_secret),
+            "alice",
+            "ExampleApp/2.1 (Android 14; Pixel 8)",
+        )
+        .await;
     let mut audit = Audit::default();
 
     // This browser signs in to the web app: the login and consent pages.

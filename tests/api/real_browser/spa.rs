@@ -5,7 +5,6 @@
 //! target/screenshots/spa_*.png.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -26,17 +25,7 @@ fn spa_dir() -> PathBuf {
 /// oidc-client-ts from the npm registry, as tests/spa/package-lock.json pins it; `Err` when
 /// npm is missing.
 fn install_library() -> Result<(), String> {
-    let dir = spa_dir();
-    if dir.join(LIBRARY).exists() {
-        return Ok(());
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .map_err(|e| format!("npm: {e} (apt install npm)"))?;
-    assert!(status.success(), "npm ci in {} failed", dir.display());
-    Ok(())
+    super::npm_ci(&spa_dir(), LIBRARY)
 }
 
 /// One origin of the app: tests/spa's files and a `/config.js` naming the server and the
