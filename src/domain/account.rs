@@ -59,11 +59,16 @@ pub fn devices(
         limit: MAX_DEVICES,
         ..FamilyFilter::default()
     };
+    let families = TokenFamily::list(conn, &filter, now)?;
+    let ids: Vec<FamilyId> = families.iter().map(|f| f.id.clone()).collect();
+    let mut latest: HashMap<FamilyId, RefreshToken> = RefreshToken::active_in_families(conn, &ids)?
+        .into_iter()
+        .map(|t| (t.family_id.clone(), t))
+        .collect();
     let mut names = ClientNames::default();
     let mut devices = Vec::new();
-    for family in TokenFamily::list(conn, &filter, now)? {
-        let latest = RefreshToken::active_in(conn, &family.id)?;
-        let (ip, agent, last_used_at) = match latest {
+    for family in families {
+        let (ip, agent, last_used_at) = match latest.remove(&family.id) {
             Some(t) => (t.client_ip, t.user_agent, t.issued_at),
             None => (None, None, family.created_at),
         };

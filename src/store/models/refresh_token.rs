@@ -56,6 +56,18 @@ impl RefreshToken {
             .map(|ids: Vec<FamilyId>| ids.into_iter().collect())
     }
 
+    /// The unrotated token of each of `family_ids` that has one.
+    pub fn active_in_families(
+        conn: &mut AnyConnection,
+        family_ids: &[FamilyId],
+    ) -> QueryResult<Vec<RefreshToken>> {
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq_any(family_ids))
+            .filter(refresh_tokens::rotated_at.is_null())
+            .select(RefreshToken::as_select())
+            .load(conn)
+    }
+
     /// The family's unrotated token, if any.
     pub fn active_in(
         conn: &mut AnyConnection,
