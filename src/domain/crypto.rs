@@ -98,6 +98,7 @@ pub struct MasterKey {
     sealing: aead::LessSafeKey,
     cookies: hmac::Key,
     dpop_nonces: hmac::Key,
+    recovery_codes: hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -132,11 +133,13 @@ impl MasterKey {
             .map_err(|_| MasterKeyError::Derivation)?;
         let cookies = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"browser-cookies")?);
         let dpop_nonces = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"dpop-nonces")?);
+        let recovery_codes = hmac::Key::new(hmac::HMAC_SHA256, &derive(b"recovery-codes")?);
         Ok(Self {
             refresh,
             sealing: aead::LessSafeKey::new(sealing),
             cookies,
             dpop_nonces,
+            recovery_codes,
         })
     }
 
@@ -195,6 +198,11 @@ impl MasterKey {
     /// Makes DPoP nonces (RFC 9449 §8): the same on every instance, with nothing stored.
     pub fn dpop_nonce_key(&self) -> &hmac::Key {
         &self.dpop_nonces
+    }
+
+    /// Keeps recovery codes as HMACs: a database dump alone cannot be searched for them.
+    pub fn recovery_code_key(&self) -> &hmac::Key {
+        &self.recovery_codes
     }
 
     /// Encrypts and authenticates `plaintext`; `context` binds it to its use (e.g. a key id).

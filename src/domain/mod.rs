@@ -28,6 +28,7 @@ pub mod resource;
 pub mod retention;
 pub mod revocation;
 pub mod scope;
+pub mod second_factor;
 pub mod secret;
 pub mod throttle;
 pub mod user;

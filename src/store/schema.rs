@@ -58,6 +58,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_totp (user_id) {
+        user_id -> Text,
+        secret_sealed -> Text,
+        created_at -> BigInt,
+        confirmed_at -> Nullable<BigInt>,
+        last_step -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     dpop_proofs (id) {
         id -> Text,
         expires_at -> BigInt,
@@ -143,6 +163,8 @@ diesel::table! {
 diesel::joinable!(logout_notices -> clients (client_id));
 diesel::joinable!(token_families -> clients (client_id));
 diesel::joinable!(token_families -> users (user_id));
+diesel::joinable!(user_totp -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> token_families (family_id));
 diesel::joinable!(reuse_incidents -> token_families (family_id));
 
@@ -163,6 +185,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     resources,
     logout_notices,
     dpop_proofs,
+    user_totp,
+    recovery_codes,
 );
 
 diesel::table! {

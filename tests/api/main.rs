@@ -32,6 +32,7 @@ mod resources;
 mod retention;
 mod revocation;
 mod rotation;
+mod second_factor;
 mod security;
 mod story;
 mod throttle;

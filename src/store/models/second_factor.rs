@@ -1,0 +1,125 @@
+use diesel::prelude::*;
+
+use crate::store::schema::{recovery_codes, user_totp};
+use crate::store::AnyConnection;
+use crate::value::{UnixMs, UserId};
+
+/// A user's authenticator app (TOTP).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_totp)]
+pub struct UserTotp {
+    pub user_id: UserId,
+    /// The secret, sealed under the master key and bound to the user.
+    pub secret_sealed: String,
+    pub created_at: UnixMs,
+    /// `None` until a code from the app confirmed the enrolment.
+    pub confirmed_at: Option<UnixMs>,
+    /// The last time step accepted: a code is accepted once.
+    pub last_step: i64,
+    pub last_used_at: Option<UnixMs>,
+}
+
+impl UserTotp {
+    pub fn find(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<Option<UserTotp>> {
+        user_totp::table
+            .find(user_id)
+            .select(UserTotp::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Starts (or starts again) an enrolment: replaces any row of the user.
+    pub fn replace(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        diesel::delete(user_totp::table.find(&self.user_id)).execute(conn)?;
+        diesel::insert_into(user_totp::table)
+            .values(self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Accepts time step `step` if no later or equal one was accepted before (on any
+    /// instance), confirming the enrolment if it was not. Returns whether it was accepted.
+    pub fn accept_step(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        step: i64,
+        now: UnixMs,
+    ) -> QueryResult<bool> {
+        let confirmed = diesel::dsl::sql::<diesel::sql_types::BigInt>("COALESCE(confirmed_at, ")
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .sql(")");
+        diesel::update(
+            user_totp::table
+                .filter(user_totp::user_id.eq(user_id))
+                .filter(user_totp::last_step.lt(step)),
+        )
+        .set((
+            user_totp::last_step.eq(step),
+            user_totp::last_used_at.eq(now),
+            user_totp::confirmed_at.eq(confirmed.nullable()),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    pub fn delete(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<bool> {
+        diesel::delete(user_totp::table.find(user_id))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
+/// A single-use recovery code, by its HMAC.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = recovery_codes)]
+pub struct RecoveryCode {
+    pub user_id: UserId,
+    pub code_hash: String,
+    pub created_at: UnixMs,
+    pub used_at: Option<UnixMs>,
+}
+
+impl RecoveryCode {
+    /// Replaces the user's codes with `codes`.
+    pub fn replace_all(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        codes: &[RecoveryCode],
+    ) -> QueryResult<()> {
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+            .execute(conn)?;
+        for code in codes {
+            diesel::insert_into(recovery_codes::table)
+                .values(code)
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Uses the code if it is the user's and unused: exactly one use wins.
+    pub fn spend(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        code_hash: &str,
+        now: UnixMs,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            recovery_codes::table
+                .filter(recovery_codes::user_id.eq(user_id))
+                .filter(recovery_codes::code_hash.eq(code_hash))
+                .filter(recovery_codes::used_at.is_null()),
+        )
+        .set(recovery_codes::used_at.eq(now))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// How many of the user's codes are unused.
+    pub fn unused(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<i64> {
+        recovery_codes::table
+            .filter(recovery_codes::user_id.eq(user_id))
+            .filter(recovery_codes::used_at.is_null())
+            .count()
+            .get_result(conn)
+    }
+}
