@@ -109,7 +109,7 @@ pub struct Actor<'a> {
 
 impl Actor<'_> {
     /// Records an event the user caused, about themselves.
-    fn audit(&self, c: &mut AnyConnection, kind: AuditKind, detail: &str, now: UnixMs) {
+    pub fn audit(&self, c: &mut AnyConnection, kind: AuditKind, detail: &str, now: UnixMs) {
         Event {
             kind,
             actor: Some(self.user_id.as_str()),
@@ -295,6 +295,17 @@ pub fn activity(
             ),
             "user.password_changed" if about_user || about_name => {
                 ("Your password was changed".to_owned(), false)
+            }
+            "user.factor_added" if about_user => (
+                format!("You set up {}", event.detail.as_deref().unwrap_or("a second factor")),
+                false,
+            ),
+            "user.factor_removed" if about_user => (
+                format!("You removed {}", event.detail.as_deref().unwrap_or("a second factor")),
+                true,
+            ),
+            "user.recovery_codes_issued" if about_user => {
+                ("You got new recovery codes".to_owned(), false)
             }
             "refresh.reuse_detected" => (
                 format!(

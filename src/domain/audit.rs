@@ -39,6 +39,11 @@ pub enum AuditKind {
     UserEnabled,
     /// Throttling cleared for a user (and perhaps an address) by an administrator.
     UserUnlocked,
+    /// A second factor set up (its kind in the detail).
+    UserFactorAdded,
+    UserFactorRemoved,
+    /// A new set of recovery codes, replacing the old.
+    UserRecoveryCodesIssued,
     ConsentRevoked,
     KeyCreated,
     KeyRetired,
@@ -48,7 +53,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [AuditKind; 24] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::LoginThrottled,
@@ -68,6 +73,9 @@ impl AuditKind {
         AuditKind::UserDisabled,
         AuditKind::UserEnabled,
         AuditKind::UserUnlocked,
+        AuditKind::UserFactorAdded,
+        AuditKind::UserFactorRemoved,
+        AuditKind::UserRecoveryCodesIssued,
         AuditKind::ConsentRevoked,
         AuditKind::KeyCreated,
         AuditKind::KeyRetired,
@@ -97,6 +105,9 @@ impl AuditKind {
             AuditKind::UserDisabled => "user.disabled",
             AuditKind::UserEnabled => "user.enabled",
             AuditKind::UserUnlocked => "user.unlocked",
+            AuditKind::UserFactorAdded => "user.factor_added",
+            AuditKind::UserFactorRemoved => "user.factor_removed",
+            AuditKind::UserRecoveryCodesIssued => "user.recovery_codes_issued",
             AuditKind::ConsentRevoked => "consent.revoked",
             AuditKind::KeyCreated => "key.created",
             AuditKind::KeyRetired => "key.retired",

@@ -87,16 +87,45 @@ pub fn begin_totp(
         last_used_at: None,
     }
     .replace(conn)?;
-    let qr_svg = qrcode::QrCode::new(uri.as_bytes())
+    enrolment(secret, uri)
+}
+
+/// The set-up page's contents for `secret`.
+fn enrolment(secret: Vec<u8>, uri: String) -> Result<TotpEnrolment, FactorError> {
+    let svg = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| FactorError::Secret(e.to_string()))?
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .build();
+    // Inline in a page: without the XML declaration.
+    let qr_svg = match svg.find("<svg") {
+        Some(start) => svg[start..].to_owned(),
+        None => svg,
+    };
     Ok(TotpEnrolment {
         secret: Secret::from(secret).to_base32(),
         uri,
         qr_svg,
     })
+}
+
+/// The set-up under way for `user`, if a code has not confirmed it yet: shown again.
+pub fn pending_totp(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user: &User,
+    issuer: &str,
+) -> Result<Option<TotpEnrolment>, FactorError> {
+    let Some(row) = UserTotp::find(conn, &user.id)?.filter(|t| t.confirmed_at.is_none()) else {
+        return Ok(None);
+    };
+    let secret = master
+        .open(&context(&user.id), &row.secret_sealed)
+        .map_err(|_| FactorError::Sealed)?;
+    let uri = totp(secret.clone(), issuer, &user.username)?
+        .to_url()
+        .map_err(|e| FactorError::Secret(e.to_string()))?;
+    enrolment(secret, uri).map(Some)
 }
 
 /// The time step `code` is valid for now, within one step of drift; `None` if none.
@@ -195,8 +224,9 @@ fn recovery_hash(master: &MasterKey, code: &str) -> String {
 }
 
 /// A new set of [`RECOVERY_CODES`] codes for the user, replacing the old set: shown once,
-/// kept only as HMACs. Each is 60 random bits, as `xxxx-xxxx-xxxx` in Crockford's base32.
-pub fn new_recovery_codes(
+/// kept only as HMACs, in the caller's transaction. Each is 60 random bits, as
+/// `xxxx-xxxx-xxxx` in Crockford's base32.
+pub fn new_recovery_codes_in(
     conn: &mut AnyConnection,
     master: &MasterKey,
     user_id: &UserId,
@@ -220,8 +250,18 @@ pub fn new_recovery_codes(
             used_at: None,
         })
         .collect();
-    write_tx(conn, |c| RecoveryCode::replace_all(c, user_id, &rows))?;
+    RecoveryCode::replace_all(conn, user_id, &rows)?;
     Ok(codes)
+}
+
+/// [`new_recovery_codes_in`] in a write transaction of its own.
+pub fn new_recovery_codes(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user_id: &UserId,
+    now: UnixMs,
+) -> diesel::QueryResult<Vec<String>> {
+    write_tx(conn, |c| new_recovery_codes_in(c, master, user_id, now))
 }
 
 /// Uses one of the user's recovery codes: `true` once per code, on any instance.

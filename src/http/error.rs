@@ -137,9 +137,9 @@ impl From<BlockingError> for SignInError {
     }
 }
 
-impl From<BlockingError> for crate::grant::account::PasswordChangeError {
+impl From<BlockingError> for crate::grant::account::AccountError {
     fn from(_: BlockingError) -> Self {
-        crate::grant::account::PasswordChangeError::Unavailable(OAuthError::ServerError)
+        crate::grant::account::AccountError::Unavailable(OAuthError::ServerError)
     }
 }
 

@@ -210,12 +210,13 @@ pub struct AccountFrame<'a> {
     pub csrf: &'a str,
 }
 
-/// The account page's sections: name and address. "Sign-in methods" will be one more.
+/// The account page's sections: name and address.
 pub const ACCOUNT_TABS: &[(&str, &str)] = &[
     ("Devices", "/account"),
     ("Apps with access", "/account/apps"),
     ("Security activity", "/account/activity"),
     ("Password", "/account/password"),
+    ("Sign-in methods", "/account/sign-in-methods"),
 ];
 
 /// A time on the pages: `2026-12-02 14:30 UTC`, and its machine-readable form.
@@ -297,4 +298,32 @@ pub struct AccountConfirmPage<'a> {
     pub fields: Vec<(&'static str, String)>,
     pub confirm: &'static str,
     pub back: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "account_methods.html")]
+pub struct AccountMethodsPage<'a> {
+    pub frame: AccountFrame<'a>,
+    /// When the authenticator app was set up, and last used (shown, machine-readable).
+    pub app_since: Option<(String, String)>,
+    pub app_used: Option<(String, String)>,
+    pub codes_left: i64,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "account_app_setup.html")]
+pub struct AccountAppSetupPage<'a> {
+    pub frame: AccountFrame<'a>,
+    /// Made by the `qrcode` crate from the otpauth:// URI: markup of our own, not the user's.
+    pub qr_svg: &'a str,
+    pub secret: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "account_recovery_codes.html")]
+pub struct AccountRecoveryCodesPage<'a> {
+    pub frame: AccountFrame<'a>,
+    pub codes: &'a [String],
 }

@@ -17,6 +17,8 @@ both_backends!(
     a_password_change_needs_the_current_one_and_ends_everything_else,
     wrong_current_passwords_are_throttled_as_sign_ins_are,
     the_activity_shows_sign_ins_failures_and_replays,
+    an_authenticator_app_is_set_up_with_the_password_and_a_first_code,
+    recovery_codes_are_shown_once_and_replaced_as_a_set,
 );
 
 const MOBILE: &str = "ExampleApp/2.1 (Android 14; Pixel 8)";
@@ -508,5 +510,175 @@ async fn wrong_current_passwords_are_throttled_as_sign_ins_are(db: Db) {
             .await
             .status(),
         200
+    );
+}
+
+/// Posts a change on the sign-in methods page, with `current` as the password.
+async fn change_method(browser: &Browser<'_>, change: &str, current: &str) -> reqwest::Response {
+    let html = page(browser, "/account/sign-in-methods").await;
+    browser
+        .post(
+            "/account/sign-in-methods",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("change", change),
+                ("current", current),
+            ],
+        )
+        .await
+}
+
+/// The text between `start` and the next `end` in `html`.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"))
+        + start.len();
+    &html[from..from + html[from..].find(end).unwrap()]
+}
+
+async fn an_authenticator_app_is_set_up_with_the_password_and_a_first_code(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.user("alice").await;
+    let browser = Browser::new(&app);
+    signed_in(&browser).await;
+    let html = page(&browser, "/account/sign-in-methods").await;
+    assert!(
+        html.contains("<h1>Sign-in methods</h1>") && html.contains("Not set up"),
+        "{html}"
+    );
+
+    // Without the current password, nothing starts.
+    let res = change_method(&browser, "set_up_app", "wrong password").await;
+    assert_eq!(res.status(), 400);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("The current password is incorrect"));
+    let res = browser.get("/account/authenticator").await;
+    assert_eq!(res.headers()["location"], "/account/sign-in-methods");
+    // Nor without the CSRF token.
+    let res = browser
+        .post(
+            "/account/sign-in-methods",
+            &[("change", "set_up_app"), ("current", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+
+    let res = change_method(&browser, "set_up_app", PASSWORD).await;
+    assert_eq!(res.headers()["location"], "/account/authenticator");
+    let setup = page(&browser, "/account/authenticator").await;
+    assert!(
+        setup.contains("<svg") && setup.contains("aria-label=\"QR code"),
+        "{setup}"
+    );
+    let secret = between(&setup, "<code class=\"secret\">", "</code>").to_owned();
+    let code_now = |secret: &str| {
+        let app_totp =
+            totp_rs::Totp::from_url(format!("otpauth://totp/T:a?secret={secret}")).unwrap();
+        app_totp
+            .generate(u64::try_from(app.clock.now().millis() / 1000).unwrap())
+            .to_string()
+    };
+    let right = code_now(&secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let res = browser
+        .post(
+            "/account/authenticator",
+            &[("csrf", &field(&setup, "csrf")), ("code", wrong)],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let again = res.text().await.unwrap();
+    assert!(
+        again.contains("not the one the app shows") && again.contains(&secret),
+        "{again}"
+    );
+    let res = browser
+        .post(
+            "/account/authenticator",
+            &[("csrf", &field(&again, "csrf")), ("code", &right)],
+        )
+        .await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account/sign-in-methods?done=app_added"
+    );
+    let html = page(&browser, "/account/sign-in-methods?done=app_added").await;
+    assert!(html.contains("Your authenticator app is set up"), "{html}");
+    assert!(html.contains("Remove the authenticator app"), "{html}");
+    // Set up already: a second set-up is refused until it is removed.
+    let res = change_method(&browser, "set_up_app", PASSWORD).await;
+    assert_eq!(res.status(), 400);
+
+    let res = change_method(&browser, "remove_app", PASSWORD).await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account/sign-in-methods?done=app_removed"
+    );
+    let html = page(&browser, "/account/sign-in-methods").await;
+    assert!(html.contains("Not set up"), "{html}");
+    let activity = page(&browser, "/account/activity").await;
+    assert!(
+        activity.contains("You set up an authenticator app"),
+        "{activity}"
+    );
+    assert!(
+        activity.contains("You removed an authenticator app"),
+        "{activity}"
+    );
+}
+
+async fn recovery_codes_are_shown_once_and_replaced_as_a_set(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let user = app.user("alice").await;
+    let browser = Browser::new(&app);
+    signed_in(&browser).await;
+    assert!(page(&browser, "/account/sign-in-methods")
+        .await
+        .contains("You have none."));
+    let res = change_method(&browser, "recovery_codes", PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let codes: Vec<String> = html
+        .split("<li><code>")
+        .skip(1)
+        .map(|rest| rest[..rest.find("</code>").unwrap()].to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{html}");
+    assert!(page(&browser, "/account/sign-in-methods")
+        .await
+        .contains("10 left."));
+    // One used: nine left. A new set: the old codes are gone.
+    let master = tessera::domain::crypto::MasterKey::from_text(&app.master_key).unwrap();
+    let (first, now) = (codes[0].clone(), app.clock.now());
+    let id = user.clone();
+    let spent = app
+        .with_conn(move |c| {
+            tessera::domain::second_factor::spend_recovery_code(c, &master, &id.into(), &first, now)
+                .unwrap()
+        })
+        .await;
+    assert!(spent);
+    assert!(page(&browser, "/account/sign-in-methods")
+        .await
+        .contains("9 left."));
+    let res = change_method(&browser, "recovery_codes", PASSWORD).await;
+    let fresh = res.text().await.unwrap();
+    assert!(codes.iter().all(|c| !fresh.contains(c.as_str())), "{fresh}");
+    assert!(page(&browser, "/account/sign-in-methods")
+        .await
+        .contains("10 left."));
+    let activity = page(&browser, "/account/activity").await;
+    assert_eq!(
+        activity.matches("You got new recovery codes").count(),
+        2,
+        "{activity}"
     );
 }

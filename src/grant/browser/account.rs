@@ -3,12 +3,14 @@
 
 use super::BrowserFlow;
 use crate::domain::account::{self, Activity, Actor, App, Device};
+use crate::domain::audit::AuditKind;
 use crate::domain::browser::SignedIn;
 use crate::domain::request::RequestMeta;
+use crate::domain::second_factor::{self, FactorError, Factors, TotpEnrolment};
 use crate::domain::secret::Secret;
 use crate::domain::user;
 use crate::grant::{OAuthError, SignInError};
-use crate::store::AnyConnection;
+use crate::store::{write_tx, AnyConnection};
 use crate::value::{ClientId, FamilyId};
 
 /// A section of the account page.
@@ -18,6 +20,7 @@ pub enum Section {
     Apps,
     Activity,
     Password,
+    SignInMethods,
 }
 
 /// What a section shows.
@@ -27,6 +30,25 @@ pub enum Shown {
     Apps(Vec<App>),
     Activity(Vec<Activity>),
     Password,
+    SignInMethods(Factors),
+}
+
+/// What the sign-in methods section may change, each after the current password again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodChange {
+    SetUpApp,
+    RemoveApp,
+    NewRecoveryCodes,
+}
+
+/// What a [`MethodChange`] gave.
+#[derive(Debug)]
+pub enum MethodChanged {
+    /// The set-up began: the page that finishes it shows the QR code.
+    SettingUp,
+    Removed,
+    /// Shown once.
+    RecoveryCodes(Vec<String>),
 }
 
 /// The account page for the signed-in user.
@@ -52,9 +74,9 @@ pub enum Subject {
     App(App),
 }
 
-/// Why a password change was refused.
+/// Why an account change was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum PasswordChangeError {
+pub enum AccountError {
     #[error("no one is signed in")]
     SignedOut,
     /// The current password was wrong, or there were too many attempts: one answer for both.
@@ -87,6 +109,7 @@ impl BrowserFlow {
                 Shown::Activity(account::activity(conn, &user.id, &user.username)?)
             }
             Section::Password => Shown::Password,
+            Section::SignInMethods => Shown::SignInMethods(second_factor::factors(conn, &user.id)?),
         };
         Ok(Some(AccountView {
             username: user.username.clone(),
@@ -163,6 +186,129 @@ impl BrowserFlow {
         Ok(Some(done))
     }
 
+    /// The session's user, once they gave their current password again: checked as a sign-in
+    /// is (throttled, the same cost whatever happens).
+    fn reauthenticated(
+        &self,
+        session: Option<&str>,
+        current: &str,
+        meta: &RequestMeta,
+    ) -> Result<SignedIn, AccountError> {
+        let signed_in = {
+            let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+            self.session_user(conn, session).map_err(unavailable)?
+        };
+        let signed_in = signed_in.ok_or(AccountError::SignedOut)?;
+        let username = &signed_in.user.username;
+        match self
+            .passwords
+            .sign_in(username, current, meta, "account page")
+        {
+            Ok(_) => Ok(signed_in),
+            Err(SignInError::Invalid | SignInError::Throttled) => Err(AccountError::Refused),
+            Err(e) => Err(unavailable(e.into_oauth())),
+        }
+    }
+
+    /// The issuer's host: what an authenticator app names the account with.
+    fn issuer_host(&self) -> String {
+        url::Url::parse(&self.core.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "Tessera".to_owned())
+    }
+
+    /// Changes a sign-in method of the session's user, after their current password again.
+    pub fn change_method(
+        &self,
+        session: Option<&str>,
+        current: &str,
+        change: MethodChange,
+        meta: &RequestMeta,
+    ) -> Result<MethodChanged, AccountError> {
+        let signed_in = self.reauthenticated(session, current, meta)?;
+        let user = &signed_in.user;
+        let actor = Actor {
+            user_id: &user.id,
+            meta,
+        };
+        let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+        let now = self.core.clock.now();
+        match change {
+            MethodChange::SetUpApp => {
+                let host = self.issuer_host();
+                second_factor::begin_totp(conn, &self.core.master, user, &host, now)
+                    .map_err(factor_error)?;
+                Ok(MethodChanged::SettingUp)
+            }
+            MethodChange::RemoveApp => {
+                write_tx(conn, |c| {
+                    if second_factor::remove_totp(c, &user.id)? {
+                        actor.audit(c, AuditKind::UserFactorRemoved, "an authenticator app", now);
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .map_err(|e| unavailable(e.into()))?;
+                Ok(MethodChanged::Removed)
+            }
+            MethodChange::NewRecoveryCodes => {
+                let master = &self.core.master;
+                let codes = write_tx(conn, |c| {
+                    let codes = second_factor::new_recovery_codes_in(c, master, &user.id, now)?;
+                    actor.audit(c, AuditKind::UserRecoveryCodesIssued, "10 codes", now);
+                    Ok::<_, diesel::result::Error>(codes)
+                })
+                .map_err(|e| unavailable(e.into()))?;
+                Ok(MethodChanged::RecoveryCodes(codes))
+            }
+        }
+    }
+
+    /// The authenticator app being set up for the session's user, to show (again): the
+    /// username and the set-up; `None`: none is being set up.
+    pub fn app_set_up(
+        &self,
+        session: Option<&str>,
+    ) -> Result<Option<(String, TotpEnrolment)>, AccountError> {
+        let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+        let signed_in = self.session_user(conn, session).map_err(unavailable)?;
+        let user = signed_in.ok_or(AccountError::SignedOut)?.user;
+        let host = self.issuer_host();
+        let pending = second_factor::pending_totp(conn, &self.core.master, &user, &host)
+            .map_err(factor_error)?;
+        Ok(pending.map(|p| (user.username, p)))
+    }
+
+    /// Finishes setting up the authenticator app with a first code from it. Returns whether
+    /// the code was right.
+    pub fn confirm_app(
+        &self,
+        session: Option<&str>,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<bool, AccountError> {
+        let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
+        let signed_in = self.session_user(conn, session).map_err(unavailable)?;
+        let user = signed_in.ok_or(AccountError::SignedOut)?.user;
+        let now = self.core.clock.now();
+        let master = &self.core.master;
+        let confirmed = write_tx(conn, |c| {
+            let ok = second_factor::confirm_totp(c, master, &user.id, code, now)?;
+            if ok {
+                let actor = Actor {
+                    user_id: &user.id,
+                    meta,
+                };
+                actor.audit(c, AuditKind::UserFactorAdded, "an authenticator app", now);
+            }
+            Ok::<_, FactorError>(ok)
+        });
+        match confirmed {
+            Err(FactorError::NotEnrolling) => Ok(false),
+            other => other.map_err(factor_error),
+        }
+    }
+
     /// Changes the password of the session's user: the current one checked as a sign-in is
     /// (throttled, the same cost whatever happens), the new one hashed with no connection held.
     /// Every session and device of the user ends; returns the new session's cookie value for
@@ -172,28 +318,12 @@ impl BrowserFlow {
         session: Option<&str>,
         (current, new, again): (&str, &str, &str),
         meta: &RequestMeta,
-    ) -> Result<Secret, PasswordChangeError> {
-        let unavailable = |e: OAuthError| PasswordChangeError::Unavailable(e);
-        let signed_in = {
-            let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
-            self.session_user(conn, session).map_err(unavailable)?
-        };
-        let signed_in = signed_in.ok_or(PasswordChangeError::SignedOut)?;
-        let username = &signed_in.user.username;
-        match self
-            .passwords
-            .sign_in(username, current, meta, "account page")
-        {
-            Ok(_) => {}
-            Err(SignInError::Invalid | SignInError::Throttled) => {
-                return Err(PasswordChangeError::Refused)
-            }
-            Err(e) => return Err(unavailable(e.into_oauth())),
-        }
+    ) -> Result<Secret, AccountError> {
+        let signed_in = self.reauthenticated(session, current, meta)?;
         if new != again {
-            return Err(PasswordChangeError::Mismatch);
+            return Err(AccountError::Mismatch);
         }
-        user::check_password(new).map_err(|e| PasswordChangeError::Weak(e.to_string()))?;
+        user::check_password(new).map_err(|e| AccountError::Weak(e.to_string()))?;
         let hash = self.passwords.hasher.hash(new).map_err(|e| {
             tracing::error!(error = %e, "hashing a new password failed");
             unavailable(OAuthError::ServerError)
@@ -208,5 +338,16 @@ impl BrowserFlow {
             .map_err(|e| unavailable(e.into()))?;
         tracing::info!(user_id = %signed_in.user.id, revoked, "password changed on the account page");
         Ok(cookie)
+    }
+}
+
+fn unavailable(e: OAuthError) -> AccountError {
+    AccountError::Unavailable(e)
+}
+
+fn factor_error(e: FactorError) -> AccountError {
+    match e {
+        FactorError::Database(d) => unavailable(d.into()),
+        other => AccountError::Weak(other.to_string()),
     }
 }

@@ -7,12 +7,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::authorize::{checked_form, session, unavailable};
 use crate::domain::account::{Activity, App, Device};
-use crate::grant::account::{AccountView, Action, PasswordChangeError, Section, Shown, Subject};
+use crate::domain::second_factor::Factors;
+use crate::grant::account::{
+    AccountError, AccountView, Action, MethodChange, MethodChanged, Section, Shown, Subject,
+};
 use crate::grant::Params;
 use crate::http::pages::{
     csrf, describe_scope, error_page, render, see_other, shown_time, signed_in_cookies,
-    AccountActivityPage, AccountAppsPage, AccountConfirmPage, AccountDevicesPage, AccountFrame,
-    AccountPasswordPage, AppRow, DeviceRow, EventRow, LoginPage, ACCOUNT_TABS,
+    AccountActivityPage, AccountAppSetupPage, AccountAppsPage, AccountConfirmPage,
+    AccountDevicesPage, AccountFrame, AccountMethodsPage, AccountPasswordPage,
+    AccountRecoveryCodesPage, AppRow, DeviceRow, EventRow, LoginPage, ACCOUNT_TABS,
 };
 use crate::http::AppState;
 
@@ -28,6 +32,10 @@ fn notice(req: &HttpRequest) -> Option<&'static str> {
         "removed" => "The app's access was removed, and it was signed out everywhere.",
         "password" => "Your password was changed. Every other browser and app was signed out.",
         "nothing" => "There was nothing to do: it had already ended.",
+        "app_added" => {
+            "Your authenticator app is set up. Keep recovery codes for when you cannot use it."
+        }
+        "app_removed" => "The authenticator app was removed.",
         _ => return None,
     })
 }
@@ -64,6 +72,7 @@ fn heading(section: Section) -> &'static str {
         Section::Apps => ACCOUNT_TABS[1].0,
         Section::Activity => ACCOUNT_TABS[2].0,
         Section::Password => ACCOUNT_TABS[3].0,
+        Section::SignInMethods => ACCOUNT_TABS[4].0,
     }
 }
 
@@ -110,6 +119,25 @@ async fn show(req: HttpRequest, state: web::Data<AppState>, section: Section) ->
             let page = AccountPasswordPage { frame, error: None };
             render(StatusCode::OK, &page, cookies)
         }
+        Shown::SignInMethods(factors) => render(
+            StatusCode::OK,
+            &methods_page(frame, &factors, None),
+            cookies,
+        ),
+    }
+}
+
+fn methods_page<'a>(
+    frame: AccountFrame<'a>,
+    factors: &Factors,
+    error: Option<&'a str>,
+) -> AccountMethodsPage<'a> {
+    AccountMethodsPage {
+        frame,
+        app_since: factors.totp.map(|(since, _)| shown_time(since)),
+        app_used: factors.totp.and_then(|(_, used)| used.map(shown_time)),
+        codes_left: factors.recovery_codes_left,
+        error,
     }
 }
 
@@ -165,6 +193,171 @@ pub async fn activity(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
 
 pub async fn password(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     show(req, state, Section::Password).await
+}
+
+pub async fn sign_in_methods(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    show(req, state, Section::SignInMethods).await
+}
+
+/// The frame of a section for `username`, with a fresh CSRF token and its cookie, if new.
+fn frame_for<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    username: &'a str,
+    section: Section,
+    token: &'a mut String,
+) -> (AccountFrame<'a>, Vec<actix_web::cookie::Cookie<'static>>) {
+    let (t, set) = csrf(req, &state.services.browser, state.secure_cookies);
+    *token = t;
+    let frame = AccountFrame {
+        username,
+        heading: heading(section),
+        tabs: ACCOUNT_TABS,
+        notice: None,
+        csrf: token,
+    };
+    (frame, set.into_iter().collect())
+}
+
+/// `POST /account/sign-in-methods`: set up or remove the authenticator app, or get new
+/// recovery codes, each with the current password again.
+pub async fn change_method(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let change = match form.get("change") {
+        Some("set_up_app") => MethodChange::SetUpApp,
+        Some("remove_app") => MethodChange::RemoveApp,
+        Some("recovery_codes") => MethodChange::NewRecoveryCodes,
+        _ => return error_page(StatusCode::BAD_REQUEST, "Choose what to change."),
+    };
+    let current = form.get("current").unwrap_or_default().to_owned();
+    let cookie = session(&req, state.secure_cookies);
+    let meta = state.request_meta(&req);
+    let changed = state
+        .blocking(move |s| {
+            s.browser
+                .change_method(cookie.as_deref(), &current, change, &meta)
+        })
+        .await;
+    let error = match changed {
+        Ok(MethodChanged::SettingUp) => return see_other("/account/authenticator", Vec::new()),
+        Ok(MethodChanged::Removed) => {
+            return see_other("/account/sign-in-methods?done=app_removed", Vec::new())
+        }
+        Ok(MethodChanged::RecoveryCodes(codes)) => {
+            let Ok(Some(view)) = view(&req, &state, Section::SignInMethods).await else {
+                return unavailable();
+            };
+            let mut token = String::new();
+            let (frame, cookies) = frame_for(
+                &req,
+                &state,
+                &view.username,
+                Section::SignInMethods,
+                &mut token,
+            );
+            let page = AccountRecoveryCodesPage {
+                frame,
+                codes: &codes,
+            };
+            return render(StatusCode::OK, &page, cookies);
+        }
+        Err(AccountError::SignedOut) => return login(&req, &state),
+        Err(AccountError::Unavailable(_)) => return unavailable(),
+        Err(AccountError::Refused) => {
+            "The current password is incorrect, or there were too many attempts. Try again later."
+                .to_owned()
+        }
+        Err(e) => format!("{}.", capitalised(&e.to_string())),
+    };
+    let view = match view(&req, &state, Section::SignInMethods).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(&req, &state),
+        Err(page) => return page,
+    };
+    let Shown::SignInMethods(factors) = &view.shown else {
+        return unavailable();
+    };
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(
+        &req,
+        &state,
+        &view.username,
+        Section::SignInMethods,
+        &mut token,
+    );
+    let page = methods_page(frame, factors, Some(&error));
+    render(StatusCode::BAD_REQUEST, &page, cookies)
+}
+
+/// `GET /account/authenticator`: the set-up under way (the QR code, the key as text, the
+/// form for the first code).
+pub async fn app_set_up(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    app_set_up_page(&req, &state, None).await
+}
+
+async fn app_set_up_page(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let cookie = session(req, state.secure_cookies);
+    let pending = state
+        .blocking(move |s| s.browser.app_set_up(cookie.as_deref()))
+        .await;
+    let (username, setup) = match pending {
+        Ok(Some(p)) => p,
+        Ok(None) => return see_other("/account/sign-in-methods", Vec::new()),
+        Err(AccountError::SignedOut) => return login(req, state),
+        Err(_) => return unavailable(),
+    };
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(req, state, &username, Section::SignInMethods, &mut token);
+    let page = AccountAppSetupPage {
+        frame,
+        qr_svg: &setup.qr_svg,
+        secret: &setup.secret,
+        error,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(status, &page, cookies)
+}
+
+/// `POST /account/authenticator`: the first code from the app finishes the set-up.
+pub async fn confirm_app(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let code = form.get("code").unwrap_or_default().to_owned();
+    let cookie = session(&req, state.secure_cookies);
+    let meta = state.request_meta(&req);
+    let confirmed = state
+        .blocking(move |s| s.browser.confirm_app(cookie.as_deref(), &code, &meta))
+        .await;
+    match confirmed {
+        Ok(true) => see_other("/account/sign-in-methods?done=app_added", Vec::new()),
+        Ok(false) => {
+            let error = "That code is not the one the app shows now. Check the app and try again.";
+            app_set_up_page(&req, &state, Some(error)).await
+        }
+        Err(AccountError::SignedOut) => login(&req, &state),
+        Err(_) => unavailable(),
+    }
 }
 
 /// The action a query or form names: `device=ID`, `others=1` or `app=ID`.
@@ -345,14 +538,14 @@ pub async fn change_password(
             let cookies = signed_in_cookies(&state.services.browser, &session, secure);
             return see_other("/account/password?done=password", cookies);
         }
-        Err(PasswordChangeError::SignedOut) => return login(&req, &state),
-        Err(PasswordChangeError::Unavailable(_)) => return unavailable(),
-        Err(PasswordChangeError::Refused) => {
+        Err(AccountError::SignedOut) => return login(&req, &state),
+        Err(AccountError::Unavailable(_)) => return unavailable(),
+        Err(AccountError::Refused) => {
             "The current password is incorrect, or there were too many attempts. Try again later."
                 .to_owned()
         }
-        Err(e @ PasswordChangeError::Mismatch) => format!("{}.", capitalised(&e.to_string())),
-        Err(PasswordChangeError::Weak(why)) => format!("{}.", capitalised(&why)),
+        Err(e @ AccountError::Mismatch) => format!("{}.", capitalised(&e.to_string())),
+        Err(AccountError::Weak(why)) => format!("{}.", capitalised(&why)),
     };
     let view = match view(&req, &state, Section::Password).await {
         Ok(Some(view)) => view,

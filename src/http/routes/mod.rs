@@ -77,6 +77,8 @@ routes! {
     "/account/password" => { GET => account::password, POST => account::change_password }
     "/account/sign-out" => { GET => account::confirm_sign_out, POST => account::sign_out }
     "/account/remove-access" => { GET => account::confirm_remove_access, POST => account::remove_access }
+    "/account/sign-in-methods" => { GET => account::sign_in_methods, POST => account::change_method }
+    "/account/authenticator" => { GET => account::app_set_up, POST => account::confirm_app }
     "/static/tessera.css" => { GET => authorize::stylesheet }
 }
 

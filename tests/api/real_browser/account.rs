@@ -1,6 +1,7 @@
 //! The account page in a real browser: sign in, see two devices (this browser's app and a
-//! phone's), sign the phone out, read the activity; screenshots of the devices and activity
-//! pages in target/screenshots/. Every page on the way (login, consent, account, confirmation,
+//! phone's), sign the phone out, read the activity, set up an authenticator app and get
+//! recovery codes; screenshots of the devices, activity and sign-in methods pages in
+//! target/screenshots/. Every page on the way (login, consent, account, confirmation,
 //! errors, signed out) is checked with axe-core, injected through the WebDriver session, for
 //! the WCAG 2.0/2.1 A and AA rules: none may be violated.
 
@@ -240,6 +241,52 @@ async fn a_real_browser_manages_the_account_and_every_page_passes_axe() {
             driver.screenshot("account_activity.png").await;
         }
     }
+
+    // Sign-in methods: an authenticator app set up with the QR page's key, recovery codes.
+    driver
+        .goto(&format!("{}/account/sign-in-methods", app.address))
+        .await;
+    driver.wait_for("Authenticator app").await;
+    audit
+        .check(&driver, &source, "account: sign-in methods")
+        .await;
+    driver.type_into("#current-app", PASSWORD).await;
+    driver.click("#current-app ~ button").await;
+    let setup = driver.wait_for("Type this key into the app instead").await;
+    audit
+        .check(&driver, &source, "account: authenticator set-up")
+        .await;
+    driver.screenshot("account_authenticator.png").await;
+    let key = setup
+        .split("Type this key into the app instead:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let totp = totp_rs::Totp::from_url(format!("otpauth://totp/T:a?secret={key}")).unwrap();
+    let seconds = u64::try_from(app.clock.now().millis() / 1000).unwrap();
+    driver
+        .type_into("#code", &totp.generate(seconds).to_string())
+        .await;
+    driver.click("form button.primary").await;
+    driver.wait_for("Your authenticator app is set up").await;
+    driver.type_into("#current-codes", PASSWORD).await;
+    driver.click("#current-codes ~ button").await;
+    driver.wait_for("Your new recovery codes").await;
+    audit
+        .check(&driver, &source, "account: recovery codes")
+        .await;
+    driver
+        .goto(&format!("{}/account/sign-in-methods", app.address))
+        .await;
+    let methods = driver.wait_for("10 left.").await;
+    assert!(
+        methods.contains("Remove the authenticator app"),
+        "{methods}"
+    );
+    driver.screenshot("account_sign_in_methods.png").await;
 
     // An error page, and signing out of the browser.
     driver
