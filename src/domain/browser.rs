@@ -159,6 +159,25 @@ pub fn sign_out(
     })
 }
 
+/// The cookie of a sign-in whose password was right and whose second step is due: the user
+/// and until when, signed. It is no session: it only lets the browser answer the second step.
+pub fn pending_second_step(master: &MasterKey, user_id: &UserId, expires_at: UnixMs) -> String {
+    let nonce = URL_SAFE_NO_PAD.encode(random_bytes(16));
+    sign(
+        master,
+        &format!("second-step:{user_id}:{}:{nonce}", expires_at.millis()),
+    )
+}
+
+/// The user a second-step cookie is for, while it has not expired.
+pub fn pending_user(master: &MasterKey, cookie: &str, now: UnixMs) -> Option<UserId> {
+    let value = verify(master, cookie)?;
+    let mut parts = value.strip_prefix("second-step:")?.splitn(3, ':');
+    let user_id = parts.next()?;
+    let expires_at = UnixMs::from_millis(parts.next()?.parse().ok()?);
+    (expires_at > now).then(|| UserId::from(user_id))
+}
+
 /// A new value for the CSRF cookie.
 pub fn new_csrf_cookie() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes(32))

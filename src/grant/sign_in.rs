@@ -115,6 +115,76 @@ impl SignIn {
         }
     }
 
+    /// The second step of a sign-in, for `user` whose password was right: `check` tests the
+    /// code (in the transaction that records the outcome). Throttled per user and per address
+    /// like passwords, under a key of its own for the user, which a right password does not
+    /// clear: a password does not buy more guesses at the code.
+    pub fn second_step(
+        &self,
+        user: &User,
+        origin: &RequestMeta,
+        check: impl FnOnce(&mut AnyConnection) -> Result<bool, OAuthError>,
+    ) -> Result<(), SignInError> {
+        let ip = origin.client_ip.as_deref();
+        let name = format!("second step of {}", user.username);
+        let events = AttemptEvents {
+            via: "second step",
+            origin,
+            shown: user.username.chars().take(64).collect(),
+            clock: &self.core.clock,
+        };
+        let attempt = random_id();
+        self.admit(&attempt, Some(&name), ip, |c, key| {
+            let detail = format!(
+                "{key} is over its limit (second step of {:?})",
+                events.shown
+            );
+            events.record(
+                c,
+                AuditKind::LoginThrottled,
+                Some(user.id.as_str()),
+                &detail,
+            );
+        })?;
+        let mut place = Place {
+            sign_in: self,
+            attempt: &attempt,
+            name: Some(&name),
+            ip,
+            outcome: Outcome::Abandoned,
+            settled: false,
+        };
+        let now = || self.core.clock.now();
+        let accepted = write_tx(&mut *self.core.conn()?, |c| -> Result<bool, SignInError> {
+            let accepted = check(c).map_err(SignInError::Then)?;
+            let outcome = if accepted {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            };
+            self.throttle
+                .settle(c, &attempt, Some(&name), ip, outcome, now())?;
+            let (kind, detail) = if accepted {
+                (AuditKind::LoginSuccess, "second step passed")
+            } else {
+                (AuditKind::LoginFailure, "second step: a wrong code")
+            };
+            events.record(
+                c,
+                kind,
+                Some(user.id.as_str()),
+                &format!("username {:?}, {detail}", events.shown),
+            );
+            Ok(accepted)
+        })?;
+        place.settled = true;
+        if accepted {
+            Ok(())
+        } else {
+            Err(SignInError::Invalid)
+        }
+    }
+
     /// Waits until the throttle lets `attempt` check its password (see
     /// [`crate::domain::throttle`]), then reads the user. `refused` audits the first refusal
     /// under a key in a window. While it waits it only reads, and holds no connection between

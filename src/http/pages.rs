@@ -19,6 +19,15 @@ pub fn session_cookie(secure: bool) -> &'static str {
     }
 }
 
+/// The cookie of a sign-in waiting for its second step.
+pub fn second_step_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-tessera_second_step"
+    } else {
+        "tessera_second_step"
+    }
+}
+
 pub fn csrf_cookie(secure: bool) -> &'static str {
     if secure {
         "__Host-tessera_csrf"
@@ -326,4 +335,14 @@ pub struct AccountAppSetupPage<'a> {
 pub struct AccountRecoveryCodesPage<'a> {
     pub frame: AccountFrame<'a>,
     pub codes: &'a [String],
+}
+
+/// The second step of a sign-in: a code from the authenticator app, or a recovery code.
+#[derive(Template)]
+#[template(path = "second_step.html")]
+pub struct SecondStepPage<'a> {
+    pub csrf: &'a str,
+    pub authorize: &'a str,
+    pub next: &'a str,
+    pub error: Option<&'a str>,
 }

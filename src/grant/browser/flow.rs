@@ -7,9 +7,22 @@ use crate::domain::authcode::{self, CodeGrant};
 use crate::domain::browser::{self, SignedIn};
 use crate::domain::id_token;
 use crate::domain::request::RequestMeta;
+use crate::domain::second_factor;
 use crate::domain::secret::Secret;
 use crate::grant::{OAuthError, SignInError};
 use crate::store::AnyConnection;
+
+/// How long the second step of a sign-in may wait for its code.
+pub const SECOND_STEP_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Signed in: the session cookie's value.
+    Session(Secret),
+    /// The second step is due: the value of its cookie.
+    SecondStep(Secret),
+}
 
 impl BrowserFlow {
     /// `GET /authorize`: login, consent, or straight back with a code when consent exists.
@@ -197,22 +210,73 @@ impl BrowserFlow {
         }
     }
 
-    /// `POST /login`: a session cookie value for a good username and password.
+    /// `POST /login`: for a good username and password, a session cookie value; or, for a
+    /// user with an authenticator app, the cookie of the second step that must follow.
     pub fn login(
         &self,
         username: &str,
         password: &str,
         origin: &RequestMeta,
-    ) -> Result<Secret, SignInError> {
+    ) -> Result<LoginStep, SignInError> {
         let user = self
             .passwords
             .sign_in(username, password, origin, "login page")?;
-        Ok(browser::start_session(
+        let conn = &mut *self.core.conn()?;
+        let now = self.core.clock.now();
+        if second_factor::factors(conn, &user.id)?.totp.is_some() {
+            let until = now + SECOND_STEP_TTL;
+            let pending = browser::pending_second_step(&self.core.master, &user.id, until);
+            return Ok(LoginStep::SecondStep(Secret::new(pending)));
+        }
+        Ok(LoginStep::Session(browser::start_session(
+            conn,
+            &self.core.master,
+            &user.id,
+            now,
+        )?))
+    }
+
+    /// `POST /login/second-step`: a code from the user's authenticator app, or one of their
+    /// recovery codes, for the sign-in `pending` holds. A session cookie value when it is
+    /// right; `Ok(None)` when the second step has expired (sign in again).
+    pub fn second_step(
+        &self,
+        pending: &str,
+        code: &str,
+        origin: &RequestMeta,
+    ) -> Result<Option<Secret>, SignInError> {
+        let now = self.core.clock.now();
+        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
+            return Ok(None);
+        };
+        let user = crate::store::models::User::find(&mut *self.core.conn()?, &user_id)?;
+        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        let master = &self.core.master;
+        self.passwords.second_step(&user, origin, |c| {
+            let now = self.core.clock.now();
+            // Six digits: the app's code; anything else: a recovery code.
+            let digits = code.chars().filter(|c| !c.is_whitespace()).count() == 6
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c.is_whitespace());
+            let accepted = if digits {
+                second_factor::check_totp(c, master, &user.id, code, now).map_err(|e| match e {
+                    second_factor::FactorError::Database(d) => OAuthError::from(d),
+                    _ => OAuthError::ServerError,
+                })?
+            } else {
+                second_factor::spend_recovery_code(c, master, &user.id, code, now)?
+            };
+            Ok(accepted)
+        })?;
+        Ok(Some(browser::start_session(
             &mut *self.core.conn()?,
             &self.core.master,
             &user.id,
             self.core.clock.now(),
-        )?)
+        )?))
     }
 
     /// The token a page's form carries for the CSRF cookie `cookie`.

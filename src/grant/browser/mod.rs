@@ -5,6 +5,7 @@
 pub mod account;
 pub mod authorize;
 mod flow;
+pub use flow::{LoginStep, SECOND_STEP_TTL};
 pub mod logout;
 
 use std::time::Duration;

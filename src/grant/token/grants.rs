@@ -160,6 +160,15 @@ impl TokenEndpoint {
         // grant that acts for a user starts one, refresh token or not: the access token's
         // `sid` is what lets a revocation (a password change, a disabled user) reach it.
         let start_family = |c: &mut AnyConnection, user: &User| {
+            // The password grant has no second step to ask for.
+            if crate::domain::second_factor::factors(c, &user.id)?
+                .totp
+                .is_some()
+            {
+                return Err(OAuthError::InvalidGrant(
+                    "this account signs in with a second factor: use the browser sign-in".into(),
+                ));
+            }
             let grant = NewGrant {
                 client_id: &client.id,
                 user,

@@ -5,11 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::authorize::{after_sign_in, canonical_query, Step};
+use crate::grant::browser::LoginStep;
 use crate::grant::logout::LogoutStep;
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
     self, csrf, describe_scope, error_page, render, see_other, signed_in_cookies, ConsentPage,
-    EndSessionPage, LoginPage, SignedOutPage, StillSignedInPage,
+    EndSessionPage, LoginPage, SecondStepPage, SignedOutPage, StillSignedInPage,
 };
 use crate::http::AppState;
 
@@ -171,14 +172,27 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         .await;
     let secure = state.secure_cookies;
     match result {
-        Ok(session) => {
-            let to = if to_account {
-                "/account".to_owned()
-            } else {
-                format!("/authorize?{}", after_sign_in(&authorize))
-            };
+        Ok(LoginStep::Session(session)) => {
+            let to = after_login(to_account, &authorize);
             let cookies = signed_in_cookies(&state.services.browser, &session, secure);
             see_other(&to, cookies)
+        }
+        Ok(LoginStep::SecondStep(pending)) => {
+            let (token, set) = csrf(&req, &state.services.browser, secure);
+            let pending = pages::cookie(
+                pages::second_step_cookie(secure),
+                pending.expose().to_owned(),
+                secure,
+            );
+            let page = SecondStepPage {
+                csrf: &token,
+                authorize: &authorize,
+                next: if to_account { "account" } else { "" },
+                error: None,
+            };
+            let mut cookies: Vec<_> = set.into_iter().collect();
+            cookies.push(pending);
+            render(StatusCode::OK, &page, cookies)
         }
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "sign-in refused");
@@ -201,6 +215,67 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         }
         Err(_) => unavailable(),
     }
+}
+
+/// Where a browser goes once signed in: the account page, or back to the authorization request.
+fn after_login(to_account: bool, authorize: &str) -> String {
+    if to_account {
+        "/account".to_owned()
+    } else {
+        format!("/authorize?{}", after_sign_in(authorize))
+    }
+}
+
+/// `POST /login/second-step`: the code that completes a sign-in.
+pub async fn second_step(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let secure = state.secure_cookies;
+    let authorize = canonical_query(field(&form, "authorize"));
+    let to_account = field(&form, "next") == "account";
+    let pending = req
+        .cookie(pages::second_step_cookie(secure))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let code = field(&form, "code").to_owned();
+    let origin = state.request_meta(&req);
+    let previous = session(&req, secure);
+    let result = state
+        .blocking(move |s| {
+            let done = s.browser.second_step(&pending, &code, &origin);
+            if let (Ok(Some(_)), Some(old)) = (&done, previous) {
+                let _ = s.browser.logout(&old);
+            }
+            done
+        })
+        .await;
+    let error = match result {
+        Ok(Some(session)) => {
+            let mut cookies = signed_in_cookies(&state.services.browser, &session, secure);
+            cookies.push(pages::removal(pages::second_step_cookie(secure), secure));
+            return see_other(&after_login(to_account, &authorize), cookies);
+        }
+        Ok(None) => "This sign-in took too long. Go back and sign in again.",
+        Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
+            tracing::info!(reason = %e, "second step refused");
+            "That code is not right, or there were too many attempts. Try again later."
+        }
+        Err(_) => return unavailable(),
+    };
+    let (token, set) = csrf(&req, &state.services.browser, secure);
+    let page = SecondStepPage {
+        csrf: &token,
+        authorize: &authorize,
+        next: if to_account { "account" } else { "" },
+        error: Some(error),
+    };
+    render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
 }
 
 /// The name of the client an authorize query string names, for the login page.

@@ -68,6 +68,7 @@ routes! {
     "/readyz" => { GET => health::readyz }
     "/authorize" => { GET => authorize::authorize, POST => authorize::authorize_post }
     "/login" => { POST => authorize::login }
+    "/login/second-step" => { POST => authorize::second_step }
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }
     "/end_session" => { GET => authorize::end_session, POST => authorize::end_session_post }

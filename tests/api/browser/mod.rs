@@ -4,3 +4,4 @@ mod codes;
 mod flow;
 mod pages;
 mod prompt;
+mod second_step;
