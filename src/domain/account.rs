@@ -300,8 +300,12 @@ pub fn activity(
                 format!("You set up {}", event.detail.as_deref().unwrap_or("a second factor")),
                 false,
             ),
-            "user.factor_removed" if about_user => (
+            "user.factor_removed" if about_user && event.actor.as_deref() == Some(user_id.as_str()) => (
                 format!("You removed {}", event.detail.as_deref().unwrap_or("a second factor")),
+                true,
+            ),
+            "user.factor_removed" if about_user => (
+                "An administrator reset your second factors and signed you out everywhere".to_owned(),
                 true,
             ),
             "user.recovery_codes_issued" if about_user => {

@@ -24,6 +24,8 @@ pub const PASSWORD_CHANGED: &str = "password_changed";
 pub const USER_DISABLED: &str = "user_disabled";
 /// `revoked_reason` of families begun in a browser session the user signed out of.
 pub const SIGNED_OUT: &str = "signed_out";
+/// `revoked_reason` of families revoked because an administrator reset the user's second factors.
+pub const SECOND_FACTOR_RESET: &str = "second_factor_reset";
 
 /// Which families to revoke. Families already revoked are left as they are.
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@ use base64::Engine;
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::domain::crypto::{random_bytes, MasterKey};
+use crate::domain::revocation;
 use crate::store::models::{RecoveryCode, User, UserTotp};
 use crate::store::{write_tx, AnyConnection};
 use crate::value::{UnixMs, UserId};
@@ -296,5 +297,44 @@ pub fn factors(conn: &mut AnyConnection, user_id: &UserId) -> diesel::QueryResul
     Ok(Factors {
         totp,
         recovery_codes_left: RecoveryCode::unused(conn, user_id)?,
+    })
+}
+
+/// What [`reset`] removed and ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reset {
+    pub totp_removed: bool,
+    pub recovery_codes_removed: usize,
+    pub families_revoked: usize,
+}
+
+/// Removes the user's authenticator app (`totp`) and recovery codes (`recovery_codes`), and
+/// ends every session and token family of theirs (whoever signed in with the factors may
+/// still hold them), in one transaction, recorded as done by `actor`.
+pub fn reset(
+    conn: &mut AnyConnection,
+    user_id: &UserId,
+    (totp, recovery_codes): (bool, bool),
+    actor: &str,
+    now: UnixMs,
+) -> diesel::QueryResult<Reset> {
+    write_tx(conn, |c| {
+        let totp_removed = totp && UserTotp::delete(c, user_id)?;
+        let recovery_codes_removed = if recovery_codes {
+            let left = RecoveryCode::unused(c, user_id)?;
+            RecoveryCode::replace_all(c, user_id, &[])?;
+            usize::try_from(left).unwrap_or_default()
+        } else {
+            0
+        };
+        crate::store::models::Session::delete_for_user(c, user_id)?;
+        let why = revocation::Revocation::new(revocation::SECOND_FACTOR_RESET, Some(actor));
+        let families_revoked =
+            revocation::revoke_in(c, revocation::Families::OfUser(user_id), &why, now)?;
+        Ok(Reset {
+            totp_removed,
+            recovery_codes_removed,
+            families_revoked,
+        })
     })
 }

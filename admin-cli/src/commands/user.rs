@@ -6,7 +6,7 @@ use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::profile::{self, ProfileChange};
 use tessera::domain::user::{self, Username};
-use tessera::domain::{browser, client};
+use tessera::domain::{browser, client, second_factor};
 use tessera::store::models::{Consent, TokenFamily, User};
 
 use tessera::domain::audit::AuditKind;
@@ -62,12 +62,36 @@ pub enum UserCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: ClientId,
     },
+    /// A user's second factors: show them (no secrets), or reset them
+    Mfa {
+        #[command(subcommand)]
+        command: MfaCommand,
+    },
     /// Clear the failed sign-in counter that throttles a username
     Unlock {
         username: String,
         /// Also clear the counter of this client IP address
         #[arg(long, value_name = "ADDRESS")]
         ip: Option<std::net::IpAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// The user's authenticator app and how many recovery codes are left
+    Show { username: String },
+    /// Remove the user's authenticator app and/or recovery codes (both without a flag), and
+    /// end their sessions and token families: for a user who lost their phone
+    Reset {
+        username: String,
+        /// Remove the authenticator app
+        #[arg(long)]
+        totp: bool,
+        /// Remove the recovery codes
+        #[arg(long)]
+        recovery_codes: bool,
+        #[command(flatten)]
+        confirm: Confirm,
     },
 }
 
@@ -200,6 +224,18 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             client_id,
         } => revoke_consent(ctx, username, client_id),
         UserCommand::Unlock { username, ip } => unlock(ctx, username, ip),
+        UserCommand::Mfa {
+            command: MfaCommand::Show { username },
+        } => mfa_show(ctx, username),
+        UserCommand::Mfa {
+            command:
+                MfaCommand::Reset {
+                    username,
+                    totp,
+                    recovery_codes,
+                    confirm,
+                },
+        } => mfa_reset(ctx, username, (totp, recovery_codes), confirm),
     }
 }
 
@@ -441,5 +477,92 @@ fn unlock(ctx: &mut Context, username: String, ip: Option<std::net::IpAddr>) -> 
                 format!("{username} had no failed sign-ins to clear")
             }
         },
+    )
+}
+
+fn mfa_show(ctx: &mut Context, username: String) -> anyhow::Result<()> {
+    let conn = ctx.conn()?;
+    let u = user::by_name(conn, &username)?;
+    let factors = second_factor::factors(conn, &u.id)?;
+    #[derive(Serialize)]
+    struct Factors {
+        username: String,
+        /// When the authenticator app was set up; `null`: none.
+        totp_since: Option<String>,
+        totp_last_used: Option<String>,
+        recovery_codes_left: i64,
+    }
+    let shown = Factors {
+        username: username.clone(),
+        totp_since: factors.totp.map(|(since, _)| rfc3339(since)),
+        totp_last_used: factors.totp.and_then(|(_, used)| used.map(rfc3339)),
+        recovery_codes_left: factors.recovery_codes_left,
+    };
+    emit(ctx.output, &shown, || {
+        let app = match (&shown.totp_since, &shown.totp_last_used) {
+            (Some(since), Some(used)) => format!("set up {since}, last used {used}"),
+            (Some(since), None) => format!("set up {since}, never used"),
+            _ => "none".to_owned(),
+        };
+        format!(
+            "{username}\n  authenticator app  {app}\n  recovery codes     {} left",
+            shown.recovery_codes_left
+        )
+    })
+}
+
+fn mfa_reset(
+    ctx: &mut Context,
+    username: String,
+    (totp, recovery_codes): (bool, bool),
+    c: Confirm,
+) -> anyhow::Result<()> {
+    let clock = ctx.clock.clone();
+    let actor = tessera::domain::audit::admin_actor();
+    let u = user::by_name(ctx.conn()?, &username)?;
+    // Neither flag: both.
+    let which = if totp || recovery_codes {
+        (totp, recovery_codes)
+    } else {
+        (true, true)
+    };
+    confirm(
+        c.yes,
+        &format!(
+            "reset the second factors of {username} and end their sessions and token families"
+        ),
+    )?;
+    let done = second_factor::reset(ctx.conn()?, &u.id, which, &actor, clock.now())?;
+    let detail = format!(
+        "authenticator app {}; {} recovery codes removed; {} families revoked",
+        if done.totp_removed {
+            "removed"
+        } else {
+            "kept or none"
+        },
+        done.recovery_codes_removed,
+        done.families_revoked
+    );
+    ctx.audit(
+        AuditKind::UserFactorRemoved,
+        Some(u.id.as_str()),
+        Some(&detail),
+    )?;
+    #[derive(Serialize)]
+    struct ResetView {
+        username: String,
+        totp_removed: bool,
+        recovery_codes_removed: usize,
+        revoked_families: usize,
+    }
+    emit(
+        ctx.output,
+        &ResetView {
+            username: username.clone(),
+            totp_removed: done.totp_removed,
+            recovery_codes_removed: done.recovery_codes_removed,
+            revoked_families: done.families_revoked,
+        },
+        || format!("second factors of {username} reset: {detail}"),
     )
 }

@@ -16,6 +16,7 @@ both_backends!(
     a_user_with_an_app_signs_in_with_a_code_after_the_password,
     the_second_step_is_throttled_under_its_own_key_and_expires,
     the_password_grant_is_refused_to_a_user_with_an_app,
+    an_admin_shows_and_resets_a_users_second_factors,
 );
 
 /// Sets up alice's authenticator app; returns its key and her recovery codes.
@@ -170,5 +171,67 @@ async fn the_password_grant_is_refused_to_a_user_with_an_app(db: Db) {
     assert_eq!(
         app.sign_in((&id, &secret), "bob", PASSWORD).await.status(),
         200
+    );
+}
+
+async fn an_admin_shows_and_resets_a_users_second_factors(db: Db) {
+    use crate::cli::json;
+    let app = TestApp::spawn(db).await;
+    let (secret, _) = enrolled(&app).await;
+    let shown = json(
+        &app.admin(&["user", "mfa", "show", "alice", "-o", "json"], None)
+            .await,
+    );
+    assert!(shown["totp_since"].is_string(), "{shown}");
+    assert_eq!(shown["recovery_codes_left"], 10);
+    assert!(!shown.to_string().contains(&secret), "no secret is shown");
+    // Signed in (with the app) in a browser; the admin resets the app only.
+    app.advance(Duration::from_secs(30));
+    let browser = Browser::new(&app);
+    let page = password_step(&browser).await.text().await.unwrap();
+    let code = code_at(&secret, app.clock.now());
+    assert_eq!(second_step(&browser, &page, &code).await.status(), 303);
+    let out = app
+        .admin(
+            &[
+                "user", "mfa", "reset", "alice", "--totp", "--yes", "-o", "json",
+            ],
+            None,
+        )
+        .await;
+    let reset = json(&out);
+    assert_eq!(reset["totp_removed"], true);
+    assert_eq!(reset["recovery_codes_removed"], 0);
+    // The browser was signed out; the next sign-in takes the password alone.
+    let html = browser.get("/account").await.text().await.unwrap();
+    assert!(html.contains("Sign in"), "{html}");
+    let res = password_step(&browser).await;
+    assert_eq!(res.status(), 303, "no second step without an app");
+    let activity = browser.get("/account/activity").await.text().await.unwrap();
+    assert!(
+        activity.contains("An administrator reset your second factors"),
+        "{activity}"
+    );
+    let shown = json(
+        &app.admin(&["user", "mfa", "show", "alice", "-o", "json"], None)
+            .await,
+    );
+    assert!(
+        shown["totp_since"].is_null() && shown["recovery_codes_left"] == 10,
+        "{shown}"
+    );
+    // Without a flag, both go.
+    let reset = json(
+        &app.admin(
+            &["user", "mfa", "reset", "alice", "--yes", "-o", "json"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(reset["recovery_codes_removed"], 10);
+    let text = crate::cli::ok(&app.admin(&["user", "mfa", "show", "alice"], None).await);
+    assert!(
+        text.contains("authenticator app  none") && text.contains("0 left"),
+        "{text}"
     );
 }

@@ -34,7 +34,7 @@ both_backends!(
     two_instances_deliver_each_logout_once,
 );
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 const LOGGED_OUT: &str = "http://localhost:9000/logged-out";
 
 /// A server polling every 100 ms, a receiver, a client telling it of logouts, and alice signed
