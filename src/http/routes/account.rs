@@ -268,13 +268,10 @@ pub async fn change_method(
             };
             return render(StatusCode::OK, &page, cookies);
         }
-        Err(AccountError::SignedOut) => return login(&req, &state),
-        Err(AccountError::Unavailable(_)) => return unavailable(),
-        Err(AccountError::Refused) => {
-            "The current password is incorrect, or there were too many attempts. Try again later."
-                .to_owned()
-        }
-        Err(e) => format!("{}.", capitalised(&e.to_string())),
+        Err(e) => match refusal(&req, &state, e) {
+            Ok(text) => text,
+            Err(page) => return *page,
+        },
     };
     let view = match view(&req, &state, Section::SignInMethods).await {
         Ok(Some(view)) => view,
@@ -538,32 +535,42 @@ pub async fn change_password(
             let cookies = signed_in_cookies(&state.services.browser, &session, secure);
             return see_other("/account/password?done=password", cookies);
         }
-        Err(AccountError::SignedOut) => return login(&req, &state),
-        Err(AccountError::Unavailable(_)) => return unavailable(),
-        Err(AccountError::Refused) => {
-            "The current password is incorrect, or there were too many attempts. Try again later."
-                .to_owned()
-        }
-        Err(e @ AccountError::Mismatch) => format!("{}.", capitalised(&e.to_string())),
-        Err(AccountError::Weak(why)) => format!("{}.", capitalised(&why)),
+        Err(e) => match refusal(&req, &state, e) {
+            Ok(text) => text,
+            Err(page) => return *page,
+        },
     };
     let view = match view(&req, &state, Section::Password).await {
         Ok(Some(view)) => view,
         Ok(None) => return login(&req, &state),
         Err(page) => return page,
     };
-    let (token, set) = csrf(&req, &state.services.browser, secure);
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(&req, &state, &view.username, Section::Password, &mut token);
     let page = AccountPasswordPage {
-        frame: AccountFrame {
-            username: &view.username,
-            heading: heading(Section::Password),
-            tabs: ACCOUNT_TABS,
-            notice: None,
-            csrf: &token,
-        },
+        frame,
         error: Some(&error),
     };
-    render(StatusCode::BAD_REQUEST, &page, set.into_iter().collect())
+    render(StatusCode::BAD_REQUEST, &page, cookies)
+}
+
+/// What a refused account change says on its page, shown again; `Err`: a page of its own
+/// instead (the login page, or the service being unavailable).
+fn refusal(
+    req: &HttpRequest,
+    state: &AppState,
+    e: AccountError,
+) -> Result<String, Box<HttpResponse>> {
+    match e {
+        AccountError::SignedOut => Err(Box::new(login(req, state))),
+        AccountError::Unavailable(_) => Err(Box::new(unavailable())),
+        AccountError::Refused => Ok(
+            "The current password is incorrect, or there were too many attempts. Try again later."
+                .to_owned(),
+        ),
+        AccountError::Weak(why) => Ok(format!("{}.", capitalised(&why))),
+        e @ AccountError::Mismatch => Ok(format!("{}.", capitalised(&e.to_string()))),
+    }
 }
 
 fn capitalised(text: &str) -> String {
