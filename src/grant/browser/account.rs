@@ -131,18 +131,18 @@ impl BrowserFlow {
         )?)
     }
 
-    /// What the confirmation page of `action` names; `None`: no one is signed in, or the
-    /// device or app is not the user's (any more).
+    /// What the confirmation page of `action` names, for the session's user: their username,
+    /// and the device or app (`None`: not theirs, or gone). `None`: no one is signed in.
     pub fn account_subject(
         &self,
         session: Option<&str>,
         action: &Action,
-    ) -> Result<Option<Subject>, OAuthError> {
+    ) -> Result<Option<(String, Option<Subject>)>, OAuthError> {
         let conn = &mut *self.core.conn()?;
         let Some(signed_in) = self.session_user(conn, session)? else {
             return Ok(None);
         };
-        Ok(match action {
+        let subject = match action {
             Action::SignOut(id) => self
                 .devices(conn, &signed_in)?
                 .into_iter()
@@ -158,7 +158,8 @@ impl BrowserFlow {
                 .into_iter()
                 .find(|a| a.client_id == *id)
                 .map(Subject::App),
-        })
+        };
+        Ok(Some((signed_in.user.username, subject)))
     }
 
     /// Does `action` for the user of the session cookie. `None`: no one is signed in; else

@@ -83,15 +83,9 @@ async fn show(req: HttpRequest, state: web::Data<AppState>, section: Section) ->
         Ok(None) => return login(&req, &state),
         Err(page) => return page,
     };
-    let (token, set) = csrf(&req, &state.services.browser, state.secure_cookies);
-    let frame = AccountFrame {
-        username: &view.username,
-        heading: heading(section),
-        tabs: ACCOUNT_TABS,
-        notice: notice(&req),
-        csrf: &token,
-    };
-    let cookies = set.into_iter().collect();
+    let mut token = String::new();
+    let (mut frame, cookies) = frame_for(&req, &state, &view.username, section, &mut token);
+    frame.notice = notice(&req);
     match view.shown {
         Shown::Devices(devices) => {
             let others = devices.iter().filter(|d| !d.this_browser).count();
@@ -389,19 +383,12 @@ async fn confirm(req: HttpRequest, state: web::Data<AppState>, remove: bool) -> 
     } else {
         (Section::Devices, "/account")
     };
-    let subject = match subject {
-        Ok(Some(subject)) => subject,
+    let (username, subject) = match subject {
+        Ok(Some((username, Some(subject)))) => (username, subject),
         // Not the user's, or gone: back to the list, which shows what there is.
-        Ok(None) if session(&req, state.secure_cookies).is_some() => {
-            return see_other(&format!("{back}?done=nothing"), Vec::new())
-        }
+        Ok(Some((_, None))) => return see_other(&format!("{back}?done=nothing"), Vec::new()),
         Ok(None) => return login(&req, &state),
         Err(_) => return unavailable(),
-    };
-    let view = match view(&req, &state, section).await {
-        Ok(Some(view)) => view,
-        Ok(None) => return login(&req, &state),
-        Err(page) => return page,
     };
     let (question, fields, confirm, action) = match (&subject, &action) {
         (Subject::Device(d), Action::SignOut(id)) => (
@@ -432,22 +419,17 @@ async fn confirm(req: HttpRequest, state: web::Data<AppState>, remove: bool) -> 
         ),
         _ => return unavailable(),
     };
-    let (token, set) = csrf(&req, &state.services.browser, state.secure_cookies);
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(&req, &state, &username, section, &mut token);
     let page = AccountConfirmPage {
-        frame: AccountFrame {
-            username: &view.username,
-            heading: heading(section),
-            tabs: ACCOUNT_TABS,
-            notice: None,
-            csrf: &token,
-        },
+        frame,
         question,
         action,
         fields,
         confirm,
         back,
     };
-    render(StatusCode::OK, &page, set.into_iter().collect())
+    render(StatusCode::OK, &page, cookies)
 }
 
 pub async fn confirm_sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
