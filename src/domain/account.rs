@@ -15,7 +15,7 @@ use crate::store::models::{
     AuditEvent, Consent, FamilyFilter, RefreshToken, Session, TokenFamily, User,
 };
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, FamilyId, UnixMs, UserId};
+use crate::value::{Amr, ClientId, FamilyId, UnixMs, UserId};
 
 /// `revoked_reason` of a family the user signed out from the account page.
 pub const USER_SIGNED_OUT: &str = "user_signed_out";
@@ -184,6 +184,7 @@ pub fn set_password(
     master: &MasterKey,
     actor: &Actor<'_>,
     hash: &str,
+    amr: &Amr,
     now: UnixMs,
 ) -> diesel::QueryResult<(usize, Secret)> {
     write_tx(conn, |c| {
@@ -193,7 +194,7 @@ pub fn set_password(
         let revoked = revocation::revoke_in(c, Families::OfUser(actor.user_id), &why, now)?;
         let detail = format!("changed on the account page; {revoked} families revoked");
         actor.audit(c, AuditKind::UserPasswordChanged, &detail, now);
-        let session = browser::start_session(c, master, actor.user_id, now)?;
+        let session = browser::start_session(c, master, actor.user_id, amr, now)?;
         Ok((revoked, session))
     })
 }

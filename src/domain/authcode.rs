@@ -21,7 +21,7 @@ use crate::domain::secret::Secret;
 use crate::domain::Clock;
 use crate::store::models::{AuthorizationCode, User};
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, UnixMs, UserId};
+use crate::value::{Amr, ClientId, UnixMs, UserId};
 
 /// Prefix of every authorization code, so secret scanners can recognise leaked ones.
 pub const CODE_PREFIX: &str = "tsc_";
@@ -47,6 +47,8 @@ pub struct CodeGrant<'a> {
     pub sid: &'a str,
     /// The DPoP key thumbprint the request bound the code to (RFC 9449 §10).
     pub dpop_jkt: Option<&'a str>,
+    /// How the user signed in.
+    pub amr: &'a Amr,
 }
 
 /// Issues a code; returns it in plaintext (it goes into the redirect, never into storage).
@@ -73,6 +75,7 @@ pub fn issue(
         auth_time: Some(grant.auth_time),
         sid: Some(grant.sid.to_owned()),
         dpop_jkt: grant.dpop_jkt.map(str::to_owned),
+        amr: Some(grant.amr.stored()),
     }
     .insert(conn)?;
     Ok(Secret::new(code))
@@ -252,6 +255,7 @@ fn start_family(
         auth_time: Some(row.auth_time.unwrap_or(row.created_at)),
         sid: row.sid.as_deref(),
         dpop_jkt: request.dpop_jkt,
+        amr: &Amr::parse(row.amr.as_deref()),
     };
     let mut issued = family::start_in(c, master, &grant, meta, life, now).map_err(|e| match e {
         RefreshError::Database(d) => ExchangeError::Database(d),

@@ -14,7 +14,7 @@ use crate::domain::revocation::{self, Families, Revocation};
 use crate::domain::scope::Scope;
 use crate::store::models::{Consent, Session, User};
 use crate::store::{write_tx, AnyConnection};
-use crate::value::{ClientId, UnixMs, UserId};
+use crate::value::{Amr, ClientId, UnixMs, UserId};
 
 /// `value.mac`: a random value signed with the cookie key.
 fn sign(master: &MasterKey, value: &str) -> String {
@@ -42,6 +42,7 @@ pub fn start_session(
     conn: &mut AnyConnection,
     master: &MasterKey,
     user_id: &UserId,
+    amr: &Amr,
     now: UnixMs,
 ) -> diesel::QueryResult<Secret> {
     let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
@@ -50,6 +51,7 @@ pub fn start_session(
         user_id: user_id.clone(),
         created_at: now,
         last_seen_at: now,
+        amr: Some(amr.stored()),
     }
     .insert(conn)?;
     Ok(Secret::new(sign(master, &id)))
@@ -64,6 +66,8 @@ pub struct SignedIn {
     pub sid: String,
     /// When the user signed in (`auth_time`).
     pub auth_time: UnixMs,
+    /// How they signed in.
+    pub amr: Amr,
 }
 
 /// The public id of the session whose id hashes to `id_hash`.
@@ -102,6 +106,7 @@ pub fn session_user(
         user,
         sid: public_sid(&hash),
         auth_time: session.created_at,
+        amr: Amr::parse(session.amr.as_deref()),
     }))
 }
 

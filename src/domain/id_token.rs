@@ -10,14 +10,11 @@ use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::keys::{KeyAlgorithm, KeySet, SigningKey};
-use crate::value::UnixMs;
+use crate::value::{Amr, UnixMs};
 
 /// The `typ` of an ID token's header: plain JWT, as clients expect (unlike access tokens'
 /// `at+jwt`, so that neither can pass for the other).
 pub const TYP: &str = "JWT";
-
-/// `amr` (RFC 8176) of a sign-in with a password.
-pub const AMR_PASSWORD: &str = "pwd";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IdClaims {
@@ -51,6 +48,8 @@ pub struct Subject<'a> {
     pub auth_time: UnixMs,
     pub nonce: Option<&'a str>,
     pub sid: Option<&'a str>,
+    /// How the user signed in.
+    pub amr: &'a Amr,
     /// The access token issued with it, for `at_hash`.
     pub access_token: &'a str,
 }
@@ -78,7 +77,12 @@ pub fn issue(
         nonce: subject.nonce.map(str::to_owned),
         at_hash: Some(token_hash(key.alg, subject.access_token)),
         sid: subject.sid.map(str::to_owned),
-        amr: vec![AMR_PASSWORD.to_owned()],
+        amr: subject
+            .amr
+            .values()
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect(),
     };
     encode(&header, &claims, &key.encoding)
 }

@@ -9,9 +9,19 @@ use totp_rs::{Builder, Secret, Totp};
 
 use crate::domain::crypto::{random_bytes, MasterKey};
 use crate::domain::revocation;
-use crate::store::models::{RecoveryCode, User, UserTotp};
+use crate::store::models::{PasskeyRow, RecoveryCode, User, UserTotp};
 use crate::store::{write_tx, AnyConnection};
 use crate::value::{UnixMs, UserId};
+
+/// Whether every user must sign in with a second factor (`signin.second_factor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecondFactorPolicy {
+    /// Users may add one.
+    Optional,
+    /// A user without one sets one up right after the password, before any code is issued.
+    Required,
+}
 
 /// How many recovery codes a set has.
 pub const RECOVERY_CODES: usize = 10;
@@ -282,22 +292,77 @@ pub struct Factors {
     /// The authenticator app: when it was set up and last used.
     pub totp: Option<(UnixMs, Option<UnixMs>)>,
     pub recovery_codes_left: i64,
+    /// The passkeys, oldest first.
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
+/// A passkey as its user sees it: the name they gave it, when it was added and last used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyInfo {
+    /// The credential id, base64url: names the passkey in forms.
+    pub id: String,
+    pub name: String,
+    pub created_at: UnixMs,
+    pub last_used_at: Option<UnixMs>,
 }
 
 impl Factors {
     /// Whether the user has a second factor to sign in with.
     pub fn any(&self) -> bool {
-        self.totp.is_some() || self.recovery_codes_left > 0
+        self.second_step_due() || self.recovery_codes_left > 0
+    }
+
+    /// Whether a password is followed by a second step: an app or a passkey to ask for.
+    pub fn second_step_due(&self) -> bool {
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 }
 
 pub fn factors(conn: &mut AnyConnection, user_id: &UserId) -> diesel::QueryResult<Factors> {
     let totp =
         UserTotp::find(conn, user_id)?.and_then(|t| t.confirmed_at.map(|at| (at, t.last_used_at)));
+    let passkeys = PasskeyRow::of_user(conn, user_id)?
+        .into_iter()
+        .map(|p| PasskeyInfo {
+            id: p.credential_id,
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        })
+        .collect();
     Ok(Factors {
         totp,
         recovery_codes_left: RecoveryCode::unused(conn, user_id)?,
+        passkeys,
     })
+}
+
+/// The longest name a passkey may be given.
+pub const PASSKEY_NAME_MAX: usize = 64;
+
+/// A passkey's name as given, trimmed; `None` if empty or longer than [`PASSKEY_NAME_MAX`].
+pub fn passkey_name(given: &str) -> Option<String> {
+    let name = given.trim();
+    let chars = name.chars().count();
+    (chars > 0 && chars <= PASSKEY_NAME_MAX && !name.chars().any(char::is_control))
+        .then(|| name.to_owned())
+}
+
+/// Removes one of the user's passkeys; `false` if they have none by that id.
+pub fn remove_passkey(
+    conn: &mut AnyConnection,
+    user_id: &UserId,
+    credential_id: &str,
+) -> diesel::QueryResult<bool> {
+    PasskeyRow::delete(conn, user_id, credential_id)
+}
+
+/// Which factors [`reset`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetWhat {
+    pub totp: bool,
+    pub recovery_codes: bool,
+    pub passkeys: bool,
 }
 
 /// What [`reset`] removed and ended.
@@ -305,22 +370,28 @@ pub fn factors(conn: &mut AnyConnection, user_id: &UserId) -> diesel::QueryResul
 pub struct Reset {
     pub totp_removed: bool,
     pub recovery_codes_removed: usize,
+    pub passkeys_removed: usize,
     pub families_revoked: usize,
 }
 
-/// Removes the user's authenticator app (`totp`) and recovery codes (`recovery_codes`), and
+/// Removes the factors `what` names (the authenticator app, recovery codes, passkeys), and
 /// ends every session and token family of theirs (whoever signed in with the factors may
 /// still hold them), in one transaction, recorded as done by `actor`.
 pub fn reset(
     conn: &mut AnyConnection,
     user_id: &UserId,
-    (totp, recovery_codes): (bool, bool),
+    what: ResetWhat,
     actor: &str,
     now: UnixMs,
 ) -> diesel::QueryResult<Reset> {
     write_tx(conn, |c| {
-        let totp_removed = totp && UserTotp::delete(c, user_id)?;
-        let recovery_codes_removed = if recovery_codes {
+        let totp_removed = what.totp && UserTotp::delete(c, user_id)?;
+        let passkeys_removed = if what.passkeys {
+            PasskeyRow::delete_all(c, user_id)?
+        } else {
+            0
+        };
+        let recovery_codes_removed = if what.recovery_codes {
             let left = RecoveryCode::unused(c, user_id)?;
             RecoveryCode::replace_all(c, user_id, &[])?;
             usize::try_from(left).unwrap_or_default()
@@ -334,6 +405,7 @@ pub fn reset(
         Ok(Reset {
             totp_removed,
             recovery_codes_removed,
+            passkeys_removed,
             families_revoked,
         })
     })

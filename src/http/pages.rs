@@ -337,6 +337,20 @@ pub struct AccountRecoveryCodesPage<'a> {
     pub codes: &'a [String],
 }
 
+/// A sign-in that requires a second factor, for a user without one: an authenticator app set
+/// up before going on.
+#[derive(Template)]
+#[template(path = "enrol.html")]
+pub struct EnrolPage<'a> {
+    pub username: &'a str,
+    pub qr_svg: &'a str,
+    pub secret: &'a str,
+    pub csrf: &'a str,
+    pub authorize: &'a str,
+    pub next: &'a str,
+    pub error: Option<&'a str>,
+}
+
 /// The second step of a sign-in: a code from the authenticator app, or a recovery code.
 #[derive(Template)]
 #[template(path = "second_step.html")]

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::crypto::{MasterKey, MasterKeyError};
 use crate::domain::keys::KeyAlgorithm;
 use crate::domain::scope::Scope;
+pub use crate::domain::second_factor::SecondFactorPolicy;
 pub use crate::domain::secret::Secret;
 
 /// `TESSERA_…` variables that are not configuration keys. Every other `TESSERA_…` variable is
@@ -45,6 +46,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub retention: RetentionSettings,
     pub backchannel: BackchannelSettings,
+    pub signin: SignInSettings,
     /// The master secret, base64 (≥ 32 bytes). Takes precedence over `master_key_file`.
     #[serde(default)]
     pub master_key: Option<Secret>,
@@ -194,6 +196,14 @@ pub struct SessionSettings {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct SignInSettings {
+    /// `optional`: users may add a second factor; `required`: a user without one is sent to
+    /// set one up right after the password, before any app gets a code.
+    pub second_factor: SecondFactorPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// How often the server prunes what it no longer needs.
     #[serde(with = "duration")]
@@ -297,6 +307,7 @@ impl Settings {
             .set_default("throttle.ipv6_prefix", 64)?
             .set_default("sessions.idle_ttl", "30m")?
             .set_default("sessions.absolute_ttl", "12h")?
+            .set_default("signin.second_factor", "optional")?
             .set_default("retention.interval", "5m")?
             .set_default("retention.batch", 500)?
             .set_default("retention.dead_families", "30d")?

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use crate::store::schema::{
     audit_events, authorization_codes, dpop_proofs, login_failures, login_places, logout_notices,
     refresh_tokens, reuse_incidents, revoked_access_tokens, sessions, token_families,
+    webauthn_challenges,
 };
 use crate::store::AnyConnection;
 use crate::value::UnixMs;
@@ -45,6 +46,8 @@ pub enum Prunable {
     RevokedAccessTokens,
     /// DPoP proofs past the window in which they could be presented again.
     DpopProofs,
+    /// WebAuthn ceremonies never answered.
+    WebauthnChallenges,
     ReuseIncidents,
     AuditEvents,
     LogoutNotices,
@@ -125,6 +128,12 @@ macro_rules! with_query {
                 let $pk = dpop_proofs::id;
                 $body
             }
+            Prunable::WebauthnChallenges => {
+                let $q =
+                    webauthn_challenges::table.filter(webauthn_challenges::expires_at.lt(cut.now));
+                let $pk = webauthn_challenges::id;
+                $body
+            }
             Prunable::ReuseIncidents => {
                 let $q = reuse_incidents::table.filter(reuse_incidents::occurred_at.lt(cut.audit));
                 let $pk = reuse_incidents::id;
@@ -153,7 +162,7 @@ macro_rules! with_query {
 
 impl Prunable {
     /// In the order they are pruned.
-    pub const ALL: [Prunable; 11] = [
+    pub const ALL: [Prunable; 12] = [
         Prunable::TokenFamilies,
         Prunable::RotatedTokens,
         Prunable::AuthorizationCodes,
@@ -162,6 +171,7 @@ impl Prunable {
         Prunable::LoginPlaces,
         Prunable::RevokedAccessTokens,
         Prunable::DpopProofs,
+        Prunable::WebauthnChallenges,
         Prunable::ReuseIncidents,
         Prunable::AuditEvents,
         Prunable::LogoutNotices,
@@ -178,6 +188,7 @@ impl Prunable {
             Prunable::LoginPlaces => "login_places",
             Prunable::RevokedAccessTokens => "revoked_access_tokens",
             Prunable::DpopProofs => "dpop_proofs",
+            Prunable::WebauthnChallenges => "webauthn_challenges",
             Prunable::ReuseIncidents => "reuse_incidents",
             Prunable::AuditEvents => "audit_events",
             Prunable::LogoutNotices => "logout_notices",

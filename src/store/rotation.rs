@@ -170,7 +170,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
             " AND refresh_tokens.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
                          f.expires_at, f.revoked_at, f.revoked_reason, f.resources, \
-                         f.auth_time, f.sid, f.dpop_jkt \
+                         f.auth_time, f.sid, f.dpop_jkt, f.amr \
              ), successor AS ( \
                INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, \
                                            expires_at, client_ip, user_agent) \

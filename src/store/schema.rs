@@ -21,6 +21,7 @@ diesel::table! {
         allowed_origins -> Text,
         refresh_absolute_ttl_ms -> Nullable<BigInt>,
         require_dpop -> Bool,
+        require_second_factor -> Bool,
     }
 }
 
@@ -54,6 +55,7 @@ diesel::table! {
         sid -> Nullable<Text>,
         end_noticed_at -> Nullable<BigInt>,
         dpop_jkt -> Nullable<Text>,
+        amr -> Nullable<Text>,
     }
 }
 
@@ -74,6 +76,27 @@ diesel::table! {
         code_hash -> Text,
         created_at -> BigInt,
         used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    passkeys (credential_id) {
+        credential_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_challenges (id) {
+        id -> Text,
+        user_id -> Nullable<Text>,
+        purpose -> Text,
+        state -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -165,6 +188,7 @@ diesel::joinable!(token_families -> clients (client_id));
 diesel::joinable!(token_families -> users (user_id));
 diesel::joinable!(user_totp -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(refresh_tokens -> token_families (family_id));
 diesel::joinable!(reuse_incidents -> token_families (family_id));
 
@@ -187,6 +211,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     dpop_proofs,
     user_totp,
     recovery_codes,
+    passkeys,
+    webauthn_challenges,
 );
 
 diesel::table! {
@@ -207,6 +233,7 @@ diesel::table! {
         auth_time -> Nullable<BigInt>,
         sid -> Nullable<Text>,
         dpop_jkt -> Nullable<Text>,
+        amr -> Nullable<Text>,
     }
 }
 
@@ -234,6 +261,7 @@ diesel::table! {
         user_id -> Text,
         created_at -> BigInt,
         last_seen_at -> BigInt,
+        amr -> Nullable<Text>,
     }
 }
 

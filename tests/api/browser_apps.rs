@@ -41,6 +41,7 @@ async fn spa(app: &TestApp, origins: &[&str], refresh_ttl: Option<Duration>) -> 
             allowed_origins: origins.iter().map(|o| Origin::parse(o).unwrap()).collect(),
             refresh_absolute_ttl: refresh_ttl,
             require_dpop: false,
+            require_second_factor: false,
         },
     })
     .await

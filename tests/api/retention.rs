@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tessera::domain::retention;
-use tessera::store::models::{AuthorizationCode, SeenProof, Session};
+use tessera::store::models::{AuthorizationCode, SeenProof, Session, WebauthnChallenge};
 
 use crate::helpers::{both_backends, claims, eventually, Db, TestApp};
 
@@ -136,6 +136,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
                 auth_time: None,
                 sid: None,
                 dpop_jkt: None,
+                amr: None,
             }
             .insert(conn)
             .unwrap();
@@ -145,6 +146,17 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
             user_id: user_id.into(),
             created_at: now,
             last_seen_at: now,
+            amr: None,
+        }
+        .insert(conn)
+        .unwrap();
+        // A passkey ceremony that is never answered.
+        WebauthnChallenge {
+            id: "ceremony".into(),
+            user_id: None,
+            purpose: "sign-in".into(),
+            state: "{}".into(),
+            expires_at: now + Duration::from_secs(300),
         }
         .insert(conn)
         .unwrap();
@@ -179,6 +191,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
         "login_places": 0,
         "revoked_access_tokens": 1,
         "dpop_proofs": 1,
+        "webauthn_challenges": 1,
         "reuse_incidents": 0,
         "audit_events": 0,
         "logout_notices": 0,
@@ -188,7 +201,7 @@ async fn pruning_removes_only_what_can_no_longer_matter(db: Db) {
     assert_eq!(rows(&app).await, before, "a dry run deletes nothing");
     let done = prune(&app, false).await;
     assert_eq!(done["tables"], expected, "{done}");
-    assert_eq!(done["total"], 10);
+    assert_eq!(done["total"], 11);
     let after = rows(&app).await;
     for (table, n) in &before {
         let gone = expected.get(*table).and_then(Value::as_i64).unwrap_or(0);

@@ -101,6 +101,10 @@ pub struct RegisterArgs {
     /// Refuse its token requests without a DPoP proof: every token it gets is bound to its key
     #[arg(long)]
     require_dpop: bool,
+    /// Its users must sign in with a second factor (a passkey, or a password and a code): the
+    /// password grant is refused for it
+    #[arg(long)]
+    require_second_factor: bool,
 }
 
 fn parse_origin(s: &str) -> Result<Origin, String> {
@@ -204,6 +208,9 @@ pub struct UpdateArgs {
     /// Whether its token requests must carry a DPoP proof
     #[arg(long, value_name = "BOOL")]
     pub require_dpop: Option<bool>,
+    /// Whether its users must sign in with a second factor
+    #[arg(long, value_name = "BOOL")]
+    pub require_second_factor: Option<bool>,
 }
 
 /// The JSON shape of a client.
@@ -234,6 +241,7 @@ struct ClientView<'a> {
     /// e.g. `1d`; `None`: the server's.
     refresh_absolute_ttl: Option<String>,
     require_dpop: bool,
+    require_second_factor: bool,
 }
 
 impl<'a> ClientView<'a> {
@@ -267,6 +275,7 @@ impl<'a> ClientView<'a> {
             allowed_origins: c.app.allowed_origins.iter().map(Origin::as_str).collect(),
             refresh_absolute_ttl: c.app.refresh_absolute_ttl.map(compact_duration),
             require_dpop: c.app.require_dpop,
+            require_second_factor: c.app.require_second_factor,
         }
     }
 
@@ -313,6 +322,9 @@ impl<'a> ClientView<'a> {
         }
         if self.require_dpop {
             t.push_str("\ndpop           required: every token is bound to the app's key");
+        }
+        if self.require_second_factor {
+            t.push_str("\nsecond_factor  required: a passkey, or a password and a code");
         }
         if let Some(Some(secret)) = self.client_secret {
             t.push_str(&format!(
@@ -379,6 +391,7 @@ fn register(ctx: &mut Context, args: RegisterArgs) -> anyhow::Result<()> {
             allowed_origins: args.allowed_origins,
             refresh_absolute_ttl: args.refresh_absolute_ttl,
             require_dpop: args.require_dpop,
+            require_second_factor: args.require_second_factor,
         },
     };
     if let Some(alg) = spec.openid.id_token_alg {
@@ -470,6 +483,7 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
         no_allowed_origins,
         refresh_absolute_ttl,
         require_dpop,
+        require_second_factor,
     } = args;
     if let Some(IdTokenAlg::Alg(alg)) = id_token_alg {
         ensure_key(ctx, alg)?;
@@ -504,6 +518,7 @@ fn update(ctx: &mut Context, args: UpdateArgs) -> anyhow::Result<()> {
             .then_some(allowed_origins),
         refresh_absolute_ttl: refresh_absolute_ttl.map(|t| t.0),
         require_dpop,
+        require_second_factor,
     };
     if let Some(Some(ttl)) = update.refresh_absolute_ttl {
         warn_longer_than_server(ctx, ttl);

@@ -10,7 +10,7 @@ use tessera::domain::client::{self, is_loopback, Client, GrantType};
 use tessera::domain::crypto::{check_private, MasterKeyError};
 use tessera::domain::keys::{self, KeyState};
 use tessera::domain::origin::Origin;
-use tessera::settings::{compact_duration as human, Settings};
+use tessera::settings::{compact_duration as human, SecondFactorPolicy, Settings};
 use tessera::store::models::StoredKey;
 
 use super::Context;
@@ -325,8 +325,10 @@ fn clients_findings(
 ) -> Vec<Finding> {
     let https_issuer = ctx.settings.server.issuer.scheme() == "https";
     let mut findings = Vec::new();
+    let required = ctx.settings.signin.second_factor == SecondFactorPolicy::Required;
     for c in clients.iter().filter(|c| c.disabled_at.is_none()) {
         findings.extend(public_password_client(c));
+        findings.extend(password_grant_without_second_step(c, required));
         if https_issuer {
             findings.extend(insecure_redirect_uris(c));
         }
@@ -368,6 +370,39 @@ fn origins_without_redirect(c: &Client) -> Vec<Finding> {
             fix: fix.clone(),
         })
         .collect()
+}
+
+/// A client with the password grant where every sign-in needs a second factor: the grant has
+/// no second step, so each of its token requests is refused.
+fn password_grant_without_second_step(c: &Client, required: bool) -> Option<Finding> {
+    if !(c.allows(GrantType::Password) && (required || c.app.require_second_factor)) {
+        return None;
+    }
+    let keep: Vec<String> = c
+        .grants
+        .iter()
+        .filter(|g| **g != GrantType::Password)
+        .map(|g| format!("--grant {g}"))
+        .collect();
+    let why = if required {
+        "signin.second_factor = \"required\""
+    } else {
+        "it requires a second factor"
+    };
+    Some(Finding {
+        check: "password_grant_with_second_factor",
+        severity: Severity::Warning,
+        rule: "Tessera: the password grant cannot carry a second step",
+        message: format!(
+            "client {} ({}) may use the password grant, but {why}: every password grant it sends is refused; move the app to authorization_code with PKCE, where the sign-in page asks for the second factor",
+            c.id, c.name
+        ),
+        fix: if keep.is_empty() {
+            format!("tessera-admin client update {} --grant authorization_code --grant refresh_token --redirect-uri <URI>", c.id)
+        } else {
+            format!("tessera-admin client update {} {}", c.id, keep.join(" "))
+        },
+    })
 }
 
 /// A public client with the password grant: anyone can collect passwords as it.

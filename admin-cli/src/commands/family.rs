@@ -13,7 +13,7 @@ use tessera::store::models::{
     AuditEvent, FamilyFilter, LogoutNotice, RefreshToken, ReuseIncident, TokenFamily, User,
 };
 use tessera::store::AnyConnection;
-use tessera::value::{ClientId, FamilyId, TokenId, UnixMs, UserId};
+use tessera::value::{Amr, ClientId, FamilyId, TokenId, UnixMs, UserId};
 
 use super::{Confirm, Context};
 use crate::output::lineage::{
@@ -98,6 +98,11 @@ impl Names {
             resources: Targets::stored(f.resources.as_deref()).uris().to_vec(),
             auth_method: f.auth_method.clone(),
             dpop_jkt: f.dpop_jkt.clone(),
+            amr: Amr::parse(f.amr.as_deref())
+                .values()
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect(),
             state: family::state(f, live, now),
             created_at: rfc3339(f.created_at),
             expires_at: rfc3339(f.expires_at),

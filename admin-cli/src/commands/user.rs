@@ -5,8 +5,9 @@ use clap::Subcommand;
 use serde::Serialize;
 use tessera::domain::password::PasswordHasher;
 use tessera::domain::profile::{self, ProfileChange};
+use tessera::domain::second_factor::{self, ResetWhat};
 use tessera::domain::user::{self, Username};
-use tessera::domain::{browser, client, second_factor};
+use tessera::domain::{browser, client};
 use tessera::store::models::{Consent, TokenFamily, User};
 
 use tessera::domain::audit::AuditKind;
@@ -78,12 +79,15 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MfaCommand {
-    /// The user's authenticator app and how many recovery codes are left
+    /// The user's passkeys, authenticator app and how many recovery codes are left
     Show { username: String },
-    /// Remove the user's authenticator app and/or recovery codes (both without a flag), and
-    /// end their sessions and token families: for a user who lost their phone
+    /// Remove the user's passkeys, authenticator app and/or recovery codes (all three without
+    /// a flag), and end their sessions and token families: for a user who lost their phone
     Reset {
         username: String,
+        /// Remove every passkey
+        #[arg(long)]
+        passkeys: bool,
         /// Remove the authenticator app
         #[arg(long)]
         totp: bool,
@@ -231,11 +235,21 @@ pub fn run(ctx: &mut Context, cmd: UserCommand) -> anyhow::Result<()> {
             command:
                 MfaCommand::Reset {
                     username,
+                    passkeys,
                     totp,
                     recovery_codes,
                     confirm,
                 },
-        } => mfa_reset(ctx, username, (totp, recovery_codes), confirm),
+        } => {
+            // No flag: all of them.
+            let all = !(passkeys || totp || recovery_codes);
+            let what = ResetWhat {
+                totp: totp || all,
+                recovery_codes: recovery_codes || all,
+                passkeys: passkeys || all,
+            };
+            mfa_reset(ctx, username, what, confirm)
+        }
     }
 }
 
@@ -491,12 +505,28 @@ fn mfa_show(ctx: &mut Context, username: String) -> anyhow::Result<()> {
         totp_since: Option<String>,
         totp_last_used: Option<String>,
         recovery_codes_left: i64,
+        passkeys: Vec<Passkey>,
+    }
+    #[derive(Serialize)]
+    struct Passkey {
+        name: String,
+        created_at: String,
+        last_used_at: Option<String>,
     }
     let shown = Factors {
         username: username.clone(),
         totp_since: factors.totp.map(|(since, _)| rfc3339(since)),
         totp_last_used: factors.totp.and_then(|(_, used)| used.map(rfc3339)),
         recovery_codes_left: factors.recovery_codes_left,
+        passkeys: factors
+            .passkeys
+            .iter()
+            .map(|p| Passkey {
+                name: p.name.clone(),
+                created_at: rfc3339(p.created_at),
+                last_used_at: p.last_used_at.map(rfc3339),
+            })
+            .collect(),
     };
     emit(ctx.output, &shown, || {
         let app = match (&shown.totp_since, &shown.totp_last_used) {
@@ -504,28 +534,31 @@ fn mfa_show(ctx: &mut Context, username: String) -> anyhow::Result<()> {
             (Some(since), None) => format!("set up {since}, never used"),
             _ => "none".to_owned(),
         };
-        format!(
-            "{username}\n  authenticator app  {app}\n  recovery codes     {} left",
-            shown.recovery_codes_left
-        )
+        let mut text = format!(
+            "{username}\n  authenticator app  {app}\n  recovery codes     {} left\n  passkeys           {}",
+            shown.recovery_codes_left,
+            shown.passkeys.len()
+        );
+        for p in &shown.passkeys {
+            let used = p.last_used_at.as_deref().unwrap_or("never used");
+            text.push_str(&format!(
+                "\n    {}    added {}, last used {used}",
+                p.name, p.created_at
+            ));
+        }
+        text
     })
 }
 
 fn mfa_reset(
     ctx: &mut Context,
     username: String,
-    (totp, recovery_codes): (bool, bool),
+    which: ResetWhat,
     c: Confirm,
 ) -> anyhow::Result<()> {
     let clock = ctx.clock.clone();
     let actor = tessera::domain::audit::admin_actor();
     let u = user::by_name(ctx.conn()?, &username)?;
-    // Neither flag: both.
-    let which = if totp || recovery_codes {
-        (totp, recovery_codes)
-    } else {
-        (true, true)
-    };
     confirm(
         c.yes,
         &format!(
@@ -534,7 +567,8 @@ fn mfa_reset(
     )?;
     let done = second_factor::reset(ctx.conn()?, &u.id, which, &actor, clock.now())?;
     let detail = format!(
-        "authenticator app {}; {} recovery codes removed; {} families revoked",
+        "{} passkeys removed; authenticator app {}; {} recovery codes removed; {} families revoked",
+        done.passkeys_removed,
         if done.totp_removed {
             "removed"
         } else {
@@ -551,6 +585,7 @@ fn mfa_reset(
     #[derive(Serialize)]
     struct ResetView {
         username: String,
+        passkeys_removed: usize,
         totp_removed: bool,
         recovery_codes_removed: usize,
         revoked_families: usize,
@@ -559,6 +594,7 @@ fn mfa_reset(
         ctx.output,
         &ResetView {
             username: username.clone(),
+            passkeys_removed: done.passkeys_removed,
             totp_removed: done.totp_removed,
             recovery_codes_removed: done.recovery_codes_removed,
             revoked_families: done.families_revoked,

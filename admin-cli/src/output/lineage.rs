@@ -54,6 +54,8 @@ pub struct FamilyView {
     pub auth_method: String,
     /// The thumbprint of the DPoP key its tokens are bound to (RFC 9449).
     pub dpop_jkt: Option<String>,
+    /// How the user signed in (RFC 8176 `amr` values).
+    pub amr: Vec<String>,
     pub state: FamilyState,
     pub created_at: String,
     pub expires_at: String,
@@ -199,6 +201,11 @@ fn family_header(f: &FamilyView) -> String {
         out.push_str(&format!("  dpop     bound to key {jkt}\n"));
     }
     out.push_str(&format!(
+        "  amr      {}    ({})\n",
+        f.amr.join(" "),
+        describe_amr(&f.amr)
+    ));
+    out.push_str(&format!(
         "  created  {}    expires {}\n",
         f.created_at, f.expires_at
     ));
@@ -332,4 +339,15 @@ fn incident(inc: &ReuseIncident, view: &IncidentView, tokens: &[RefreshToken]) -
         out.push('\n');
     }
     out
+}
+
+/// How a family's user signed in, in words.
+fn describe_amr(amr: &[String]) -> &'static str {
+    let has = |v: &str| amr.iter().any(|a| a == v);
+    match (has("pwd"), has("otp"), has("hwk")) {
+        (true, true, _) => "a password, then a one-time code",
+        (true, false, true) => "a password, then a passkey",
+        (false, _, true) => "a passkey",
+        _ => "a password",
+    }
 }

@@ -56,6 +56,9 @@ pub struct AppOptions {
     pub refresh_absolute_ttl: Option<Duration>,
     /// Every token request must carry a DPoP proof: all its tokens are bound to its key.
     pub require_dpop: bool,
+    /// Its users must sign in with a second factor (an admin console, say): the password
+    /// grant is refused, and a browser sign-in takes a second step or sets one up.
+    pub require_second_factor: bool,
 }
 
 /// How a client takes part in OpenID Connect sign-in and logout.
@@ -115,6 +118,7 @@ impl From<ClientRow> for Client {
                     .and_then(|ms| u64::try_from(ms).ok())
                     .map(Duration::from_millis),
                 require_dpop: row.require_dpop,
+                require_second_factor: row.require_second_factor,
             },
         }
     }
@@ -329,6 +333,7 @@ pub fn register(
             .map(refresh_ttl_ms)
             .transpose()?,
         require_dpop: spec.app.require_dpop,
+        require_second_factor: spec.app.require_second_factor,
     }
     .insert(conn)?;
     Ok((find(conn, &id)?, secret))
@@ -355,6 +360,7 @@ pub struct ClientUpdate {
     /// sooner too, counted from their start.
     pub refresh_absolute_ttl: Option<Option<Duration>>,
     pub require_dpop: Option<bool>,
+    pub require_second_factor: Option<bool>,
 }
 
 /// A client after [`update`], and how many of its families a narrower scope or a shorter
@@ -429,6 +435,7 @@ fn update_in(
             .map(|t| t.map(refresh_ttl_ms).transpose())
             .transpose()?,
         require_dpop: upd.require_dpop,
+        require_second_factor: upd.require_second_factor,
         ..ClientChanges::default()
     };
     if changes.is_empty() {

@@ -23,7 +23,7 @@ use crate::store::models::{
     ClientRow, NewFamily, NewRefreshToken, RefreshToken, TokenFamily, User,
 };
 use crate::store::AnyConnection;
-use crate::value::{ClientId, FamilyId, TokenId, UnixMs};
+use crate::value::{Amr, ClientId, FamilyId, TokenId, UnixMs};
 
 /// Where a family stands. Serialized as [`FamilyState::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +159,8 @@ pub struct NewGrant<'a> {
     /// The thumbprint of the DPoP key the request proved it holds (RFC 9449): the family's
     /// tokens are bound to it.
     pub dpop_jkt: Option<&'a str>,
+    /// How the user signed in (RFC 8176).
+    pub amr: &'a Amr,
 }
 
 /// Starts a family with its first refresh token, inside the caller's write transaction.
@@ -218,6 +220,7 @@ pub fn start_in(
         auth_time: Some(grant.auth_time.unwrap_or(now)),
         sid: grant.sid.map(str::to_owned),
         dpop_jkt: grant.dpop_jkt.map(str::to_owned),
+        amr: Some(grant.amr.stored()),
     };
     NewFamily {
         id: &family.id,
@@ -231,6 +234,7 @@ pub fn start_in(
         auth_time: family.auth_time,
         sid: family.sid.as_deref(),
         dpop_jkt: family.dpop_jkt.as_deref(),
+        amr: family.amr.as_deref(),
     }
     .insert(c)?;
     NewRefreshToken {

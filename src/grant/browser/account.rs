@@ -212,7 +212,7 @@ impl BrowserFlow {
     }
 
     /// The issuer's host: what an authenticator app names the account with.
-    fn issuer_host(&self) -> String {
+    pub(super) fn issuer_host(&self) -> String {
         url::Url::parse(&self.core.issuer)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -335,8 +335,9 @@ impl BrowserFlow {
         };
         let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
         let now = self.core.clock.now();
-        let (revoked, cookie) = account::set_password(conn, &self.core.master, &actor, &hash, now)
-            .map_err(|e| unavailable(e.into()))?;
+        let (revoked, cookie) =
+            account::set_password(conn, &self.core.master, &actor, &hash, &signed_in.amr, now)
+                .map_err(|e| unavailable(e.into()))?;
         tracing::info!(user_id = %signed_in.user.id, revoked, "password changed on the account page");
         Ok(cookie)
     }

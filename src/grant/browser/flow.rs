@@ -3,14 +3,19 @@
 
 use super::authorize::{check, with_query, AuthorizeError, AuthorizeRequest, Step};
 use super::BrowserFlow;
+use crate::domain::account::Actor;
+use crate::domain::audit::AuditKind;
 use crate::domain::authcode::{self, CodeGrant};
 use crate::domain::browser::{self, SignedIn};
+use crate::domain::client;
 use crate::domain::id_token;
 use crate::domain::request::RequestMeta;
-use crate::domain::second_factor;
+use crate::domain::second_factor::{self, SecondFactorPolicy, TotpEnrolment};
 use crate::domain::secret::Secret;
 use crate::grant::{OAuthError, SignInError};
+use crate::store::models::User;
 use crate::store::AnyConnection;
+use crate::value::{Amr, ClientId};
 
 /// How long the second step of a sign-in may wait for its code.
 pub const SECOND_STEP_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
@@ -22,6 +27,9 @@ pub enum LoginStep {
     Session(Secret),
     /// The second step is due: the value of its cookie.
     SecondStep(Secret),
+    /// A second factor is required and the user has none: they set one up now, with the
+    /// same cookie as the second step's.
+    Enrol(Secret),
 }
 
 impl BrowserFlow {
@@ -101,8 +109,13 @@ impl BrowserFlow {
             }
         };
         let now = self.core.clock.now();
+        let second_factor = self.second_factor == SecondFactorPolicy::Required
+            || request.client.app.require_second_factor;
         Ok(signed_in.filter(|s| {
-            !request.prompt.login
+            // A password-only sign-in does not stand where a second factor is required: the
+            // login page asks again, and the second step (or its set-up) follows.
+            (!second_factor || s.amr.multi_factor())
+                && !request.prompt.login
                 && request
                     .max_age
                     .is_none_or(|max| now.since(s.auth_time) <= max)
@@ -179,6 +192,7 @@ impl BrowserFlow {
                 auth_time: signed_in.auth_time,
                 sid: &signed_in.sid,
                 dpop_jkt: request.dpop_jkt.as_deref(),
+                amr: &signed_in.amr,
             },
             self.core.clock.now(),
         )?;
@@ -211,27 +225,43 @@ impl BrowserFlow {
     }
 
     /// `POST /login`: for a good username and password, a session cookie value; or, for a
-    /// user with an authenticator app, the cookie of the second step that must follow.
+    /// user with a second factor, the cookie of the second step that must follow; or, where
+    /// one is required (`signin.second_factor`, or the client of `authorize`) and the user
+    /// has none, the same cookie for setting one up.
     pub fn login(
         &self,
         username: &str,
         password: &str,
         origin: &RequestMeta,
+        authorize: &str,
     ) -> Result<LoginStep, SignInError> {
         let user = self
             .passwords
             .sign_in(username, password, origin, "login page")?;
         let conn = &mut *self.core.conn()?;
         let now = self.core.clock.now();
-        if second_factor::factors(conn, &user.id)?.totp.is_some() {
+        let pending = || {
             let until = now + SECOND_STEP_TTL;
-            let pending = browser::pending_second_step(&self.core.master, &user.id, until);
-            return Ok(LoginStep::SecondStep(Secret::new(pending)));
+            Secret::new(browser::pending_second_step(
+                &self.core.master,
+                &user.id,
+                until,
+            ))
+        };
+        if second_factor::factors(conn, &user.id)?.second_step_due() {
+            return Ok(LoginStep::SecondStep(pending()));
+        }
+        if self
+            .second_factor_required(conn, authorize)
+            .map_err(SignInError::Unavailable)?
+        {
+            return Ok(LoginStep::Enrol(pending()));
         }
         Ok(LoginStep::Session(browser::start_session(
             conn,
             &self.core.master,
             &user.id,
+            &Amr::password(),
             now,
         )?))
     }
@@ -249,7 +279,7 @@ impl BrowserFlow {
         let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
             return Ok(None);
         };
-        let user = crate::store::models::User::find(&mut *self.core.conn()?, &user_id)?;
+        let user = User::find(&mut *self.core.conn()?, &user_id)?;
         let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
             return Ok(None);
         };
@@ -262,19 +292,107 @@ impl BrowserFlow {
                     .chars()
                     .all(|c| c.is_ascii_digit() || c.is_whitespace());
             let accepted = if digits {
-                second_factor::check_totp(c, master, &user.id, code, now).map_err(|e| match e {
-                    second_factor::FactorError::Database(d) => OAuthError::from(d),
-                    _ => OAuthError::ServerError,
-                })?
+                second_factor::check_totp(c, master, &user.id, code, now).map_err(factor_error)?
             } else {
                 second_factor::spend_recovery_code(c, master, &user.id, code, now)?
             };
             Ok(accepted)
         })?;
+        // An app's code and a recovery code are both one-time passwords.
+        let amr = Amr::password_and_code();
         Ok(Some(browser::start_session(
             &mut *self.core.conn()?,
             &self.core.master,
             &user.id,
+            &amr,
+            self.core.clock.now(),
+        )?))
+    }
+
+    /// Whether a sign-in for the authorization request `authorize` (empty: for the account
+    /// page) needs a second factor: the server's policy, or the client's.
+    fn second_factor_required(
+        &self,
+        conn: &mut AnyConnection,
+        authorize: &str,
+    ) -> Result<bool, OAuthError> {
+        if self.second_factor == SecondFactorPolicy::Required {
+            return Ok(true);
+        }
+        let client_id = form_urlencoded::parse(authorize.as_bytes())
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| ClientId::new(v.into_owned()));
+        Ok(match client_id {
+            Some(id) => client::get(conn, &id)?.is_some_and(|c| c.app.require_second_factor),
+            None => false,
+        })
+    }
+
+    /// The authenticator app the user of the pending sign-in `pending` sets up before going
+    /// on: their username and the app's set-up (the same while it is unfinished); `None` when
+    /// the sign-in has expired.
+    pub fn enrolment(&self, pending: &str) -> Result<Option<(String, TotpEnrolment)>, OAuthError> {
+        let now = self.core.clock.now();
+        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
+            return Ok(None);
+        };
+        let conn = &mut *self.core.conn()?;
+        let Some(user) = User::find(conn, &user_id)?.filter(|u| u.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        let host = self.issuer_host();
+        let master = &self.core.master;
+        let app = match second_factor::pending_totp(conn, master, &user, &host) {
+            Ok(Some(app)) => app,
+            Ok(None) => {
+                second_factor::begin_totp(conn, master, &user, &host, now).map_err(factor_error)?
+            }
+            Err(e) => return Err(factor_error(e)),
+        };
+        Ok(Some((user.username, app)))
+    }
+
+    /// `POST /login/enrol`: the first code from the app being set up for the pending
+    /// sign-in. A session cookie value when it is right (the app is then the user's second
+    /// factor); `Ok(None)` when the sign-in has expired. Throttled as the second step is.
+    pub fn enrol(
+        &self,
+        pending: &str,
+        code: &str,
+        origin: &RequestMeta,
+    ) -> Result<Option<Secret>, SignInError> {
+        let now = self.core.clock.now();
+        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
+            return Ok(None);
+        };
+        let user = User::find(&mut *self.core.conn()?, &user_id)?;
+        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+            return Ok(None);
+        };
+        let master = &self.core.master;
+        self.passwords.second_step(&user, origin, |c| {
+            let now = self.core.clock.now();
+            let confirmed = second_factor::confirm_totp(c, master, &user.id, code, now);
+            let ok = match confirmed {
+                Ok(ok) => ok,
+                Err(second_factor::FactorError::NotEnrolling) => false,
+                Err(e) => return Err(factor_error(e)),
+            };
+            if ok {
+                let actor = Actor {
+                    user_id: &user.id,
+                    meta: origin,
+                };
+                let what = "an authenticator app, set up at sign-in";
+                actor.audit(c, AuditKind::UserFactorAdded, what, now);
+            }
+            Ok(ok)
+        })?;
+        Ok(Some(browser::start_session(
+            &mut *self.core.conn()?,
+            &self.core.master,
+            &user.id,
+            &Amr::password_and_code(),
             self.core.clock.now(),
         )?))
     }
@@ -320,5 +438,12 @@ impl BrowserFlow {
             &self.core.master,
             session,
         )?)
+    }
+}
+
+fn factor_error(e: second_factor::FactorError) -> OAuthError {
+    match e {
+        second_factor::FactorError::Database(d) => OAuthError::from(d),
+        _ => OAuthError::ServerError,
     }
 }

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod authorize;
 mod flow;
+pub use crate::domain::second_factor::SecondFactorPolicy;
 pub use flow::{LoginStep, SECOND_STEP_TTL};
 pub mod logout;
 
@@ -22,6 +23,8 @@ pub struct BrowserFlow {
     passwords: SignIn,
     sessions: SessionLimits,
     code_ttl: Duration,
+    /// `signin.second_factor`.
+    second_factor: SecondFactorPolicy,
 }
 
 impl BrowserFlow {
@@ -31,6 +34,7 @@ impl BrowserFlow {
             passwords,
             sessions: settings.session_limits(),
             code_ttl: settings.tokens.code_ttl,
+            second_factor: settings.signin.second_factor,
         }
     }
 }

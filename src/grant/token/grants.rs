@@ -11,12 +11,14 @@ use crate::domain::dpop::ProofError;
 use crate::domain::family::{self, Issued, NewGrant, OneStatement, RefreshError, RequestMeta};
 use crate::domain::resource::{self, Requested};
 use crate::domain::scope::{Scope, OPENID};
+use crate::domain::second_factor::SecondFactorPolicy;
 use crate::grant::client_auth::{self, authenticate, credentials, Credentials};
 use crate::grant::{pkce, OAuthError, Params};
 use crate::metrics::RefreshOutcome;
 use crate::store::models::User;
 use crate::store::rotation::ProofRecord;
 use crate::store::AnyConnection;
+use crate::value::Amr;
 
 /// A token request as it arrived: client authentication, DPoP proof, form, who sent it.
 #[derive(Clone, Copy)]
@@ -153,6 +155,13 @@ impl TokenEndpoint {
     ) -> Result<TokenResponse, OAuthError> {
         let username = params.required("username")?;
         let password = params.required("password")?;
+        // A password alone can never be enough here: no need to check it.
+        if client.app.require_second_factor || self.second_factor == SecondFactorPolicy::Required {
+            return Err(OAuthError::InvalidGrant(
+                "this app requires a second factor, which the password grant cannot carry: use the browser sign-in"
+                    .into(),
+            ));
+        }
         let scope = requested_scope(client, params.get("scope"), resources)?;
         let targets = resources.map(|r| r.targets.clone()).unwrap_or_default();
         let now = self.core.clock.now();
@@ -161,10 +170,7 @@ impl TokenEndpoint {
         // `sid` is what lets a revocation (a password change, a disabled user) reach it.
         let start_family = |c: &mut AnyConnection, user: &User| {
             // The password grant has no second step to ask for.
-            if crate::domain::second_factor::factors(c, &user.id)?
-                .totp
-                .is_some()
-            {
+            if crate::domain::second_factor::factors(c, &user.id)?.second_step_due() {
                 return Err(OAuthError::InvalidGrant(
                     "this account signs in with a second factor: use the browser sign-in".into(),
                 ));
@@ -179,6 +185,7 @@ impl TokenEndpoint {
                 auth_time: Some(now),
                 sid: None,
                 dpop_jkt: jkt,
+                amr: &Amr::password(),
             };
             family::start_in(c, &self.core.master, &grant, meta, self.life, now)
                 .map_err(refresh_error)

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::domain::family::Lifetimes;
 use crate::domain::origin::Origin;
+use crate::domain::second_factor::SecondFactorPolicy;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 use crate::store::models::ClientRow;
@@ -35,6 +36,8 @@ pub struct TokenEndpoint {
     /// The issuer's web origin: its own pages are not another origin.
     own_origin: Option<Origin>,
     dpop: dpop::DpopRules,
+    /// `signin.second_factor`: when required, the password grant is refused.
+    second_factor: SecondFactorPolicy,
 }
 
 impl TokenEndpoint {
@@ -47,6 +50,7 @@ impl TokenEndpoint {
             clients_used: Arc::default(),
             own_origin: Origin::of(&settings.server.issuer),
             dpop: dpop::DpopRules::from_settings(settings),
+            second_factor: settings.signin.second_factor,
         }
     }
 

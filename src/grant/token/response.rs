@@ -13,7 +13,7 @@ use crate::domain::resource::Targets;
 use crate::domain::scope::Scope;
 use crate::domain::scope::OPENID;
 use crate::grant::OAuthError;
-use crate::value::{ClientId, UnixMs};
+use crate::value::{Amr, ClientId, UnixMs};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
@@ -164,6 +164,7 @@ impl TokenEndpoint {
             auth_time: family.signed_in_at(),
             nonce: issued.nonce.as_deref(),
             sid: family.sid.as_deref(),
+            amr: &Amr::parse(family.amr.as_deref()),
             access_token,
         };
         let keys = self.id_token_keys(to.id_token_alg);

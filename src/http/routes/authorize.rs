@@ -10,7 +10,7 @@ use crate::grant::logout::LogoutStep;
 use crate::grant::{Params, SignInError};
 use crate::http::pages::{
     self, csrf, describe_scope, error_page, render, see_other, signed_in_cookies, ConsentPage,
-    EndSessionPage, LoginPage, SecondStepPage, SignedOutPage, StillSignedInPage,
+    EndSessionPage, EnrolPage, LoginPage, SecondStepPage, SignedOutPage, StillSignedInPage,
 };
 use crate::http::AppState;
 
@@ -160,9 +160,10 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     let password = field(&form, "password").to_owned();
     let origin = state.request_meta(&req);
     let previous = session(&req, state.secure_cookies);
+    let q = authorize.clone();
     let result = state
         .blocking(move |s| {
-            let started = s.browser.login(&username, &password, &origin);
+            let started = s.browser.login(&username, &password, &origin, &q);
             // A new sign-in replaces whatever session this browser had.
             if let (Ok(_), Some(old)) = (&started, previous) {
                 let _ = s.browser.logout(&old);
@@ -193,6 +194,12 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             let mut cookies: Vec<_> = set.into_iter().collect();
             cookies.push(pending);
             render(StatusCode::OK, &page, cookies)
+        }
+        Ok(LoginStep::Enrol(pending)) => {
+            let value = pending.expose().to_owned();
+            let cookie = pages::cookie(pages::second_step_cookie(secure), value.clone(), secure);
+            let next = if to_account { "account" } else { "" };
+            enrol_page(&req, &state, value, &authorize, next, None, vec![cookie]).await
         }
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "sign-in refused");
@@ -239,10 +246,7 @@ pub async fn second_step(
     let secure = state.secure_cookies;
     let authorize = canonical_query(field(&form, "authorize"));
     let to_account = field(&form, "next") == "account";
-    let pending = req
-        .cookie(pages::second_step_cookie(secure))
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default();
+    let pending = pending_sign_in(&req, secure);
     let code = field(&form, "code").to_owned();
     let origin = state.request_meta(&req);
     let previous = session(&req, secure);
@@ -276,6 +280,111 @@ pub async fn second_step(
         error: Some(error),
     };
     render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
+}
+
+/// The page that sets up an authenticator app for the pending sign-in `pending`.
+async fn enrol_page(
+    req: &HttpRequest,
+    state: &AppState,
+    pending: String,
+    authorize: &str,
+    next: &str,
+    error: Option<&str>,
+    mut cookies: Vec<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
+    let secure = state.secure_cookies;
+    let (username, app) = match state.blocking(move |s| s.browser.enrolment(&pending)).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in took too long. Go back and sign in again.",
+            )
+        }
+        Err(_) => return unavailable(),
+    };
+    let (token, set) = csrf(req, &state.services.browser, secure);
+    let page = EnrolPage {
+        username: &username,
+        qr_svg: &app.qr_svg,
+        secret: &app.secret,
+        csrf: &token,
+        authorize,
+        next,
+        error,
+    };
+    cookies.extend(set);
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    render(status, &page, cookies)
+}
+
+/// `POST /login/enrol`: the first code of the authenticator app set up during a sign-in that
+/// requires a second factor; completes the sign-in.
+pub async fn enrol(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let secure = state.secure_cookies;
+    let authorize = canonical_query(field(&form, "authorize"));
+    let next = if field(&form, "next") == "account" {
+        "account"
+    } else {
+        ""
+    };
+    let pending = pending_sign_in(&req, secure);
+    let code = field(&form, "code").to_owned();
+    let origin = state.request_meta(&req);
+    let previous = session(&req, secure);
+    let p = pending.clone();
+    let result = state
+        .blocking(move |s| {
+            let done = s.browser.enrol(&p, &code, &origin);
+            if let (Ok(Some(_)), Some(old)) = (&done, previous) {
+                let _ = s.browser.logout(&old);
+            }
+            done
+        })
+        .await;
+    let error = match result {
+        Ok(Some(session)) => {
+            let mut cookies = signed_in_cookies(&state.services.browser, &session, secure);
+            cookies.push(pages::removal(pages::second_step_cookie(secure), secure));
+            return see_other(&after_login(next == "account", &authorize), cookies);
+        }
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in took too long. Go back and sign in again.",
+            )
+        }
+        Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
+            tracing::info!(reason = %e, "second factor set-up refused");
+            "That code is not right, or there were too many attempts. Try again later."
+        }
+        Err(_) => return unavailable(),
+    };
+    enrol_page(
+        &req,
+        &state,
+        pending,
+        &authorize,
+        next,
+        Some(error),
+        Vec::new(),
+    )
+    .await
+}
+
+/// The cookie of a sign-in waiting for its second step.
+fn pending_sign_in(req: &HttpRequest, secure: bool) -> String {
+    req.cookie(pages::second_step_cookie(secure))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default()
 }
 
 /// The name of the client an authorize query string names, for the login page.

@@ -69,6 +69,7 @@ routes! {
     "/authorize" => { GET => authorize::authorize, POST => authorize::authorize_post }
     "/login" => { POST => authorize::login }
     "/login/second-step" => { POST => authorize::second_step }
+    "/login/enrol" => { POST => authorize::enrol }
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }
     "/end_session" => { GET => authorize::end_session, POST => authorize::end_session_post }

@@ -30,6 +30,8 @@ pub struct AuthorizationCode {
     pub sid: Option<String>,
     /// The DPoP key the request bound the code to (RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// How the user signed in, from the session (space-separated RFC 8176 values).
+    pub amr: Option<String>,
 }
 
 impl AuthorizationCode {
@@ -146,6 +148,8 @@ pub struct Session {
     pub user_id: UserId,
     pub created_at: UnixMs,
     pub last_seen_at: UnixMs,
+    /// How the user signed in (RFC 8176, space-separated); `None` on sessions from before.
+    pub amr: Option<String>,
 }
 
 impl Session {

@@ -38,6 +38,8 @@ pub struct ClientRow {
     pub refresh_absolute_ttl_ms: Option<i64>,
     /// Its token requests must carry a DPoP proof.
     pub require_dpop: bool,
+    /// Its users must sign in with a second factor.
+    pub require_second_factor: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -57,6 +59,7 @@ pub struct NewClient<'a> {
     pub allowed_origins: &'a str,
     pub refresh_absolute_ttl_ms: Option<i64>,
     pub require_dpop: bool,
+    pub require_second_factor: bool,
 }
 
 impl ClientRow {
@@ -134,6 +137,7 @@ pub struct ClientChanges {
     pub allowed_origins: Option<String>,
     pub refresh_absolute_ttl_ms: Option<Option<i64>>,
     pub require_dpop: Option<bool>,
+    pub require_second_factor: Option<bool>,
 }
 
 impl ClientChanges {
@@ -151,6 +155,7 @@ impl ClientChanges {
             && self.allowed_origins.is_none()
             && self.refresh_absolute_ttl_ms.is_none()
             && self.require_dpop.is_none()
+            && self.require_second_factor.is_none()
     }
 
     pub fn apply(&self, conn: &mut AnyConnection, id: &ClientId) -> QueryResult<bool> {

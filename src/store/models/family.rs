@@ -25,6 +25,8 @@ pub struct TokenFamily {
     pub sid: Option<String>,
     /// The thumbprint of the DPoP key its tokens are bound to; `None`: bearer tokens.
     pub dpop_jkt: Option<String>,
+    /// How the user signed in (RFC 8176, space-separated); `None` on families from before.
+    pub amr: Option<String>,
 }
 
 impl TokenFamily {
@@ -48,6 +50,7 @@ pub struct NewFamily<'a> {
     pub auth_time: Option<UnixMs>,
     pub sid: Option<&'a str>,
     pub dpop_jkt: Option<&'a str>,
+    pub amr: Option<&'a str>,
 }
 
 impl TokenFamily {

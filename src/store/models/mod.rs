@@ -30,7 +30,7 @@ pub use logout_notice::LogoutNotice;
 pub use refresh_token::{NewRefreshToken, RefreshToken};
 pub use resource::ResourceRow;
 pub use revoked::RevokedAccessToken;
-pub use second_factor::{RecoveryCode, UserTotp};
+pub use second_factor::{PasskeyRow, RecoveryCode, UserTotp, WebauthnChallenge};
 pub use standing::{Standing, TokenRefs};
 pub use throttle::{LoginFailures, LoginPlace};
 pub use user::{NewUser, ProfileChanges, User};

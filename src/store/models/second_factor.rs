@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 
-use crate::store::schema::{recovery_codes, user_totp};
+use crate::store::schema::{passkeys, recovery_codes, user_totp, webauthn_challenges};
 use crate::store::AnyConnection;
 use crate::value::{UnixMs, UserId};
 
@@ -121,5 +121,137 @@ impl RecoveryCode {
             .filter(recovery_codes::used_at.is_null())
             .count()
             .get_result(conn)
+    }
+}
+
+/// A passkey: a WebAuthn credential as webauthn-rs serialises it (public key, sign counter,
+/// backup flags; nothing secret), under the name its user gave it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = passkeys)]
+pub struct PasskeyRow {
+    /// The credential id, base64url.
+    pub credential_id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub credential: String,
+    pub created_at: UnixMs,
+    pub last_used_at: Option<UnixMs>,
+}
+
+impl PasskeyRow {
+    /// Adds a passkey; `Ok(false)` if its credential id is registered already (to anyone).
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match diesel::insert_into(passkeys::table)
+            .values(self)
+            .execute(conn)
+        {
+            Ok(_) => Ok(true),
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn find(conn: &mut AnyConnection, credential_id: &str) -> QueryResult<Option<PasskeyRow>> {
+        passkeys::table
+            .find(credential_id)
+            .select(PasskeyRow::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The user's passkeys, oldest first.
+    pub fn of_user(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<Vec<PasskeyRow>> {
+        passkeys::table
+            .filter(passkeys::user_id.eq(user_id))
+            .order((passkeys::created_at.asc(), passkeys::credential_id.asc()))
+            .select(PasskeyRow::as_select())
+            .load(conn)
+    }
+
+    /// Stores the credential after a use (its new counter and backup state), if it still
+    /// holds what it held when read (`before`): of two uses racing on one counter value,
+    /// one stores.
+    pub fn used(
+        conn: &mut AnyConnection,
+        credential_id: &str,
+        before: &str,
+        credential: &str,
+        now: UnixMs,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            passkeys::table
+                .filter(passkeys::credential_id.eq(credential_id))
+                .filter(passkeys::credential.eq(before)),
+        )
+        .set((
+            passkeys::credential.eq(credential),
+            passkeys::last_used_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// Removes one of `user_id`'s passkeys; `false` if they have none by that id.
+    pub fn delete(
+        conn: &mut AnyConnection,
+        user_id: &UserId,
+        credential_id: &str,
+    ) -> QueryResult<bool> {
+        diesel::delete(
+            passkeys::table
+                .filter(passkeys::credential_id.eq(credential_id))
+                .filter(passkeys::user_id.eq(user_id)),
+        )
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// Removes all of `user_id`'s passkeys; how many there were.
+    pub fn delete_all(conn: &mut AnyConnection, user_id: &UserId) -> QueryResult<usize> {
+        diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user_id))).execute(conn)
+    }
+}
+
+/// A WebAuthn ceremony between its two requests.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webauthn_challenges)]
+pub struct WebauthnChallenge {
+    pub id: String,
+    pub user_id: Option<UserId>,
+    pub purpose: String,
+    pub state: String,
+    pub expires_at: UnixMs,
+}
+
+impl WebauthnChallenge {
+    pub fn insert(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        diesel::insert_into(webauthn_challenges::table)
+            .values(self)
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Takes the ceremony `id` for `purpose`: deleted as it is read, so that it is answered
+    /// once, on any instance. `None` if it is not there (answered, or never made) or expired.
+    pub fn take(
+        conn: &mut AnyConnection,
+        id: &str,
+        purpose: &str,
+        now: UnixMs,
+    ) -> QueryResult<Option<WebauthnChallenge>> {
+        let Some(found) = webauthn_challenges::table
+            .find(id)
+            .filter(webauthn_challenges::purpose.eq(purpose))
+            .select(WebauthnChallenge::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        // Of two answers racing, the one whose delete removed the row has it.
+        let deleted = diesel::delete(webauthn_challenges::table.find(id)).execute(conn)?;
+        let taken = (deleted == 1).then_some(found);
+        Ok(taken.filter(|c| c.expires_at > now))
     }
 }

@@ -3,5 +3,6 @@
 mod codes;
 mod flow;
 mod pages;
+mod policy;
 mod prompt;
 mod second_step;

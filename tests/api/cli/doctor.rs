@@ -18,7 +18,56 @@ both_backends!(
     wide_open_proxies_metrics_and_configuration_are_findings,
     a_client_whose_id_token_key_is_gone_is_an_error,
     an_allowed_origin_off_the_redirect_uris_is_a_warning,
+    a_password_grant_client_is_a_warning_where_a_second_factor_is_required,
 );
+
+/// The password grant has no second step: under `signin.second_factor = "required"` (or a
+/// client's own requirement) each of its requests is refused, and the doctor says so.
+async fn a_password_grant_client_is_a_warning_where_a_second_factor_is_required(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (id, _) = app.password_client().await;
+    let required = [("TESSERA_SIGNIN__SECOND_FACTOR", "required")];
+    let (_, report) = doctor(env(&app, &[]), false).await;
+    assert_eq!(
+        checks(&report),
+        Vec::<String>::new(),
+        "optional: {report:#}"
+    );
+    let (out, report) = doctor(env(&app, &required), false).await;
+    assert!(
+        out.status.success(),
+        "a warning alone does not fail the run"
+    );
+    assert_eq!(checks(&report), vec!["password_grant_with_second_factor"]);
+    let f = finding(&report, "password_grant_with_second_factor");
+    assert_eq!(f["severity"], "warning");
+    assert!(f["message"].as_str().unwrap().contains(&id), "{f}");
+    assert_eq!(
+        f["fix"],
+        format!("tessera-admin client update {id} --grant refresh_token")
+    );
+    // A client's own requirement is found under the default policy too.
+    let out = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &id,
+                "--require-second-factor",
+                "true",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(super::json(&out)["require_second_factor"], true);
+    let (_, report) = doctor(env(&app, &[]), false).await;
+    assert_eq!(checks(&report), vec!["password_grant_with_second_factor"]);
+    apply(&app, f["fix"].as_str().unwrap()).await;
+    let (_, report) = doctor(env(&app, &required), false).await;
+    assert_eq!(checks(&report), Vec::<String>::new(), "{report:#}");
+}
 
 /// A browser app signs in by coming back to its own origin: an allowed origin none of its
 /// redirect URIs is on is a typo or a leftover, and the fix keeps only the others.
