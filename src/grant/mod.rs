@@ -19,6 +19,7 @@ pub mod client_auth;
 pub mod error;
 pub mod operations;
 mod params;
+pub mod passkey;
 pub mod pkce;
 pub mod sign_in;
 pub mod token;

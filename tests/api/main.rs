@@ -25,6 +25,7 @@ mod metrics;
 mod oidc;
 mod openapi;
 mod operations;
+mod passkeys;
 mod profile;
 mod proxy;
 mod real_browser;
