@@ -36,13 +36,24 @@ pub fn csrf_cookie(secure: bool) -> &'static str {
     }
 }
 
-/// No framing, no inline script, no referrer, no caching (README, "Browser sign-in").
+/// No framing, no script, no referrer, no caching (README, "Browser sign-in").
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The pages with a passkey form: the same, and Tessera's own script file, which may call
+/// Tessera only (`/webauthn/options`). Still no inline script.
+const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 pub fn page_headers(builder: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    page_headers_with(builder, CSP)
+}
+
+fn page_headers_with<'b>(
+    builder: &'b mut HttpResponseBuilder,
+    csp: &'static str,
+) -> &'b mut HttpResponseBuilder {
     builder
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -106,8 +117,26 @@ pub fn render(
     page: &impl Template,
     cookies: Vec<Cookie<'static>>,
 ) -> HttpResponse {
+    render_under(CSP, status, page, cookies)
+}
+
+/// [`render`], for a page that loads `/static/webauthn.js`.
+pub fn render_with_script(
+    status: StatusCode,
+    page: &impl Template,
+    cookies: Vec<Cookie<'static>>,
+) -> HttpResponse {
+    render_under(CSP_WITH_SCRIPT, status, page, cookies)
+}
+
+fn render_under(
+    csp: &'static str,
+    status: StatusCode,
+    page: &impl Template,
+    cookies: Vec<Cookie<'static>>,
+) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
-    page_headers(&mut builder).content_type("text/html; charset=utf-8");
+    page_headers_with(&mut builder, csp).content_type("text/html; charset=utf-8");
     for c in cookies {
         builder.cookie(c);
     }
@@ -317,7 +346,16 @@ pub struct AccountMethodsPage<'a> {
     pub app_since: Option<(String, String)>,
     pub app_used: Option<(String, String)>,
     pub codes_left: i64,
+    pub passkeys: Vec<PasskeyRow>,
     pub error: Option<&'a str>,
+}
+
+/// A passkey on the sign-in methods page: its name, when it was added and last used.
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub added: (String, String),
+    pub used: Option<(String, String)>,
 }
 
 #[derive(Template)]
@@ -356,6 +394,9 @@ pub struct EnrolPage<'a> {
 #[template(path = "second_step.html")]
 pub struct SecondStepPage<'a> {
     pub csrf: &'a str,
+    /// A code field (the user has an app or recovery codes), a passkey button (a passkey).
+    pub code: bool,
+    pub passkey: bool,
     pub authorize: &'a str,
     pub next: &'a str,
     pub error: Option<&'a str>,

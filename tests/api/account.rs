@@ -390,7 +390,11 @@ async fn a_password_change_needs_the_current_one_and_ends_everything_else(db: Db
         }
     };
     for (current, again, error) in [
-        ("wrong password", new, "The current password is incorrect"),
+        (
+            "wrong password",
+            new,
+            "The current password or code is incorrect",
+        ),
         (
             PASSWORD,
             "something else entirely",
@@ -555,7 +559,7 @@ async fn an_authenticator_app_is_set_up_with_the_password_and_a_first_code(db: D
         .text()
         .await
         .unwrap()
-        .contains("The current password is incorrect"));
+        .contains("The current password or code is incorrect"));
     let res = browser.get("/account/authenticator").await;
     assert_eq!(res.headers()["location"], "/account/sign-in-methods");
     // Nor without the CSRF token.

@@ -4,6 +4,7 @@
 //! [`spa`]: a single-page app on another origin signs in through it with oidc-client-ts.
 
 mod account;
+mod passkeys;
 mod spa;
 
 use std::sync::{Arc, Mutex};

@@ -34,11 +34,13 @@ pub enum Shown {
 }
 
 /// What the sign-in methods section may change, each after the current password again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MethodChange {
     SetUpApp,
     RemoveApp,
     NewRecoveryCodes,
+    /// One of the user's passkeys, by its credential id.
+    RemovePasskey(String),
 }
 
 /// What a [`MethodChange`] gave.
@@ -47,6 +49,7 @@ pub enum MethodChanged {
     /// The set-up began: the page that finishes it shows the QR code.
     SettingUp,
     Removed,
+    PasskeyRemoved,
     /// Shown once.
     RecoveryCodes(Vec<String>),
 }
@@ -86,6 +89,9 @@ pub enum AccountError {
     Mismatch,
     #[error("{0}")]
     Weak(String),
+    /// The browser's passkey was not accepted, or its name.
+    #[error("{0}")]
+    Passkey(String),
     #[error("{0}")]
     Unavailable(OAuthError),
 }
@@ -187,19 +193,41 @@ impl BrowserFlow {
         Ok(Some(done))
     }
 
-    /// The session's user, once they gave their current password again: checked as a sign-in
-    /// is (throttled, the same cost whatever happens).
-    fn reauthenticated(
+    /// The session's user, once they proved it is them again: with their current password,
+    /// checked as a sign-in is (throttled, the same cost whatever happens), or with a current
+    /// code from their authenticator app (six digits, which no password is), checked as the
+    /// second step is (throttled, each code once).
+    pub(super) fn reauthenticated(
         &self,
         session: Option<&str>,
         current: &str,
         meta: &RequestMeta,
     ) -> Result<SignedIn, AccountError> {
-        let signed_in = {
+        let (signed_in, has_app) = {
             let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
-            self.session_user(conn, session).map_err(unavailable)?
+            let signed_in = self.session_user(conn, session).map_err(unavailable)?;
+            let signed_in = signed_in.ok_or(AccountError::SignedOut)?;
+            let factors = second_factor::factors(conn, &signed_in.user.id)
+                .map_err(|e| unavailable(e.into()))?;
+            (signed_in, factors.totp.is_some())
         };
-        let signed_in = signed_in.ok_or(AccountError::SignedOut)?;
+        let code: String = current.chars().filter(|c| !c.is_whitespace()).collect();
+        if has_app && code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) {
+            let master = &self.core.master;
+            let user = &signed_in.user;
+            let checked = self.passwords.second_step(user, meta, |c| {
+                let now = self.core.clock.now();
+                second_factor::check_totp(c, master, &user.id, &code, now).map_err(|e| match e {
+                    FactorError::Database(d) => d.into(),
+                    _ => OAuthError::ServerError,
+                })
+            });
+            return match checked {
+                Ok(()) => Ok(signed_in),
+                Err(SignInError::Invalid | SignInError::Throttled) => Err(AccountError::Refused),
+                Err(e) => Err(unavailable(e.into_oauth())),
+            };
+        }
         let username = &signed_in.user.username;
         match self
             .passwords
@@ -251,6 +279,16 @@ impl BrowserFlow {
                 })
                 .map_err(|e| unavailable(e.into()))?;
                 Ok(MethodChanged::Removed)
+            }
+            MethodChange::RemovePasskey(id) => {
+                write_tx(conn, |c| {
+                    if second_factor::remove_passkey(c, &user.id, &id)? {
+                        actor.audit(c, AuditKind::UserFactorRemoved, "a passkey", now);
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .map_err(|e| unavailable(e.into()))?;
+                Ok(MethodChanged::PasskeyRemoved)
             }
             MethodChange::NewRecoveryCodes => {
                 let master = &self.core.master;
@@ -340,6 +378,12 @@ impl BrowserFlow {
                 .map_err(|e| unavailable(e.into()))?;
         tracing::info!(user_id = %signed_in.user.id, revoked, "password changed on the account page");
         Ok(cookie)
+    }
+}
+
+impl From<diesel::result::Error> for AccountError {
+    fn from(e: diesel::result::Error) -> Self {
+        AccountError::Unavailable(e.into())
     }
 }
 

@@ -20,13 +20,21 @@ use crate::value::{Amr, ClientId};
 /// How long the second step of a sign-in may wait for its code.
 pub const SECOND_STEP_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
+/// What a second step can be answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondMethods {
+    /// A code: from an authenticator app, or a recovery code.
+    pub code: bool,
+    pub passkey: bool,
+}
+
 /// What a right password leads to.
 #[derive(Debug)]
 pub enum LoginStep {
     /// Signed in: the session cookie's value.
     Session(Secret),
-    /// The second step is due: the value of its cookie.
-    SecondStep(Secret),
+    /// The second step is due: the value of its cookie, and what the user can answer with.
+    SecondStep(Secret, SecondMethods),
     /// A second factor is required and the user has none: they set one up now, with the
     /// same cookie as the second step's.
     Enrol(Secret),
@@ -248,8 +256,13 @@ impl BrowserFlow {
                 until,
             ))
         };
-        if second_factor::factors(conn, &user.id)?.second_step_due() {
-            return Ok(LoginStep::SecondStep(pending()));
+        let factors = second_factor::factors(conn, &user.id)?;
+        if factors.second_step_due() {
+            let methods = SecondMethods {
+                code: factors.totp.is_some() || factors.recovery_codes_left > 0,
+                passkey: !factors.passkeys.is_empty(),
+            };
+            return Ok(LoginStep::SecondStep(pending(), methods));
         }
         if self
             .second_factor_required(conn, authorize)
@@ -307,6 +320,29 @@ impl BrowserFlow {
             &amr,
             self.core.clock.now(),
         )?))
+    }
+
+    /// What the sign-in waiting in `pending` can take as its second step (both, when it has
+    /// expired: the page then says so).
+    pub fn second_methods(&self, pending: &str) -> SecondMethods {
+        let both = SecondMethods {
+            code: true,
+            passkey: true,
+        };
+        let now = self.core.clock.now();
+        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
+            return both;
+        };
+        let Ok(mut conn) = self.core.conn() else {
+            return both;
+        };
+        match second_factor::factors(&mut conn, &user_id) {
+            Ok(f) => SecondMethods {
+                code: f.totp.is_some() || f.recovery_codes_left > 0,
+                passkey: !f.passkeys.is_empty(),
+            },
+            Err(_) => both,
+        }
     }
 
     /// Whether a sign-in for the authorization request `authorize` (empty: for the account

@@ -5,13 +5,17 @@
 pub mod account;
 pub mod authorize;
 mod flow;
-pub use crate::domain::second_factor::SecondFactorPolicy;
-pub use flow::{LoginStep, SECOND_STEP_TTL};
 pub mod logout;
+mod passkeys;
+pub use crate::domain::second_factor::SecondFactorPolicy;
+pub use flow::{LoginStep, SecondMethods, SECOND_STEP_TTL};
+pub use passkeys::OptionsError;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::browser::SessionLimits;
+use crate::grant::passkey::RelyingParty;
 use crate::grant::{Core, SignIn};
 use crate::settings::Settings;
 
@@ -25,6 +29,8 @@ pub struct BrowserFlow {
     code_ttl: Duration,
     /// `signin.second_factor`.
     second_factor: SecondFactorPolicy,
+    /// The WebAuthn relying party; `None` if the issuer cannot be one (no host).
+    passkeys: Option<Arc<RelyingParty>>,
 }
 
 impl BrowserFlow {
@@ -35,6 +41,13 @@ impl BrowserFlow {
             sessions: settings.session_limits(),
             code_ttl: settings.tokens.code_ttl,
             second_factor: settings.signin.second_factor,
+            passkeys: match RelyingParty::new(settings.server.issuer.as_str()) {
+                Ok(rp) => Some(Arc::new(rp)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "passkeys are off: the issuer cannot be a WebAuthn relying party");
+                    None
+                }
+            },
         }
     }
 }

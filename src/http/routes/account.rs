@@ -13,10 +13,10 @@ use crate::grant::account::{
 };
 use crate::grant::Params;
 use crate::http::pages::{
-    csrf, describe_scope, error_page, render, see_other, shown_time, signed_in_cookies,
-    AccountActivityPage, AccountAppSetupPage, AccountAppsPage, AccountConfirmPage,
-    AccountDevicesPage, AccountFrame, AccountMethodsPage, AccountPasswordPage,
-    AccountRecoveryCodesPage, AppRow, DeviceRow, EventRow, LoginPage, ACCOUNT_TABS,
+    csrf, describe_scope, error_page, render, render_with_script, see_other, shown_time,
+    signed_in_cookies, AccountActivityPage, AccountAppSetupPage, AccountAppsPage,
+    AccountConfirmPage, AccountDevicesPage, AccountFrame, AccountMethodsPage, AccountPasswordPage,
+    AccountRecoveryCodesPage, AppRow, DeviceRow, EventRow, LoginPage, PasskeyRow, ACCOUNT_TABS,
 };
 use crate::http::AppState;
 
@@ -36,6 +36,10 @@ fn notice(req: &HttpRequest) -> Option<&'static str> {
             "Your authenticator app is set up. Keep recovery codes for when you cannot use it."
         }
         "app_removed" => "The authenticator app was removed.",
+        "passkey_added" => {
+            "Your passkey was added. It signs you in on its own, or after your password."
+        }
+        "passkey_removed" => "The passkey was removed.",
         _ => return None,
     })
 }
@@ -51,7 +55,7 @@ fn login(req: &HttpRequest, state: &AppState) -> HttpResponse {
         error: None,
         next: "account",
     };
-    render(StatusCode::OK, &page, set.into_iter().collect())
+    render_with_script(StatusCode::OK, &page, set.into_iter().collect())
 }
 
 async fn view(
@@ -113,7 +117,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>, section: Section) ->
             let page = AccountPasswordPage { frame, error: None };
             render(StatusCode::OK, &page, cookies)
         }
-        Shown::SignInMethods(factors) => render(
+        Shown::SignInMethods(factors) => render_with_script(
             StatusCode::OK,
             &methods_page(frame, &factors, None),
             cookies,
@@ -130,6 +134,16 @@ fn methods_page<'a>(
         frame,
         app_since: factors.totp.map(|(since, _)| shown_time(since)),
         app_used: factors.totp.and_then(|(_, used)| used.map(shown_time)),
+        passkeys: factors
+            .passkeys
+            .iter()
+            .map(|p| PasskeyRow {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                added: shown_time(p.created_at),
+                used: p.last_used_at.map(shown_time),
+            })
+            .collect(),
         codes_left: factors.recovery_codes_left,
         error,
     }
@@ -228,6 +242,10 @@ pub async fn change_method(
         Some("set_up_app") => MethodChange::SetUpApp,
         Some("remove_app") => MethodChange::RemoveApp,
         Some("recovery_codes") => MethodChange::NewRecoveryCodes,
+        Some("remove_passkey") => match form.get("passkey") {
+            Some(id) if !id.is_empty() => MethodChange::RemovePasskey(id.to_owned()),
+            _ => return error_page(StatusCode::BAD_REQUEST, "Choose a passkey."),
+        },
         _ => return error_page(StatusCode::BAD_REQUEST, "Choose what to change."),
     };
     let current = form.get("current").unwrap_or_default().to_owned();
@@ -243,6 +261,9 @@ pub async fn change_method(
         Ok(MethodChanged::SettingUp) => return see_other("/account/authenticator", Vec::new()),
         Ok(MethodChanged::Removed) => {
             return see_other("/account/sign-in-methods?done=app_removed", Vec::new())
+        }
+        Ok(MethodChanged::PasskeyRemoved) => {
+            return see_other("/account/sign-in-methods?done=passkey_removed", Vec::new())
         }
         Ok(MethodChanged::RecoveryCodes(codes)) => {
             let Ok(Some(view)) = view(&req, &state, Section::SignInMethods).await else {
@@ -284,7 +305,64 @@ pub async fn change_method(
         &mut token,
     );
     let page = methods_page(frame, factors, Some(&error));
-    render(StatusCode::BAD_REQUEST, &page, cookies)
+    render_with_script(StatusCode::BAD_REQUEST, &page, cookies)
+}
+
+/// `POST /account/passkeys`: the passkey the page's script had the browser make, named, with
+/// the current password (or an app's code) again.
+pub async fn add_passkey(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let field = |name| form.get(name).unwrap_or_default().to_owned();
+    let (current, ceremony, credential, name) = (
+        field("current"),
+        field("ceremony"),
+        field("credential"),
+        field("name"),
+    );
+    let cookie = session(&req, state.secure_cookies);
+    let meta = state.request_meta(&req);
+    let added = state
+        .blocking(move |s| {
+            s.browser.add_passkey(
+                cookie.as_deref(),
+                &current,
+                (&ceremony, &credential, &name),
+                &meta,
+            )
+        })
+        .await;
+    let error = match added {
+        Ok(_) => return see_other("/account/sign-in-methods?done=passkey_added", Vec::new()),
+        Err(e) => match refusal(&req, &state, e) {
+            Ok(text) => text,
+            Err(page) => return *page,
+        },
+    };
+    let view = match view(&req, &state, Section::SignInMethods).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(&req, &state),
+        Err(page) => return page,
+    };
+    let Shown::SignInMethods(factors) = &view.shown else {
+        return unavailable();
+    };
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(
+        &req,
+        &state,
+        &view.username,
+        Section::SignInMethods,
+        &mut token,
+    );
+    let page = methods_page(frame, factors, Some(&error));
+    render_with_script(StatusCode::BAD_REQUEST, &page, cookies)
 }
 
 /// `GET /account/authenticator`: the set-up under way (the QR code, the key as text, the
@@ -547,9 +625,10 @@ fn refusal(
         AccountError::SignedOut => Err(Box::new(login(req, state))),
         AccountError::Unavailable(_) => Err(Box::new(unavailable())),
         AccountError::Refused => Ok(
-            "The current password is incorrect, or there were too many attempts. Try again later."
+            "The current password or code is incorrect, or there were too many attempts. Try again later."
                 .to_owned(),
         ),
+        AccountError::Passkey(why) => Ok(format!("{}.", capitalised(&why))),
         AccountError::Weak(why) => Ok(format!("{}.", capitalised(&why))),
         e @ AccountError::Mismatch => Ok(format!("{}.", capitalised(&e.to_string()))),
     }

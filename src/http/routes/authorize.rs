@@ -5,12 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::authorize::{after_sign_in, canonical_query, Step};
-use crate::grant::browser::LoginStep;
+use crate::grant::browser::{LoginStep, OptionsError};
 use crate::grant::logout::LogoutStep;
-use crate::grant::{Params, SignInError};
+use crate::grant::passkey::Purpose;
+use crate::grant::{OAuthError, Params, SignInError};
 use crate::http::pages::{
-    self, csrf, describe_scope, error_page, render, see_other, signed_in_cookies, ConsentPage,
-    EndSessionPage, EnrolPage, LoginPage, SecondStepPage, SignedOutPage, StillSignedInPage,
+    self, csrf, describe_scope, error_page, render, render_with_script, see_other,
+    signed_in_cookies, ConsentPage, EndSessionPage, EnrolPage, LoginPage, SecondStepPage,
+    SignedOutPage, StillSignedInPage,
 };
 use crate::http::AppState;
 
@@ -49,7 +51,7 @@ fn show(req: &HttpRequest, state: &AppState, step: Step, authorize: &str) -> Htt
                 error: None,
                 next: "",
             };
-            render(StatusCode::OK, &page, set.into_iter().collect())
+            render_with_script(StatusCode::OK, &page, set.into_iter().collect())
         }
         Step::Consent {
             client_name,
@@ -178,7 +180,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             let cookies = signed_in_cookies(&state.services.browser, &session, secure);
             see_other(&to, cookies)
         }
-        Ok(LoginStep::SecondStep(pending)) => {
+        Ok(LoginStep::SecondStep(pending, methods)) => {
             let (token, set) = csrf(&req, &state.services.browser, secure);
             let pending = pages::cookie(
                 pages::second_step_cookie(secure),
@@ -187,13 +189,15 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
             );
             let page = SecondStepPage {
                 csrf: &token,
+                code: methods.code,
+                passkey: methods.passkey,
                 authorize: &authorize,
                 next: if to_account { "account" } else { "" },
                 error: None,
             };
             let mut cookies: Vec<_> = set.into_iter().collect();
             cookies.push(pending);
-            render(StatusCode::OK, &page, cookies)
+            render_with_script(StatusCode::OK, &page, cookies)
         }
         Ok(LoginStep::Enrol(pending)) => {
             let value = pending.expose().to_owned();
@@ -218,7 +222,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
                 error: Some("The username or password is incorrect, or there were too many attempts. Try again later."),
                 next: if to_account { "account" } else { "" },
             };
-            render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
+            render_with_script(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
         }
         Err(_) => unavailable(),
     }
@@ -248,11 +252,21 @@ pub async fn second_step(
     let to_account = field(&form, "next") == "account";
     let pending = pending_sign_in(&req, secure);
     let code = field(&form, "code").to_owned();
+    // A passkey's answer, from the page's script; else a code typed in.
+    let ceremony = field(&form, "ceremony").to_owned();
+    let credential = field(&form, "credential").to_owned();
     let origin = state.request_meta(&req);
     let previous = session(&req, secure);
+    let p = pending.clone();
+    let with_passkey = !credential.is_empty();
     let result = state
         .blocking(move |s| {
-            let done = s.browser.second_step(&pending, &code, &origin);
+            let done = if !with_passkey {
+                s.browser.second_step(&p, &code, &origin)
+            } else {
+                s.browser
+                    .passkey_second_step(&p, &ceremony, &credential, &origin)
+            };
             if let (Ok(Some(_)), Some(old)) = (&done, previous) {
                 let _ = s.browser.logout(&old);
             }
@@ -268,18 +282,31 @@ pub async fn second_step(
         Ok(None) => "This sign-in took too long. Go back and sign in again.",
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "second step refused");
-            "That code is not right, or there were too many attempts. Try again later."
+            if with_passkey {
+                "That passkey was not accepted, or there were too many attempts. Try again later."
+            } else {
+                "That code is not right, or there were too many attempts. Try again later."
+            }
         }
+        Err(_) => return unavailable(),
+    };
+    let methods = match state
+        .blocking(move |s| Ok::<_, OAuthError>(s.browser.second_methods(&pending)))
+        .await
+    {
+        Ok(m) => m,
         Err(_) => return unavailable(),
     };
     let (token, set) = csrf(&req, &state.services.browser, secure);
     let page = SecondStepPage {
         csrf: &token,
+        code: methods.code,
+        passkey: methods.passkey,
         authorize: &authorize,
         next: if to_account { "account" } else { "" },
         error: Some(error),
     };
-    render(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
+    render_with_script(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
 }
 
 /// The page that sets up an authenticator app for the pending sign-in `pending`.
@@ -385,6 +412,131 @@ fn pending_sign_in(req: &HttpRequest, secure: bool) -> String {
     req.cookie(pages::second_step_cookie(secure))
         .map(|c| c.value().to_owned())
         .unwrap_or_default()
+}
+
+/// `POST /webauthn/options` (`purpose` = `sign-in`, `second-step` or `register`, with the
+/// page's CSRF token): begins a passkey ceremony for the page's script, as JSON: `ceremony`
+/// (its id, posted back with the answer) and `options` (`publicKey` for
+/// `navigator.credentials`, binary fields in base64url).
+pub async fn webauthn_options(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let json_error = |status: StatusCode, message: &str| {
+        HttpResponse::build(status)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({ "error": message }))
+    };
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(_) => {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "This page has expired. Reload it and try again.",
+            )
+        }
+    };
+    let Some(purpose) = Purpose::parse(field(&form, "purpose")) else {
+        return json_error(StatusCode::BAD_REQUEST, "Unknown purpose.");
+    };
+    let secure = state.secure_cookies;
+    let cookie = session(&req, secure);
+    let pending = req
+        .cookie(pages::second_step_cookie(secure))
+        .map(|c| c.value().to_owned());
+    let begun = state
+        .blocking(move |s| {
+            Ok::<_, OAuthError>(s.browser.passkey_options(
+                purpose,
+                cookie.as_deref(),
+                pending.as_deref(),
+            ))
+        })
+        .await;
+    match begun {
+        Ok(Ok(begun)) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({
+                "ceremony": begun.ceremony,
+                "options": begun.options,
+            })),
+        Ok(Err(OptionsError::SignedOut)) => json_error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired. Sign in again.",
+        ),
+        Ok(Err(OptionsError::NoPasskey)) => json_error(
+            StatusCode::BAD_REQUEST,
+            "No passkey is registered for this account.",
+        ),
+        _ => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy or unavailable. Try again in a moment.",
+        ),
+    }
+}
+
+/// `POST /login/passkey`: a sign-in with a passkey alone.
+pub async fn login_passkey(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let form = match checked_form(&req, &body, &state) {
+        Ok(f) => f,
+        Err(page) => return *page,
+    };
+    let authorize = canonical_query(field(&form, "authorize"));
+    let to_account = field(&form, "next") == "account";
+    let ceremony = field(&form, "ceremony").to_owned();
+    let credential = field(&form, "credential").to_owned();
+    let origin = state.request_meta(&req);
+    let secure = state.secure_cookies;
+    let previous = session(&req, secure);
+    let result = state
+        .blocking(move |s| {
+            let done = s.browser.passkey_sign_in(&ceremony, &credential, &origin);
+            if let (Ok(_), Some(old)) = (&done, previous) {
+                let _ = s.browser.logout(&old);
+            }
+            done
+        })
+        .await;
+    match result {
+        Ok(session) => {
+            let cookies = signed_in_cookies(&state.services.browser, &session, secure);
+            see_other(&after_login(to_account, &authorize), cookies)
+        }
+        Err(SignInError::Invalid | SignInError::Throttled) => {
+            let client_name = if to_account {
+                "your account".to_owned()
+            } else {
+                client_name(&state, &authorize).await
+            };
+            let (token, set) = csrf(&req, &state.services.browser, secure);
+            let page = LoginPage {
+                client_name: &client_name,
+                csrf: &token,
+                authorize: &authorize,
+                username: "",
+                error: Some(
+                    "That passkey was not accepted. Try again, or sign in with your password.",
+                ),
+                next: if to_account { "account" } else { "" },
+            };
+            render_with_script(StatusCode::UNAUTHORIZED, &page, set.into_iter().collect())
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// The script of the passkey forms, compiled in.
+pub async fn webauthn_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(include_str!("../../../static/webauthn.js"))
 }
 
 /// The name of the client an authorize query string names, for the login page.

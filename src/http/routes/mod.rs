@@ -70,6 +70,8 @@ routes! {
     "/login" => { POST => authorize::login }
     "/login/second-step" => { POST => authorize::second_step }
     "/login/enrol" => { POST => authorize::enrol }
+    "/login/passkey" => { POST => authorize::login_passkey }
+    "/webauthn/options" => { POST => authorize::webauthn_options }
     "/consent" => { POST => authorize::consent }
     "/logout" => { POST => authorize::logout }
     "/end_session" => { GET => authorize::end_session, POST => authorize::end_session_post }
@@ -81,7 +83,9 @@ routes! {
     "/account/remove-access" => { GET => account::confirm_remove_access, POST => account::remove_access }
     "/account/sign-in-methods" => { GET => account::sign_in_methods, POST => account::change_method }
     "/account/authenticator" => { GET => account::app_set_up, POST => account::confirm_app }
+    "/account/passkeys" => { POST => account::add_passkey }
     "/static/tessera.css" => { GET => authorize::stylesheet }
+    "/static/webauthn.js" => { GET => authorize::webauthn_script }
 }
 
 async fn method_not_allowed(allow: &'static [&'static str]) -> HttpResponse {

@@ -3,6 +3,7 @@
 mod codes;
 mod flow;
 mod pages;
+mod passkey_pages;
 mod policy;
 mod prompt;
 mod second_step;

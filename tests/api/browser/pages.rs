@@ -125,7 +125,7 @@ async fn pages_carry_security_headers_and_safe_cookies(db: Db) {
     let res = browser.authorize(&query(&client_id, &[])).await;
     let h = res.headers();
     assert_eq!(h["x-frame-options"], "DENY");
-    let csp = h["content-security-policy"].to_str().unwrap();
+    let csp = h["content-security-policy"].to_str().unwrap().to_owned();
     assert!(
         csp.contains("frame-ancestors 'none'")
             && !csp.contains("unsafe-inline")
@@ -140,7 +140,13 @@ async fn pages_carry_security_headers_and_safe_cookies(db: Db) {
         "{csrf}"
     );
     let html = res.text().await.unwrap();
-    assert!(!html.contains("<script"), "no script at all");
+    // One script, Tessera's own file, for the passkey button; nothing inline.
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+    assert!(html.contains("<script src=\"/static/webauthn.js\" defer></script>"));
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(html.contains("<label for=\"username\">") && html.contains("<label for=\"password\">"));
 
     // HTML is escaped: a client name with markup shows as text.

@@ -19,12 +19,12 @@ use crate::helpers::{Db, TestApp, PASSWORD};
 const AXE: &str = "node_modules/axe-core/axe.min.js";
 const TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 
-fn a11y_dir() -> PathBuf {
+pub(super) fn a11y_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y")
 }
 
 /// axe-core from the npm registry, as tests/a11y/package-lock.json pins it.
-fn axe_source() -> Result<String, String> {
+pub(super) fn axe_source() -> Result<String, String> {
     super::npm_ci(&a11y_dir(), AXE)?;
     Ok(std::fs::read_to_string(a11y_dir().join(AXE)).unwrap())
 }
@@ -64,15 +64,15 @@ async fn axe(driver: &Driver, source: &str, page: &str) -> (String, usize, Vec<S
 
 /// The pages checked, and everything axe-core found.
 #[derive(Default)]
-struct Audit {
-    version: String,
-    rules: usize,
-    pages: Vec<String>,
-    violations: Vec<String>,
+pub(super) struct Audit {
+    pub(super) version: String,
+    pub(super) rules: usize,
+    pub(super) pages: Vec<String>,
+    pub(super) violations: Vec<String>,
 }
 
 impl Audit {
-    async fn check(&mut self, driver: &Driver, source: &str, page: &str) {
+    pub(super) async fn check(&mut self, driver: &Driver, source: &str, page: &str) {
         let (version, rules, violations) = axe(driver, source, page).await;
         self.version = version;
         self.rules = self.rules.max(rules);
