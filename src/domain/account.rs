@@ -345,6 +345,8 @@ pub fn activity(
 fn signed_in_via(event: &AuditEvent, client: String) -> String {
     match event.actor.as_deref() {
         Some("login page") => "Signed in on the sign-in page".to_owned(),
+        Some("passkey") => "Signed in with a passkey".to_owned(),
+        Some("second step") => "Confirmed it was you with a second factor".to_owned(),
         Some("account page") => "Confirmed your password on the account page".to_owned(),
         _ => format!("Signed in to {client}"),
     }

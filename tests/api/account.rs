@@ -620,6 +620,21 @@ async fn an_authenticator_app_is_set_up_with_the_password_and_a_first_code(db: D
     // Set up already: a second set-up is refused until it is removed.
     let res = change_method(&browser, "set_up_app", PASSWORD).await;
     assert_eq!(res.status(), 400);
+    // A current code from the app proves it is the user as the password does, once: the
+    // code that finished the set-up is spent, the next step's works, and not twice.
+    app.advance(std::time::Duration::from_secs(30));
+    let spent = change_method(&browser, "recovery_codes", &right).await;
+    assert_eq!(spent.status(), 400, "the set-up's code, again");
+    let next = code_now(&secret);
+    let res = change_method(&browser, "recovery_codes", &next).await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Your new recovery codes"));
+    let res = change_method(&browser, "recovery_codes", &next).await;
+    assert_eq!(res.status(), 400, "a code proves it once");
 
     let res = change_method(&browser, "remove_app", PASSWORD).await;
     assert_eq!(
