@@ -288,12 +288,7 @@ impl BrowserFlow {
         code: &str,
         origin: &RequestMeta,
     ) -> Result<Option<Secret>, SignInError> {
-        let now = self.core.clock.now();
-        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
-            return Ok(None);
-        };
-        let user = User::find(&mut *self.core.conn()?, &user_id)?;
-        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        let Some(user) = self.pending_sign_in(pending)? else {
             return Ok(None);
         };
         let master = &self.core.master;
@@ -397,12 +392,7 @@ impl BrowserFlow {
         code: &str,
         origin: &RequestMeta,
     ) -> Result<Option<Secret>, SignInError> {
-        let now = self.core.clock.now();
-        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
-            return Ok(None);
-        };
-        let user = User::find(&mut *self.core.conn()?, &user_id)?;
-        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        let Some(user) = self.pending_sign_in(pending)? else {
             return Ok(None);
         };
         let master = &self.core.master;
@@ -431,6 +421,17 @@ impl BrowserFlow {
             &Amr::password_and_code(),
             self.core.clock.now(),
         )?))
+    }
+
+    /// The user of the sign-in waiting in `pending` for its second step, if it has not
+    /// expired and they are still enabled.
+    pub(super) fn pending_sign_in(&self, pending: &str) -> Result<Option<User>, SignInError> {
+        let now = self.core.clock.now();
+        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
+            return Ok(None);
+        };
+        let user = User::find(&mut *self.core.conn()?, &user_id)?;
+        Ok(user.filter(|u| u.disabled_at.is_none()))
     }
 
     /// The token a page's form carries for the CSRF cookie `cookie`.

@@ -118,12 +118,7 @@ impl BrowserFlow {
         origin: &RequestMeta,
     ) -> Result<Option<Secret>, SignInError> {
         let rp = self.relying_party().map_err(SignInError::Unavailable)?;
-        let now = self.core.clock.now();
-        let Some(user_id) = browser::pending_user(&self.core.master, pending, now) else {
-            return Ok(None);
-        };
-        let user = User::find(&mut *self.core.conn()?, &user_id)?;
-        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        let Some(user) = self.pending_sign_in(pending)? else {
             return Ok(None);
         };
         self.passwords.second_step(&user, origin, |c| {

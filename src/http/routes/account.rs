@@ -125,6 +125,32 @@ async fn show(req: HttpRequest, state: web::Data<AppState>, section: Section) ->
     }
 }
 
+/// The sign-in methods page again, saying what was wrong with the change asked for.
+async fn methods_again(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    error: &str,
+) -> HttpResponse {
+    let view = match view(req, state, Section::SignInMethods).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return login(req, state),
+        Err(page) => return page,
+    };
+    let Shown::SignInMethods(factors) = &view.shown else {
+        return unavailable();
+    };
+    let mut token = String::new();
+    let (frame, cookies) = frame_for(
+        req,
+        state,
+        &view.username,
+        Section::SignInMethods,
+        &mut token,
+    );
+    let page = methods_page(frame, factors, Some(error));
+    render_with_script(StatusCode::BAD_REQUEST, &page, cookies)
+}
+
 fn methods_page<'a>(
     frame: AccountFrame<'a>,
     factors: &Factors,
@@ -288,24 +314,7 @@ pub async fn change_method(
             Err(page) => return *page,
         },
     };
-    let view = match view(&req, &state, Section::SignInMethods).await {
-        Ok(Some(view)) => view,
-        Ok(None) => return login(&req, &state),
-        Err(page) => return page,
-    };
-    let Shown::SignInMethods(factors) = &view.shown else {
-        return unavailable();
-    };
-    let mut token = String::new();
-    let (frame, cookies) = frame_for(
-        &req,
-        &state,
-        &view.username,
-        Section::SignInMethods,
-        &mut token,
-    );
-    let page = methods_page(frame, factors, Some(&error));
-    render_with_script(StatusCode::BAD_REQUEST, &page, cookies)
+    methods_again(&req, &state, &error).await
 }
 
 /// `POST /account/passkeys`: the passkey the page's script had the browser make, named, with
@@ -345,24 +354,7 @@ pub async fn add_passkey(
             Err(page) => return *page,
         },
     };
-    let view = match view(&req, &state, Section::SignInMethods).await {
-        Ok(Some(view)) => view,
-        Ok(None) => return login(&req, &state),
-        Err(page) => return page,
-    };
-    let Shown::SignInMethods(factors) = &view.shown else {
-        return unavailable();
-    };
-    let mut token = String::new();
-    let (frame, cookies) = frame_for(
-        &req,
-        &state,
-        &view.username,
-        Section::SignInMethods,
-        &mut token,
-    );
-    let page = methods_page(frame, factors, Some(&error));
-    render_with_script(StatusCode::BAD_REQUEST, &page, cookies)
+    methods_again(&req, &state, &error).await
 }
 
 /// `GET /account/authenticator`: the set-up under way (the QR code, the key as text, the

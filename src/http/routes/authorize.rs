@@ -532,11 +532,10 @@ pub async fn login_passkey(
 
 /// The script of the passkey forms, compiled in.
 pub async fn webauthn_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(include_str!("../../../static/webauthn.js"))
+    static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/webauthn.js"),
+    )
 }
 
 /// The name of the client an authorize query string names, for the login page.
@@ -694,9 +693,16 @@ async fn end_session_with(
 
 /// The stylesheet of the pages, compiled in.
 pub async fn stylesheet() -> HttpResponse {
+    static_file(
+        "text/css; charset=utf-8",
+        include_str!("../../../static/tessera.css"),
+    )
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
+        .content_type(content_type)
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(include_str!("../../../static/tessera.css"))
+        .body(body)
 }

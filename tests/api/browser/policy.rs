@@ -8,9 +8,10 @@ use base64::Engine;
 use serde_json::Value;
 use tessera::domain::client::{AppOptions, ClientSpec, GrantType};
 use tessera::domain::scope::Scope;
-use tessera::value::UnixMs;
 
-use crate::helpers::browser::{exchange, field, redirect_params, setup, Browser, REDIRECT};
+use crate::helpers::browser::{
+    code_at, exchange, field, redirect_params, setup, Browser, REDIRECT,
+};
 use crate::helpers::browser::{CHALLENGE, VERIFIER};
 use crate::helpers::{both_backends, Db, TestApp, PASSWORD};
 
@@ -54,12 +55,6 @@ fn shown_secret(html: &str) -> String {
     let start = html.find("<code class=\"secret\">").expect("a key") + 21;
     let end = html[start..].find('<').unwrap() + start;
     html[start..end].to_owned()
-}
-
-fn code_at(secret: &str, at: UnixMs) -> String {
-    let app = totp_rs::Totp::from_url(format!("otpauth://totp/T:a?secret={secret}")).unwrap();
-    app.generate(u64::try_from(at.millis() / 1000).unwrap())
-        .to_string()
 }
 
 /// Answers consent if asked; the code, and the ID token's `amr` after exchanging it.

@@ -7,9 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera::domain::crypto::MasterKey;
 use tessera::domain::second_factor as factor;
-use tessera::value::UnixMs;
 
-use crate::helpers::browser::{field, Browser};
+use crate::helpers::browser::{code_at, field, Browser};
 use crate::helpers::{both_backends, Db, TestApp, PASSWORD};
 
 both_backends!(
@@ -32,12 +31,6 @@ async fn enrolled(app: &TestApp) -> (String, Vec<String>) {
         (e.secret, codes)
     })
     .await
-}
-
-fn code_at(secret: &str, at: UnixMs) -> String {
-    let app = totp_rs::Totp::from_url(format!("otpauth://totp/T:a?secret={secret}")).unwrap();
-    app.generate(u64::try_from(at.millis() / 1000).unwrap())
-        .to_string()
 }
 
 /// Signs in from the account page with the password: the answer (the second step's page).

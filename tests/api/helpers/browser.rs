@@ -1,6 +1,7 @@
 //! A browser for the sign-in pages, and the authorization-code flow's other helpers.
 
 use tessera::domain::client::GrantType;
+use tessera::value::UnixMs;
 
 use crate::helpers::{TestApp, PASSWORD};
 
@@ -199,4 +200,11 @@ pub async fn confidential(app: &TestApp) -> String {
         app: Default::default(),
     };
     app.register(spec).await.0
+}
+
+/// The code an authenticator app with the key `secret` (base32) shows at `at`.
+pub fn code_at(secret: &str, at: UnixMs) -> String {
+    let app = totp_rs::Totp::from_url(format!("otpauth://totp/T:a?secret={secret}")).unwrap();
+    app.generate(u64::try_from(at.millis() / 1000).unwrap())
+        .to_string()
 }
