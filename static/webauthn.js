@@ -1,5 +1,5 @@
-// Tessera's passkey forms (WebAuthn). A form marked data-webauthn="sign-in", "second-step" or
-// "register" asks Tessera for the ceremony's options (POST /webauthn/options, with the page's
+// Tessera's passkey forms (WebAuthn). A form marked data-webauthn="sign-in", "second-step",
+// "register" or "enrol" asks Tessera for the ceremony's options (POST /webauthn/options, with the page's
 // CSRF token), has the browser make or use a passkey, puts the answer in the form's hidden
 // fields and submits it. The server checks everything; this file only carries bytes.
 (function () {
@@ -99,7 +99,7 @@
       .then(function (answer) {
         form.elements.ceremony.value = answer.ceremony;
         var publicKey = answer.options.publicKey;
-        if (purpose === "register") {
+        if (purpose === "register" || purpose === "enrol") {
           return navigator.credentials.create(creationOptions(publicKey)).then(registration);
         }
         return navigator.credentials.get(requestOptions(publicKey)).then(assertion);

@@ -9,7 +9,7 @@ pub mod logout;
 mod passkeys;
 pub use crate::domain::second_factor::SecondFactorPolicy;
 pub use flow::{LoginStep, SecondMethods, SECOND_STEP_TTL};
-pub use passkeys::OptionsError;
+pub use passkeys::{Asked, OptionsError};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,11 +9,36 @@ use crate::domain::browser;
 use crate::domain::request::RequestMeta;
 use crate::domain::second_factor::PasskeyInfo;
 use crate::domain::secret::Secret;
-use crate::grant::passkey::{Begun, PasskeyError, Purpose, RelyingParty};
+use crate::grant::passkey::{Begun, PasskeyError, RelyingParty};
 use crate::grant::{OAuthError, SignInError};
 use crate::store::models::User;
 use crate::store::write_tx;
 use crate::value::Amr;
+
+/// What a page's script asks a ceremony for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Signing in with a passkey alone.
+    SignIn,
+    /// The second step of the sign-in waiting in its cookie.
+    SecondStep,
+    /// Adding a passkey on the account page (the session's user).
+    Register,
+    /// Adding a passkey as the second factor a sign-in requires (the waiting sign-in's user).
+    Enrol,
+}
+
+impl Asked {
+    pub fn parse(s: &str) -> Option<Asked> {
+        Some(match s {
+            "sign-in" => Asked::SignIn,
+            "second-step" => Asked::SecondStep,
+            "register" => Asked::Register,
+            "enrol" => Asked::Enrol,
+            _ => return None,
+        })
+    }
+}
 
 /// Why the options of a ceremony were not given.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +58,12 @@ impl BrowserFlow {
         self.passkeys.as_deref().ok_or(OAuthError::ServerError)
     }
 
-    /// `POST /webauthn/options`: begins a ceremony for `purpose`. Adding a passkey needs the
-    /// session; the second step, the sign-in waiting for it (`pending`).
+    /// `POST /webauthn/options`: begins a ceremony for what the page `asked`. Adding a passkey
+    /// on the account page needs the session; the second step and adding one during a
+    /// sign-in, the sign-in waiting for it (`pending`).
     pub fn passkey_options(
         &self,
-        purpose: Purpose,
+        asked: Asked,
         session: Option<&str>,
         pending: Option<&str>,
     ) -> Result<Begun, OptionsError> {
@@ -45,18 +71,25 @@ impl BrowserFlow {
         let rp = self.relying_party().map_err(unavailable)?;
         let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
         let now = self.core.clock.now();
-        let begun = match purpose {
-            Purpose::SignIn => rp.begin_sign_in(conn, now).map(Some),
-            Purpose::Register => {
+        let pending_user = || {
+            pending
+                .and_then(|p| browser::pending_user(&self.core.master, p, now))
+                .ok_or(OptionsError::SignedOut)
+        };
+        let begun = match asked {
+            Asked::SignIn => rp.begin_sign_in(conn, now).map(Some),
+            Asked::Register => {
                 let signed_in = self.session_user(conn, session).map_err(unavailable)?;
                 let user = signed_in.ok_or(OptionsError::SignedOut)?.user;
                 rp.begin_registration(conn, &user, now).map(Some)
             }
-            Purpose::SecondStep => {
-                let user_id = pending
-                    .and_then(|p| browser::pending_user(&self.core.master, p, now))
+            Asked::SecondStep => rp.begin_second_step(conn, &pending_user()?, now),
+            Asked::Enrol => {
+                let user = User::find(conn, &pending_user()?)
+                    .map_err(|e| unavailable(e.into()))?
+                    .filter(|u| u.disabled_at.is_none())
                     .ok_or(OptionsError::SignedOut)?;
-                rp.begin_second_step(conn, &user_id, now)
+                rp.begin_registration(conn, &user, now).map(Some)
             }
         };
         begun
@@ -139,6 +172,48 @@ impl BrowserFlow {
             &Amr::password_and_passkey(),
             self.core.clock.now(),
         )?))
+    }
+
+    /// `POST /login/enrol` with a passkey's answer: the passkey the browser made becomes the
+    /// second factor of the user of the sign-in waiting in `pending`, which it completes (a
+    /// password, then a passkey with user verification). `Ok(None)` when the sign-in expired.
+    pub fn enrol_passkey(
+        &self,
+        pending: &str,
+        (ceremony, credential, name): (&str, &str, &str),
+        origin: &RequestMeta,
+    ) -> Result<Option<Secret>, SignInError> {
+        let rp = self.relying_party().map_err(SignInError::Unavailable)?;
+        let Some(user) = self.pending_sign_in(pending)? else {
+            return Ok(None);
+        };
+        let conn = &mut *self.core.conn()?;
+        let now = self.core.clock.now();
+        let master = &self.core.master;
+        let session = write_tx(conn, |c| {
+            let added = match rp.finish_registration(c, &user.id, ceremony, credential, name, now) {
+                Ok(added) => added,
+                Err(PasskeyError::Database(d)) => return Err(SignInError::from(d)),
+                Err(e) => {
+                    tracing::info!(reason = %e, "passkey registration at sign-in refused");
+                    return Err(SignInError::Invalid);
+                }
+            };
+            let actor = Actor {
+                user_id: &user.id,
+                meta: origin,
+            };
+            let what = format!("a passkey, {:?}, at sign-in", added.name);
+            actor.audit(c, AuditKind::UserFactorAdded, &what, now);
+            Ok(browser::start_session(
+                c,
+                master,
+                &user.id,
+                &Amr::password_and_passkey(),
+                now,
+            )?)
+        })?;
+        Ok(Some(session))
     }
 
     /// `POST /account/passkeys`: adds the passkey the browser made, named `name`, once the

@@ -5,9 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::grant::authorize::{after_sign_in, canonical_query, Step};
-use crate::grant::browser::{LoginStep, OptionsError};
+use crate::grant::browser::{Asked, LoginStep, OptionsError};
 use crate::grant::logout::LogoutStep;
-use crate::grant::passkey::Purpose;
 use crate::grant::{OAuthError, Params, SignInError};
 use crate::http::pages::{
     self, csrf, describe_scope, error_page, render, render_with_script, see_other,
@@ -346,7 +345,7 @@ async fn enrol_page(
     } else {
         StatusCode::OK
     };
-    render(status, &page, cookies)
+    render_with_script(status, &page, cookies)
 }
 
 /// `POST /login/enrol`: the first code of the authenticator app set up during a sign-in that
@@ -365,12 +364,22 @@ pub async fn enrol(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     };
     let pending = pending_sign_in(&req, secure);
     let code = field(&form, "code").to_owned();
+    // A passkey made by the page's script; else the app's first code.
+    let ceremony = field(&form, "ceremony").to_owned();
+    let credential = field(&form, "credential").to_owned();
+    let name = field(&form, "name").to_owned();
+    let with_passkey = !credential.is_empty();
     let origin = state.request_meta(&req);
     let previous = session(&req, secure);
     let p = pending.clone();
     let result = state
         .blocking(move |s| {
-            let done = s.browser.enrol(&p, &code, &origin);
+            let done = if with_passkey {
+                let answer = (ceremony.as_str(), credential.as_str(), name.as_str());
+                s.browser.enrol_passkey(&p, answer, &origin)
+            } else {
+                s.browser.enrol(&p, &code, &origin)
+            };
             if let (Ok(Some(_)), Some(old)) = (&done, previous) {
                 let _ = s.browser.logout(&old);
             }
@@ -391,7 +400,11 @@ pub async fn enrol(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         }
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "second factor set-up refused");
-            "That code is not right, or there were too many attempts. Try again later."
+            if with_passkey {
+                "That passkey was not accepted. Try again, or set up an authenticator app."
+            } else {
+                "That code is not right, or there were too many attempts. Try again later."
+            }
         }
         Err(_) => return unavailable(),
     };
@@ -437,7 +450,7 @@ pub async fn webauthn_options(
             )
         }
     };
-    let Some(purpose) = Purpose::parse(field(&form, "purpose")) else {
+    let Some(purpose) = Asked::parse(field(&form, "purpose")) else {
         return json_error(StatusCode::BAD_REQUEST, "Unknown purpose.");
     };
     let secure = state.secure_cookies;

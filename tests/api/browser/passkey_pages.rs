@@ -121,9 +121,11 @@ async fn options_are_given_per_purpose_to_the_right_page_only(db: Db) {
     // Adding one needs a session; a second step, a password first.
     let (status, body) = options(&browser, &csrf, "register").await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = options(&browser, &csrf, "second-step").await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("Sign in again"));
+    for asked in ["second-step", "enrol"] {
+        let (status, body) = options(&browser, &csrf, asked).await;
+        assert_eq!(status, 400, "{asked}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("Sign in again"));
+    }
     let (browser, csrf) = signed_in(&app).await;
     let (status, body) = options(&browser, &csrf, "register").await;
     assert_eq!(status, 200, "{body}");

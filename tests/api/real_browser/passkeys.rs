@@ -70,7 +70,23 @@ async fn a_passkey_is_added_then_signs_in_alone_and_as_the_second_step() {
         })
         .await
         .0;
+    let console_id = app
+        .register(ClientSpec {
+            name: "Admin Console".into(),
+            public: true,
+            grants: vec![GrantType::AuthorizationCode],
+            scope: Scope::parse("profile").unwrap(),
+            redirect_uris: vec![url::Url::parse(&redirect).unwrap()],
+            openid: Default::default(),
+            app: tessera::domain::client::AppOptions {
+                require_second_factor: true,
+                ..Default::default()
+            },
+        })
+        .await
+        .0;
     app.user("alice").await;
+    app.user("bob").await;
     let authenticator = driver
         .session(
             "POST",
@@ -228,6 +244,45 @@ async fn a_passkey_is_added_then_signs_in_alone_and_as_the_second_step() {
             .await,
     );
     assert!(shown["passkeys"][0]["last_used_at"].is_string(), "{shown}");
+
+    // An app that requires a second factor, for a user who has none: after the password, the
+    // set-up page; a passkey made there completes the sign-in, and the app gets its code.
+    driver.goto(&format!("{issuer}/account")).await;
+    driver.wait_for("Devices").await;
+    driver.click("form.switch button").await;
+    driver.wait_for("You are signed out").await;
+    let mut console = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    console
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &console_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("scope", "profile")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    driver.goto(console.as_str()).await;
+    driver.wait_for("to continue to Admin Console").await;
+    driver.type_into("#username", "bob").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("form[action='/login'] button").await;
+    driver.wait_for("Add a passkey and continue").await;
+    audit
+        .check(&driver, &source, "second factor set-up at sign-in")
+        .await;
+    driver.screenshot("enrol.png").await;
+    driver.click("form[data-webauthn=enrol] button").await;
+    driver.wait_for("Allow Admin Console?").await;
+    driver.click("button[value=approve]").await;
+    driver
+        .wait_for("Signed in. You can close this window.")
+        .await;
+    let landed = driver.session("GET", "/url", Value::Null).await;
+    assert!(landed.as_str().unwrap().contains("code="), "{landed}");
+    let shown = crate::cli::json(
+        &app.admin(&["user", "mfa", "show", "bob", "-o", "json"], None)
+            .await,
+    );
+    assert_eq!(shown["passkeys"][0]["name"], "Passkey", "{shown}");
 
     println!(
         "passkeys: axe-core {} on {} pages: {}; {} violations",
