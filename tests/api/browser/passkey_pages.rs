@@ -13,6 +13,7 @@ both_backends!(
     the_script_loads_only_where_a_passkey_form_is,
     options_are_given_per_purpose_to_the_right_page_only,
     answers_that_do_not_verify_are_refused,
+    a_passkey_is_listed_asked_for_and_removed,
 );
 
 async fn options(browser: &Browser<'_>, csrf: &str, purpose: &str) -> (u16, Value) {
@@ -209,4 +210,118 @@ async fn answers_that_do_not_verify_are_refused(db: Db) {
     let page = res.text().await.unwrap();
     assert!(page.contains("The passkey was not accepted"), "{page}");
     assert!(page.contains("You have none."), "nothing was added");
+}
+
+/// alice's passkey, made by a software key for the relying party `https://tessera.test` (the
+/// software key takes only https origins; the page lists and removes any row).
+async fn with_a_passkey(app: &TestApp) -> String {
+    use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let now = app.clock.now();
+    app.with_conn(move |c| {
+        let user = tessera::domain::user::by_name(c, "alice").unwrap();
+        let rp = tessera::grant::passkey::RelyingParty::new("https://tessera.test").unwrap();
+        let begun = rp.begin_registration(c, &user, now).unwrap();
+        let mut options = begun.options.clone();
+        options["publicKey"]["authenticatorSelection"]["residentKey"] = "discouraged".into();
+        options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = false.into();
+        let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+        let answer = key
+            .do_registration(
+                url::Url::parse("https://tessera.test").unwrap(),
+                serde_json::from_value(options).unwrap(),
+            )
+            .unwrap();
+        let answer = serde_json::to_string(&answer).unwrap();
+        rp.finish_registration(c, &user.id, &begun.ceremony, &answer, "Security key", now)
+            .unwrap()
+            .id
+    })
+    .await
+}
+
+async fn a_passkey_is_listed_asked_for_and_removed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.user("alice").await;
+    // Signed in with the password, then a passkey added (as the account page does).
+    let (browser, _) = signed_in(&app).await;
+    let id = with_a_passkey(&app).await;
+    // From now on, the second step after a password asks for the passkey only.
+    let other = Browser::new(&app);
+    let html = other.get("/account").await.text().await.unwrap();
+    let res = other
+        .post(
+            "/login",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("next", "account"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let step = res.text().await.unwrap();
+    assert!(
+        step.contains("Use your passkey.") && !step.contains("name=\"code\""),
+        "{step}"
+    );
+    let (status, body) = options(&other, &field(&step, "csrf"), "second-step").await;
+    assert_eq!(status, 200, "{body}");
+    let allowed = body["options"]["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(allowed[0]["id"], id.as_str());
+
+    // The first browser's page lists it, and removes it with the password.
+    let html = browser
+        .get("/account/sign-in-methods")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Security key") && html.contains("never used"),
+        "{html}"
+    );
+    let remove = |current: &'static str, which: String| {
+        let browser = &browser;
+        async move {
+            let html = browser
+                .get("/account/sign-in-methods")
+                .await
+                .text()
+                .await
+                .unwrap();
+            browser
+                .post(
+                    "/account/sign-in-methods",
+                    &[
+                        ("csrf", &field(&html, "csrf")),
+                        ("change", "remove_passkey"),
+                        ("passkey", &which),
+                        ("current", current),
+                    ],
+                )
+                .await
+        }
+    };
+    let res = remove("wrong password", id.clone()).await;
+    assert_eq!(res.status(), 400);
+    let res = remove(PASSWORD, id.clone()).await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account/sign-in-methods?done=passkey_removed"
+    );
+    let html = browser
+        .get("/account/sign-in-methods")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("You have none."), "{html}");
+    let activity = browser.get("/account/activity").await.text().await.unwrap();
+    // (Added through the relying party directly, not the page: only the removal is audited.)
+    assert!(activity.contains("You removed a passkey"), "{activity}");
 }

@@ -238,7 +238,11 @@ async fn a_passkey_is_added_then_signs_in_alone_and_as_the_second_step() {
         driver.goto(&format!("{issuer}/account/activity")).await;
         driver.wait_for("Security activity").await
     };
-    assert!(activity.contains("passkey"), "{activity}");
+    assert!(
+        activity.contains("You set up a passkey, \"This laptop\"")
+            && activity.contains("Signed in with a passkey"),
+        "{activity}"
+    );
     let shown = crate::cli::json(
         &app.admin(&["user", "mfa", "show", "alice", "-o", "json"], None)
             .await,
