@@ -371,6 +371,9 @@ impl BrowserFlow {
         let Some(user) = User::find(conn, &user_id)?.filter(|u| u.disabled_at.is_none()) else {
             return Ok(None);
         };
+        if !may_enrol(conn, &user.id)? {
+            return Ok(None);
+        }
         let host = self.issuer_host();
         let master = &self.core.master;
         let app = match second_factor::pending_totp(conn, master, &user, &host) {
@@ -398,6 +401,9 @@ impl BrowserFlow {
         let master = &self.core.master;
         self.passwords.second_step(&user, origin, |c| {
             let now = self.core.clock.now();
+            if !may_enrol(c, &user.id)? {
+                return Ok(false);
+            }
             let confirmed = second_factor::confirm_totp(c, master, &user.id, code, now);
             let ok = match confirmed {
                 Ok(ok) => ok,
@@ -483,4 +489,14 @@ fn factor_error(e: second_factor::FactorError) -> OAuthError {
         second_factor::FactorError::Database(d) => OAuthError::from(d),
         _ => OAuthError::ServerError,
     }
+}
+
+/// Whether the user of a waiting sign-in may set up a second factor as part of it: only while
+/// they have none. A user with a passkey or an app answers the second step instead; setting up
+/// another one there would let a password alone past it.
+pub(super) fn may_enrol(
+    conn: &mut AnyConnection,
+    user_id: &crate::value::UserId,
+) -> diesel::QueryResult<bool> {
+    Ok(!second_factor::factors(conn, user_id)?.second_step_due())
 }

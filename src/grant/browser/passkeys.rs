@@ -2,6 +2,7 @@
 //! alone, a passkey as the second step, and adding one on the account page.
 
 use super::account::AccountError;
+use super::flow::may_enrol;
 use super::BrowserFlow;
 use crate::domain::account::Actor;
 use crate::domain::audit::{AuditKind, Event};
@@ -89,6 +90,9 @@ impl BrowserFlow {
                     .map_err(|e| unavailable(e.into()))?
                     .filter(|u| u.disabled_at.is_none())
                     .ok_or(OptionsError::SignedOut)?;
+                if !may_enrol(conn, &user.id).map_err(|e| unavailable(e.into()))? {
+                    return Err(OptionsError::SignedOut);
+                }
                 rp.begin_registration(conn, &user, now).map(Some)
             }
         };
@@ -191,6 +195,9 @@ impl BrowserFlow {
         let now = self.core.clock.now();
         let master = &self.core.master;
         let session = write_tx(conn, |c| {
+            if !may_enrol(c, &user.id)? {
+                return Err(SignInError::Invalid);
+            }
             let added = match rp.finish_registration(c, &user.id, ceremony, credential, name, now) {
                 Ok(added) => added,
                 Err(PasskeyError::Database(d)) => return Err(SignInError::from(d)),

@@ -214,7 +214,7 @@ async fn answers_that_do_not_verify_are_refused(db: Db) {
 
 /// alice's passkey, made by a software key for the relying party `https://tessera.test` (the
 /// software key takes only https origins; the page lists and removes any row).
-async fn with_a_passkey(app: &TestApp) -> String {
+pub(crate) async fn with_a_passkey(app: &TestApp) -> String {
     use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
     let now = app.clock.now();

@@ -18,7 +18,72 @@ use crate::helpers::{both_backends, Db, TestApp, PASSWORD};
 both_backends!(
     a_client_that_requires_a_second_factor_has_it_set_up_before_its_code,
     the_server_policy_requires_a_second_factor_everywhere,
+    a_user_with_a_factor_cannot_set_up_another_during_a_sign_in,
 );
+
+/// The set-up during a sign-in is for users without a factor only: for one with a passkey, the
+/// waiting sign-in's cookie (a right password) must not buy an authenticator app or a passkey
+/// of the caller's, which would let the password alone past the second step.
+async fn a_user_with_a_factor_cannot_set_up_another_during_a_sign_in(db: Db) {
+    let app = TestApp::spawn_with(db, &[("TESSERA_SIGNIN__SECOND_FACTOR", "required")]).await;
+    app.user("alice").await;
+    super::passkey_pages::with_a_passkey(&app).await;
+    let browser = Browser::new(&app);
+    let html = browser.get("/account").await.text().await.unwrap();
+    let res = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("next", "account"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let step = res.text().await.unwrap();
+    assert!(step.contains("Use your passkey."), "{step}");
+    let csrf = field(&step, "csrf");
+    // An app: a wrong first code must not lead to a set-up page with a fresh key.
+    let res = browser
+        .post(
+            "/login/enrol",
+            &[
+                ("csrf", &csrf),
+                ("authorize", ""),
+                ("next", "account"),
+                ("code", "123456"),
+            ],
+        )
+        .await;
+    let page = res.text().await.unwrap();
+    assert!(
+        !page.contains("class=\"secret\"") && !page.contains("<svg"),
+        "{page}"
+    );
+    // A passkey: no options to make one.
+    let res = browser
+        .post(
+            "/webauthn/options",
+            &[("csrf", &csrf), ("purpose", "enrol")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    // Nothing was added, and nobody is signed in.
+    let shown = crate::cli::json(
+        &app.admin(&["user", "mfa", "show", "alice", "-o", "json"], None)
+            .await,
+    );
+    assert!(shown["totp_since"].is_null(), "{shown}");
+    assert_eq!(shown["passkeys"].as_array().unwrap().len(), 1);
+    assert!(browser
+        .get("/account")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Sign in"));
+}
 
 /// An OpenID Connect client, `require_second_factor` as given.
 async fn openid_client(app: &TestApp, name: &str, require_second_factor: bool) -> String {
