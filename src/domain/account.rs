@@ -177,14 +177,15 @@ pub fn sign_out_others(
 
 /// Sets the user's new password (`hash`, made by the caller), ends every browser session and
 /// every token family of the user (whoever held them may have known the old password), and
-/// starts a new session for the browser that changed it, in one transaction. Returns how many
-/// families ended and the new session's cookie value.
+/// starts a new session for the browser that changed it, carrying its sign-in (`signed_in`: how
+/// and when), in one transaction. Returns how many families ended and the new session's cookie
+/// value.
 pub fn set_password(
     conn: &mut AnyConnection,
     master: &MasterKey,
     actor: &Actor<'_>,
     hash: &str,
-    amr: &Amr,
+    signed_in: (&Amr, UnixMs),
     now: UnixMs,
 ) -> diesel::QueryResult<(usize, Secret)> {
     write_tx(conn, |c| {
@@ -194,7 +195,7 @@ pub fn set_password(
         let revoked = revocation::revoke_in(c, Families::OfUser(actor.user_id), &why, now)?;
         let detail = format!("changed on the account page; {revoked} families revoked");
         actor.audit(c, AuditKind::UserPasswordChanged, &detail, now);
-        let session = browser::start_session(c, master, actor.user_id, amr, now)?;
+        let session = browser::carry_session(c, master, actor.user_id, signed_in, now)?;
         Ok((revoked, session))
     })
 }

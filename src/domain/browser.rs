@@ -45,11 +45,24 @@ pub fn start_session(
     amr: &Amr,
     now: UnixMs,
 ) -> diesel::QueryResult<Secret> {
+    carry_session(conn, master, user_id, (amr, now), now)
+}
+
+/// A new session (a new cookie) for a sign-in made at `signed_in_at` with `amr`: what a
+/// password change gives the browser that made it. It claims no more than that sign-in did,
+/// and ends when that sign-in would have.
+pub fn carry_session(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user_id: &UserId,
+    (amr, signed_in_at): (&Amr, UnixMs),
+    now: UnixMs,
+) -> diesel::QueryResult<Secret> {
     let id = URL_SAFE_NO_PAD.encode(random_bytes(32));
     Session {
         id_hash: sha256_hex(id.as_bytes()),
         user_id: user_id.clone(),
-        created_at: now,
+        created_at: signed_in_at,
         last_seen_at: now,
         amr: Some(amr.stored()),
     }

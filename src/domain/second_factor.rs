@@ -23,6 +23,11 @@ pub enum SecondFactorPolicy {
     Required,
 }
 
+/// How long an authenticator app's set-up waits for its first code. An unfinished set-up
+/// older than this is neither shown nor confirmed: whoever began it (someone who knew only the
+/// password, say) must not have their key become the user's second factor later.
+pub const TOTP_SETUP_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// How many recovery codes a set has.
 pub const RECOVERY_CODES: usize = 10;
 
@@ -126,8 +131,12 @@ pub fn pending_totp(
     master: &MasterKey,
     user: &User,
     issuer: &str,
+    now: UnixMs,
 ) -> Result<Option<TotpEnrolment>, FactorError> {
-    let Some(row) = UserTotp::find(conn, &user.id)?.filter(|t| t.confirmed_at.is_none()) else {
+    let Some(row) = UserTotp::find(conn, &user.id)?
+        .filter(|t| t.confirmed_at.is_none())
+        .filter(|t| now.since(t.created_at) <= TOTP_SETUP_TTL)
+    else {
         return Ok(None);
     };
     let secret = master
@@ -176,6 +185,9 @@ fn accept_code(
         return Err(FactorError::NotEnrolling);
     };
     if row.confirmed_at.is_some() == confirming {
+        return Err(FactorError::NotEnrolling);
+    }
+    if confirming && now.since(row.created_at) > TOTP_SETUP_TTL {
         return Err(FactorError::NotEnrolling);
     }
     match matching_step(master, &row, code, now)? {

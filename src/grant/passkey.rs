@@ -304,6 +304,20 @@ fn used(
     result: &webauthn_rs::prelude::AuthenticationResult,
     now: UnixMs,
 ) -> Result<(), PasskeyError> {
+    // webauthn-rs compared the counter with the copy of the credential the ceremony began
+    // with; the row may have moved on since (a use elsewhere in the meantime). An authenticator
+    // that counts must count past what is stored now.
+    let stored_counter = serde_json::from_str::<serde_json::Value>(&row.credential)
+        .map_err(json_error)?
+        .pointer("/cred/counter")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_default();
+    let counter = u64::from(result.counter());
+    if counter > 0 && counter <= stored_counter {
+        return Err(PasskeyError::Refused(
+            "the sign counter did not grow: a copy of the passkey may be in use".into(),
+        ));
+    }
     passkey.update_credential(result);
     let after = serde_json::to_string(&passkey).map_err(json_error)?;
     if PasskeyRow::used(conn, &row.credential_id, &row.credential, &after, now)? {

@@ -635,6 +635,26 @@ async fn an_authenticator_app_is_set_up_with_the_password_and_a_first_code(db: D
         .contains("Your new recovery codes"));
     let res = change_method(&browser, "recovery_codes", &next).await;
     assert_eq!(res.status(), 400, "a code proves it once");
+    // A new password takes the current one: a phone and an open browser are not enough.
+    app.advance(std::time::Duration::from_secs(30));
+    let html = page(&browser, "/account/password").await;
+    let code = code_now(&secret);
+    let res = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("current", &code),
+                ("new", "a brand new passphrase"),
+                ("again", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        400,
+        "an app code does not change the password"
+    );
 
     let res = change_method(&browser, "remove_app", PASSWORD).await;
     assert_eq!(

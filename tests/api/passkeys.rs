@@ -306,6 +306,28 @@ async fn a_cloned_authenticator_is_refused_by_its_sign_counter(db: Db) {
         matches!(refused, Err(PasskeyError::Refused(_))),
         "{refused:?}"
     );
+
+    // The same when the other use comes after the ceremony began: the ceremony's own copy of
+    // the credential is older than the row, and the row is what counts.
+    let mut key = authenticator();
+    app.user("bob").await;
+    let bob = user_id(&app, "bob").await;
+    let credential = register(&app, &mut key, "bob", "Key").await;
+    let (begun, answer) = begin_and_answer(&app, &mut key, &bob, ISSUER).await;
+    let id = credential.clone();
+    app.with_conn(move |c| {
+        let row = PasskeyRow::find(c, &id).unwrap().unwrap();
+        let mut stored: Value = serde_json::from_str(&row.credential).unwrap();
+        stored["cred"]["counter"] = 100.into();
+        let moved = stored.to_string();
+        assert!(PasskeyRow::used(c, &id, &row.credential, &moved, row.created_at).unwrap());
+    })
+    .await;
+    let refused = finish(&app, &bob, &begun.ceremony, &answer).await;
+    assert!(
+        matches!(&refused, Err(PasskeyError::Refused(why)) if why.contains("counter")),
+        "{refused:?}"
+    );
 }
 
 async fn the_cli_shows_and_resets_passkeys(db: Db) {

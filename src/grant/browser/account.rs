@@ -194,14 +194,15 @@ impl BrowserFlow {
     }
 
     /// The session's user, once they proved it is them again: with their current password,
-    /// checked as a sign-in is (throttled, the same cost whatever happens), or with a current
-    /// code from their authenticator app (six digits, which no password is), checked as the
-    /// second step is (throttled, each code once).
+    /// checked as a sign-in is (throttled, the same cost whatever happens), or, where
+    /// `code_allowed`, with a current code from their authenticator app (six digits, which no
+    /// password is), checked as the second step is (throttled, each code once).
     pub(super) fn reauthenticated(
         &self,
         session: Option<&str>,
         current: &str,
         meta: &RequestMeta,
+        code_allowed: bool,
     ) -> Result<SignedIn, AccountError> {
         let (signed_in, has_app) = {
             let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
@@ -212,7 +213,7 @@ impl BrowserFlow {
             (signed_in, factors.totp.is_some())
         };
         let code: String = current.chars().filter(|c| !c.is_whitespace()).collect();
-        if has_app && code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) {
+        if code_allowed && has_app && code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()) {
             let master = &self.core.master;
             let user = &signed_in.user;
             let checked = self.passwords.second_step(user, meta, |c| {
@@ -255,7 +256,7 @@ impl BrowserFlow {
         change: MethodChange,
         meta: &RequestMeta,
     ) -> Result<MethodChanged, AccountError> {
-        let signed_in = self.reauthenticated(session, current, meta)?;
+        let signed_in = self.reauthenticated(session, current, meta, true)?;
         let user = &signed_in.user;
         let actor = Actor {
             user_id: &user.id,
@@ -313,7 +314,8 @@ impl BrowserFlow {
         let signed_in = self.session_user(conn, session).map_err(unavailable)?;
         let user = signed_in.ok_or(AccountError::SignedOut)?.user;
         let host = self.issuer_host();
-        let pending = second_factor::pending_totp(conn, &self.core.master, &user, &host)
+        let now = self.core.clock.now();
+        let pending = second_factor::pending_totp(conn, &self.core.master, &user, &host, now)
             .map_err(factor_error)?;
         Ok(pending.map(|p| (user.username, p)))
     }
@@ -358,7 +360,8 @@ impl BrowserFlow {
         (current, new, again): (&str, &str, &str),
         meta: &RequestMeta,
     ) -> Result<Secret, AccountError> {
-        let signed_in = self.reauthenticated(session, current, meta)?;
+        // The password itself: a phone and an open browser must not be enough to change it.
+        let signed_in = self.reauthenticated(session, current, meta, false)?;
         if new != again {
             return Err(AccountError::Mismatch);
         }
@@ -373,9 +376,15 @@ impl BrowserFlow {
         };
         let conn = &mut *self.core.conn().map_err(|e| unavailable(e.into()))?;
         let now = self.core.clock.now();
-        let (revoked, cookie) =
-            account::set_password(conn, &self.core.master, &actor, &hash, &signed_in.amr, now)
-                .map_err(|e| unavailable(e.into()))?;
+        let (revoked, cookie) = account::set_password(
+            conn,
+            &self.core.master,
+            &actor,
+            &hash,
+            (&signed_in.amr, signed_in.auth_time),
+            now,
+        )
+        .map_err(|e| unavailable(e.into()))?;
         tracing::info!(user_id = %signed_in.user.id, revoked, "password changed on the account page");
         Ok(cookie)
     }

@@ -117,18 +117,23 @@ impl BrowserFlow {
             }
         };
         let now = self.core.clock.now();
-        let second_factor = self.second_factor == SecondFactorPolicy::Required
-            || request.client.app.require_second_factor;
         Ok(signed_in.filter(|s| {
-            // A password-only sign-in does not stand where a second factor is required: the
-            // login page asks again, and the second step (or its set-up) follows.
-            (!second_factor || s.amr.multi_factor())
+            self.factors_suffice(request, s)
                 && !request.prompt.login
                 && request
                     .max_age
                     .is_none_or(|max| now.since(s.auth_time) <= max)
                 && hinted.as_ref().is_none_or(|sub| s.user.id == *sub)
         }))
+    }
+
+    /// Whether `signed_in` took the factors `request`'s client needs: a password-only sign-in
+    /// does not stand where a second factor is required (the server's policy, or the
+    /// client's); the login page asks again, and the second step (or its set-up) follows.
+    fn factors_suffice(&self, request: &AuthorizeRequest, signed_in: &SignedIn) -> bool {
+        let required = self.second_factor == SecondFactorPolicy::Required
+            || request.client.app.require_second_factor;
+        !required || signed_in.amr.multi_factor()
     }
 
     /// `POST /consent`: the user approved or denied.
@@ -146,8 +151,9 @@ impl BrowserFlow {
         };
         let now = self.core.clock.now();
         // The sign-in was checked against the request when its page was shown: a consent
-        // that took longer than `max_age` is not sent back to sign in.
-        let Some(signed_in) = user else {
+        // that took longer than `max_age` is not sent back to sign in. Its factors are checked
+        // again: the session posting the form need not be the one the page was shown to.
+        let Some(signed_in) = user.filter(|s| self.factors_suffice(&request, s)) else {
             return Ok(Step::Login {
                 client_name: request.client.name.clone(),
                 login_hint: request.login_hint.clone(),
@@ -185,6 +191,11 @@ impl BrowserFlow {
         request: &AuthorizeRequest,
         signed_in: &SignedIn,
     ) -> Result<Step, OAuthError> {
+        if !self.factors_suffice(request, signed_in) {
+            // Every way here checked it first; a code is never issued without it.
+            tracing::error!(client_id = %request.client.id, "a code was asked for a sign-in without the second factor the client requires");
+            return Err(OAuthError::ServerError);
+        }
         let code = authcode::issue(
             conn,
             &CodeGrant {
@@ -268,6 +279,11 @@ impl BrowserFlow {
             .second_factor_required(conn, authorize)
             .map_err(SignInError::Unavailable)?
         {
+            // A set-up of this sign-in's own: one left unfinished (by whoever knew the
+            // password before) is replaced, never shown again.
+            let host = self.issuer_host();
+            second_factor::begin_totp(conn, &self.core.master, &user, &host, now)
+                .map_err(|e| SignInError::Unavailable(factor_error(e)))?;
             return Ok(LoginStep::Enrol(pending()));
         }
         Ok(LoginStep::Session(browser::start_session(
@@ -376,7 +392,7 @@ impl BrowserFlow {
         }
         let host = self.issuer_host();
         let master = &self.core.master;
-        let app = match second_factor::pending_totp(conn, master, &user, &host) {
+        let app = match second_factor::pending_totp(conn, master, &user, &host, now) {
             Ok(Some(app)) => app,
             Ok(None) => {
                 second_factor::begin_totp(conn, master, &user, &host, now).map_err(factor_error)?

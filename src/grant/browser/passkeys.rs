@@ -232,7 +232,7 @@ impl BrowserFlow {
         (ceremony, credential, name): (&str, &str, &str),
         meta: &RequestMeta,
     ) -> Result<PasskeyInfo, AccountError> {
-        let signed_in = self.reauthenticated(session, current, meta)?;
+        let signed_in = self.reauthenticated(session, current, meta, true)?;
         let rp = self.relying_party().map_err(AccountError::Unavailable)?;
         let conn = &mut *self
             .core

@@ -19,7 +19,147 @@ both_backends!(
     a_client_that_requires_a_second_factor_has_it_set_up_before_its_code,
     the_server_policy_requires_a_second_factor_everywhere,
     a_user_with_a_factor_cannot_set_up_another_during_a_sign_in,
+    a_consent_posted_without_the_factors_issues_no_code,
+    an_unfinished_set_up_is_never_shown_to_the_next_sign_in,
 );
+
+/// The consent page was shown to a sign-in that stood; by the time the form comes back the
+/// client requires a second factor (or another session posts it): the factors are checked
+/// again, and no code is issued for a password alone.
+async fn a_consent_posted_without_the_factors_issues_no_code(db: Db) {
+    let app = TestApp::spawn(db).await;
+    setup(&app).await;
+    let console = openid_client(&app, "Admin Console", false).await;
+    let browser = Browser::new(&app);
+    let res = browser
+        .sign_in(&openid_query(&console), "alice", PASSWORD)
+        .await;
+    let consent = res.text().await.unwrap();
+    assert!(consent.contains("Allow"), "{consent}");
+    let out = app
+        .admin(
+            &[
+                "client",
+                "update",
+                &console,
+                "--require-second-factor",
+                "true",
+            ],
+            None,
+        )
+        .await;
+    crate::cli::ok(&out);
+    let res = browser.decide(&consent, "approve").await;
+    assert_eq!(res.status(), 200, "a page, not a redirect with a code");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Sign in"), "{page}");
+}
+
+/// Someone who knows only the password begins the set-up an app requires, and leaves: the
+/// user's own sign-in gets a key of its own, and the first one's codes do nothing.
+async fn an_unfinished_set_up_is_never_shown_to_the_next_sign_in(db: Db) {
+    let app = TestApp::spawn(db).await;
+    setup(&app).await;
+    let console = openid_client(&app, "Admin Console", true).await;
+    let intruder = Browser::new(&app);
+    let res = intruder
+        .sign_in(&openid_query(&console), "alice", PASSWORD)
+        .await;
+    let left = shown_secret(&res.text().await.unwrap());
+    let user = Browser::new(&app);
+    let res = user
+        .sign_in(&openid_query(&console), "alice", PASSWORD)
+        .await;
+    let page = res.text().await.unwrap();
+    let own = shown_secret(&page);
+    assert_ne!(own, left, "a key of this sign-in's own");
+    let enrol = |code: String| {
+        let (user, page) = (&user, page.clone());
+        async move {
+            user.post(
+                "/login/enrol",
+                &[
+                    ("csrf", &field(&page, "csrf")),
+                    ("authorize", &field(&page, "authorize")),
+                    ("code", &code),
+                ],
+            )
+            .await
+        }
+    };
+    let res = enrol(code_at(&left, app.clock.now())).await;
+    assert_eq!(res.status(), 401, "the intruder's key does nothing");
+    let res = enrol(code_at(&own, app.clock.now())).await;
+    assert_eq!(res.status(), 303, "the user's own does");
+
+    // On the account page too, an unfinished set-up lasts ten minutes: then it is neither
+    // shown nor confirmed.
+    app.user("bob").await;
+    let browser = Browser::new(&app);
+    let html = browser.get("/account").await.text().await.unwrap();
+    let res = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("next", "account"),
+                ("username", "bob"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let html = browser
+        .get("/account/sign-in-methods")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(
+            "/account/sign-in-methods",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("change", "set_up_app"),
+                ("current", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.headers()["location"], "/account/authenticator");
+    let setup = browser
+        .get("/account/authenticator")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = shown_secret(&setup);
+    app.advance(std::time::Duration::from_secs(11 * 60));
+    let res = browser.get("/account/authenticator").await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account/sign-in-methods",
+        "not shown"
+    );
+    let res = browser
+        .post(
+            "/account/authenticator",
+            &[
+                ("csrf", &field(&setup, "csrf")),
+                ("code", &code_at(&key, app.clock.now())),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.headers()["location"],
+        "/account/sign-in-methods",
+        "not confirmed: back to the methods, not `?done=app_added`"
+    );
+    let shown = crate::cli::json(
+        &app.admin(&["user", "mfa", "show", "bob", "-o", "json"], None)
+            .await,
+    );
+    assert!(shown["totp_since"].is_null(), "{shown}");
+}
 
 /// The set-up during a sign-in is for users without a factor only: for one with a passkey, the
 /// waiting sign-in's cookie (a right password) must not buy an authenticator app or a passkey
