@@ -27,18 +27,7 @@ async fn options(browser: &Browser<'_>, csrf: &str, purpose: &str) -> (u16, Valu
 /// The account page's login, done: the session's browser, and a page's CSRF token.
 async fn signed_in(app: &TestApp) -> (Browser<'_>, String) {
     let browser = Browser::new(app);
-    let html = browser.get("/account").await.text().await.unwrap();
-    let res = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let res = browser.account_login("alice").await;
     assert_eq!(res.status(), 303);
     // Signing in gave the browser a new CSRF cookie: a page's token from now on.
     let html = browser
@@ -248,18 +237,7 @@ async fn a_passkey_is_listed_asked_for_and_removed(db: Db) {
     let id = with_a_passkey(&app).await;
     // From now on, the second step after a password asks for the passkey only.
     let other = Browser::new(&app);
-    let html = other.get("/account").await.text().await.unwrap();
-    let res = other
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let res = other.account_login("alice").await;
     assert_eq!(res.status(), 200);
     let step = res.text().await.unwrap();
     assert!(

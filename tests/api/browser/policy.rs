@@ -96,18 +96,7 @@ async fn an_unfinished_set_up_is_never_shown_to_the_next_sign_in(db: Db) {
     // shown nor confirmed.
     app.user("bob").await;
     let browser = Browser::new(&app);
-    let html = browser.get("/account").await.text().await.unwrap();
-    let res = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "bob"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let res = browser.account_login("bob").await;
     assert_eq!(res.status(), 303);
     let html = browser
         .get("/account/sign-in-methods")
@@ -169,18 +158,7 @@ async fn a_user_with_a_factor_cannot_set_up_another_during_a_sign_in(db: Db) {
     app.user("alice").await;
     super::passkey_pages::with_a_passkey(&app).await;
     let browser = Browser::new(&app);
-    let html = browser.get("/account").await.text().await.unwrap();
-    let res = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let res = browser.account_login("alice").await;
     let step = res.text().await.unwrap();
     assert!(step.contains("Use your passkey."), "{step}");
     let csrf = field(&step, "csrf");
@@ -446,18 +424,7 @@ async fn the_server_policy_requires_a_second_factor_everywhere(db: Db) {
     );
     // The account page's sign-in too leads to the set-up, and nothing is signed in before it.
     let browser = Browser::new(&app);
-    let html = browser.get("/account").await.text().await.unwrap();
-    let res = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let res = browser.account_login("alice").await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
     assert!(page.contains("Set up a second factor"), "{page}");

@@ -35,18 +35,7 @@ async fn enrolled(app: &TestApp) -> (String, Vec<String>) {
 
 /// Signs in from the account page with the password: the answer (the second step's page).
 async fn password_step(browser: &Browser<'_>) -> reqwest::Response {
-    let html = browser.get("/account").await.text().await.unwrap();
-    browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &field(&html, "csrf")),
-                ("next", "account"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await
+    browser.account_login("alice").await
 }
 
 async fn second_step(browser: &Browser<'_>, page: &str, code: &str) -> reqwest::Response {

@@ -86,6 +86,22 @@ impl<'a> Browser<'a> {
         self.get(&next).await
     }
 
+    /// The account page's sign-in: `/account`, then its login form with `username` and the
+    /// test password; the answer (a redirect back, or the second step or its set-up).
+    pub async fn account_login(&self, username: &str) -> reqwest::Response {
+        let html = self.get("/account").await.text().await.unwrap();
+        self.post(
+            "/login",
+            &[
+                ("csrf", &field(&html, "csrf")),
+                ("next", "account"),
+                ("username", username),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+    }
+
     /// Answers the consent page in `html`; returns the response (a redirect).
     pub async fn decide(&self, html: &str, decision: &str) -> reqwest::Response {
         self.post(
