@@ -47,12 +47,6 @@ impl Purpose {
             Purpose::SecondStep => "second-step",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Purpose> {
-        [Purpose::Register, Purpose::SignIn, Purpose::SecondStep]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -396,11 +390,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn purposes_read_back_and_handles_are_stable_per_user() {
-        for p in [Purpose::Register, Purpose::SignIn, Purpose::SecondStep] {
-            assert_eq!(Purpose::parse(p.as_str()), Some(p));
-        }
-        assert_eq!(Purpose::parse("other"), None);
+    fn handles_are_stable_per_user() {
         let a = UserId::new("a");
         assert_eq!(user_handle(&a), user_handle(&a));
         assert_ne!(user_handle(&a), user_handle(&UserId::new("b")));

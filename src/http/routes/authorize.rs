@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::domain::secret::Secret;
 use crate::grant::authorize::{after_sign_in, canonical_query, Step};
 use crate::grant::browser::{Asked, LoginStep, OptionsError};
 use crate::grant::logout::LogoutStep;
@@ -236,6 +237,15 @@ fn after_login(to_account: bool, authorize: &str) -> String {
     }
 }
 
+/// A sign-in completed by its second step (or its set-up): the session's cookies, the waiting
+/// sign-in's cookie gone, and on to where the sign-in was for.
+fn finished(state: &AppState, session: &Secret, to_account: bool, authorize: &str) -> HttpResponse {
+    let secure = state.secure_cookies;
+    let mut cookies = signed_in_cookies(&state.services.browser, session, secure);
+    cookies.push(pages::removal(pages::second_step_cookie(secure), secure));
+    see_other(&after_login(to_account, authorize), cookies)
+}
+
 /// `POST /login/second-step`: the code that completes a sign-in.
 pub async fn second_step(
     req: HttpRequest,
@@ -273,11 +283,7 @@ pub async fn second_step(
         })
         .await;
     let error = match result {
-        Ok(Some(session)) => {
-            let mut cookies = signed_in_cookies(&state.services.browser, &session, secure);
-            cookies.push(pages::removal(pages::second_step_cookie(secure), secure));
-            return see_other(&after_login(to_account, &authorize), cookies);
-        }
+        Ok(Some(session)) => return finished(&state, &session, to_account, &authorize),
         Ok(None) => "This sign-in took too long. Go back and sign in again.",
         Err(e @ (SignInError::Invalid | SignInError::Throttled)) => {
             tracing::info!(reason = %e, "second step refused");
@@ -387,11 +393,7 @@ pub async fn enrol(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         })
         .await;
     let error = match result {
-        Ok(Some(session)) => {
-            let mut cookies = signed_in_cookies(&state.services.browser, &session, secure);
-            cookies.push(pages::removal(pages::second_step_cookie(secure), secure));
-            return see_other(&after_login(next == "account", &authorize), cookies);
-        }
+        Ok(Some(session)) => return finished(&state, &session, next == "account", &authorize),
         Ok(None) => {
             return error_page(
                 StatusCode::BAD_REQUEST,
