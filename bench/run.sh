@@ -16,6 +16,9 @@ conns=16
 threads=2
 
 . "$here/common.sh"
+# PgBouncer in transaction mode, started as tests/scale does it.
+. "$root/tests/scale/lib.sh"
+scale_install
 
 echo "== building (release)"
 (cd "$root" && cargo build -q --release -p tessera --bin tessera --example bench_limits && cargo build -q --release -p tessera-admin)
@@ -23,7 +26,12 @@ bin="$root/target/release"
 
 work="$(mktemp -d)"
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"; }
+scale_workdir
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null
+    stop_all
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work" "$scale_work"
+}
 trap cleanup EXIT
 psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)" -c "CREATE DATABASE tessera_bench"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -47,6 +55,16 @@ kill "$server"; wait "$server" 2>/dev/null || true
 t0=$(date +%s%N); start_server; t1=$(date +%s%N)
 startup_ms=$(( (t1 - t0) / 1000000 ))
 
+# A second instance on the same database through PgBouncer (pool_mode = transaction), for the
+# rotation through the pooler.
+bouncer=$(free_port)
+start_pgbouncer "$bouncer" 5432
+pooled_port=$(free_port)
+pooled_base="http://127.0.0.1:$pooled_port"
+TESSERA_SERVER__LISTEN="127.0.0.1:$pooled_port" TESSERA_DATABASE__URL="postgres://postgres@127.0.0.1:$bouncer/tessera_bench" \
+    TESSERA_DATABASE__POOLER=transaction spawn "$work/pooled.log" "$bin/tessera"
+for _ in $(seq 1 1000); do curl -sf "$pooled_base/readyz" >/dev/null && break; sleep 0.01; done
+
 echo "== seeding"
 admin() { "$bin/tessera-admin" "$@"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
@@ -58,11 +76,13 @@ echo "correct horse battery staple" | admin user create alice --password-stdin >
 basic="Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
 cc_basic="Basic $(printf '%s:%s' "$cc_id" "$cc_secret" | base64 -w0)"
 login="grant_type=password&username=alice&password=correct+horse+battery+staple&scope=read"
-: > "$work/tokens"
+: > "$work/tokens"; : > "$work/tokens-pooled"; : > "$work/tokens-direct2"
 # A spare family per thread: wrk asks each thread for one request up front that it never
 # sends, and that token would otherwise be missing from the chains.
 for _ in $(seq 1 $((conns + 2 * threads))); do
-    curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field refresh_token >> "$work/tokens"
+    for f in tokens tokens-pooled tokens-direct2; do
+        curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field refresh_token >> "$work/$f"
+    done
 done
 access=$(curl -sf "$base/token" -H "Authorization: $basic" -d "$login" | field access_token)
 # DPoP (RFC 9449): families started with proofs from one key, refreshed with proofs from it.
@@ -95,7 +115,8 @@ profile_summary() {
     } | sed -e 's/ *- *- *$//' -e 's/ *$//' | cut -c1-160 > "$out" || true
 }
 
-# run NAME SCRIPT [VAR=value…]: wrk with the summary hook; prints the BENCH JSON line.
+# run NAME SCRIPT [VAR=value…]: wrk with the summary hook; prints the BENCH JSON line. The
+# server is $base unless BENCH_BASE says otherwise.
 run() {
     local name=$1 script=$2 perf_pid=""; shift 2
     cat "$here/$script" "$here/summary.lua" > "$work/$name.lua"
@@ -106,7 +127,7 @@ run() {
         perf_pid=$!
         sleep 1
     fi
-    env "$@" BENCH_THREADS=$threads wrk -t$threads -c$conns -d"${secs}s" --timeout 10s -s "$work/$name.lua" "$base$BENCH_PATH" \
+    env "$@" BENCH_THREADS=$threads wrk -t$threads -c$conns -d"${secs}s" --timeout 10s -s "$work/$name.lua" "${BENCH_BASE:-$base}$BENCH_PATH" \
         | grep '^BENCH ' | sed 's/^BENCH //'
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
@@ -125,6 +146,9 @@ limit() { "$bin/examples/bench_limits" "$1" "$secs"; }
 pg_before=$(pgbench_tps)
 BENCH_PATH=/token;    rotation=$(run rotation rotate.lua BENCH_TOKENS="$work/tokens" BENCH_BASIC="$basic")
 pg_after=$(pgbench_tps)
+# Through PgBouncer, between two direct runs on families of their own: the ratio is to their mean.
+BENCH_BASE=$pooled_base BENCH_PATH=/token; pooled=$(run rotation_pooled rotate.lua BENCH_TOKENS="$work/tokens-pooled" BENCH_BASIC="$basic")
+BENCH_BASE=$base BENCH_PATH=/token; direct2=$(run rotation_direct2 rotate.lua BENCH_TOKENS="$work/tokens-direct2" BENCH_BASIC="$basic")
 # Proofs for the whole run, made just before it (each is good for tokens.dpop_max_age): more
 # than the plain rotation managed, so the run does not run out.
 dpop_proofs $(python3 -c "import json; print(int(json.loads('''$rotation''')['rps'] * $secs * 1.5) + 1000)") > "$work/dpop-run"
@@ -143,7 +167,7 @@ psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_pgbench WITH (FORCE)"
 python3 - "$here/RESULTS.md" "$perf_dir" <<PY
 import json, os, platform, subprocess, sys
 r = {k: json.loads(v) for k, v in {
-    "rotation": '''$rotation''', "dpop_rotation": '''$dpop''', "password": '''$password''', "client_credentials": '''$ccred''',
+    "rotation": '''$rotation''', "rotation_pooled": '''$pooled''', "rotation_direct2": '''$direct2''', "dpop_rotation": '''$dpop''', "password": '''$password''', "client_credentials": '''$ccred''',
     "userinfo": '''$userinfo''', "healthz": '''$healthz'''}.items()}
 limits = json.loads('''$es256''')
 argon = [json.loads(t)["argon2id_verify_per_s"] for t in ('''$argon_before''', '''$argon_after''')]
@@ -151,8 +175,10 @@ limits["argon2id_verify_per_s"] = sum(argon) / 2
 pgb = [float("$pg_before"), float("$pg_after")]
 pgbench = sum(pgb) / 2
 ceiling = r["healthz"]["rps"]
+direct = (r["rotation"]["rps"] + r["rotation_direct2"]["rps"]) / 2
 rows = [
     ("refresh_token rotation", "rotation", "pgbench -N", pgbench, 0.7),
+    ("rotation through PgBouncer (pool_mode = transaction)", "rotation_pooled", "rotation direct", direct, 0.8),
     ("rotation with DPoP (a fresh proof per request)", "dpop_rotation", "plain rotation", r["rotation"]["rps"], 0.7),
     ("password grant (Argon2id 19 MiB, t=2)", "password", "raw Argon2id verify", limits["argon2id_verify_per_s"], 0.9),
     ("client_credentials", "client_credentials", "/healthz ceiling", ceiling, 0.5),
@@ -184,6 +210,7 @@ lines += [
     "",
     f"- Limits, before and after their workload (the table has the mean): pgbench -N {pgb[0]:.0f} and {pgb[1]:.0f} TPS; raw Argon2id {argon[0]:.0f} and {argon[1]:.0f} verifications/s.",
     f"- Rotation p99 {r['rotation']['p99_ms']:.2f} ms (target ≤ 20 ms at 16 connections).",
+    f"- Rotation direct, before and after the run through PgBouncer (the table's limit is the mean): {r['rotation']['rps']:.0f} and {r['rotation_direct2']['rps']:.0f} req/s; through PgBouncer p99 {r['rotation_pooled']['p99_ms']:.2f} ms.",
     f"- Peak RSS of the server through the run: {int('$rss_kib')/1024:.1f} MiB (target ≤ 100 MiB).",
     f"- Start-up to ready on an existing database: $startup_ms ms (target ≤ 300 ms).",
     f"- Raw ES256 on {limits['cores']} cores: {limits['es256_sign_per_s']:.0f} signatures/s, {limits['es256_verify_per_s']:.0f} verifications/s.",

@@ -14,7 +14,7 @@ use prometheus::{
 
 use crate::domain::grant_type::GrantType;
 use crate::domain::password::PasswordHasher;
-use crate::store::Pool;
+use crate::store::{ConnectionEvent, ConnectionObserver, Pool};
 
 /// Latency buckets for requests and waits, in seconds: 0.5 ms to 10 s.
 const BUCKETS: &[f64] = &[
@@ -69,6 +69,8 @@ struct Inner {
     hash_slots: IntGauge,
     pool_connections: IntGaugeVec,
     pool_wait: Histogram,
+    connections_lost: IntCounter,
+    server_changes: IntCounter,
     backchannel: IntCounterVec,
     backchannel_pending: IntGauge,
     backchannel_delay: Histogram,
@@ -144,6 +146,16 @@ const POOL_WAIT: Spec = Spec {
     help: "Time requests waited to check a database connection out of the pool.",
     labels: &[],
 };
+const CONNECTIONS_LOST: Spec = Spec {
+    name: "db_connections_lost_total",
+    help: "Database connections found dead at checkout or broken after use, and replaced.",
+    labels: &[],
+};
+const SERVER_CHANGES: Spec = Spec {
+    name: "db_server_changes_total",
+    help: "New database connections that reached another server than the one before them: failovers, as this instance saw them.",
+    labels: &[],
+};
 const BACKCHANNEL: Spec = Spec {
     name: "backchannel_logouts_total",
     help: "Back-channel logout attempts, by outcome: delivered, retried (to be sent again), failed (given up).",
@@ -208,6 +220,8 @@ impl Metrics {
             hash_slots: gauge(&HASH_SLOTS)?,
             pool_connections: gauges(&POOL_CONNECTIONS)?,
             pool_wait: histogram(&POOL_WAIT)?,
+            connections_lost: add(r, IntCounter::with_opts(CONNECTIONS_LOST.opts())?)?,
+            server_changes: add(r, IntCounter::with_opts(SERVER_CHANGES.opts())?)?,
             backchannel: counters(&BACKCHANNEL)?,
             backchannel_pending: gauge(&BACKCHANNEL_PENDING)?,
             backchannel_delay: add(
@@ -274,6 +288,17 @@ impl Metrics {
 
     pub fn pool_wait(&self, took: Duration) {
         self.0.pool_wait.observe(took.as_secs_f64());
+    }
+
+    /// Counts what the connection pool reports: connections lost, and new ones that reached
+    /// another server.
+    pub fn connection_observer(&self) -> ConnectionObserver {
+        let lost = self.0.connections_lost.clone();
+        let changes = self.0.server_changes.clone();
+        Arc::new(move |event| match event {
+            ConnectionEvent::Lost => lost.inc(),
+            ConnectionEvent::ServerChanged { .. } => changes.inc(),
+        })
     }
 
     /// Makes `hasher` report its waits for a slot here.

@@ -1,9 +1,11 @@
 //! Builds the server from settings: tests start it on port 0 and read [`Application::port`].
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
@@ -17,6 +19,10 @@ pub struct Application {
     server: Server,
     /// `/metrics` on `server.metrics_listen`, when set.
     metrics: Option<(u16, Server)>,
+    /// Set when a signal asks the server to stop (see [`Application::run_until_stopped`]).
+    draining: Arc<AtomicBool>,
+    /// `server.drain`.
+    drain: Duration,
 }
 
 impl Application {
@@ -37,6 +43,7 @@ impl Application {
         };
         start_periodic_tasks(&services.operations, &settings);
         tokio::spawn(crate::delivery::run(services.backchannel.clone()));
+        let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             services,
             secure_cookies: settings.secure_cookies(),
@@ -44,6 +51,7 @@ impl Application {
                 trusted: settings.server.trusted_proxies.clone(),
                 header: settings.server.forwarded_header,
             },
+            draining: draining.clone(),
         });
         let (port, server) = api_server(&settings, state.clone())?;
         let metrics = match settings.server.metrics_listen.trim() {
@@ -54,6 +62,8 @@ impl Application {
             port,
             server,
             metrics,
+            draining,
+            drain: settings.server.drain,
         })
     }
 
@@ -74,10 +84,16 @@ impl Application {
         self.metrics.as_ref().map(|(port, _)| *port)
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops accepting, lets accepted requests finish
-    /// (`server.shutdown_timeout`), and returns; the database connections close as the
-    /// service is dropped.
+    /// Serves until SIGTERM or SIGINT. Then `/readyz` answers 503 for `server.drain` while
+    /// requests are still served (a second signal cuts that short); then the server stops
+    /// accepting, lets accepted requests finish (`server.shutdown_timeout`), and returns. The
+    /// database connections close as the service is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        actix_web::rt::spawn(stop_on_signal(
+            self.server.handle(),
+            self.draining.clone(),
+            self.drain,
+        ));
         let Some((_, metrics)) = self.metrics else {
             return self.server.await;
         };
@@ -90,6 +106,40 @@ impl Application {
         let (served, _) = tokio::join!(api, metrics);
         served
     }
+}
+
+/// Waits for SIGTERM or SIGINT, drains (see [`Application::run_until_stopped`]), and stops
+/// `server` gracefully.
+async fn stop_on_signal(server: ServerHandle, draining: Arc<AtomicBool>, drain: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop the server with SIGKILL");
+        return;
+    };
+    let signalled = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    signalled.await;
+    draining.store(true, Ordering::Relaxed);
+    if !drain.is_zero() {
+        tracing::info!(
+            ?drain,
+            "stopping: /readyz answers 503 while requests are still served"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    tracing::info!("stopping: no new connections; finishing the requests accepted");
+    server.stop(true).await;
 }
 
 /// Key reloads (keys rotated or retired by the CLI or another instance) and pruning (what
@@ -144,8 +194,9 @@ fn api_server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Result
             .app_data(web::PayloadConfig::new(max_body))
             .configure(http::configure)
     })
-    // SIGTERM / SIGINT: stop accepting, let accepted requests finish within the timeout.
+    // Once stopped (see `stop_on_signal`): accepted requests finish within the timeout.
     .shutdown_timeout(settings.server.shutdown_timeout.as_secs().max(1))
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok((port, server))

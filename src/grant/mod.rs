@@ -140,8 +140,12 @@ impl Services {
         crate::domain::jwt_crypto::install_crypto_provider();
         let master = Arc::new(settings.master_key(true)?);
         let db = &settings.database;
-        let (pool, _) =
-            crate::store::connect_and_migrate(db.url.expose(), db.pool_size, db.connect_timeout)?;
+        let metrics = Metrics::new()?;
+        let options = crate::store::Options {
+            observer: Some(metrics.connection_observer()),
+            ..db.options()
+        };
+        let (pool, _) = crate::store::connect_and_migrate(db.url.expose(), &options)?;
         let keys = {
             let mut conn = pool.get().context("database unreachable")?;
             let retention = settings.key_retention();
@@ -160,7 +164,7 @@ impl Services {
             master,
             Arc::new(KeyRing::new(keys)),
             hasher,
-            Metrics::new()?,
+            metrics,
             clock,
         ))
     }

@@ -10,6 +10,9 @@ mod routes;
 
 pub use error::{no_store, oauth_error};
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use actix_web::error::BlockingError;
 use actix_web::web;
 
@@ -22,6 +25,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// `server.trusted_proxies` and `server.forwarded_header`.
     pub proxies: client_ip::Proxies,
+    /// Set on SIGTERM or SIGINT: `/readyz` answers 503 until the server stops accepting.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {

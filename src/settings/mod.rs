@@ -77,6 +77,10 @@ pub struct ServerSettings {
     /// On SIGTERM or SIGINT: how long requests already accepted may take to finish.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// On SIGTERM or SIGINT, before that: how long `/readyz` answers 503 while requests are
+    /// still served, so that a load balancer's health check takes the instance out first.
+    #[serde(with = "duration")]
+    pub drain: Duration,
     /// Where `/metrics` (Prometheus) is served, apart from the API; empty: nowhere.
     pub metrics_listen: String,
 }
@@ -103,6 +107,16 @@ pub struct DatabaseSettings {
     /// How long a request waits for a free connection before answering 503.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// `none`, or `transaction` behind a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`).
+    pub pooler: crate::store::Pooler,
+}
+
+impl DatabaseSettings {
+    /// The pool's options, as these settings give them.
+    pub fn options(&self) -> crate::store::Options {
+        crate::store::Options::new(self.pool_size, self.connect_timeout, self.pooler)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -278,10 +292,12 @@ impl Settings {
             .set_default("server.trusted_proxies", Vec::<String>::new())?
             .set_default("server.forwarded_header", "x-forwarded-for")?
             .set_default("server.shutdown_timeout", "30s")?
+            .set_default("server.drain", "0s")?
             .set_default("server.metrics_listen", "")?
             .set_default("database.url", "sqlite://data/tessera.db")?
             .set_default("database.pool_size", 0)?
             .set_default("database.connect_timeout", "5s")?
+            .set_default("database.pooler", "none")?
             .set_default("tokens.access_ttl", "15m")?
             .set_default("tokens.refresh_idle_ttl", "14d")?
             .set_default("tokens.refresh_absolute_ttl", "30d")?
@@ -404,6 +420,9 @@ impl Settings {
         }
         if self.server.shutdown_timeout > Duration::from_secs(3600) {
             anyhow::bail!("invalid configuration: server.shutdown_timeout must be at most 1h");
+        }
+        if self.server.drain > Duration::from_secs(300) {
+            anyhow::bail!("invalid configuration: server.drain must be at most 5m");
         }
         if let Err(e) = Scope::parse(&self.tokens.public_scopes) {
             anyhow::bail!("invalid configuration: tokens.public_scopes: {e}");

@@ -11,7 +11,7 @@ pub mod schema;
 
 /// PostgreSQL advisory lock ids, one per thing that must not run twice at once.
 pub mod advisory {
-    /// Held while migrations run (session-level).
+    /// Held by the transaction that applies migrations.
     pub const MIGRATIONS: i64 = 7365726101;
     /// Held by a transaction that creates or retires signing keys.
     pub const SIGNING_KEYS: i64 = 7365726102;
@@ -20,14 +20,22 @@ pub mod advisory {
 
     /// Takes the transaction-level advisory lock `id` (PostgreSQL); SQLite's one writer at a
     /// time (`BEGIN IMMEDIATE`) already serialises.
+    /// Every advisory lock is transaction-level: a session-level one would stay with a server
+    /// connection that a transaction pooler hands to someone else.
     pub fn lock(conn: &mut super::AnyConnection, id: i64) -> diesel::QueryResult<()> {
-        use diesel::RunQueryDsl;
         if let super::AnyConnection::Postgresql(pg) = conn {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(id)
-                .execute(pg)?;
+            lock_pg(pg, id)?;
         }
         Ok(())
+    }
+
+    /// [`lock`] on a PostgreSQL connection.
+    pub(crate) fn lock_pg(pg: &mut diesel::PgConnection, id: i64) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(id)
+            .execute(pg)
+            .map(drop)
     }
 }
 
@@ -37,7 +45,8 @@ pub fn one_line(s: &str) -> String {
 }
 
 pub use pool::{
-    connect_and_migrate, migrate_url, open, AnyConnection, Backend, Pool, PooledConn, Schema,
+    connect_and_migrate, migrate_url, open, AnyConnection, Backend, ConnectionEvent,
+    ConnectionObserver, Options, Pool, PooledConn, Pooler, Schema,
 };
 
 /// Runs `$body` with `$c` bound to the backend's own connection, for the statements diesel

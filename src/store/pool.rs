@@ -2,10 +2,11 @@
 
 use crate::store::{advisory, one_line};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, CacheSize, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sqlite::SqliteConnection;
@@ -72,20 +73,154 @@ impl Backend {
     }
 }
 
+/// What stands between Tessera and PostgreSQL (`database.pooler`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// Nothing, or a pooler that gives each client a server connection of its own for as long
+    /// as it stays connected (PgBouncer's `pool_mode = session`). Statements are prepared once
+    /// per connection and reused.
+    #[default]
+    None,
+    /// A pooler that lends a server connection for one transaction at a time (PgBouncer's
+    /// `pool_mode = transaction`). Nothing is prepared under a name: a named statement would
+    /// outlive the transaction that made it and meet, or miss, another client's. Each statement
+    /// is sent with its parameters in one message and planned where it runs.
+    Transaction,
+}
+
+/// What the pool reports about its connections, to whoever watches (the metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// A connection was found dead at checkout or broken after use, and will be replaced.
+    Lost,
+    /// A new connection reached another server than the one before it: the database failed
+    /// over (or the pooler moved). `to` is the server's `address:port`.
+    ServerChanged { from: String, to: String },
+}
+
+/// Receives [`ConnectionEvent`]s; called on the pool's threads.
+pub type ConnectionObserver = Arc<dyn Fn(ConnectionEvent) + Send + Sync>;
+
+/// How to open the pool, beside the database's URL.
+#[derive(Clone)]
+pub struct Options {
+    /// Connections in the pool; 0 picks a default for the backend.
+    pub pool_size: u32,
+    /// How long a checkout waits for a connection.
+    pub connect_timeout: Duration,
+    pub pooler: Pooler,
+    pub observer: Option<ConnectionObserver>,
+}
+
+impl Options {
+    pub fn new(pool_size: u32, connect_timeout: Duration, pooler: Pooler) -> Self {
+        Self {
+            pool_size,
+            connect_timeout,
+            pooler,
+            observer: None,
+        }
+    }
+}
+
 /// Opens connections of the configured backend only: the derived `establish` would try every
 /// backend in turn, and SQLite accepts almost any string as a file name.
-#[derive(Debug)]
 pub struct Manager {
     backend: Backend,
     address: String,
+    pooler: Pooler,
+    observer: Option<ConnectionObserver>,
+    /// The server the last new PostgreSQL connection reached.
+    server: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Manager {
+    /// The address may hold a password: only the backend and the pooler are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("backend", &self.backend)
+            .field("pooler", &self.pooler)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Server {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    server: String,
 }
 
 impl Manager {
+    fn new(backend: Backend, address: String, options: &Options) -> Self {
+        Self {
+            backend,
+            address,
+            pooler: options.pooler,
+            observer: options.observer.clone(),
+            server: Mutex::new(None),
+        }
+    }
+
+    fn event(&self, event: ConnectionEvent) {
+        if let Some(observe) = &self.observer {
+            observe(event);
+        }
+    }
+
+    /// Notes which server `conn` reached, and reports a change from the last one. A URL with
+    /// several hosts (`target_session_attrs=read-write`) reaches whichever is the primary.
+    fn note_server(&self, conn: &mut PgConnection) {
+        use diesel::RunQueryDsl;
+        let Ok(now) = diesel::sql_query(
+            "SELECT coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'local') AS server",
+        )
+        .get_result::<Server>(conn)
+        .map(|s| s.server) else {
+            return;
+        };
+        let before = self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(now.clone());
+        if let Some(from) = before.filter(|b| *b != now) {
+            tracing::warn!(%from, to = %now, "new database connections reach another server");
+            self.event(ConnectionEvent::ServerChanged { from, to: now });
+        }
+    }
+
+    fn check(conn: &mut Conn) -> Result<(), r2d2::Error> {
+        if conn.returned_at.elapsed() < RECENTLY_USED {
+            return match &mut conn.conn {
+                // Reads whatever the server sent since: nothing, normally. A server shutting
+                // down sends a FATAL message, which libpq takes as a notice, then closes the
+                // socket; the second read finds the end of the stream and fails.
+                AnyConnection::Postgresql(pg) => {
+                    for _ in 0..2 {
+                        if let Some(Err(e)) = pg.notifications_iter().next() {
+                            return Err(r2d2::Error::QueryError(e));
+                        }
+                    }
+                    Ok(())
+                }
+                AnyConnection::Sqlite(_) => Ok(()),
+            };
+        }
+        conn.conn
+            .batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
     fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match self.backend {
             Backend::Postgres => {
-                let conn =
+                let mut conn =
                     PgConnection::establish(&self.address).map_err(r2d2::Error::ConnectionError)?;
+                if self.pooler == Pooler::Transaction {
+                    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+                self.note_server(&mut conn);
                 Ok(AnyConnection::Postgresql(conn))
             }
             Backend::Sqlite => {
@@ -137,33 +272,23 @@ impl ManageConnection for Manager {
     /// non-blocking read instead of a round trip: under load, that is every checkout. Older
     /// ones run `SELECT 1`, which also finds a silently dropped network path.
     fn is_valid(&self, conn: &mut Conn) -> Result<(), r2d2::Error> {
-        if conn.returned_at.elapsed() < RECENTLY_USED {
-            return match &mut conn.conn {
-                // Reads whatever the server sent since: nothing, normally. A server shutting
-                // down sends a FATAL message, which libpq takes as a notice, then closes the
-                // socket; the second read finds the end of the stream and fails.
-                AnyConnection::Postgresql(pg) => {
-                    for _ in 0..2 {
-                        if let Some(Err(e)) = pg.notifications_iter().next() {
-                            return Err(r2d2::Error::QueryError(e));
-                        }
-                    }
-                    Ok(())
-                }
-                AnyConnection::Sqlite(_) => Ok(()),
-            };
+        let alive = Self::check(conn);
+        if alive.is_err() {
+            self.event(ConnectionEvent::Lost);
         }
-        conn.conn
-            .batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        alive
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.returned_at = Instant::now();
-        std::thread::panicking()
+        let broken = std::thread::panicking()
             || <<AnyConnection as Connection>::TransactionManager as TransactionManager<
                 AnyConnection,
-            >>::is_broken_transaction_manager(&mut conn.conn)
+            >>::is_broken_transaction_manager(&mut conn.conn);
+        if broken {
+            self.event(ConnectionEvent::Lost);
+        }
+        broken
     }
 }
 
@@ -178,29 +303,20 @@ pub enum Schema {
 }
 
 /// Opens the pool and applies pending migrations. Fails with one line naming the problem.
-pub fn connect_and_migrate(
-    url: &str,
-    pool_size: u32,
-    timeout: Duration,
-) -> anyhow::Result<(Pool, Backend)> {
-    open(url, pool_size, timeout, Schema::Migrate)
+pub fn connect_and_migrate(url: &str, options: &Options) -> anyhow::Result<(Pool, Backend)> {
+    open(url, options, Schema::Migrate)
 }
 
 /// Opens the pool; `schema` says what to do about pending migrations.
-pub fn open(
-    url: &str,
-    pool_size: u32,
-    timeout: Duration,
-    schema: Schema,
-) -> anyhow::Result<(Pool, Backend)> {
+pub fn open(url: &str, options: &Options, schema: Schema) -> anyhow::Result<(Pool, Backend)> {
     let (backend, address) = Backend::parse(url)?;
     create_sqlite_dir(backend, &address)?;
-    let size = match (pool_size, backend) {
+    let size = match (options.pool_size, backend) {
         (0, Backend::Postgres) => 10,
         (0, Backend::Sqlite) => 4,
         (n, _) => n,
     };
-    let manager = Manager { backend, address };
+    let manager = Manager::new(backend, address, options);
     // Fail fast with the real reason rather than r2d2's generic time-out.
     let mut first = manager
         .open()
@@ -226,7 +342,7 @@ pub fn open(
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
-        .connection_timeout(timeout)
+        .connection_timeout(options.connect_timeout)
         // See `Manager::is_valid`.
         .test_on_check_out(true)
         .build(manager)
@@ -249,35 +365,33 @@ pub fn pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
 }
 
 /// Connects to `url` once and applies pending migrations; returns the versions applied.
-pub fn migrate_url(url: &str) -> anyhow::Result<Vec<String>> {
+pub fn migrate_url(url: &str, pooler: Pooler) -> anyhow::Result<Vec<String>> {
     let (backend, address) = Backend::parse(url)?;
     create_sqlite_dir(backend, &address)?;
-    let mut conn = Manager { backend, address }
+    let options = Options::new(1, Duration::from_secs(5), pooler);
+    let mut conn = Manager::new(backend, address, &options)
         .open()
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     migrate(&mut conn)
 }
 
-/// Applies pending migrations; returns the versions applied. On PostgreSQL an advisory lock
-/// keeps two instances starting at once from running them twice.
+/// Applies pending migrations; returns the versions applied. On PostgreSQL they run in one
+/// transaction that first takes an advisory lock: two instances starting at once run them
+/// once, and a pooler that lends connections per transaction keeps the lock and the
+/// migrations on one server connection. A failed migration leaves none of them applied.
 pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
     let versions = |v: Vec<diesel::migration::MigrationVersion<'_>>| {
         v.iter().map(ToString::to_string).collect::<Vec<_>>()
     };
     let result = match conn {
         AnyConnection::Postgresql(c) => {
-            c.batch_execute(&format!(
-                "SELECT pg_advisory_lock({})",
-                advisory::MIGRATIONS
-            ))
-            .context("cannot lock the database for migrations")?;
-            let r = c.run_pending_migrations(PG_MIGRATIONS).map(versions);
-            c.batch_execute(&format!(
-                "SELECT pg_advisory_unlock({})",
-                advisory::MIGRATIONS
-            ))
-            .context("cannot unlock the database after migrations")?;
-            r
+            return c.transaction::<_, anyhow::Error, _>(|c| {
+                advisory::lock_pg(c, advisory::MIGRATIONS)
+                    .context("cannot lock the database for migrations")?;
+                c.run_pending_migrations(PG_MIGRATIONS)
+                    .map(versions)
+                    .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+            })
         }
         // BEGIN IMMEDIATE takes the write lock first: a second instance starting at the same
         // moment waits, then finds nothing pending (each migration becomes a savepoint).

@@ -469,8 +469,12 @@ fn compare(state: State, source: &TestDb, master_key: &str, case: &Case, now: Un
     // C: the one statement alone, as the token endpoint calls it.
     let settings = settings(&c);
     let master = settings.master_key(false).unwrap();
-    let (pool, _) =
-        tessera::store::connect_and_migrate(&c.url, 1, Duration::from_secs(10)).unwrap();
+    let options = tessera::store::Options {
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(10),
+        ..settings.database.options()
+    };
+    let (pool, _) = tessera::store::connect_and_migrate(&c.url, &options).unwrap();
     let secret_hash = case.secret.as_deref().map(|s| sha256_hex(s.as_bytes()));
     let tokens = settings.tokens.clone();
     let window = dpop::replay_window(tokens.dpop_max_age, tokens.dpop_clock_skew);

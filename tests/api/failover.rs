@@ -114,6 +114,7 @@ async fn a_promoted_standby_takes_over_and_nothing_acknowledged_is_lost() {
                 // An app retries a refresh that got no answer; the grace window covers the
                 // failover, so a rotation that committed unseen is answered again.
                 ("TESSERA_TOKENS__REUSE_GRACE", "30s"),
+                ("TESSERA_SERVER__METRICS_LISTEN", "127.0.0.1:0"),
             ],
         )
         .await,
@@ -204,6 +205,10 @@ async fn a_promoted_standby_takes_over_and_nothing_acknowledged_is_lost() {
     );
     let violations = crate::crash::check_invariants(&app).await;
     assert!(violations.iter().all(|v| *v == 0), "{violations:?}");
+    // The metrics saw it: connections lost with the primary, new ones on another server.
+    let metrics = crate::metrics::Metrics::scrape(&app).await;
+    assert!(metrics.get("tessera_db_connections_lost_total{}") >= 1.0);
+    assert!(metrics.get("tessera_db_server_changes_total{}") >= 1.0);
     println!(
         "failover: first successful refresh {back:?} after the promotion; {total} refreshes, {unavailable} answered 503"
     );

@@ -10,10 +10,10 @@ use crate::helpers::{both_backends, Db, TestApp};
 both_backends!(a_refresh_and_a_replay_move_the_right_counters);
 
 /// The samples of a scrape, keyed `name{label="value",…}` with labels in name order.
-struct Metrics(HashMap<String, f64>);
+pub(crate) struct Metrics(HashMap<String, f64>);
 
 impl Metrics {
-    async fn scrape(app: &TestApp) -> Metrics {
+    pub(crate) async fn scrape(app: &TestApp) -> Metrics {
         let url = app.metrics.as_deref().expect("metrics_listen was set");
         let res = reqwest::get(url).await.unwrap();
         assert_eq!(res.status(), 200);
@@ -44,7 +44,7 @@ impl Metrics {
         Metrics(samples)
     }
 
-    fn get(&self, key: &str) -> f64 {
+    pub(crate) fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }
 
@@ -78,6 +78,10 @@ async fn a_refresh_and_a_replay_move_the_right_counters(db: Db) {
         assert!(before.has(key), "{key} missing");
     }
     assert!(before.get("tessera_password_hash_slots{}") >= 1.0);
+    // Nothing failed over.
+    assert!(before.has("tessera_db_server_changes_total{}"));
+    assert_eq!(before.get("tessera_db_server_changes_total{}"), 0.0);
+    assert_eq!(before.get("tessera_db_connections_lost_total{}"), 0.0);
     assert_eq!(before.get("tessera_password_hash_slots_in_use{}"), 0.0);
 
     let tokens = app.password_grant((&id, &secret), "alice").await;

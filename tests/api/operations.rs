@@ -371,3 +371,96 @@ async fn sigterm_lets_accepted_requests_finish_then_exits_0() {
         exited - signalled
     );
 }
+
+/// With `server.drain`, SIGTERM first turns `/readyz` to 503 while every request is still
+/// served, new connections included, so that a load balancer takes the instance out before it
+/// stops accepting; then the server stops as without it. A second signal cuts the drain short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_a_drain_turns_readyz_away_first_and_keeps_serving() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let server = Binary::start(&app, &[("TESSERA_SERVER__DRAIN", "2s")]).await;
+    // A new connection per request: what is served during the drain is not only what was
+    // already connected.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let readyz = |http: reqwest::Client, base: String| async move {
+        let res = http.get(format!("{base}/readyz")).send().await?;
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    };
+    assert_eq!(
+        readyz(http.clone(), server.base.clone()).await.unwrap().0,
+        200
+    );
+    let grant = |http: reqwest::Client, base: String| {
+        let (id, secret) = (id.clone(), secret.clone());
+        async move {
+            http.post(format!("{base}/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = readyz(http.clone(), server.base.clone()).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "shutting down");
+    let mut served = 0;
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(grant(http.clone(), server.base.clone()).await.unwrap(), 200);
+        served += 1;
+    }
+    assert!(served >= 3, "{served} grants during the drain");
+    let base = server.base.clone();
+    let mut server = server;
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, signalled.elapsed(), server.lines())
+    });
+    let (status, after, log) = exit.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{log:#?}");
+    assert!(
+        after >= Duration::from_secs(2),
+        "stopped before the drain ended: {after:?}"
+    );
+    assert!(
+        grant(http.clone(), base).await.is_err(),
+        "served after the stop"
+    );
+
+    // A second signal ends the drain at once.
+    let server = Binary::start(&app, &[("TESSERA_SERVER__DRAIN", "60s")]).await;
+    let signalled = Instant::now();
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        readyz(http.clone(), server.base.clone()).await.unwrap().0,
+        503
+    );
+    server.signal("INT");
+    let mut server = server;
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "the second signal did not end the drain: {:?}",
+        signalled.elapsed()
+    );
+}

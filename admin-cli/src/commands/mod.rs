@@ -141,12 +141,11 @@ impl Context {
     pub fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
         if self.conn.is_none() {
             let db = &self.settings.database;
-            let (pool, _) = store::open(
-                db.url.expose(),
-                1,
-                db.connect_timeout,
-                store::Schema::RequireCurrent,
-            )?;
+            let options = store::Options {
+                pool_size: 1,
+                ..db.options()
+            };
+            let (pool, _) = store::open(db.url.expose(), &options, store::Schema::RequireCurrent)?;
             self.conn = Some(pool.get().context("database unreachable")?);
         }
         match self.conn.as_mut() {

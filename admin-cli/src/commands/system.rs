@@ -18,7 +18,8 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 }
 
 pub fn migrate(ctx: &Context) -> anyhow::Result<()> {
-    let applied = store::migrate_url(ctx.settings.database.url.expose())?;
+    let db = &ctx.settings.database;
+    let applied = store::migrate_url(db.url.expose(), db.pooler)?;
     #[derive(Serialize)]
     struct Migrated {
         applied: Vec<String>,

@@ -1,3 +1,5 @@
+use std::sync::atomic::Ordering;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
@@ -11,6 +13,12 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: 200 when the database answers and a signing key is loaded, else 503, so that a
 /// load balancer sends requests elsewhere until this instance can serve them.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::RETRY_AFTER, "1"))
+            .json(serde_json::json!({"status": "unavailable", "reason": "shutting down"}));
+    }
     match state.blocking(|s| s.operations.readiness()).await {
         Ok(kid) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -172,8 +172,10 @@ impl Drop for TestDb {
 }
 
 /// Environment for a server or CLI on `db_url`: fast Argon2 and a fixed master key.
+/// On PostgreSQL, `database.pooler` is `TESSERA_TEST_POSTGRES_POOLER` when set: the suite then
+/// runs through a pooler (`tests/scale/pgbouncer.sh`).
 pub fn test_env(db_url: &str, master_key: &str) -> Vec<(String, String)> {
-    [
+    let mut env: Vec<(String, String)> = [
         ("TESSERA_SERVER__LISTEN", "127.0.0.1:0"),
         ("TESSERA_SERVER__ISSUER", "http://tessera.test"),
         ("TESSERA_DATABASE__URL", db_url),
@@ -183,7 +185,13 @@ pub fn test_env(db_url: &str, master_key: &str) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    .collect();
+    if db_url.starts_with("postgres") {
+        if let Ok(pooler) = std::env::var("TESSERA_TEST_POSTGRES_POOLER") {
+            env.push(("TESSERA_DATABASE__POOLER".to_owned(), pooler));
+        }
+    }
+    env
 }
 
 pub struct TestApp {
@@ -271,10 +279,13 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{port}");
         let metrics = metrics_port.map(|port| format!("http://127.0.0.1:{port}/metrics"));
         let url = db_url.to_owned();
+        let options = store::Options {
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(10),
+            ..settings.database.options()
+        };
         let pool = tokio::task::spawn_blocking(move || {
-            store::connect_and_migrate(&url, 2, Duration::from_secs(10))
-                .unwrap()
-                .0
+            store::connect_and_migrate(&url, &options).unwrap().0
         })
         .await
         .unwrap();
