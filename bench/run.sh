@@ -143,8 +143,19 @@ psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS tessera_pgbench WITH (FORCE)"
 pgbench -q -i -s 1 "$pg/tessera_pgbench" >/dev/null 2>&1
 pgbench_tps() { pgbench -N -c $conns -j $threads -T "$secs" "$pg/tessera_pgbench" 2>/dev/null | awk '/^tps/ {print $3; exit}'; }
 limit() { "$bin/examples/bench_limits" "$1" "$secs"; }
+# What a rotation costs the database and the machine (docs/scaling.md): WAL records, bytes and
+# flushes (pg_stat_wal), and CPU time (clock ticks) of the server and of every PostgreSQL process.
+counters() {
+    local wal server_cpu pg_cpu
+    wal=$(psql -tA "$pg/postgres" -c "SELECT wal_records || ' ' || wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
+    server_cpu=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    pg_cpu=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" {s += $14 + $15} END {print s + 0}')
+    echo "$wal $server_cpu $pg_cpu"
+}
 pg_before=$(pgbench_tps)
+costs_before=$(counters)
 BENCH_PATH=/token;    rotation=$(run rotation rotate.lua BENCH_TOKENS="$work/tokens" BENCH_BASIC="$basic")
+costs_after=$(counters)
 pg_after=$(pgbench_tps)
 # Through PgBouncer, between two direct runs on families of their own: the ratio is to their mean.
 BENCH_BASE=$pooled_base BENCH_PATH=/token; pooled=$(run rotation_pooled rotate.lua BENCH_TOKENS="$work/tokens-pooled" BENCH_BASIC="$basic")
@@ -170,6 +181,14 @@ r = {k: json.loads(v) for k, v in {
     "rotation": '''$rotation''', "rotation_pooled": '''$pooled''', "rotation_direct2": '''$direct2''', "dpop_rotation": '''$dpop''', "password": '''$password''', "client_credentials": '''$ccred''',
     "userinfo": '''$userinfo''', "healthz": '''$healthz'''}.items()}
 limits = json.loads('''$es256''')
+c0 = [float(x) for x in "$costs_before".split()]
+c1 = [float(x) for x in "$costs_after".split()]
+ticks = os.sysconf("SC_CLK_TCK")
+n = r["rotation"]["requests"]
+cost = {
+    "wal_records": (c1[0] - c0[0]) / n, "wal_bytes": (c1[1] - c0[1]) / n, "wal_syncs": (c1[2] - c0[2]) / n,
+    "server_cpu_ms": (c1[3] - c0[3]) / ticks * 1000 / n, "postgres_cpu_ms": (c1[4] - c0[4]) / ticks * 1000 / n,
+}
 argon = [json.loads(t)["argon2id_verify_per_s"] for t in ('''$argon_before''', '''$argon_after''')]
 limits["argon2id_verify_per_s"] = sum(argon) / 2
 pgb = [float("$pg_before"), float("$pg_after")]
@@ -212,6 +231,9 @@ lines += [
     f"- Rotation p99 {r['rotation']['p99_ms']:.2f} ms (target ≤ 20 ms at 16 connections).",
     f"- Rotation direct, before and after the run through PgBouncer (the table's limit is the mean): {r['rotation']['rps']:.0f} and {r['rotation_direct2']['rps']:.0f} req/s; through PgBouncer p99 {r['rotation_pooled']['p99_ms']:.2f} ms.",
     f"- Peak RSS of the server through the run: {int('$rss_kib')/1024:.1f} MiB (target ≤ 100 MiB).",
+    f"- Per rotation (direct, {n} rotations): {cost['wal_records']:.1f} WAL records, {cost['wal_bytes']:.0f} WAL bytes, "
+    f"{cost['wal_syncs']:.2f} WAL flushes; CPU {cost['server_cpu_ms']:.3f} ms in the server and {cost['postgres_cpu_ms']:.3f} ms in PostgreSQL "
+    f"(so one core rotates {1000 / cost['server_cpu_ms']:.0f}/s in the server or {1000 / cost['postgres_cpu_ms']:.0f}/s in PostgreSQL).",
     f"- Start-up to ready on an existing database: $startup_ms ms (target ≤ 300 ms).",
     f"- Raw ES256 on {limits['cores']} cores: {limits['es256_sign_per_s']:.0f} signatures/s, {limits['es256_verify_per_s']:.0f} verifications/s.",
 ]

@@ -17,6 +17,8 @@ pub mod advisory {
     pub const SIGNING_KEYS: i64 = 7365726102;
     /// Held by each pruning batch's transaction: one instance prunes at a time.
     pub const PRUNING: i64 = 7365726103;
+    /// Held by the transaction that creates the rotation's function.
+    pub const ROTATION_FUNCTION: i64 = 7365726104;
 
     /// Takes the transaction-level advisory lock `id` (PostgreSQL); SQLite's one writer at a
     /// time (`BEGIN IMMEDIATE`) already serialises.
@@ -45,8 +47,8 @@ pub fn one_line(s: &str) -> String {
 }
 
 pub use pool::{
-    connect_and_migrate, migrate_url, open, AnyConnection, Backend, ConnectionEvent,
-    ConnectionObserver, Options, Pool, PooledConn, Pooler, Schema,
+    connect_and_migrate, connection_limits, migrate_url, open, pool_size, AnyConnection, Backend,
+    ConnectionEvent, ConnectionObserver, Options, Pool, PooledConn, Pooler, Schema,
 };
 
 /// Runs `$body` with `$c` bound to the backend's own connection, for the statements diesel

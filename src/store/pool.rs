@@ -311,11 +311,7 @@ pub fn connect_and_migrate(url: &str, options: &Options) -> anyhow::Result<(Pool
 pub fn open(url: &str, options: &Options, schema: Schema) -> anyhow::Result<(Pool, Backend)> {
     let (backend, address) = Backend::parse(url)?;
     create_sqlite_dir(backend, &address)?;
-    let size = match (options.pool_size, backend) {
-        (0, Backend::Postgres) => 10,
-        (0, Backend::Sqlite) => 4,
-        (n, _) => n,
-    };
+    let size = pool_size(backend, options.pool_size);
     let manager = Manager::new(backend, address, options);
     // Fail fast with the real reason rather than r2d2's generic time-out.
     let mut first = manager
@@ -326,6 +322,10 @@ pub fn open(url: &str, options: &Options, schema: Schema) -> anyhow::Result<(Poo
             let applied = migrate(&mut first)?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "applied database migrations");
+            }
+            if let AnyConnection::Postgresql(pg) = &mut first {
+                crate::store::rotation::install(pg)
+                    .map_err(|e| anyhow::anyhow!("cannot create the rotation's function: {e}"))?;
             }
         }
         Schema::RequireCurrent => {
@@ -348,6 +348,37 @@ pub fn open(url: &str, options: &Options, schema: Schema) -> anyhow::Result<(Poo
         .build(manager)
         .map_err(|e| anyhow::anyhow!("database unreachable: {}", one_line(&e.to_string())))?;
     Ok((pool, backend))
+}
+
+/// The pool's size for `configured` (`database.pool_size`): 0 picks the backend's default.
+pub fn pool_size(backend: Backend, configured: u32) -> u32 {
+    match (configured, backend) {
+        (0, Backend::Postgres) => 10,
+        (0, Backend::Sqlite) => 4,
+        (n, _) => n,
+    }
+}
+
+/// How many connections a PostgreSQL server takes, and how many of them it keeps for
+/// superusers; `None` on SQLite.
+pub fn connection_limits(conn: &mut AnyConnection) -> diesel::QueryResult<Option<(i64, i64)>> {
+    #[derive(diesel::QueryableByName)]
+    struct Limits {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        max: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        reserved: i64,
+    }
+    use diesel::RunQueryDsl;
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(None);
+    };
+    let l: Limits = diesel::sql_query(
+        "SELECT current_setting('max_connections')::bigint AS max, \
+                current_setting('superuser_reserved_connections')::bigint AS reserved",
+    )
+    .get_result(pg)?;
+    Ok(Some((l.max, l.reserved)))
 }
 
 /// Versions of the migrations not yet applied.

@@ -78,36 +78,190 @@ impl OneStatementRotation<'_> {
         let AnyConnection::Postgresql(conn) = conn else {
             return Ok(None);
         };
-        let now = self.now;
+        let function = match FUNCTION.get() {
+            Some(f) => f,
+            None => install(conn)?,
+        };
+        let call = || self.statement(Some(&function.name));
+        match call().get_result::<TokenFamily>(conn).optional() {
+            // Dropped since this process installed it (or installed elsewhere): again.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains(&function.name)
+                    && info.message().contains("does not exist") =>
+            {
+                create(conn, function)?;
+                call().get_result::<TokenFamily>(conn).optional()
+            }
+            other => other,
+        }
+    }
+
+    /// The statement, or its function's call (`call`: the function's name).
+    fn statement<'s>(&'s self, call: Option<&'s str>) -> Statement<'s> {
         let proof = self.proof;
         Statement {
             rotation: self,
-            family_live: family_live(now),
-            token_live: token_live(now),
+            family_live: family_live(self.now),
+            token_live: token_live(self.now),
             jkt: proof.map(|p| p.jkt),
             proof_id: proof.map(|p| p.seen.id.as_str()),
             proof_expires_at: proof.map(|p| p.seen.expires_at),
+            call,
+            types: None,
         }
-        .get_result::<TokenFamily>(conn)
-        .optional()
     }
+}
+
+/// The statement as a PL/pgSQL function, which PostgreSQL plans once per server connection
+/// and keeps the plan of. Called with an unnamed statement, it needs nothing kept on the
+/// client's side of the connection: a pooler in transaction mode (which allows no named
+/// prepared statements) can lend a different server connection to each call, and rotation is
+/// not planned anew on each (planning was half of the database's time per rotation).
+///
+/// Its body is the statement as this code writes it; its name ends with a hash of its
+/// definition, so that instances of two versions side by side (a rolling upgrade) each call
+/// their own.
+pub struct Function {
+    pub name: String,
+    definition: String,
+}
+
+static FUNCTION: std::sync::OnceLock<Function> = std::sync::OnceLock::new();
+
+/// The function's definition, written from the statement: its parameters are the
+/// statement's binds, in order, and its result the rows the statement returns.
+fn definition() -> QueryResult<Function> {
+    use diesel::pg::{Pg, PgQueryBuilder};
+    use diesel::query_builder::{QueryBuilder, QueryFragment};
+    let (id, client, successor) = (
+        TokenId::new(String::new()),
+        ClientId::new(String::new()),
+        TokenId::new(String::new()),
+    );
+    let sample = OneStatementRotation {
+        id: &id,
+        hash: "",
+        client_id: &client,
+        client_secret_hash: None,
+        successor: &successor,
+        successor_hash: "",
+        now: UnixMs::from_millis(0),
+        idle_expiry: UnixMs::from_millis(0),
+        client_ip: None,
+        user_agent: None,
+        proof: None,
+    };
+    let types = std::cell::RefCell::new(Vec::new());
+    let statement = Statement {
+        types: Some(&types),
+        ..sample.statement(None)
+    };
+    let mut sql = PgQueryBuilder::default();
+    statement.to_sql(&mut sql, &Pg)?;
+    let body = sql.finish();
+    let types = types.into_inner();
+    let n = types.len();
+    if !body.contains(&format!("${n}")) || body.contains(&format!("${}", n + 1)) {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("the rotation statement's {n} parameter types do not match its binds").into(),
+        ));
+    }
+    let params = types.join(", ");
+    let signature = format!(
+        "({params}) RETURNS TABLE (id text, client_id text, user_id text, scope text, \
+         auth_method text, created_at bigint, expires_at bigint, revoked_at bigint, \
+         revoked_reason text, resources text, auth_time bigint, sid text, dpop_jkt text, \
+         amr text) LANGUAGE plpgsql VOLATILE AS $rotation$\n\
+         #variable_conflict use_column\nBEGIN\n  RETURN QUERY {body};\nEND\n$rotation$"
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, signature.as_bytes());
+    let hash: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = format!("tessera_rotate_{hash}");
+    Ok(Function {
+        definition: format!("CREATE FUNCTION {name}{signature}"),
+        name,
+    })
+}
+
+/// Creates the function in this database unless it is there, and remembers its name.
+pub fn install(conn: &mut diesel::PgConnection) -> QueryResult<&'static Function> {
+    let function = match FUNCTION.get() {
+        Some(f) => f,
+        None => {
+            let f = definition()?;
+            FUNCTION.get_or_init(|| f)
+        }
+    };
+    create(conn, function)?;
+    Ok(function)
+}
+
+/// Creates `function` unless it exists; instances starting at once create it once.
+fn create(conn: &mut diesel::PgConnection, function: &Function) -> QueryResult<()> {
+    use diesel::Connection;
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let exists = |conn: &mut diesel::PgConnection| {
+        diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc \
+              WHERE proname = $1 AND pronamespace = current_schema()::regnamespace) AS exists",
+        )
+        .bind::<diesel::sql_types::Text, _>(&function.name)
+        .get_result::<Exists>(conn)
+        .map(|e| e.exists)
+    };
+    if exists(conn)? {
+        return Ok(());
+    }
+    conn.transaction(|conn| {
+        crate::store::advisory::lock_pg(conn, crate::store::advisory::ROTATION_FUNCTION)?;
+        if !exists(conn)? {
+            diesel::sql_query(&function.definition).execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// The statement, with the liveness rules as the store's other queries state them: the same
 /// expressions render into its SQL.
 struct Statement<'a> {
-    rotation: OneStatementRotation<'a>,
+    rotation: &'a OneStatementRotation<'a>,
     family_live: FamilyLive,
     token_live: TokenLive,
     /// The proof's, when the request came with one: its key's thumbprint, its record.
     jkt: Option<&'a str>,
     proof_id: Option<&'a str>,
     proof_expires_at: Option<UnixMs>,
+    /// The function's name, to write its call instead of the statement.
+    call: Option<&'a str>,
+    /// Where writing the statement records its parameters' types, for the function.
+    types: Option<&'a std::cell::RefCell<Vec<&'static str>>>,
 }
 
+/// A bind's type as a function parameter.
+trait ParamType {
+    const NAME: &'static str;
+}
+impl ParamType for diesel::sql_types::Text {
+    const NAME: &'static str = "text";
+}
+impl ParamType for diesel::sql_types::BigInt {
+    const NAME: &'static str = "bigint";
+}
+impl<T: ParamType + diesel::sql_types::SqlType> ParamType for diesel::sql_types::Nullable<T> {
+    const NAME: &'static str = T::NAME;
+}
+
+/// Prepared statements are kept by their SQL: the statement and its function's call differ.
 impl diesel::query_builder::QueryId for Statement<'_> {
-    type QueryId = Statement<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl diesel::query_builder::Query for Statement<'_> {
@@ -123,50 +277,94 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
     ) -> diesel::QueryResult<()> {
         use diesel::sql_types::{BigInt, Nullable, Text};
         let r = &self.rotation;
+        // As a call of the function that holds the statement (`call`), only the binds are
+        // written, in the same order, separated by commas.
+        let call = self.call;
+        let mut first = true;
+        if let Some(name) = call {
+            out.push_sql("SELECT * FROM ");
+            out.push_identifier(name)?;
+            out.push_sql("(");
+        }
+        macro_rules! sql {
+            ($s:expr $(,)?) => {
+                if call.is_none() {
+                    out.push_sql($s);
+                }
+            };
+        }
+        macro_rules! bind {
+            ($t:ty, $v:expr) => {{
+                if call.is_some() && !std::mem::take(&mut first) {
+                    out.push_sql(", ");
+                }
+                if let Some(types) = self.types {
+                    types.borrow_mut().push(<$t as ParamType>::NAME);
+                }
+                out.push_bind_param::<$t, _>($v)?;
+            }};
+        }
         // The SQL is in pieces between the binds; each bind is one `$n`. The tables the
         // liveness expressions name (`token_families`, `refresh_tokens`) are not aliased.
-        out.push_sql(
+        sql!(
             "WITH family AS ( \
                SELECT token_families.* FROM token_families \
                 WHERE token_families.id = (SELECT family_id FROM refresh_tokens WHERE id = ",
         );
-        out.push_bind_param::<Text, _>(&r.id)?;
+        bind!(Text, &r.id);
         // A subquery, not a join: a join let the generic plan start from every family of
         // the client.
-        out.push_sql(") AND token_families.client_id = ");
-        out.push_bind_param::<Text, _>(&r.client_id)?;
-        out.push_sql(
+        sql!(") AND token_families.client_id = ");
+        bind!(Text, &r.client_id);
+        sql!(
             " AND EXISTS (SELECT 1 FROM clients AS c WHERE c.id = token_families.client_id \
                  AND c.disabled_at IS NULL \
                  AND position(' refresh_token ' IN ' ' || c.grant_types || ' ') > 0 \
                  AND (NOT c.require_dpop OR ",
         );
-        out.push_bind_param::<Nullable<Text>, _>(&self.jkt)?;
-        out.push_sql(
+        bind!(Nullable<Text>, &self.jkt);
+        sql!(
             " IS NOT NULL) \
                  AND (token_families.dpop_jkt IS NULL OR c.secret_hash IS NOT NULL \
                       OR token_families.dpop_jkt = ",
         );
-        out.push_bind_param::<Nullable<Text>, _>(&self.jkt)?;
-        out.push_sql(") AND c.secret_hash IS NOT DISTINCT FROM ");
-        out.push_bind_param::<Nullable<Text>, _>(&r.client_secret_hash)?;
-        out.push_sql(") AND ");
-        self.family_live.walk_ast(out.reborrow())?;
-        out.push_sql(
+        bind!(Nullable<Text>, &self.jkt);
+        sql!(") AND c.secret_hash IS NOT DISTINCT FROM ");
+        bind!(Nullable<Text>, &r.client_secret_hash);
+        sql!(") AND ");
+        // The liveness rules bind "now", once each.
+        match call {
+            None => {
+                self.family_live.walk_ast(out.reborrow())?;
+                if let Some(types) = self.types {
+                    types.borrow_mut().push(<BigInt as ParamType>::NAME);
+                }
+            }
+            Some(_) => bind!(BigInt, &r.now),
+        }
+        sql!(
             " FOR SHARE OF token_families \
              ), old AS ( \
                UPDATE refresh_tokens SET rotated_at = ",
         );
-        out.push_bind_param::<BigInt, _>(&r.now)?;
-        out.push_sql(", replaced_by = ");
-        out.push_bind_param::<Text, _>(&r.successor)?;
-        out.push_sql(" FROM family AS f, users AS u WHERE refresh_tokens.id = ");
-        out.push_bind_param::<Text, _>(&r.id)?;
-        out.push_sql(" AND refresh_tokens.token_hash = ");
-        out.push_bind_param::<Text, _>(&r.hash)?;
-        out.push_sql(" AND ");
-        self.token_live.walk_ast(out.reborrow())?;
-        out.push_sql(
+        bind!(BigInt, &r.now);
+        sql!(", replaced_by = ");
+        bind!(Text, &r.successor);
+        sql!(" FROM family AS f, users AS u WHERE refresh_tokens.id = ");
+        bind!(Text, &r.id);
+        sql!(" AND refresh_tokens.token_hash = ");
+        bind!(Text, &r.hash);
+        sql!(" AND ");
+        match call {
+            None => {
+                self.token_live.walk_ast(out.reborrow())?;
+                if let Some(types) = self.types {
+                    types.borrow_mut().push(<BigInt as ParamType>::NAME);
+                }
+            }
+            Some(_) => bind!(BigInt, &r.now),
+        }
+        sql!(
             " AND refresh_tokens.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \
                          f.expires_at, f.revoked_at, f.revoked_reason, f.resources, \
@@ -176,30 +374,33 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
                                            expires_at, client_ip, user_agent) \
                SELECT ",
         );
-        out.push_bind_param::<Text, _>(&r.successor)?;
-        out.push_sql(", old.id, ");
-        out.push_bind_param::<Text, _>(&r.id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&r.successor_hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&r.now)?;
-        out.push_sql(", LEAST(");
-        out.push_bind_param::<BigInt, _>(&r.idle_expiry)?;
-        out.push_sql(", old.expires_at), ");
-        out.push_bind_param::<Nullable<Text>, _>(&r.client_ip)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?;
-        out.push_sql(
+        bind!(Text, &r.successor);
+        sql!(", old.id, ");
+        bind!(Text, &r.id);
+        sql!(", ");
+        bind!(Text, &r.successor_hash);
+        sql!(", ");
+        bind!(BigInt, &r.now);
+        sql!(", LEAST(");
+        bind!(BigInt, &r.idle_expiry);
+        sql!(", old.expires_at), ");
+        bind!(Nullable<Text>, &r.client_ip);
+        sql!(", ");
+        bind!(Nullable<Text>, &r.user_agent);
+        sql!(
             " FROM old \
              ), proof AS ( \
                INSERT INTO dpop_proofs (id, expires_at) SELECT ",
         );
-        out.push_bind_param::<Nullable<Text>, _>(&self.proof_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.proof_expires_at)?;
-        out.push_sql(" FROM old WHERE ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.proof_id)?;
-        out.push_sql(" IS NOT NULL) SELECT * FROM old");
+        bind!(Nullable<Text>, &self.proof_id);
+        sql!(", ");
+        bind!(Nullable<BigInt>, &self.proof_expires_at);
+        sql!(" FROM old WHERE ");
+        bind!(Nullable<Text>, &self.proof_id);
+        sql!(" IS NOT NULL) SELECT * FROM old");
+        if call.is_some() {
+            out.push_sql(")");
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use tessera::domain::crypto::{check_private, MasterKeyError};
 use tessera::domain::keys::{self, KeyState};
 use tessera::domain::origin::Origin;
 use tessera::settings::{compact_duration as human, SecondFactorPolicy, Settings};
-use tessera::store::models::StoredKey;
+use tessera::store::{self, models::StoredKey};
 
 use super::Context;
 use crate::output::{emit, Table};
@@ -57,10 +57,23 @@ struct Report<'a> {
 const DAY: Duration = Duration::from_secs(86_400);
 const CONFIG: &str = "tessera.toml (or its TESSERA_<SECTION>__<KEY> variable)";
 
-pub fn run(ctx: &mut Context, strict: bool, unused_after: Duration) -> anyhow::Result<()> {
+pub fn run(
+    ctx: &mut Context,
+    strict: bool,
+    unused_after: Duration,
+    instances: u32,
+) -> anyhow::Result<()> {
     let now = ctx.clock.now();
     let mut findings = configuration(ctx);
+    let pool_size = ctx.settings.database.pool_size;
+    let pooler = ctx.settings.database.pooler;
     let conn = ctx.conn()?;
+    findings.extend(connections_finding(
+        store::connection_limits(conn)?,
+        pool_size,
+        pooler,
+        instances,
+    ));
     let clients = client::list(conn)?;
     let stored_keys = StoredKey::all(conn)?;
     findings.extend(clients_findings(ctx, &clients, now, unused_after));
@@ -129,7 +142,75 @@ fn configuration(ctx: &Context) -> Vec<Finding> {
     findings.extend(inline_master_key(s));
     findings.extend(wide_trusted_proxies(s));
     findings.extend(metrics_exposed(s));
+    findings.extend(multi_host_without_read_write(s));
     findings
+}
+
+/// A database URL with several hosts that does not ask for the one that takes writes: after a
+/// failover, connections may land on a standby, where every write fails.
+fn multi_host_without_read_write(s: &Settings) -> Option<Finding> {
+    // A multi-host URL is not one a URL parser takes (`h1:5432,h2:5432` is no port): libpq
+    // takes the hosts from the authority or from `host=` parameters.
+    let url = s.database.url.expose();
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or("");
+    let mut hosts = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .count();
+    let mut attrs = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "host" | "hostaddr" => hosts = hosts.max(v.split(',').count()),
+            "target_session_attrs" => attrs = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let writable = matches!(attrs.as_deref(), Some("read-write" | "primary"));
+    (hosts > 1 && !writable).then(|| Finding {
+        check: "multi_host_without_read_write",
+        severity: Severity::Warning,
+        rule: "Tessera: database.url (libpq target_session_attrs)",
+        message: format!(
+            "database.url names {hosts} hosts but not target_session_attrs=read-write{}: connections go to the first host that answers, and after a failover that may be a standby, where every sign-in and refresh fails",
+            attrs.map(|a| format!(" (it says {a})")).unwrap_or_default()
+        ),
+        fix: "add target_session_attrs=read-write to database.url, e.g. postgres://user@db1:5432,db2:5432/tessera?target_session_attrs=read-write".to_owned(),
+    })
+}
+
+/// Without a pooler in transaction mode, every instance's pool holds its own server
+/// connections: the pools together must fit under the server's `max_connections`.
+fn connections_finding(
+    limits: Option<(i64, i64)>,
+    pool_size: u32,
+    pooler: store::Pooler,
+    instances: u32,
+) -> Option<Finding> {
+    let (max, reserved) = limits?;
+    if pooler == store::Pooler::Transaction {
+        return None;
+    }
+    let per_instance = i64::from(store::pool_size(store::Backend::Postgres, pool_size));
+    let needed = per_instance * i64::from(instances);
+    let available = max - reserved;
+    (needed > available).then(|| Finding {
+        check: "pools_exceed_max_connections",
+        severity: Severity::Warning,
+        rule: "Tessera: database.pool_size, database.pooler",
+        message: format!(
+            "{instances} instances × {per_instance} connections each = {needed}, more than the {available} PostgreSQL gives (max_connections {max}, {reserved} kept for superusers): when all are busy, the last instances to connect get no connection and answer 503"
+        ),
+        fix: format!(
+            "put PgBouncer in pool_mode = transaction in front of PostgreSQL and set database.pooler = \"transaction\", or set database.pool_size to at most {} (see README: Deploying), or raise max_connections",
+            (available / i64::from(instances.max(1))).max(1)
+        ),
+    })
 }
 
 /// A master key written into a configuration file that other users can read.

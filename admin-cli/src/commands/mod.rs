@@ -86,6 +86,9 @@ pub enum Command {
         /// A client that got no token for this long is reported
         #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_duration)]
         unused_after: std::time::Duration,
+        /// How many server instances share the database, for the connection check
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        instances: u32,
     },
     /// Apply database migrations without starting the server
     Migrate,
@@ -188,7 +191,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor {
             strict,
             unused_after,
-        } => doctor::run(&mut context()?, strict, unused_after),
+            instances,
+        } => doctor::run(&mut context()?, strict, unused_after, instances),
         Command::Migrate => system::migrate(&context()?),
         Command::Config(cmd) => system::config(&context()?, cmd),
         Command::Completions { shell } => system::completions(shell),

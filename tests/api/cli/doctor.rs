@@ -204,10 +204,12 @@ fn env(app: &TestApp, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn doctor(env: Vec<(String, String)>, strict: bool) -> (Output, Value) {
+    doctor_with(env, if strict { &["--strict"] } else { &[] }).await
+}
+
+async fn doctor_with(env: Vec<(String, String)>, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["doctor".to_owned(), "-o".to_owned(), "json".to_owned()];
-    if strict {
-        args.push("--strict".to_owned());
-    }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let out = tokio::task::spawn_blocking(move || run_admin(&env, &args, None))
         .await
         .unwrap();
@@ -557,4 +559,89 @@ async fn a_client_in_use_is_not_unused(db: Db) {
     let (out, report) = doctor(env(&app, &[]), true).await;
     assert_eq!(checks(&report), Vec::<String>::new(), "{report:#}");
     assert!(out.status.success());
+}
+
+/// Where the database is: a URL with two hosts that does not ask for the writable one, and
+/// instances whose pools together take more connections than PostgreSQL gives, without a
+/// pooler. Each is a finding, and each fix it prints makes it go away.
+#[tokio::test]
+async fn the_database_topology_is_checked() {
+    if crate::helpers::postgres_url().is_none() {
+        crate::helpers::skipped(
+            "cli::doctor::the_database_topology_is_checked",
+            "TESSERA_TEST_POSTGRES_URL is not set",
+        );
+        return;
+    }
+    let app = TestApp::spawn(Db::Postgres).await;
+    // The same server named twice, so that the CLI still connects.
+    let one = url::Url::parse(&app.db_url).unwrap();
+    let host = format!("{}:{}", one.host_str().unwrap(), one.port().unwrap_or(5432));
+    let two = format!("postgres://{}@{host},{host}{}", one.username(), one.path());
+    let (_, f) = only_finding(
+        &app,
+        &[("TESSERA_DATABASE__URL", &two)],
+        "multi_host_without_read_write",
+        "warning",
+    )
+    .await;
+    assert!(f["message"].as_str().unwrap().contains("2 hosts"), "{f}");
+    let any = format!("{two}?target_session_attrs=any");
+    let (_, f) = only_finding(
+        &app,
+        &[("TESSERA_DATABASE__URL", &any)],
+        "multi_host_without_read_write",
+        "warning",
+    )
+    .await;
+    assert!(
+        f["message"].as_str().unwrap().contains("(it says any)"),
+        "{f}"
+    );
+    let fixed = format!("{two}?target_session_attrs=read-write");
+    let (out, report) = doctor(env(&app, &[("TESSERA_DATABASE__URL", &fixed)]), true).await;
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(checks(&report), Vec::<String>::new());
+
+    // Pools of 10 (the default) on more instances than max_connections has room for.
+    let max: i64 = {
+        let mut conn = app.pool.get().unwrap();
+        tessera::store::connection_limits(&mut conn)
+            .unwrap()
+            .map(|(max, reserved)| max - reserved)
+            .unwrap()
+    };
+    let instances = (max / 10 + 1).to_string();
+    let args = ["--instances", instances.as_str()];
+    let (_, report) = doctor_with(env(&app, &[]), &args).await;
+    assert_eq!(checks(&report), vec!["pools_exceed_max_connections"]);
+    let f = finding(&report, "pools_exceed_max_connections");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{instances} instances × 10 connections each")),
+        "{f}"
+    );
+    // One instance fits; so do many behind a pooler in transaction mode, or smaller pools.
+    let (_, report) = doctor_with(env(&app, &[]), &["--instances", "1"]).await;
+    assert_eq!(checks(&report), Vec::<String>::new());
+    let (_, report) = doctor_with(
+        env(&app, &[("TESSERA_DATABASE__POOLER", "transaction")]),
+        &args,
+    )
+    .await;
+    assert_eq!(checks(&report), Vec::<String>::new());
+    let fix = f["fix"].as_str().unwrap();
+    let smaller = fix
+        .split("database.pool_size to at most ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no pool size in the fix: {fix}"));
+    let (_, report) = doctor_with(
+        env(&app, &[("TESSERA_DATABASE__POOL_SIZE", smaller)]),
+        &args,
+    )
+    .await;
+    assert_eq!(checks(&report), Vec::<String>::new(), "{report:#}");
 }
