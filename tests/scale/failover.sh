@@ -154,7 +154,9 @@ if s["problems"]:
 if s["chains_not_refreshing_at_the_end"]:
     errors.append(f"{s['chains_not_refreshing_at_the_end']} chains hold a token that no longer refreshes")
 for name, t in s["recovery_seconds"].items():
-    if t is None:
+    if t["first_failure_after"] is None:
+        errors.append(f"the load never saw {name}: no refresh failed after it")
+    elif t["first_success_answered_after"] is None:
         errors.append(f"no successful refresh after {name}")
 if violations != ["0"]:
     errors.append(f"family invariants violated on the new primary: {violations}")
@@ -163,7 +165,9 @@ if changes < 2:
 refreshes = s["by_kind_and_status"].get("refresh", {})
 print(f"refreshes: {sum(refreshes.values())} ({refreshes.get('503', 0)} answered 503); "
       f"sign-ins: {sum(s['by_kind_and_status'].get('sign_in', {}).values())}; "
-      f"kill to first refresh: {s['recovery_seconds']}; server changes seen: {changes:.0f}")
+      "kill to the first successful refresh after the outage: "
+      + ", ".join(f"{k} {v['first_success_answered_after']} s" for k, v in s["recovery_seconds"].items())
+      + f"; server changes seen: {changes:.0f}")
 if errors:
     print("FAIL failover: " + "; ".join(errors), file=sys.stderr)
     sys.exit(1)

@@ -62,12 +62,12 @@ class Endpoint:
 class Recorder:
     def __init__(self):
         self.lock = threading.Lock()
-        self.samples = []  # (kind, sent, status or "conn_error")
+        self.samples = []  # (kind, sent, status or "conn_error", answered)
         self.problems = []
 
     def add(self, kind, sent, status):
         with self.lock:
-            self.samples.append((kind, sent, status))
+            self.samples.append((kind, sent, status, time.time()))
 
     def problem(self, text):
         with self.lock:
@@ -177,7 +177,7 @@ def main():
     while any(t.is_alive() for t in threads):
         if not ready_written and args.ready_file:
             with rec.lock:
-                signed_in = sum(1 for k, _, s in rec.samples if k == "refresh")
+                signed_in = sum(1 for k, *_ in rec.samples if k == "refresh")
             if signed_in >= args.chains:
                 open(args.ready_file, "w").close()
                 ready_written = True
@@ -205,16 +205,27 @@ def main():
             rec.problem(f"chain {i}: its last token does not refresh: {status} {body[:200]!r}")
 
     counts = {}
-    for kind, _, status in rec.samples:
+    for kind, _, status, _ in rec.samples:
         counts.setdefault(kind, {}).setdefault(str(status), 0)
         counts[kind][str(status)] += 1
+    # For each mark: the first refresh sent after it that failed (the outage, as clients saw
+    # it), and the first one sent after that which succeeded. The time from the mark to that
+    # success's answer is the recovery; requests sent in the moment between the mark and the
+    # kill do not count as recovered.
     recoveries = {}
     if args.marks and os.path.exists(args.marks):
+        refreshes = sorted((s, st, done) for k, s, st, done in rec.samples if k == "refresh")
         for line in open(args.marks):
             at, name = line.split(maxsplit=1)
             at = float(at)
-            after = [s for k, s, st in rec.samples if k == "refresh" and st == 200 and s >= at]
-            recoveries[name.strip()] = round(min(after) - at, 3) if after else None
+            failed = next((s for s, st, _ in refreshes if s >= at and st != 200), None)
+            ok = None
+            if failed is not None:
+                ok = next((done for s, st, done in refreshes if s > failed and st == 200), None)
+            recoveries[name.strip()] = {
+                "first_failure_after": None if failed is None else round(failed - at, 3),
+                "first_success_answered_after": None if ok is None else round(ok - at, 3),
+            }
     failed = sum(
         n for kind in counts.values() for status, n in kind.items() if status != "200"
     )
