@@ -241,3 +241,55 @@ async fn absolute_lifetime_caps_the_family(db: Db) {
     )
     .await;
 }
+
+/// On PostgreSQL a refresh runs as a function the server creates at start (one per version of
+/// the statement). Dropped under a running server, it is created again by the next refresh,
+/// which succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rotation_function_is_created_again_when_dropped() {
+    if crate::helpers::postgres_url().is_none() {
+        crate::helpers::skipped(
+            "rotation::the_rotation_function_is_created_again_when_dropped",
+            "TESSERA_TEST_POSTGRES_URL is not set",
+        );
+        return;
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        proname: String,
+    }
+    let app = TestApp::spawn(Db::Postgres).await;
+    let functions = || {
+        app.with_conn(|c| {
+            use diesel::RunQueryDsl;
+            let tessera::store::AnyConnection::Postgresql(pg) = c else {
+                unreachable!()
+            };
+            diesel::sql_query(
+                "SELECT proname FROM pg_proc WHERE proname LIKE 'tessera\\_rotate\\_%'",
+            )
+            .load::<Name>(pg)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.proname)
+            .collect::<Vec<_>>()
+        })
+    };
+    let names = functions().await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    let (id, secret) = app.password_client().await;
+    app.user("alice").await;
+    let token = rt(&app.password_grant((&id, &secret), "alice").await);
+    let token = rt(&app.refreshed((&id, &secret), &token).await);
+    let name = names[0].clone();
+    app.with_conn(move |c| {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(&format!("DROP FUNCTION {name}")).unwrap();
+    })
+    .await;
+    assert!(functions().await.is_empty());
+    let body = app.refreshed((&id, &secret), &token).await;
+    assert!(body["refresh_token"].is_string());
+    assert_eq!(functions().await, names);
+}
