@@ -305,6 +305,20 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
                 out.push_bind_param::<$t, _>($v)?;
             }};
         }
+        // A liveness rule, which binds "now" once: its SQL, or "now" alone in a call.
+        macro_rules! live {
+            ($rule:ident) => {
+                match call {
+                    None => {
+                        self.$rule.walk_ast(out.reborrow())?;
+                        if let Some(types) = self.types {
+                            types.borrow_mut().push(<BigInt as ParamType>::NAME);
+                        }
+                    }
+                    Some(_) => bind!(BigInt, &r.now),
+                }
+            };
+        }
         // The SQL is in pieces between the binds; each bind is one `$n`. The tables the
         // liveness expressions name (`token_families`, `refresh_tokens`) are not aliased.
         sql!(
@@ -333,16 +347,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         sql!(") AND c.secret_hash IS NOT DISTINCT FROM ");
         bind!(Nullable<Text>, &r.client_secret_hash);
         sql!(") AND ");
-        // The liveness rules bind "now", once each.
-        match call {
-            None => {
-                self.family_live.walk_ast(out.reborrow())?;
-                if let Some(types) = self.types {
-                    types.borrow_mut().push(<BigInt as ParamType>::NAME);
-                }
-            }
-            Some(_) => bind!(BigInt, &r.now),
-        }
+        live!(family_live);
         sql!(
             " FOR SHARE OF token_families \
              ), old AS ( \
@@ -356,15 +361,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
         sql!(" AND refresh_tokens.token_hash = ");
         bind!(Text, &r.hash);
         sql!(" AND ");
-        match call {
-            None => {
-                self.token_live.walk_ast(out.reborrow())?;
-                if let Some(types) = self.types {
-                    types.borrow_mut().push(<BigInt as ParamType>::NAME);
-                }
-            }
-            Some(_) => bind!(BigInt, &r.now),
-        }
+        live!(token_live);
         sql!(
             " AND refresh_tokens.family_id = f.id AND u.id = f.user_id AND u.disabled_at IS NULL \
                RETURNING f.id, f.client_id, f.user_id, f.scope, f.auth_method, f.created_at, \

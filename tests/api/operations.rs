@@ -136,6 +136,22 @@ async fn readyz_answers_when_the_database_and_a_key_are_there(db: Db) {
 }
 
 /// The real binary on a test database, its log (JSON lines) read as it goes.
+/// Alice's password grant to the server at `base`.
+fn password_grant(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+}
+
 struct Binary {
     child: std::process::Child,
     base: String,
@@ -313,14 +329,7 @@ async fn sigterm_lets_accepted_requests_finish_then_exits_0() {
             secret.clone(),
         );
         grants.spawn(async move {
-            let res = http
-                .post(format!("{base}/token"))
-                .basic_auth(&id, Some(&secret))
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                ])
+            let res = password_grant(&http, &base, &id, &secret)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -401,13 +410,7 @@ async fn sigterm_with_a_drain_turns_readyz_away_first_and_keeps_serving() {
     let grant = |http: reqwest::Client, base: String| {
         let (id, secret) = (id.clone(), secret.clone());
         async move {
-            http.post(format!("{base}/token"))
-                .basic_auth(&id, Some(&secret))
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                ])
+            password_grant(&http, &base, &id, &secret)
                 .send()
                 .await
                 .map(|r| r.status().as_u16())

@@ -24,12 +24,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
-scale_install
-scale_workdir
 trap scale_cleanup EXIT
-scale_binaries
-started=$(date +%s)
-out="$scale_root/target/scale"; mkdir -p "$out"
+scale_begin
 
 monitor_port=$(free_port); port1=$(free_port); port2=$(free_port)
 autoctl() { "${as_user[@]}" pg_autoctl "$@"; }
@@ -109,7 +105,7 @@ stop="$scale_work/stop"; ready="$scale_work/ready"; marks="$scale_work/marks"; :
 python3 "$here/load.py" --base "http://127.0.0.1:$api" --client-id "$id" --client-secret "$secret" \
     --username alice --password "correct horse battery staple" --chains 6 --sign-in-threads 1 \
     --seconds 150 --stop-file "$stop" --ready-file "$ready" --marks "$marks" \
-    --out "$out/failover.json" > "$scale_work/load.log" 2>&1 &
+    --allow 200,503 --out "$out/failover.json" > "$scale_work/load.log" 2>&1 &
 load=$!
 scale_pids+=("$load")
 wait_for "the load to start" 30 test -f "$ready"
@@ -135,7 +131,8 @@ wait_for "node1 promoted" 60 bash -c "psql -h 127.0.0.1 -p $port1 -U postgres -A
 echo "   node1 accepts writes: $(state 1)"
 sleep 3
 touch "$stop"
-wait "$load" || { echo "FAIL: the load generator failed" >&2; cat "$scale_work/load.log" >&2; exit 1; }
+# The load's own verdict: every answer 200 or 503 with Retry-After, every token still refreshes.
+wait "$load" || { echo "FAIL: the load saw a failure" >&2; cat "$scale_work/load.log" >&2; exit 1; }
 cat "$out/failover.json"
 
 violations=$(psql -h 127.0.0.1 -p "$port1" -U postgres -d tessera -At -f "$scale_root/tests/sql/family_invariants.sql" | sort -u | tr '\n' ' ')
@@ -145,14 +142,6 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 violations, changes = sys.argv[2].split(), float(sys.argv[3] or 0)
 errors = []
-for kind, statuses in s["by_kind_and_status"].items():
-    for status, n in statuses.items():
-        if status not in ("200", "503"):
-            errors.append(f"{n} {kind} answers were {status}")
-if s["problems"]:
-    errors.append("problems: " + "; ".join(s["problems"][:5]))
-if s["chains_not_refreshing_at_the_end"]:
-    errors.append(f"{s['chains_not_refreshing_at_the_end']} chains hold a token that no longer refreshes")
 for name, t in s["recovery_seconds"].items():
     if t["first_failure_after"] is None:
         errors.append(f"the load never saw {name}: no refresh failed after it")

@@ -16,12 +16,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
-scale_install
-scale_workdir
 trap scale_cleanup EXIT
-scale_binaries
-started=$(date +%s)
-out="$scale_root/target/scale"; mkdir -p "$out"
+scale_begin
 
 bouncer=$(free_port)
 start_pgbouncer "$bouncer" 5432
@@ -110,7 +106,7 @@ stop="$scale_work/stop"; ready="$scale_work/ready"
 python3 "$here/load.py" --base "http://127.0.0.1:$lb" --client-id "$id" --client-secret "$secret" \
     --username alice --password "correct horse battery staple" --chains 6 --sign-in-threads 2 \
     --sign-in-pause 0.05 --seconds 120 --stop-file "$stop" --ready-file "$ready" \
-    --out "$out/rolling.json" > "$scale_work/load.log" 2>&1 &
+    --allow 200 --out "$out/rolling.json" > "$scale_work/load.log" 2>&1 &
 load=$!
 scale_pids+=("$load")
 wait_for "the load to start" 30 test -f "$ready"
@@ -128,7 +124,8 @@ for i in 0 1 2; do
 done
 sleep 2
 touch "$stop"
-wait "$load" || { echo "FAIL: the load generator failed" >&2; cat "$scale_work/load.log" >&2; exit 1; }
+# The load's own verdict: every answer 200, every token still refreshes.
+wait "$load" || { echo "FAIL: the load saw a failure" >&2; cat "$scale_work/load.log" >&2; exit 1; }
 cat "$out/rolling.json"
 
 echo "== reuse detection across instances"
@@ -147,22 +144,10 @@ echo "   rotated on t0, t1 and t2; the first token replayed on t0: $replay; the 
 python3 - "$out/rolling.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-errors = []
-for kind, statuses in s["by_kind_and_status"].items():
-    for status, n in statuses.items():
-        if status != "200":
-            errors.append(f"{n} {kind} answers were {status}")
-if s["problems"]:
-    errors.append("problems: " + "; ".join(s["problems"][:5]))
-if s["chains_not_refreshing_at_the_end"]:
-    errors.append(f"{s['chains_not_refreshing_at_the_end']} chains hold a token that no longer refreshes")
 by = s["by_kind_and_status"]
 print(f"rolling restart: {s['requests']} requests in {s['seconds']} s "
       f"({sum(by.get('refresh', {}).values())} refreshes, {sum(by.get('sign_in', {}).values())} sign-ins), "
       f"{s['not_200']} not 200")
-if errors:
-    print("FAIL haproxy: " + "; ".join(errors), file=sys.stderr)
-    sys.exit(1)
 PY
 stop_all
 PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"

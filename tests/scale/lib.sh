@@ -128,6 +128,17 @@ INI
     wait_for "PgBouncer on $port" 10 psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atc 'SELECT 1'
 }
 
+# What every scenario does first: the packages, a work directory, the binaries; `started` and
+# `out` (target/scale, where each leaves its figures). The caller sets `trap scale_cleanup EXIT`.
+scale_begin() {
+    scale_install
+    scale_workdir
+    scale_binaries
+    started=$(date +%s)
+    out="$scale_root/target/scale"
+    mkdir -p "$out"
+}
+
 # The debug binaries the test suite builds (cargo builds them only when they are missing or old).
 scale_binaries() {
     (cd "$scale_root" && cargo build -q -p tessera --bin tessera && cargo build -q -p tessera-admin)

@@ -19,6 +19,7 @@ import base64
 import http.client
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -158,6 +159,7 @@ def main():
     p.add_argument("--ready-file", help="written once every chain has signed in")
     p.add_argument("--marks", help="lines '<unix seconds> <name>' to time recoveries from")
     p.add_argument("--out", required=True)
+    p.add_argument("--allow", default="200", help="the statuses every answer must have, comma-separated")
     args = p.parse_args()
     pair = f"{urllib.parse.quote(args.client_id, safe='')}:{urllib.parse.quote(args.client_secret, safe='')}"
     args.auth = "Basic " + base64.b64encode(pair.encode()).decode()
@@ -241,6 +243,23 @@ def main():
     text = json.dumps(summary, indent=2)
     open(args.out, "w").write(text + "\n")
     print(text)
+
+    # The verdict: every answer had an allowed status, no problem was seen, every chain's last
+    # token still refreshes.
+    allowed = set(args.allow.split(","))
+    errors = [
+        f"{n} {kind} answers were {status}"
+        for kind, statuses in counts.items()
+        for status, n in statuses.items()
+        if status not in allowed
+    ]
+    if rec.problems:
+        errors.append("problems: " + "; ".join(rec.problems[:5]))
+    if not_refreshing:
+        errors.append(f"{not_refreshing} chains hold a token that no longer refreshes")
+    if errors:
+        print("FAIL: " + "; ".join(errors), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
-scale_install
-scale_workdir
 trap scale_cleanup EXIT
-scale_binaries
-started=$(date +%s)
+scale_begin
 
 bouncer=$(free_port)
 start_pgbouncer "$bouncer" 5432
