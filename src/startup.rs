@@ -86,7 +86,8 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT. Then `/readyz` answers 503 for `server.drain` while
     /// requests are still served (a second signal cuts that short); then the server stops
-    /// accepting, lets accepted requests finish (`server.shutdown_timeout`), and returns. The
+    /// accepting, lets accepted requests finish (`server.shutdown_timeout`, which bounds it:
+    /// actix-server finishes a graceful stop before it takes another command), and returns. The
     /// database connections close as the service is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         actix_web::rt::spawn(stop_on_signal(

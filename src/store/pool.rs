@@ -416,13 +416,18 @@ pub fn migrate(conn: &mut AnyConnection) -> anyhow::Result<Vec<String>> {
     };
     let result = match conn {
         AnyConnection::Postgresql(c) => {
-            return c.transaction::<_, anyhow::Error, _>(|c| {
-                advisory::lock_pg(c, advisory::MIGRATIONS)
-                    .context("cannot lock the database for migrations")?;
-                c.run_pending_migrations(PG_MIGRATIONS)
-                    .map(versions)
-                    .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
-            })
+            // READ COMMITTED whatever the server's default: after waiting for the lock, the
+            // migrations must see what the instance that held it applied.
+            return c
+                .build_transaction()
+                .read_committed()
+                .run::<_, anyhow::Error, _>(|c| {
+                    advisory::lock_pg(c, advisory::MIGRATIONS)
+                        .context("cannot lock the database for migrations")?;
+                    c.run_pending_migrations(PG_MIGRATIONS)
+                        .map(versions)
+                        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+                });
         }
         // BEGIN IMMEDIATE takes the write lock first: a second instance starting at the same
         // moment waits, then finds nothing pending (each migration becomes a savepoint).

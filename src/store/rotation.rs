@@ -6,6 +6,7 @@
 //! restated here, and `tests/api/differential.rs` holds every rule to the full path's answer
 //! and rows.
 
+use diesel::result::DatabaseErrorKind;
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 
 use crate::store::models::{
@@ -84,16 +85,29 @@ impl OneStatementRotation<'_> {
             None => install(conn)?,
         };
         let call = || self.statement(Some(&function.name));
-        match call().get_result::<TokenFamily>(conn).optional() {
-            // Dropped since this process installed it (or installed elsewhere): again.
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains(&function.name)
-                    && info.message().contains("does not exist") =>
-            {
-                create(conn, function)?;
-                call().get_result::<TokenFamily>(conn).optional()
+        let error = match call().get_result::<TokenFamily>(conn).optional() {
+            Ok(family) => return Ok(family),
+            // A replayed proof, a lost connection: the caller's to answer.
+            Err(
+                e @ diesel::result::Error::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ClosedConnection,
+                    _,
+                ),
+            ) => return Err(e),
+            Err(e) => e,
+        };
+        // The function may have been dropped or replaced since this process made sure of it.
+        match present(conn, function) {
+            Ok(false) => {}
+            _ => return Err(error),
+        }
+        match create(conn, function) {
+            Ok(()) => call().get_result::<TokenFamily>(conn).optional(),
+            Err(e) => {
+                // The full path serves the request, slower.
+                tracing::error!(error = %e, function = %function.name, "cannot create the rotation's function");
+                Ok(None)
             }
-            other => other,
         }
     }
 
@@ -125,6 +139,8 @@ impl OneStatementRotation<'_> {
 pub struct Function {
     pub name: String,
     definition: String,
+    /// Its body, as `pg_proc.prosrc` holds it.
+    source: String,
 }
 
 static FUNCTION: std::sync::OnceLock<Function> = std::sync::OnceLock::new();
@@ -168,12 +184,12 @@ fn definition() -> QueryResult<Function> {
         ));
     }
     let params = types.join(", ");
+    let source = format!("\n#variable_conflict use_column\nBEGIN\n  RETURN QUERY {body};\nEND\n");
     let signature = format!(
         "({params}) RETURNS TABLE (id text, client_id text, user_id text, scope text, \
          auth_method text, created_at bigint, expires_at bigint, revoked_at bigint, \
          revoked_reason text, resources text, auth_time bigint, sid text, dpop_jkt text, \
-         amr text) LANGUAGE plpgsql VOLATILE AS $rotation$\n\
-         #variable_conflict use_column\nBEGIN\n  RETURN QUERY {body};\nEND\n$rotation$"
+         amr text) LANGUAGE plpgsql VOLATILE AS $rotation${source}$rotation$"
     );
     let digest = ring::digest::digest(&ring::digest::SHA256, signature.as_bytes());
     let hash: String = digest.as_ref()[..8]
@@ -182,8 +198,9 @@ fn definition() -> QueryResult<Function> {
         .collect();
     let name = format!("tessera_rotate_{hash}");
     Ok(Function {
-        definition: format!("CREATE FUNCTION {name}{signature}"),
+        definition: format!("CREATE OR REPLACE FUNCTION {name}{signature}"),
         name,
+        source,
     })
 }
 
@@ -200,29 +217,37 @@ pub fn install(conn: &mut diesel::PgConnection) -> QueryResult<&'static Function
     Ok(function)
 }
 
-/// Creates `function` unless it exists; instances starting at once create it once.
-fn create(conn: &mut diesel::PgConnection, function: &Function) -> QueryResult<()> {
-    use diesel::Connection;
+/// Whether `function` is in the current schema, owned by this role, with this body: only then
+/// is it the statement this code writes, and not one another role made first under the name.
+fn present(conn: &mut diesel::PgConnection, function: &Function) -> QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
-    struct Exists {
+    struct Present {
         #[diesel(sql_type = diesel::sql_types::Bool)]
-        exists: bool,
+        present: bool,
     }
-    let exists = |conn: &mut diesel::PgConnection| {
-        diesel::sql_query(
-            "SELECT EXISTS (SELECT 1 FROM pg_proc \
-              WHERE proname = $1 AND pronamespace = current_schema()::regnamespace) AS exists",
-        )
-        .bind::<diesel::sql_types::Text, _>(&function.name)
-        .get_result::<Exists>(conn)
-        .map(|e| e.exists)
-    };
-    if exists(conn)? {
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc \
+          WHERE proname = $1 AND pronamespace = current_schema()::regnamespace \
+            AND proowner = current_user::regrole AND prosrc = $2) AS present",
+    )
+    .bind::<diesel::sql_types::Text, _>(&function.name)
+    .bind::<diesel::sql_types::Text, _>(&function.source)
+    .get_result::<Present>(conn)
+    .map(|p| p.present)
+}
+
+/// Creates `function` unless it is [`present`]; instances starting at once create it once. A
+/// function of that name owned by another role is not replaced: PostgreSQL refuses, and so
+/// does start-up.
+fn create(conn: &mut diesel::PgConnection, function: &Function) -> QueryResult<()> {
+    if present(conn, function)? {
         return Ok(());
     }
-    conn.transaction(|conn| {
+    // READ COMMITTED whatever the server's default: after waiting for the lock, the check
+    // must see what the instance that held it created.
+    conn.build_transaction().read_committed().run(|conn| {
         crate::store::advisory::lock_pg(conn, crate::store::advisory::ROTATION_FUNCTION)?;
-        if !exists(conn)? {
+        if !present(conn, function)? {
             diesel::sql_query(&function.definition).execute(conn)?;
         }
         Ok(())

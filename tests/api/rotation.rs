@@ -244,12 +244,12 @@ async fn absolute_lifetime_caps_the_family(db: Db) {
 
 /// On PostgreSQL a refresh runs as a function the server creates at start (one per version of
 /// the statement). Dropped under a running server, it is created again by the next refresh,
-/// which succeeds.
+/// which succeeds; changed (another body under its name), it is replaced by the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_rotation_function_is_created_again_when_dropped() {
+async fn the_rotation_function_is_made_again_when_dropped_or_changed() {
     if crate::helpers::postgres_url().is_none() {
         crate::helpers::skipped(
-            "rotation::the_rotation_function_is_created_again_when_dropped",
+            "rotation::the_rotation_function_is_made_again_when_dropped_or_changed",
             "TESSERA_TEST_POSTGRES_URL is not set",
         );
         return;
@@ -292,4 +292,44 @@ async fn the_rotation_function_is_created_again_when_dropped() {
     let body = app.refreshed((&id, &secret), &token).await;
     assert!(body["refresh_token"].is_string());
     assert_eq!(functions().await, names);
+
+    // A function of that name with another body (another version's, or anyone's) is replaced
+    // by the next server that starts.
+    let name = names[0].clone();
+    app.with_conn(move |c| {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(&format!(
+            "DO $$ DECLARE def text; BEGIN \
+               SELECT pg_get_functiondef('{name}'::regproc) INTO def; \
+               EXECUTE replace(def, 'RETURN QUERY WITH', 'RETURN; PERFORM 1; RETURN QUERY WITH'); \
+             END $$"
+        ))
+        .unwrap();
+    })
+    .await;
+    let source = || {
+        let name = names[0].clone();
+        app.with_conn(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Source {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                prosrc: String,
+            }
+            diesel::sql_query(format!(
+                "SELECT prosrc FROM pg_proc WHERE proname = '{name}'"
+            ))
+            .get_result::<Source>(c)
+            .unwrap()
+            .prosrc
+        })
+    };
+    assert!(source().await.contains("RETURN; PERFORM 1;"));
+    let _second = TestApp::spawn_on(Db::Postgres, &app.db_url, &app.master_key, &[]).await;
+    let restored = source().await;
+    assert!(!restored.contains("RETURN; PERFORM 1;"), "{restored}");
+    assert!(
+        restored.contains("RETURN QUERY WITH family AS"),
+        "{restored}"
+    );
 }

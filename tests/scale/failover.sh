@@ -44,7 +44,13 @@ kill_machine() {
     local n=$1 postmaster
     postmaster=$(head -n1 "$scale_work/node$n/postmaster.pid" 2>/dev/null || true)
     kill -KILL -- "-${keeper[$n]}" 2>/dev/null || true
-    [ -n "$postmaster" ] && kill -KILL "$postmaster" 2>/dev/null || true
+    if [ -n "$postmaster" ]; then
+        # Its process group too, should it have one of its own: no backend outlives it.
+        kill -KILL -- "-$postmaster" 2>/dev/null || true
+        kill -KILL "$postmaster" 2>/dev/null || true
+    fi
+    wait "${keeper[$n]}" 2>/dev/null || true
+    forget "${keeper[$n]}"
 }
 
 echo "== pg_auto_failover $(pg_autoctl --version 2>/dev/null | head -n1 | awk '{print $3}'): a monitor and two nodes"
@@ -133,6 +139,7 @@ sleep 3
 touch "$stop"
 # The load's own verdict: every answer 200 or 503 with Retry-After, every token still refreshes.
 wait "$load" || { echo "FAIL: the load saw a failure" >&2; cat "$scale_work/load.log" >&2; exit 1; }
+forget "$load"
 cat "$out/failover.json"
 
 violations=$(psql -h 127.0.0.1 -p "$port1" -U postgres -d tessera -At -f "$scale_root/tests/sql/family_invariants.sql" | sort -u | tr '\n' ' ')

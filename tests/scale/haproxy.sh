@@ -126,6 +126,7 @@ sleep 2
 touch "$stop"
 # The load's own verdict: every answer 200, every token still refreshes.
 wait "$load" || { echo "FAIL: the load saw a failure" >&2; cat "$scale_work/load.log" >&2; exit 1; }
+forget "$load"
 cat "$out/rolling.json"
 
 echo "== reuse detection across instances"

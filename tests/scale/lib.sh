@@ -48,9 +48,17 @@ spawn() {
     scale_pids+=("$spawned")
 }
 
-# stop PID: SIGTERM, up to 10 s, then SIGKILL.
+# forget PID: no longer ours to stop (it ended), so that a reused PID is never signalled.
+forget() {
+    local pid=$1 kept=() p
+    for p in "${scale_pids[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+    scale_pids=("${kept[@]}")
+}
+
+# stop PID: SIGTERM, up to 10 s, then SIGKILL; then forgotten.
 stop_pid() {
     local pid=$1
+    forget "$pid"
     kill -TERM "$pid" 2>/dev/null || return 0
     for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || return 0

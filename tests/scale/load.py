@@ -65,6 +65,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.samples = []  # (kind, sent, status or "conn_error", answered)
         self.problems = []
+        self.signed_in = set()  # chains that hold a token
 
     def add(self, kind, sent, status):
         with self.lock:
@@ -109,6 +110,8 @@ def chain(i, args, rec, stop, finals):
     token = sign_in(ep, args, rec, stop)
     if token is None:
         return
+    with rec.lock:
+        rec.signed_in.add(i)
     for _ in range(args.max_requests):
         if stop.is_set():
             break
@@ -167,11 +170,17 @@ def main():
     rec = Recorder()
     stop = threading.Event()
     finals = {}
-    threads = [threading.Thread(target=chain, args=(i, args, rec, stop, finals)) for i in range(args.chains)]
-    threads += [
-        threading.Thread(target=sign_ins, args=(args.chains + i, args, rec, stop))
-        for i in range(args.sign_in_threads)
-    ]
+    def guarded(target, *a):
+        """A thread that fails (a 200 without a token, say) is a problem, not a silent end."""
+        def run():
+            try:
+                target(*a)
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                rec.problem(f"{target.__name__}: {type(e).__name__}: {e}")
+        return threading.Thread(target=run)
+
+    threads = [guarded(chain, i, args, rec, stop, finals) for i in range(args.chains)]
+    threads += [guarded(sign_ins, args.chains + i, args, rec, stop) for i in range(args.sign_in_threads)]
     started = time.time()
     for t in threads:
         t.start()
@@ -179,11 +188,15 @@ def main():
     while any(t.is_alive() for t in threads):
         if not ready_written and args.ready_file:
             with rec.lock:
-                signed_in = sum(1 for k, *_ in rec.samples if k == "refresh")
+                signed_in = len(rec.signed_in)
             if signed_in >= args.chains:
                 open(args.ready_file, "w").close()
                 ready_written = True
-        if os.path.exists(args.stop_file) or time.time() - started > args.seconds:
+        if os.path.exists(args.stop_file):
+            stop.set()
+        elif time.time() - started > args.seconds and not stop.is_set():
+            # The scenario did not end in time: what it did after this went unmeasured.
+            rec.problem(f"the load ran out of time ({args.seconds} s) before the stop file")
             stop.set()
         time.sleep(0.05)
     for t in threads:
