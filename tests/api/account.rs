@@ -25,7 +25,7 @@ const MOBILE: &str = "ExampleApp/2.1 (Android 14; Pixel 8)";
 
 /// Signs the browser in from the account page; returns the devices page.
 async fn signed_in(browser: &Browser<'_>) -> String {
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     assert!(
         html.contains("Sign in") && html.contains("your account"),
         "{html}"
@@ -109,7 +109,7 @@ async fn the_account_page_asks_for_a_sign_in_and_comes_back(db: Db) {
         assert!(html.contains("Sign in"), "{path}: {html}");
     }
     // A wrong password: the login page again, still on its way to the account page.
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     let res = browser
         .post(
             "/login",

@@ -30,12 +30,7 @@ async fn signed_in(app: &TestApp) -> (Browser<'_>, String) {
     let res = browser.account_login("alice").await;
     assert_eq!(res.status(), 303);
     // Signing in gave the browser a new CSRF cookie: a page's token from now on.
-    let html = browser
-        .get("/account/sign-in-methods")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = browser.page("/account/sign-in-methods").await;
     let csrf = field(&html, "csrf");
     (browser, csrf)
 }
@@ -90,7 +85,7 @@ async fn options_are_given_per_purpose_to_the_right_page_only(db: Db) {
     let app = TestApp::spawn(db).await;
     app.user("alice").await;
     let browser = Browser::new(&app);
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     let csrf = field(&html, "csrf");
     // Without the page's CSRF token: refused.
     let (status, body) = options(&browser, "forged", "sign-in").await;
@@ -135,7 +130,7 @@ async fn answers_that_do_not_verify_are_refused(db: Db) {
     let app = TestApp::spawn(db).await;
     app.user("alice").await;
     let browser = Browser::new(&app);
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     let csrf = field(&html, "csrf");
     let (_, body) = options(&browser, &csrf, "sign-in").await;
     let ceremony = body["ceremony"].as_str().unwrap().to_owned();
@@ -157,13 +152,7 @@ async fn answers_that_do_not_verify_are_refused(db: Db) {
     let page = res.text().await.unwrap();
     assert!(page.contains("That passkey was not accepted"), "{page}");
     assert!(
-        browser
-            .get("/account")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("Sign in"),
+        browser.page("/account").await.contains("Sign in"),
         "nobody signed in"
     );
     // Adding one: the current password first, then the browser's answer.
@@ -253,12 +242,7 @@ async fn a_passkey_is_listed_asked_for_and_removed(db: Db) {
     assert_eq!(allowed[0]["id"], id.as_str());
 
     // The first browser's page lists it, and removes it with the password.
-    let html = browser
-        .get("/account/sign-in-methods")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = browser.page("/account/sign-in-methods").await;
     assert!(
         html.contains("Security key") && html.contains("never used"),
         "{html}"
@@ -266,12 +250,7 @@ async fn a_passkey_is_listed_asked_for_and_removed(db: Db) {
     let remove = |current: &'static str, which: String| {
         let browser = &browser;
         async move {
-            let html = browser
-                .get("/account/sign-in-methods")
-                .await
-                .text()
-                .await
-                .unwrap();
+            let html = browser.page("/account/sign-in-methods").await;
             browser
                 .post(
                     "/account/sign-in-methods",
@@ -292,14 +271,9 @@ async fn a_passkey_is_listed_asked_for_and_removed(db: Db) {
         res.headers()["location"],
         "/account/sign-in-methods?done=passkey_removed"
     );
-    let html = browser
-        .get("/account/sign-in-methods")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = browser.page("/account/sign-in-methods").await;
     assert!(html.contains("You have none."), "{html}");
-    let activity = browser.get("/account/activity").await.text().await.unwrap();
+    let activity = browser.page("/account/activity").await;
     // (Added through the relying party directly, not the page: only the removal is audited.)
     assert!(activity.contains("You removed a passkey"), "{activity}");
 }

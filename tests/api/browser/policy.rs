@@ -98,12 +98,7 @@ async fn an_unfinished_set_up_is_never_shown_to_the_next_sign_in(db: Db) {
     let browser = Browser::new(&app);
     let res = browser.account_login("bob").await;
     assert_eq!(res.status(), 303);
-    let html = browser
-        .get("/account/sign-in-methods")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = browser.page("/account/sign-in-methods").await;
     let res = browser
         .post(
             "/account/sign-in-methods",
@@ -115,12 +110,7 @@ async fn an_unfinished_set_up_is_never_shown_to_the_next_sign_in(db: Db) {
         )
         .await;
     assert_eq!(res.headers()["location"], "/account/authenticator");
-    let setup = browser
-        .get("/account/authenticator")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let setup = browser.page("/account/authenticator").await;
     let key = shown_secret(&setup);
     app.advance(std::time::Duration::from_secs(11 * 60));
     let res = browser.get("/account/authenticator").await;
@@ -194,13 +184,7 @@ async fn a_user_with_a_factor_cannot_set_up_another_during_a_sign_in(db: Db) {
     );
     assert!(shown["totp_since"].is_null(), "{shown}");
     assert_eq!(shown["passkeys"].as_array().unwrap().len(), 1);
-    assert!(browser
-        .get("/account")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .contains("Sign in"));
+    assert!(browser.page("/account").await.contains("Sign in"));
 }
 
 /// An OpenID Connect client, `require_second_factor` as given.
@@ -428,13 +412,7 @@ async fn the_server_policy_requires_a_second_factor_everywhere(db: Db) {
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
     assert!(page.contains("Set up a second factor"), "{page}");
-    assert!(browser
-        .get("/account")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .contains("Sign in"));
+    assert!(browser.page("/account").await.contains("Sign in"));
     // An app's authorization request issues no code for a password alone either.
     let q = crate::helpers::browser::query(&photos, &[]);
     let res = browser.authorize(&q).await;
@@ -457,7 +435,7 @@ async fn the_server_policy_requires_a_second_factor_everywhere(db: Db) {
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/account");
-    let html = browser.get("/account/activity").await.text().await.unwrap();
+    let html = browser.page("/account/activity").await;
     assert!(html.contains("authenticator app"), "{html}");
     // Signed in with two factors, the app's request goes through (consent, then a code).
     let res = browser.authorize(&q).await;

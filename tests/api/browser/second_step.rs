@@ -63,13 +63,7 @@ async fn a_user_with_an_app_signs_in_with_a_code_after_the_password(db: Db) {
     let page = res.text().await.unwrap();
     assert!(page.contains("Confirm it is you"), "{page}");
     // The password alone signed nobody in.
-    assert!(browser
-        .get("/account")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .contains("Sign in"));
+    assert!(browser.page("/account").await.contains("Sign in"));
 
     let code = code_at(&secret, app.clock.now());
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -79,7 +73,7 @@ async fn a_user_with_an_app_signs_in_with_a_code_after_the_password(db: Db) {
     let res = second_step(&browser, &page, &code).await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/account");
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     assert!(html.contains("<h1>Devices</h1>"), "{html}");
 
     // The same code again, in another browser: refused, it was used.
@@ -94,7 +88,7 @@ async fn a_user_with_an_app_signs_in_with_a_code_after_the_password(db: Db) {
     assert_eq!(second_step(&third, &page, &recovery[0]).await.status(), 401);
     // Without the second step's cookie (another browser), a right code does nothing.
     let fourth = Browser::new(&app);
-    let html = fourth.get("/account").await.text().await.unwrap();
+    let html = fourth.page("/account").await;
     let res = second_step(&fourth, &html, &recovery[1]).await;
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("took too long"));
@@ -185,11 +179,11 @@ async fn an_admin_shows_and_resets_a_users_second_factors(db: Db) {
     assert_eq!(reset["totp_removed"], true);
     assert_eq!(reset["recovery_codes_removed"], 0);
     // The browser was signed out; the next sign-in takes the password alone.
-    let html = browser.get("/account").await.text().await.unwrap();
+    let html = browser.page("/account").await;
     assert!(html.contains("Sign in"), "{html}");
     let res = password_step(&browser).await;
     assert_eq!(res.status(), 303, "no second step without an app");
-    let activity = browser.get("/account/activity").await.text().await.unwrap();
+    let activity = browser.page("/account/activity").await;
     assert!(
         activity.contains("An administrator reset your second factors"),
         "{activity}"

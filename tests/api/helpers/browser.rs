@@ -51,6 +51,11 @@ impl<'a> Browser<'a> {
             .unwrap()
     }
 
+    /// The page at `path`, as text.
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.app.address))
@@ -89,7 +94,7 @@ impl<'a> Browser<'a> {
     /// The account page's sign-in: `/account`, then its login form with `username` and the
     /// test password; the answer (a redirect back, or the second step or its set-up).
     pub async fn account_login(&self, username: &str) -> reqwest::Response {
-        let html = self.get("/account").await.text().await.unwrap();
+        let html = self.page("/account").await;
         self.post(
             "/login",
             &[

@@ -360,7 +360,7 @@ async fn oidcc_id_token_hint(db: Db) {
         )
         .await;
     let next = res.headers()["location"].to_str().unwrap().to_owned();
-    let consent = bob_browser.get(&next).await.text().await.unwrap();
+    let consent = bob_browser.page(&next).await;
     let params = redirect_params(&bob_browser.decide(&consent, "approve").await);
     let bob = exchange(&app, &client_id, &params["code"]).await;
     let res = browser

@@ -82,7 +82,7 @@ async fn family_works(app: &TestApp, client_id: &str, tokens: &Value) -> bool {
 
 /// Opens the confirmation page at `path` and answers it with `decision`.
 async fn answer(browser: &Browser<'_>, path: &str, decision: &str) -> reqwest::Response {
-    let html = browser.get(path).await.text().await.unwrap();
+    let html = browser.page(path).await;
     assert!(html.contains("Sign out?"), "{html}");
     browser
         .post(
@@ -168,7 +168,7 @@ async fn oidcc_rp_initiated_logout_no_id_token_hint(db: Db) {
         ("post_logout_redirect_uri", LOGGED_OUT),
         ("state", "s1"),
     ]);
-    let html = browser.get(&ask).await.text().await.unwrap();
+    let html = browser.page(&ask).await;
     assert!(html.contains("Sign out?"), "{html}");
     assert!(html.contains("Photo Sharing"), "{html}");
     let stay = answer(&browser, &ask, "stay").await;
