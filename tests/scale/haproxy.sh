@@ -22,8 +22,7 @@ scale_begin
 bouncer=$(free_port)
 start_pgbouncer "$bouncer" 5432
 db=tessera_scale_haproxy
-PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres \
-    -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+fresh_database "$db"
 
 lb=$(free_port)
 ports=("$(free_port)" "$(free_port)" "$(free_port)")
@@ -34,10 +33,7 @@ export TESSERA_SERVER__ISSUER="http://127.0.0.1:$lb" TESSERA_SERVER__DRAIN=2s
 export TESSERA_SERVER__TRUSTED_PROXIES=127.0.0.1
 export TESSERA_PASSWORDS__ARGON2_MEMORY_KIB=4096 TESSERA_PASSWORDS__ARGON2_ITERATIONS=1
 export RUST_LOG=warn
-"$tessera_bin" --version >/dev/null
-# The instances share one master key, made before any of them starts.
-head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$TESSERA_MASTER_KEY_FILE"
-chmod 600 "$TESSERA_MASTER_KEY_FILE"
+shared_master_key "$TESSERA_MASTER_KEY_FILE"
 declare -A instance
 start_instance() {
     local i=$1
@@ -151,5 +147,5 @@ print(f"rolling restart: {s['requests']} requests in {s['seconds']} s "
       f"{s['not_200']} not 200")
 PY
 stop_all
-PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+drop_database "$db"
 echo "PASS haproxy: three instances restarted one after another with no failed request, $(( $(date +%s) - started )) s"

@@ -106,6 +106,22 @@ wait_for() {
     done
 }
 
+# A database of its own on the machine's PostgreSQL (127.0.0.1:5432), made anew or dropped.
+pg_admin() {
+    local args=() sql
+    for sql in "$@"; do args+=(-c "$sql"); done
+    PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres "${args[@]}"
+}
+fresh_database() { pg_admin "DROP DATABASE IF EXISTS $1 WITH (FORCE)" "CREATE DATABASE $1"; }
+drop_database() { pg_admin "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
+
+# shared_master_key FILE: one master key for instances that start at once (each would otherwise
+# make its own).
+shared_master_key() {
+    head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$1"
+    chmod 600 "$1"
+}
+
 # start_pgbouncer PORT UPSTREAM_PORT [POOL_SIZE]: PgBouncer 1.18 in transaction mode on
 # 127.0.0.1:PORT in front of PostgreSQL on 127.0.0.1:UPSTREAM_PORT, every database, trust
 # authentication, the default max_prepared_statements (none). Its PID in $pgbouncer_pid.

@@ -20,16 +20,14 @@ bouncer=$(free_port)
 start_pgbouncer "$bouncer" 5432
 echo "== PgBouncer $(pgbouncer --version | head -n1 | awk '{print $2}') on 127.0.0.1:$bouncer, pool_mode = transaction"
 db=tessera_scale_pgbouncer
-PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+fresh_database "$db"
 export TESSERA_DATABASE__URL="postgres://postgres@127.0.0.1:$bouncer/$db"
 export TESSERA_DATABASE__POOLER=transaction
 export TESSERA_MASTER_KEY_FILE="$scale_work/master.key"
 export RUST_LOG=warn
 
 echo "== three instances start at once on an empty database"
-# The master key first, so that the three share it (the CLI's `doctor` writes none; a start does).
-head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$TESSERA_MASTER_KEY_FILE"
-chmod 600 "$TESSERA_MASTER_KEY_FILE"
+shared_master_key "$TESSERA_MASTER_KEY_FILE"
 ports=(); instances=()
 for i in 1 2 3; do
     port=$(free_port); ports+=("$port")
@@ -75,5 +73,5 @@ grep -qE 'Summary .* [0-9]+ tests run: [0-9]+ passed' "$scale_work/suite.log" \
     || { echo "FAIL: the suite through PgBouncer" >&2; tail -n 60 "$scale_work/suite.log" >&2; exit 1; }
 ran=$(grep -oE '[0-9]+ tests run' "$scale_work/suite.log" | awk '{print $1}')
 [ "$ran" -ge 50 ] || { echo "FAIL: only $ran tests ran through PgBouncer" >&2; exit 1; }
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+drop_database "$db"
 echo "PASS pgbouncer: $ran PostgreSQL tests through PgBouncer (transaction mode), $(( $(date +%s) - started )) s"
