@@ -88,9 +88,19 @@ pub(crate) use lock_row;
 /// turned standby. By diesel's kinds where it maps the SQLSTATE; deadlocks (40P01), an
 /// administrator's termination (57P01) and SQLite's `SQLITE_BUSY` reach diesel as `Unknown`
 /// (it exposes no SQLSTATE), so their messages are read instead, here only.
+///
+/// A server that dies during `COMMIT` fails the commit and then the rollback diesel tries
+/// after it: that comes back as `RollbackErrorOnCommit`, transient when either half is. A
+/// connection whose transaction state diesel lost (`BrokenTransactionManager`) is dropped by
+/// the pool on its return; a retry gets another.
 pub fn is_transient(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
+        Error::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => is_transient(commit_error) || is_transient(rollback_error),
+        Error::BrokenTransactionManager => true,
         Error::DatabaseError(
             DatabaseErrorKind::SerializationFailure
             | DatabaseErrorKind::ClosedConnection
@@ -137,8 +147,74 @@ where
             Ok(value)
         }
         Err(e) => {
-            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
-            Err(e)
+            match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                // A connection lost inside the transaction leaves diesel's transaction manager
+                // broken, and the rollback says only that: the error that lost it is the one to
+                // answer with (a retry, not a bug). The pool drops the connection on its return,
+                // and the server ends the transaction it had. As diesel's own `transaction` does.
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+                Err(rollback) => Err(rollback.into()),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn lost_connections_contention_and_standbys_are_transient() {
+        for kind in [
+            DatabaseErrorKind::ClosedConnection,
+            DatabaseErrorKind::UnableToSendCommand,
+            DatabaseErrorKind::SerializationFailure,
+            DatabaseErrorKind::ReadOnlyTransaction,
+        ] {
+            assert!(is_transient(&database(kind, "")));
+        }
+        for message in [
+            "deadlock detected",
+            "database is locked",
+            "terminating connection due to administrator command",
+        ] {
+            assert!(is_transient(&database(DatabaseErrorKind::Unknown, message)));
+        }
+    }
+
+    #[test]
+    fn a_commit_lost_with_its_server_is_transient() {
+        let lost = Error::RollbackErrorOnCommit {
+            rollback_error: Box::new(database(DatabaseErrorKind::UnableToSendCommand, "")),
+            commit_error: Box::new(database(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            )),
+        };
+        assert!(is_transient(&lost));
+        assert!(is_transient(&Error::BrokenTransactionManager));
+    }
+
+    #[test]
+    fn bugs_are_not_transient() {
+        assert!(!is_transient(&database(
+            DatabaseErrorKind::UniqueViolation,
+            "duplicate key"
+        )));
+        assert!(!is_transient(&database(
+            DatabaseErrorKind::Unknown,
+            "syntax error at or near"
+        )));
+        assert!(!is_transient(&Error::NotFound));
+        let both_bugs = Error::RollbackErrorOnCommit {
+            rollback_error: Box::new(database(DatabaseErrorKind::Unknown, "syntax error")),
+            commit_error: Box::new(database(DatabaseErrorKind::CheckViolation, "check")),
+        };
+        assert!(!is_transient(&both_bugs));
     }
 }

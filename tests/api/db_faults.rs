@@ -116,3 +116,45 @@ async fn postgres_outage_answers_503_and_the_server_recovers_by_itself() {
     println!("database outage: 503 within the checkout timeout; recovered {recovered:?} after PostgreSQL was back");
     drop(pg);
 }
+
+/// A connection that dies inside a write transaction (a primary killed, a backend terminated)
+/// fails the transaction with the lost connection's own error, which asks for a retry: not
+/// with the broken transaction manager diesel is left with, which would answer 500.
+#[test]
+fn a_connection_lost_inside_a_write_transaction_is_a_retry() {
+    use diesel::prelude::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+    use tessera::store::{is_transient, write_tx, AnyConnection};
+
+    if crate::helpers::postgres_url().is_none() {
+        crate::helpers::skipped(
+            "db_faults::a_connection_lost_inside_a_write_transaction_is_a_retry",
+            "TESSERA_TEST_POSTGRES_URL is not set",
+        );
+        return;
+    }
+    let db = crate::helpers::TestDb::new(Db::Postgres);
+    let mut conn = AnyConnection::establish(&db.url).unwrap();
+    let lost = write_tx(&mut conn, |c| -> Result<(), Error> {
+        diesel::sql_query("SELECT pg_terminate_backend(pg_backend_pid())").execute(c)?;
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            lost,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        ),
+        "{lost:?}"
+    );
+    assert!(is_transient(&lost));
+    // A live connection's failure is rolled back and comes back as it was.
+    let mut conn = AnyConnection::establish(&db.url).unwrap();
+    let bug = write_tx(&mut conn, |c| -> Result<(), Error> {
+        diesel::sql_query("SELECT no_such_column").execute(c)?;
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(!is_transient(&bug), "{bug:?}");
+    diesel::sql_query("SELECT 1").execute(&mut conn).unwrap();
+}

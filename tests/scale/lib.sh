@@ -85,6 +85,12 @@ scale_cleanup() {
             [ -f "$f" ] || continue
             echo "--- $f (last 30 lines)" >&2
             tail -n 30 "$f" >&2
+            # r2d2's reconnect attempts can fill the tail of an instance's log during an
+            # outage; the errors Tessera itself logged are what explains a failed request.
+            if grep -v 'r2d2' "$f" | grep -q 'ERROR'; then
+                echo "--- $f (its own errors, last 20)" >&2
+                grep -v 'r2d2' "$f" | grep 'ERROR' | tail -n 20 >&2
+            fi
         done
     fi
     if [ -z "${SCALE_KEEP:-}" ] && [ -n "${scale_work:-}" ]; then
